@@ -1,0 +1,81 @@
+// swift-tools-version: 6.2
+// Aquarium boot & provisioning tooling. See docs/ and ../shared/design.md for the architecture.
+import PackageDescription
+
+let strict: [SwiftSetting] = [.treatAllWarnings(as: .error)]
+
+let package = Package(
+    name: "aquarium",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "aquarium-image", targets: ["aquarium-image"]),
+        .executable(name: "aquarium-firstboot", targets: ["aquarium-firstboot"]),
+        .executable(name: "aquarium-provision", targets: ["aquarium-provision"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        // C libraries, each through pkg-config with the Debian package that provides it.
+        .systemLibrary(name: "CParted", pkgConfig: "libparted", providers: [.apt(["libparted-dev"])]),
+        .systemLibrary(name: "CBlkid", pkgConfig: "blkid", providers: [.apt(["libblkid-dev"])]),
+        .systemLibrary(name: "CUdev", pkgConfig: "libudev", providers: [.apt(["libudev-dev"])]),
+        .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+
+        // Safe Swift owners of the C handles.
+        .target(name: "Parted", dependencies: ["CParted", "SystemErrors"], swiftSettings: strict),
+        .target(name: "Blkid", dependencies: ["CBlkid", "SystemErrors"], swiftSettings: strict),
+        .target(name: "Udev", dependencies: ["CUdev", "SystemErrors"], swiftSettings: strict),
+        .target(name: "Archive", dependencies: ["CArchive", "SystemErrors"], swiftSettings: strict),
+        // errno -> Swift errors, shared by the wrappers.
+        .target(name: "SystemErrors", swiftSettings: strict),
+
+        // External programs as typed argv commands (never a shell string).
+        .target(name: "Exec", dependencies: ["SystemErrors", .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+        // The disk model and the inventory of this machine's block devices.
+        .target(name: "Disks", dependencies: ["Udev", "Blkid", "SystemErrors",
+                                              .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+        // Seed file v1: model, parser, validation, schema, signatures.
+        .target(name: "Seed", dependencies: [.product(name: "Yams", package: "Yams"),
+                                             .product(name: "Crypto", package: "swift-crypto")],
+                resources: [.copy("Resources/seed.schema.json"), .copy("Resources/example-seed.yaml")],
+                swiftSettings: strict),
+        // Shared command-line plumbing: global options, logging bootstrap, exit codes, version.
+        .target(name: "CommandSupport", dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                                       .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+
+        // The three tools: logic and command trees in libraries, thin executables.
+        .target(name: "ImageBuilder", dependencies: ["CommandSupport", "Seed", "Disks", "Parted", "Archive", "Exec",
+                                                     .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                                     .product(name: "Crypto", package: "swift-crypto"),
+                                                     .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+        .target(name: "FirstBoot", dependencies: ["CommandSupport", "Seed", "Disks", "Parted", "Blkid", "Exec",
+                                                  .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                                  .product(name: "Crypto", package: "swift-crypto"),
+                                                  .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+        .target(name: "Provisioner", dependencies: ["CommandSupport", "Seed", "Exec", "Archive",
+                                                    .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                                    .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+        .executableTarget(name: "aquarium-image", dependencies: ["ImageBuilder"], swiftSettings: strict),
+        .executableTarget(name: "aquarium-firstboot", dependencies: ["FirstBoot"], swiftSettings: strict),
+        .executableTarget(name: "aquarium-provision", dependencies: ["Provisioner"], swiftSettings: strict),
+
+        // Tests. Real devices where the subject is a device (see Tests/TestSupport).
+        .target(name: "TestSupport", dependencies: ["Exec"], path: "Tests/TestSupport", swiftSettings: strict),
+        .testTarget(name: "WrapperTests", dependencies: ["Parted", "Blkid", "Udev", "Archive", "TestSupport"],
+                    swiftSettings: strict),
+        .testTarget(name: "DisksTests", dependencies: ["Disks", "FirstBoot", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "SeedTests", dependencies: ["Seed", "ImageBuilder", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "CommandTests", dependencies: ["ImageBuilder", "FirstBoot", "Provisioner", "TestSupport"],
+                    swiftSettings: strict),
+    ]
+)

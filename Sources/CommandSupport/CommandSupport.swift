@@ -1,0 +1,88 @@
+import ArgumentParser
+import Foundation
+import Logging
+
+/// The project's version, shown by every tool's `--version`.
+public enum AquariumVersion {
+    public static let string = "0.1.0"
+}
+
+/// The exit codes every Aquarium tool uses (documented in docs/exit-codes.md).
+public enum AquariumExit: Int32, Sendable {
+    case success = 0
+    /// Something failed while running (a program, a device, the network).
+    case runtimeFailure = 1
+    /// Bad usage or invalid input (a seed that does not validate, a missing file).
+    case invalidInput = 2
+    /// Refused for safety: a disk holds data, a device is mounted, ... The message names the device and why.
+    case refused = 3
+}
+
+/// An error that knows which exit code it stands for. Errors that do not conform exit 1.
+public protocol AquariumExitCoded: Error {
+    var exitCode: AquariumExit { get }
+}
+
+/// Options every tool shares: `--verbose` and `--debug`.
+public struct GlobalOptions: ParsableArguments, Sendable {
+    @Flag(name: [.short, .long], help: "Log progress details.")
+    public var verbose = false
+
+    @Flag(name: .long, help: "Log everything, including the commands run.")
+    public var debug = false
+
+    public init() {}
+
+    public var logLevel: Logger.Level { debug ? .debug : (verbose ? .info : .notice) }
+
+    /// A logger for a command; logging itself is bootstrapped once in `main` by `AquariumMain`.
+    public func logger(_ label: String) -> Logger {
+        var logger = Logger(label: label)
+        logger.logLevel = logLevel
+        return logger
+    }
+}
+
+/// Runs a root command the way every Aquarium executable does: logs go to standard error,
+/// usage errors exit 2 (not ArgumentParser's 64), `AquariumExitCoded` errors exit with their code.
+public enum AquariumMain {
+    public static func run<Root: ParsableCommand>(_ root: Root.Type, arguments: [String]? = nil) -> Never {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .trace  // each command's Logger sets its own level
+            return handler
+        }
+        do {
+            var command = try root.parseAsRoot(arguments)
+            try command.run()
+            exit(0)
+        } catch {
+            exit(Self.report(error, root: root))
+        }
+    }
+
+    /// Prints the message for `error` and returns the exit code it stands for.
+    public static func report<Root: ParsableCommand>(_ error: Error, root: Root.Type) -> Int32 {
+        if let coded = error as? AquariumExitCoded {
+            FileHandle.standardError.write(Data((String(describing: error) + "\n").utf8))
+            return coded.exitCode.rawValue
+        }
+        let code = root.exitCode(for: error)
+        let message = root.fullMessage(for: error)
+        if code == .success {
+            if !message.isEmpty { print(message) }  // --help, --version
+            return 0
+        }
+        if !message.isEmpty { FileHandle.standardError.write(Data((message + "\n").utf8)) }
+        if code == .validationFailure { return AquariumExit.invalidInput.rawValue }
+        if code.rawValue == AquariumExit.invalidInput.rawValue || code.rawValue == AquariumExit.refused.rawValue {
+            return code.rawValue
+        }
+        return AquariumExit.runtimeFailure.rawValue
+    }
+}
+
+/// Writes a line to standard error.
+public func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}

@@ -1,0 +1,239 @@
+/// The disk model shared by inventory, planning and the node record.
+///
+/// JSON contract (docs/inventory.md): camelCase keys, unknown values are `null`, lists are
+/// empty rather than missing, sizes are bytes.
+
+/// How a disk is attached.
+public enum Transport: String, Codable, Sendable, CaseIterable {
+    case nvme, sata, sas, scsi, usb, virtio, mmc, loop, unknown
+}
+
+/// A signature libblkid recognises on a disk or partition.
+public struct Signature: Codable, Equatable, Sendable {
+    /// libblkid's name: "xfs", "ext4", "LVM2_member", "linux_raid_member", "ceph_bluestore", "gpt", "PMBR", ...
+    public var type: String
+    /// "filesystem", "raid", "crypto", "other" or "partition_table" (null when libblkid did not say).
+    public var usage: String?
+    public var label: String?
+    public var uuid: String?
+    public var offsetBytes: UInt64?
+
+    public init(type: String, usage: String? = nil, label: String? = nil, uuid: String? = nil, offsetBytes: UInt64? = nil) {
+        self.type = type
+        self.usage = usage
+        self.label = label
+        self.uuid = uuid
+        self.offsetBytes = offsetBytes
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(type, forKey: .type)
+        try c.encode(usage, forKey: .usage)
+        try c.encode(label, forKey: .label)
+        try c.encode(uuid, forKey: .uuid)
+        try c.encode(offsetBytes, forKey: .offsetBytes)
+    }
+}
+
+/// One partition of a disk's partition table.
+public struct Partition: Codable, Equatable, Sendable {
+    public var number: Int
+    public var path: String?
+    public var startBytes: UInt64
+    public var sizeBytes: UInt64
+    /// GPT partition name.
+    public var name: String?
+    /// GPT type GUID (lower case), or an MBR type such as "0x83".
+    public var typeGuid: String?
+    /// GPT partition UUID (PARTUUID).
+    public var uuid: String?
+    public var fsType: String?
+    public var fsLabel: String?
+    public var fsUuid: String?
+
+    public init(number: Int, path: String?, startBytes: UInt64, sizeBytes: UInt64, name: String? = nil,
+                typeGuid: String? = nil, uuid: String? = nil, fsType: String? = nil, fsLabel: String? = nil,
+                fsUuid: String? = nil) {
+        self.number = number
+        self.path = path
+        self.startBytes = startBytes
+        self.sizeBytes = sizeBytes
+        self.name = name
+        self.typeGuid = typeGuid
+        self.uuid = uuid
+        self.fsType = fsType
+        self.fsLabel = fsLabel
+        self.fsUuid = fsUuid
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(number, forKey: .number)
+        try c.encode(path, forKey: .path)
+        try c.encode(startBytes, forKey: .startBytes)
+        try c.encode(sizeBytes, forKey: .sizeBytes)
+        try c.encode(name, forKey: .name)
+        try c.encode(typeGuid, forKey: .typeGuid)
+        try c.encode(uuid, forKey: .uuid)
+        try c.encode(fsType, forKey: .fsType)
+        try c.encode(fsLabel, forKey: .fsLabel)
+        try c.encode(fsUuid, forKey: .fsUuid)
+    }
+}
+
+/// One whole disk.
+public struct Disk: Codable, Equatable, Sendable {
+    /// Kernel name ("sdb", "nvme0n1", "loop3"). Never used to choose a disk: it can change between boots.
+    public var name: String
+    public var path: String
+    /// /dev/disk/by-id links (empty without udev).
+    public var byId: [String]
+    /// /dev/disk/by-path links (empty without udev).
+    public var byPath: [String]
+    public var sizeBytes: UInt64
+    public var logicalSectorSize: Int
+    public var physicalSectorSize: Int
+    public var rotational: Bool
+    public var removable: Bool
+    public var readOnly: Bool
+    public var transport: Transport
+    public var model: String?
+    public var vendor: String?
+    public var serial: String?
+    public var wwn: String?
+    /// "gpt", "dos", ... or null when the disk has no partition table.
+    public var partitionTable: String?
+    /// Everything libblkid recognises on the whole disk, partition tables included (what `wipefs` lists).
+    public var signatures: [Signature]
+    public var partitions: [Partition]
+    /// The disk or one of its partitions is mounted (or used as swap).
+    public var mounted: Bool
+    /// Devices stacked on the disk or its partitions (device-mapper, MD RAID, ...), by kernel name.
+    public var holders: [String]
+    /// The disk holds the running root filesystem, /boot, or the Aquarium seed volume.
+    public var isBootMedia: Bool
+    /// Extra fields beyond the contract, documented in docs/inventory.md.
+    public var isCdrom: Bool
+    /// Mount points of the disk and its partitions.
+    public var mountpoints: [String]
+    /// For loop devices: the backing file.
+    public var backingFile: String?
+    /// Why libblkid could not read the disk, when it could not (e.g. no medium).
+    public var probeError: String?
+
+    public init(name: String, path: String, byId: [String] = [], byPath: [String] = [], sizeBytes: UInt64,
+                logicalSectorSize: Int = 512, physicalSectorSize: Int = 512, rotational: Bool = false,
+                removable: Bool = false, readOnly: Bool = false, transport: Transport = .unknown,
+                model: String? = nil, vendor: String? = nil, serial: String? = nil, wwn: String? = nil,
+                partitionTable: String? = nil, signatures: [Signature] = [], partitions: [Partition] = [],
+                mounted: Bool = false, holders: [String] = [], isBootMedia: Bool = false, isCdrom: Bool = false,
+                mountpoints: [String] = [], backingFile: String? = nil, probeError: String? = nil) {
+        self.name = name
+        self.path = path
+        self.byId = byId
+        self.byPath = byPath
+        self.sizeBytes = sizeBytes
+        self.logicalSectorSize = logicalSectorSize
+        self.physicalSectorSize = physicalSectorSize
+        self.rotational = rotational
+        self.removable = removable
+        self.readOnly = readOnly
+        self.transport = transport
+        self.model = model
+        self.vendor = vendor
+        self.serial = serial
+        self.wwn = wwn
+        self.partitionTable = partitionTable
+        self.signatures = signatures
+        self.partitions = partitions
+        self.mounted = mounted
+        self.holders = holders
+        self.isBootMedia = isBootMedia
+        self.isCdrom = isCdrom
+        self.mountpoints = mountpoints
+        self.backingFile = backingFile
+        self.probeError = probeError
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, path, byId, byPath, sizeBytes, logicalSectorSize, physicalSectorSize, rotational, removable, readOnly
+        case transport, model, vendor, serial, wwn, partitionTable, signatures, partitions, mounted, holders, isBootMedia
+        case isCdrom, mountpoints, backingFile, probeError
+    }
+
+    /// Decodes a saved inventory leniently: missing lists are empty, missing flags false,
+    /// so hand-written inventory documents for planning stay short.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        path = try c.decodeIfPresent(String.self, forKey: .path) ?? "/dev/\(name)"
+        byId = try c.decodeIfPresent([String].self, forKey: .byId) ?? []
+        byPath = try c.decodeIfPresent([String].self, forKey: .byPath) ?? []
+        sizeBytes = try c.decode(UInt64.self, forKey: .sizeBytes)
+        logicalSectorSize = try c.decodeIfPresent(Int.self, forKey: .logicalSectorSize) ?? 512
+        physicalSectorSize = try c.decodeIfPresent(Int.self, forKey: .physicalSectorSize) ?? logicalSectorSize
+        rotational = try c.decodeIfPresent(Bool.self, forKey: .rotational) ?? false
+        removable = try c.decodeIfPresent(Bool.self, forKey: .removable) ?? false
+        readOnly = try c.decodeIfPresent(Bool.self, forKey: .readOnly) ?? false
+        transport = try c.decodeIfPresent(Transport.self, forKey: .transport) ?? .unknown
+        model = try c.decodeIfPresent(String.self, forKey: .model)
+        vendor = try c.decodeIfPresent(String.self, forKey: .vendor)
+        serial = try c.decodeIfPresent(String.self, forKey: .serial)
+        wwn = try c.decodeIfPresent(String.self, forKey: .wwn)
+        partitionTable = try c.decodeIfPresent(String.self, forKey: .partitionTable)
+        signatures = try c.decodeIfPresent([Signature].self, forKey: .signatures) ?? []
+        partitions = try c.decodeIfPresent([Partition].self, forKey: .partitions) ?? []
+        mounted = try c.decodeIfPresent(Bool.self, forKey: .mounted) ?? false
+        holders = try c.decodeIfPresent([String].self, forKey: .holders) ?? []
+        isBootMedia = try c.decodeIfPresent(Bool.self, forKey: .isBootMedia) ?? false
+        isCdrom = try c.decodeIfPresent(Bool.self, forKey: .isCdrom) ?? false
+        mountpoints = try c.decodeIfPresent([String].self, forKey: .mountpoints) ?? []
+        backingFile = try c.decodeIfPresent(String.self, forKey: .backingFile)
+        probeError = try c.decodeIfPresent(String.self, forKey: .probeError)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(path, forKey: .path)
+        try c.encode(byId, forKey: .byId)
+        try c.encode(byPath, forKey: .byPath)
+        try c.encode(sizeBytes, forKey: .sizeBytes)
+        try c.encode(logicalSectorSize, forKey: .logicalSectorSize)
+        try c.encode(physicalSectorSize, forKey: .physicalSectorSize)
+        try c.encode(rotational, forKey: .rotational)
+        try c.encode(removable, forKey: .removable)
+        try c.encode(readOnly, forKey: .readOnly)
+        try c.encode(transport, forKey: .transport)
+        try c.encode(model, forKey: .model)
+        try c.encode(vendor, forKey: .vendor)
+        try c.encode(serial, forKey: .serial)
+        try c.encode(wwn, forKey: .wwn)
+        try c.encode(partitionTable, forKey: .partitionTable)
+        try c.encode(signatures, forKey: .signatures)
+        try c.encode(partitions, forKey: .partitions)
+        try c.encode(mounted, forKey: .mounted)
+        try c.encode(holders, forKey: .holders)
+        try c.encode(isBootMedia, forKey: .isBootMedia)
+        try c.encode(isCdrom, forKey: .isCdrom)
+        try c.encode(mountpoints, forKey: .mountpoints)
+        try c.encode(backingFile, forKey: .backingFile)
+        try c.encode(probeError, forKey: .probeError)
+    }
+
+    /// The most stable identity this disk has: WWN, then serial, then the first by-id link, then the path.
+    public var stableIdentity: String {
+        if let wwn, !wwn.isEmpty { return "wwn:" + wwn }
+        if let serial, !serial.isEmpty { return "serial:" + serial }
+        if let first = byId.first { return "by-id:" + first }
+        return "path:" + path
+    }
+}
+
+/// What `aquarium-firstboot inventory --json` prints.
+public struct Inventory: Codable, Equatable, Sendable {
+    public var disks: [Disk]
+
+    public init(disks: [Disk]) { self.disks = disks }
+}

@@ -1,0 +1,16 @@
+import ArgumentParser
+import CommandSupport
+
+/// `aquarium-image`: builds the USB stick image, flashes it, and manages seeds.
+public struct ImageCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "aquarium-image",
+        abstract: "Build the Aquarium USB stick image, flash it to sticks, and manage per-node seed files.",
+        discussion: """
+            Exit codes: 0 success, 1 runtime failure, 2 usage or invalid input, 3 refused for safety.
+            """,
+        version: AquariumVersion.string,
+        subcommands: [])
+
+    public init() {}
+}

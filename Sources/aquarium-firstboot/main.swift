@@ -1,0 +1,4 @@
+import CommandSupport
+import FirstBoot
+
+AquariumMain.run(FirstBootCommand.self)

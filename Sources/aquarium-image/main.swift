@@ -1,0 +1,4 @@
+import CommandSupport
+import ImageBuilder
+
+AquariumMain.run(ImageCommand.self)

@@ -1,0 +1,4 @@
+import CommandSupport
+import Provisioner
+
+AquariumMain.run(ProvisionCommand.self)

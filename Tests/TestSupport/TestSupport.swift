@@ -1,0 +1,111 @@
+import Exec
+import Foundation
+
+/// A capability a test needs (root, loop devices, a program) that this machine lacks.
+/// In CI (CI=true) a missing capability is always a failure; elsewhere a developer may set
+/// AQUARIUM_ALLOW_SKIP=1 to skip such tests knowingly.
+public struct MissingCapability: Error, CustomStringConvertible {
+    public var what: String
+    public var description: String { "this test needs \(what); in CI that is a failure, locally set AQUARIUM_ALLOW_SKIP=1 to skip" }
+}
+
+public enum Capabilities {
+    public static var isCI: Bool { ProcessInfo.processInfo.environment["CI"].map { !$0.isEmpty && $0 != "false" } ?? false }
+
+    /// True when the test should go on; false only when skipping is allowed (never in CI).
+    /// Throws `MissingCapability` otherwise.
+    public static func require(root: Bool = true, programs: [String] = []) throws -> Bool {
+        var missing: [String] = []
+        if root && getuid() != 0 { missing.append("root") }
+        if root && !FileManager.default.fileExists(atPath: "/dev/loop-control") { missing.append("/dev/loop-control") }
+        for program in programs where Command.resolve(program) == nil { missing.append("the program '\(program)'") }
+        if missing.isEmpty { return true }
+        if !isCI && ProcessInfo.processInfo.environment["AQUARIUM_ALLOW_SKIP"] == "1" { return false }
+        throw MissingCapability(what: missing.joined(separator: ", "))
+    }
+}
+
+/// A temporary directory removed when the body ends, however it ends.
+public func withTemporaryDirectory<T>(_ body: (String) throws -> T) throws -> T {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("aquarium-test-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    return try body(path)
+}
+
+/// A real loop device over a sparse backing file, detached and deleted when the body ends
+/// (also when it throws).
+public struct LoopDevice {
+    public var path: String
+    public var backingFile: String
+    public var name: String { (path as NSString).lastPathComponent }
+
+    public struct Options {
+        public var sizeBytes: UInt64
+        public var sectorSize: Int
+        public var readOnly: Bool
+        public init(sizeBytes: UInt64, sectorSize: Int = 512, readOnly: Bool = false) {
+            self.sizeBytes = sizeBytes
+            self.sectorSize = sectorSize
+            self.readOnly = readOnly
+        }
+    }
+
+    /// Creates a backing file, lets `prepare` write to it (before attaching, e.g. mkfs on the file),
+    /// attaches it, runs `body`, and always detaches and deletes.
+    public static func with<T>(_ options: Options, prepare: ((String) throws -> Void)? = nil,
+                               _ body: (LoopDevice) throws -> T) throws -> T {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("aquarium-loop-\(UUID().uuidString).img").path
+        guard FileManager.default.createFile(atPath: file, contents: nil) else {
+            throw MissingCapability(what: "a writable temporary directory for \(file)")
+        }
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        guard truncate(file, off_t(options.sizeBytes)) == 0 else {
+            throw MissingCapability(what: "a sparse file of \(options.sizeBytes) bytes at \(file)")
+        }
+        try prepare?(file)
+        var arguments = ["--find", "--show"]
+        if options.sectorSize != 512 { arguments += ["--sector-size", String(options.sectorSize)] }
+        if options.readOnly { arguments.append("--read-only") }
+        let result = try Command("losetup", arguments + [file]).run()
+        let path = result.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        defer { _ = try? Command("losetup", ["--detach", path]).run() }
+        return try body(LoopDevice(path: path, backingFile: file))
+    }
+
+    /// Several loop devices at once, all detached at the end.
+    public static func withMany<T>(_ options: [Options], _ body: ([LoopDevice]) throws -> T) throws -> T {
+        func nest(_ index: Int, _ acquired: [LoopDevice]) throws -> T {
+            if index == options.count { return try body(acquired) }
+            return try LoopDevice.with(options[index]) { device in try nest(index + 1, acquired + [device]) }
+        }
+        return try nest(0, [])
+    }
+
+    /// Makes the kernel create the partition nodes (/dev/loopNp1 ...).
+    public func rescanPartitions() throws {
+        _ = try Command("partx", ["--add", "--nr", "1:128", path]).run(acceptedStatuses: [0, 1])
+        _ = try Command("partx", ["--update", path]).run(acceptedStatuses: [0, 1])
+    }
+}
+
+/// The built executables (`swift build` puts them beside the test bundle).
+public enum Products {
+    public static func path(_ name: String) throws -> String {
+        var directory = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = directory.appendingPathComponent(name).path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            directory = directory.deletingLastPathComponent()
+        }
+        for candidate in [".build/debug/\(name)", ".build/release/\(name)"] where FileManager.default.isExecutableFile(atPath: candidate) {
+            return FileManager.default.currentDirectoryPath + "/" + candidate
+        }
+        throw MissingCapability(what: "the built executable '\(name)' (run `swift build` first)")
+    }
+
+    /// Runs a built tool and returns its status and output, whatever the status.
+    public static func run(_ name: String, _ arguments: [String], input: Data? = nil) throws -> CommandResult {
+        try Command(try path(name), arguments).run(input: input, acceptedStatuses: Set(0...255))
+    }
+}
