@@ -30,6 +30,9 @@ let package = Package(
         .target(name: "Blkid", dependencies: ["CBlkid", "SystemErrors"], swiftSettings: strict),
         .target(name: "Udev", dependencies: ["CUdev", "SystemErrors"], swiftSettings: strict),
         .target(name: "Archive", dependencies: ["CArchive", "SystemErrors"], swiftSettings: strict),
+        // GUID Partition Table identities libparted 3.5 cannot set (type GUIDs, partition and disk GUIDs),
+        // written in place with both headers' CRCs; also moves the backup header to a device's end.
+        .target(name: "GPT", dependencies: ["SystemErrors"], swiftSettings: strict),
         // errno -> Swift errors, shared by the wrappers.
         .target(name: "SystemErrors", swiftSettings: strict),
 
@@ -51,17 +54,17 @@ let package = Package(
                 swiftSettings: strict),
 
         // The three tools: logic and command trees in libraries, thin executables.
-        .target(name: "ImageBuilder", dependencies: ["CommandSupport", "Seed", "Disks", "Parted", "Archive", "Exec",
+        .target(name: "ImageBuilder", dependencies: ["CommandSupport", "Seed", "Disks", "Parted", "GPT", "Archive", "Exec",
                                                      .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                      .product(name: "Crypto", package: "swift-crypto"),
                                                      .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
-        .target(name: "FirstBoot", dependencies: ["CommandSupport", "Seed", "Disks", "Parted", "Blkid", "Exec",
+        .target(name: "FirstBoot", dependencies: ["CommandSupport", "Seed", "Disks", "Parted", "GPT", "Blkid", "Exec",
                                                   .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                   .product(name: "Crypto", package: "swift-crypto"),
                                                   .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
-        .target(name: "Provisioner", dependencies: ["CommandSupport", "Seed", "Exec", "Archive",
+        .target(name: "Provisioner", dependencies: ["CommandSupport", "Seed", "Disks", "Exec", "Archive",
                                                     .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                     .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
@@ -75,6 +78,13 @@ let package = Package(
                     swiftSettings: strict),
         .testTarget(name: "DisksTests", dependencies: ["Disks", "FirstBoot", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "SeedTests", dependencies: ["Seed", "ImageBuilder", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "GPTTests", dependencies: ["GPT", "Parted", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "ImageBuilderTests", dependencies: ["ImageBuilder", "Seed", "GPT", "Parted", "Disks", "TestSupport"],
+                    swiftSettings: strict),
+        .testTarget(name: "FirstBootTests", dependencies: ["FirstBoot", "Seed", "Disks", "GPT", "Parted", "TestSupport"],
+                    swiftSettings: strict),
+        .testTarget(name: "ProvisionerTests", dependencies: ["Provisioner", "Seed", "Disks", "TestSupport"],
+                    swiftSettings: strict),
         .testTarget(name: "CommandTests", dependencies: ["ImageBuilder", "FirstBoot", "Provisioner", "TestSupport"],
                     swiftSettings: strict),
     ]

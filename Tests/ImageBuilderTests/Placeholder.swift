@@ -1,0 +1,1 @@
+import Testing  // placeholder: the first real test file replaces this
