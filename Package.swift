@@ -48,13 +48,18 @@ let package = Package(
                                              .product(name: "Crypto", package: "swift-crypto")],
                 resources: [.copy("Resources/seed.schema.json"), .copy("Resources/example-seed.yaml")],
                 swiftSettings: strict),
+        // QEMU machines like the nodes: typed argv, console watching (the demo and end-to-end tests).
+        .target(name: "QEMU", dependencies: ["Exec", "CommandSupport",
+                                             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                             .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
         // Shared command-line plumbing: global options, logging bootstrap, exit codes, version.
         .target(name: "CommandSupport", dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                        .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
 
         // The three tools: logic and command trees in libraries, thin executables.
-        .target(name: "ImageBuilder", dependencies: ["CommandSupport", "Seed", "Disks", "Parted", "GPT", "Archive", "Exec",
+        .target(name: "ImageBuilder", dependencies: ["CommandSupport", "Seed", "Disks", "Parted", "GPT", "Archive", "Exec", "QEMU",
                                                      .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                      .product(name: "Crypto", package: "swift-crypto"),
                                                      .product(name: "Logging", package: "swift-log")],
@@ -85,6 +90,7 @@ let package = Package(
                     swiftSettings: strict),
         .testTarget(name: "ProvisionerTests", dependencies: ["Provisioner", "Seed", "Disks", "TestSupport"],
                     swiftSettings: strict),
+        .testTarget(name: "QEMUTests", dependencies: ["QEMU", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "CommandTests", dependencies: ["ImageBuilder", "FirstBoot", "Provisioner", "TestSupport"],
                     swiftSettings: strict),
     ]

@@ -41,6 +41,13 @@ public struct CommandError: Error, CustomStringConvertible, Sendable {
     public var standardError: String
     public var reason: String?
 
+    public init(command: Command, status: Int32?, standardError: String, reason: String?) {
+        self.command = command
+        self.status = status
+        self.standardError = standardError
+        self.reason = reason
+    }
+
     public var description: String {
         var text = "\(command.executable) failed"
         if let status { text += " with status \(status)" }

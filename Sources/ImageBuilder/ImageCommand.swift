@@ -1,5 +1,6 @@
 import ArgumentParser
 import CommandSupport
+import QEMU
 
 /// `aquarium-image`: builds the USB stick image, flashes it, and manages seeds.
 public struct ImageCommand: ParsableCommand {
@@ -10,7 +11,7 @@ public struct ImageCommand: ParsableCommand {
             Exit codes: 0 success, 1 runtime failure, 2 usage or invalid input, 3 refused for safety.
             """,
         version: AquariumVersion.string,
-        subcommands: [])
+        subcommands: [BootCommand.self])
 
     public init() {}
 }

@@ -1,0 +1,193 @@
+import Exec
+import Foundation
+import Logging
+
+/// A disk attached to the virtual machine with a serial number.
+public struct VirtualDisk: Equatable, Sendable {
+    public enum Bus: String, Sendable, CaseIterable {
+        /// AHCI (q35's built-in SATA controller): the guest sees /dev/sdX with transport sata.
+        /// The only bus here that reports a rotation rate (virtio-blk has no such property).
+        case sata
+        case virtio
+    }
+
+    public var path: String
+    public var serial: String
+    public var bus: Bus
+    /// Reported rotation rate: 1 means "non-rotating" (an SSD), nil leaves QEMU's default (unknown).
+    public var rotationRate: Int?
+    /// "raw" or "qcow2".
+    public var format: String
+
+    public init(path: String, serial: String, bus: Bus = .sata, rotationRate: Int? = nil, format: String = "raw") {
+        self.path = path
+        self.bus = bus
+        self.serial = serial
+        self.rotationRate = rotationRate
+        self.format = format
+    }
+}
+
+/// A QEMU/TCG machine like the nodes Aquarium boots on: q35, UEFI (OVMF), the stick as real USB
+/// storage behind an xHCI controller, disks with serials, serial console to a log file.
+public struct VirtualMachine: Equatable, Sendable {
+    public var stick: String
+    public var stickFormat: String
+    public var disks: [VirtualDisk]
+    public var memoryMiB: Int
+    public var cpus: Int
+    /// SMBIOS type 1 (system) serial number, what FirstBoot reads as the DMI serial.
+    public var systemSerial: String?
+    public var firmwareCode: String
+    /// A writable copy of the OVMF variable store for this machine.
+    public var firmwareVars: String
+    public var consoleLog: String
+    /// Also show the console on this process's standard output (the demo).
+    public var showConsole: Bool
+    /// Host port -> guest port TCP forwards on 127.0.0.1 (user-mode networking).
+    public var forwards: [(host: Int, guest: Int)]
+    public var macAddress: String
+
+    public init(stick: String, stickFormat: String = "raw", disks: [VirtualDisk], memoryMiB: Int = 2048, cpus: Int = 2,
+                systemSerial: String? = nil, firmwareCode: String = "/usr/share/OVMF/OVMF_CODE_4M.fd",
+                firmwareVars: String, consoleLog: String, showConsole: Bool = false,
+                forwards: [(host: Int, guest: Int)] = [], macAddress: String = "52:54:00:12:34:56") {
+        self.stick = stick
+        self.stickFormat = stickFormat
+        self.disks = disks
+        self.memoryMiB = memoryMiB
+        self.cpus = cpus
+        self.systemSerial = systemSerial
+        self.firmwareCode = firmwareCode
+        self.firmwareVars = firmwareVars
+        self.consoleLog = consoleLog
+        self.showConsole = showConsole
+        self.forwards = forwards
+        self.macAddress = macAddress
+    }
+
+    public static func == (lhs: VirtualMachine, rhs: VirtualMachine) -> Bool { lhs.arguments == rhs.arguments }
+
+    /// The argument vector for qemu-system-x86_64 (no shell involved; paths are passed as they are,
+    /// with commas doubled as QEMU's option syntax requires).
+    public var arguments: [String] {
+        func escape(_ value: String) -> String { value.replacingOccurrences(of: ",", with: ",,") }
+        var args = ["-machine", "q35", "-cpu", "max", "-accel", "tcg", "-smp", String(cpus), "-m", String(memoryMiB),
+                    "-nodefaults", "-no-reboot", "-display", "none",
+                    "-drive", "if=pflash,format=raw,readonly=on,file=\(escape(firmwareCode))",
+                    "-drive", "if=pflash,format=raw,file=\(escape(firmwareVars))"]
+        if showConsole {
+            args += ["-chardev", "stdio,id=console,signal=off,logfile=\(escape(consoleLog))"]
+        } else {
+            args += ["-chardev", "file,id=console,path=\(escape(consoleLog))"]
+        }
+        args += ["-serial", "chardev:console"]
+        if let systemSerial { args += ["-smbios", "type=1,serial=\(escape(systemSerial))"] }
+        args += ["-device", "qemu-xhci,id=xhci",
+                 "-drive", "if=none,id=stick,format=\(stickFormat),file=\(escape(stick))",
+                 "-device", "usb-storage,bus=xhci.0,drive=stick,removable=on,bootindex=0"]
+        var sataPort = 0
+        for (index, disk) in disks.enumerated() {
+            args += ["-drive", "if=none,id=disk\(index),format=\(disk.format),file=\(escape(disk.path))"]
+            switch disk.bus {
+            case .sata:
+                var device = "ide-hd,drive=disk\(index),bus=ide.\(sataPort),serial=\(escape(disk.serial))"
+                if let rate = disk.rotationRate { device += ",rotation_rate=\(rate)" }
+                args += ["-device", device]
+                sataPort += 1
+            case .virtio:
+                args += ["-device", "virtio-blk-pci,drive=disk\(index),serial=\(escape(disk.serial))"]
+            }
+        }
+        var netdev = "user,id=net0"
+        for forward in forwards { netdev += ",hostfwd=tcp:127.0.0.1:\(forward.host)-:\(forward.guest)" }
+        args += ["-netdev", netdev, "-device", "virtio-net-pci,netdev=net0,mac=\(macAddress)"]
+        return args
+    }
+}
+
+/// How a run ended.
+public struct VirtualMachineRun: Sendable {
+    public enum Ending: Equatable, Sendable {
+        /// The guest powered off (or tried to reboot: -no-reboot turns that into an exit too).
+        case exited(status: Int32)
+        /// The console printed one of the markers asked for; the machine was then stopped.
+        case marker(String)
+        case timedOut
+    }
+
+    public var ending: Ending
+    public var seconds: Double
+    /// Seconds from start until each marker first appeared on the console.
+    public var markerTimes: [String: Double]
+    public var console: String
+}
+
+/// Runs a `VirtualMachine` and watches its console.
+public struct VirtualMachineRunner {
+    public var qemu: String
+    public var logger: Logger
+
+    public init(qemu: String = "qemu-system-x86_64", logger: Logger = Logger(label: "aquarium.vm")) {
+        self.qemu = qemu
+        self.logger = logger
+    }
+
+    /// Boots `machine`; returns when the guest exits, when one of `stopMarkers` appears on the
+    /// console (the machine is then stopped after `graceSeconds`), or after `timeoutSeconds`.
+    /// `watchMarkers` are only timed. Only the QEMU process started here is ever signalled.
+    public func run(_ machine: VirtualMachine, timeoutSeconds: Double, stopMarkers: [String] = [],
+                    watchMarkers: [String] = [], graceSeconds: Double = 0) throws -> VirtualMachineRun {
+        guard let executable = Command.resolve(qemu) else {
+            throw CommandError(command: Command(qemu), status: nil, standardError: "", reason: "QEMU is not installed (apt-get install qemu-system-x86 ovmf)")
+        }
+        guard FileManager.default.createFile(atPath: machine.consoleLog, contents: nil) else {
+            throw CommandError(command: Command(qemu), status: nil, standardError: "", reason: "cannot create the console log \(machine.consoleLog)")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = machine.arguments
+        process.standardInput = FileHandle.nullDevice
+        let errorLog = machine.consoleLog + ".qemu-stderr"
+        _ = FileManager.default.createFile(atPath: errorLog, contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: errorLog)
+        if !machine.showConsole { process.standardOutput = FileHandle.nullDevice }
+        logger.info("starting \(Command(executable, machine.arguments))")
+        let start = Date()
+        try process.run()
+        var markerTimes: [String: Double] = [:]
+        var ending: VirtualMachineRun.Ending?
+        var stopAt: Date?
+        while ending == nil {
+            Thread.sleep(forTimeInterval: 0.5)
+            let console = (try? String(contentsOfFile: machine.consoleLog, encoding: .utf8)) ?? ""
+            let elapsed = Date().timeIntervalSince(start)
+            for marker in stopMarkers + watchMarkers where markerTimes[marker] == nil && console.contains(marker) {
+                markerTimes[marker] = elapsed
+                logger.info("console: '\(marker)' after \(Int(elapsed)) s")
+                if stopMarkers.contains(marker) && stopAt == nil { stopAt = Date().addingTimeInterval(graceSeconds) }
+            }
+            if !process.isRunning {
+                ending = .exited(status: process.terminationStatus)
+            } else if let stopAt, Date() >= stopAt, let first = stopMarkers.first(where: { markerTimes[$0] != nil }) {
+                stop(process)
+                ending = .marker(first)
+            } else if elapsed > timeoutSeconds {
+                stop(process)
+                ending = .timedOut
+            }
+        }
+        let console = (try? String(contentsOfFile: machine.consoleLog, encoding: .utf8)) ?? ""
+        return VirtualMachineRun(ending: ending ?? .timedOut, seconds: Date().timeIntervalSince(start),
+                                 markerTimes: markerTimes, console: console)
+    }
+
+    private func stop(_ process: Process) {
+        guard process.isRunning else { return }
+        process.terminate()
+        let deadline = Date().addingTimeInterval(10)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.2) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+}

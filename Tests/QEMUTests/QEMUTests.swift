@@ -1,0 +1,77 @@
+import Foundation
+import QEMU
+import Testing
+import TestSupport
+
+@Suite("QEMU machines")
+struct QEMUTests {
+    func machine(_ disks: [VirtualDisk], serial: String? = nil) -> VirtualMachine {
+        VirtualMachine(stick: "/images/stick,1.raw", disks: disks, systemSerial: serial, firmwareVars: "/tmp/vars.fd",
+                       consoleLog: "/tmp/console.log", forwards: [(host: 17480, guest: 7480)])
+    }
+
+    @Test("the argument vector: q35 TCG, OVMF, USB stick on xHCI, SATA disks with serials and rotation rates")
+    func argv() {
+        let args = machine([VirtualDisk(path: "/d/ssd.raw", serial: "SSD-1", rotationRate: 1),
+                            VirtualDisk(path: "/d/hdd.raw", serial: "HDD-1", rotationRate: 7200),
+                            VirtualDisk(path: "/d/v.raw", serial: "V1", bus: .virtio)], serial: "NODE-7").arguments
+        func value(after flag: String, containing text: String) -> Bool {
+            zip(args, args.dropFirst()).contains { $0 == flag && $1.contains(text) }
+        }
+        #expect(value(after: "-machine", containing: "q35"))
+        #expect(value(after: "-cpu", containing: "max"))
+        #expect(value(after: "-accel", containing: "tcg"))
+        #expect(args.contains("-no-reboot"))
+        #expect(value(after: "-device", containing: "qemu-xhci"))
+        // a comma in a path is doubled, so it cannot start a new QEMU option
+        #expect(value(after: "-drive", containing: "file=/images/stick,,1.raw"))
+        #expect(value(after: "-device", containing: "usb-storage,bus=xhci.0,drive=stick"))
+        #expect(value(after: "-device", containing: "ide-hd,drive=disk0,bus=ide.0,serial=SSD-1,rotation_rate=1"))
+        #expect(value(after: "-device", containing: "ide-hd,drive=disk1,bus=ide.1,serial=HDD-1,rotation_rate=7200"))
+        #expect(value(after: "-device", containing: "virtio-blk-pci,drive=disk2,serial=V1"))
+        #expect(value(after: "-smbios", containing: "type=1,serial=NODE-7"))
+        #expect(value(after: "-netdev", containing: "hostfwd=tcp:127.0.0.1:17480-:7480"))
+        #expect(value(after: "-drive", containing: "if=pflash,format=raw,readonly=on"))
+    }
+
+    @Test("--disk parsing", arguments: [
+        ("/d/a.raw:SER1", "SER1", Optional<Int>.none, VirtualDisk.Bus.sata, true),
+        ("/d/a.raw:SER1:ssd", "SER1", 1, .sata, true),
+        ("/d/a.raw:SER1:hdd", "SER1", 7200, .sata, true),
+        ("/d/a.raw:SER1:virtio", "SER1", nil, .virtio, true),
+        ("/d/a.raw:SER1:ssd:virtio", "", nil, .virtio, false),
+        ("/d/a.raw", "", nil, .sata, false),
+        ("/d/a.raw:bad serial", "", nil, .sata, false),
+        ("/d/a.raw:SER1:fast", "", nil, .sata, false),
+    ] as [(String, String, Int?, VirtualDisk.Bus, Bool)])
+    func parseDisk(_ text: String, _ serial: String, _ rate: Int?, _ bus: VirtualDisk.Bus, _ valid: Bool) {
+        if valid {
+            let disk = try? BootCommand.parseDisk(text)
+            #expect(disk?.serial == serial)
+            #expect(disk?.rotationRate == rate)
+            #expect(disk?.bus == bus)
+        } else {
+            #expect(throws: (any Error).self) { try BootCommand.parseDisk(text) }
+        }
+    }
+
+    @Test("a real TCG boot: OVMF reaches its shell when nothing is bootable; the runner stops on the marker")
+    func firmwareBoot() throws {
+        guard try Capabilities.require(root: false, programs: ["qemu-system-x86_64"]) else { return }
+        try withTemporaryDirectory { dir in
+            let stick = dir + "/stick.raw"
+            let disk = dir + "/disk.raw"
+            for path in [stick, disk] {
+                #expect(FileManager.default.createFile(atPath: path, contents: nil))
+                #expect(truncate(path, 64 << 20) == 0)
+            }
+            let vars = dir + "/vars.fd"
+            try FileManager.default.copyItem(atPath: "/usr/share/OVMF/OVMF_VARS_4M.fd", toPath: vars)
+            let vm = VirtualMachine(stick: stick, disks: [VirtualDisk(path: disk, serial: "BLANK1", rotationRate: 1)],
+                                    memoryMiB: 512, cpus: 1, firmwareVars: vars, consoleLog: dir + "/console.log")
+            let run = try VirtualMachineRunner().run(vm, timeoutSeconds: 120, stopMarkers: ["Shell>"])
+            #expect(run.ending == .marker("Shell>"), "console: \(run.console.suffix(2000))")
+            #expect(run.markerTimes["Shell>"] != nil)
+        }
+    }
+}
