@@ -1,0 +1,234 @@
+import ArgumentParser
+import CommandSupport
+import Foundation
+import Seed
+
+// `aquarium-image seed ...`: write, check and sign per-node seed files. The logic is in the Seed library; these
+// commands parse arguments and print.
+
+extension SeedValidationError: AquariumExitCoded {
+    public var exitCode: AquariumExit { .invalidInput }
+}
+
+extension SeedSignatureError: AquariumExitCoded {
+    public var exitCode: AquariumExit { AquariumExit(rawValue: exitStatus) ?? .runtimeFailure }
+}
+
+/// The `seed` command group.
+public struct SeedCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "seed",
+        abstract: "Write, check and sign per-node seed files (docs/seed.md).",
+        discussion: """
+            A seed file tells one node what to become on its first boot. Start from `seed example`, check with \
+            `seed validate`, and sign with a key from `seed keygen` when the image trusts signing keys.
+            Exit codes: 0 success, 1 runtime failure, 2 invalid seed or usage, 3 signature refused.
+            """,
+        subcommands: [
+            SeedValidateCommand.self,
+            SeedExampleCommand.self,
+            SeedSchemaCommand.self,
+            SeedKeygenCommand.self,
+            SeedSignCommand.self,
+            SeedVerifyCommand.self,
+            // `seed inject` (SeedInjectCommand, in its own file) is listed here when it lands.
+        ])
+
+    public init() {}
+}
+
+/// Several files were processed and some failed; each failure was already printed.
+struct SeedFilesFailed: Error, AquariumExitCoded, CustomStringConvertible {
+    let failed: Int
+    let total: Int
+    let verb: String
+    let exitCode: AquariumExit
+
+    var description: String { "\(failed) of \(total) seed file\(total == 1 ? "" : "s") \(verb)" }
+}
+
+public struct SeedValidateCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "validate",
+        abstract: "Check seed files; print 'FILE: valid' or every problem with file, line, column and key.")
+
+    @OptionGroup public var global: GlobalOptions
+
+    @Flag(name: .long, help: "Also print each valid seed with defaults applied and secrets redacted, as JSON.")
+    public var effective = false
+
+    @Argument(help: "Seed files to check ('-' reads standard input).")
+    public var files: [String]
+
+    public init() {}
+
+    public func validate() throws {
+        if files.isEmpty { throw ValidationError("name at least one seed file") }
+    }
+
+    public func run() throws {
+        var failed = 0
+        for file in files {
+            do {
+                let seed: Seed
+                if file == "-" {
+                    let data = FileHandle.standardInput.readDataToEndOfFile()
+                    seed = try SeedLoader.parse(data: data, file: "<stdin>")
+                } else {
+                    seed = try SeedLoader.load(path: file)
+                }
+                print("\(file): valid")
+                if effective { print(seed.redactedDescription) }
+            } catch {
+                printError(error.description)
+                failed += 1
+            }
+        }
+        if failed > 0 {
+            throw SeedFilesFailed(failed: failed, total: files.count, verb: "invalid", exitCode: .invalidInput)
+        }
+    }
+}
+
+public struct SeedExampleCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "example",
+        abstract: "Print a commented example seed to start from.")
+
+    @OptionGroup public var global: GlobalOptions
+
+    public init() {}
+
+    public func run() throws {
+        FileHandle.standardOutput.write(Data(try SeedResources.example().utf8))
+    }
+}
+
+public struct SeedSchemaCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "schema",
+        abstract: "Print the JSON Schema of seed files, for editors.",
+        discussion: "`seed validate` checks more than the schema can express (subnets, sizes, time zones, key data).")
+
+    @OptionGroup public var global: GlobalOptions
+
+    public init() {}
+
+    public func run() throws {
+        FileHandle.standardOutput.write(Data(try SeedResources.schema().utf8))
+    }
+}
+
+public struct SeedKeygenCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "keygen",
+        abstract: "Create an Ed25519 key pair for signing seeds.",
+        discussion: """
+            Writes the private key to PATH with mode 0600 (it is never printed) and the public key to PATH.pub. \
+            Build images with the .pub file among the trusted seed keys to make nodes refuse unsigned seeds. \
+            Existing files are never overwritten.
+            """)
+
+    @OptionGroup public var global: GlobalOptions
+
+    @Option(name: [.short, .long], help: "Where to write the private key; the public key goes to PATH.pub.")
+    public var output = "aquarium-seed"
+
+    @Option(name: .long, help: "A comment stored with the key, e.g. who owns it.")
+    public var comment = ""
+
+    public init() {}
+
+    public func run() throws {
+        let publicKey = try SeedSignature.writeKeyPair(privateKeyPath: output, publicKeyPath: output + ".pub",
+                                                       comment: comment)
+        print("wrote private key \(output) (mode 0600, keep it secret) and public key \(output).pub")
+        print("fingerprint: \(publicKey.fingerprint)")
+    }
+}
+
+public struct SeedSignCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "sign",
+        abstract: "Validate seed files and write a detached signature FILE.sig for each.")
+
+    @OptionGroup public var global: GlobalOptions
+
+    @Option(name: .long, help: "The private key file from `seed keygen`.")
+    public var key: String
+
+    @Argument(help: "Seed files to sign.")
+    public var files: [String]
+
+    public init() {}
+
+    public func validate() throws {
+        if files.isEmpty { throw ValidationError("name at least one seed file") }
+    }
+
+    public func run() throws {
+        let privateKey = try SeedSignature.readPrivateKey(path: key)
+        for file in files {
+            // Sign exactly the bytes that were validated.
+            let data = try SeedSignature.readFile(file)
+            _ = try SeedLoader.parse(data: data, file: file)
+            let signature = try SeedSignature.sign(data: data, privateKey: privateKey)
+            let signaturePath = try SeedSignature.writeSignature(signature, forSeedAt: file)
+            print("\(file): signed with \(privateKey.publicKey.fingerprint), wrote \(signaturePath)")
+        }
+    }
+}
+
+public struct SeedVerifyCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Check that seed files carry a valid signature FILE.sig from a trusted key.")
+
+    @OptionGroup public var global: GlobalOptions
+
+    @Option(name: .customLong("public-key"), help: "A trusted public key file (repeat for several).")
+    public var publicKeys: [String] = []
+
+    @Option(name: .customLong("trusted-keys"), help: "A directory of trusted *.pub files, as an image carries them.")
+    public var trustedKeys: String?
+
+    @Argument(help: "Seed files to verify.")
+    public var files: [String]
+
+    public init() {}
+
+    public func validate() throws {
+        if files.isEmpty { throw ValidationError("name at least one seed file") }
+        if publicKeys.isEmpty && trustedKeys == nil {
+            throw ValidationError("give --public-key KEY.pub or --trusted-keys DIR")
+        }
+    }
+
+    public func run() throws {
+        var keys: [SeedPublicKey] = []
+        for path in publicKeys { keys += try SeedSignature.readPublicKeys(path: path) }
+        if let trustedKeys {
+            let found = try SeedSignature.trustedKeys(in: trustedKeys)
+            if found.isEmpty {
+                throw SeedSignatureError(.malformed, path: trustedKeys, "holds no *.pub seed signing keys")
+            }
+            keys += found
+        }
+        var failed = 0
+        var worst = AquariumExit.success
+        for file in files {
+            do {
+                let data = try SeedSignature.readFile(file)
+                let signer = try SeedSignature.verify(seedData: data, path: file, publicKeys: keys)
+                print("\(file): signature good, signed with \(signer)")
+            } catch {
+                printError(error.description)
+                failed += 1
+                if error.exitCode.rawValue > worst.rawValue { worst = error.exitCode }
+            }
+        }
+        if failed > 0 {
+            throw SeedFilesFailed(failed: failed, total: files.count, verb: "refused", exitCode: worst)
+        }
+    }
+}

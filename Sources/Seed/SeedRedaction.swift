@@ -1,0 +1,38 @@
+import Foundation
+
+extension Seed {
+    /// What replaces a secret in `redacted()`.
+    public static let redactionMarker = "<redacted>"
+
+    /// The secret values in this seed: password hashes and the join token. (SSH public keys are not secret.)
+    /// Reports, logs and support bundles must not contain them; scrub any text that might with `redact(_:)`.
+    public var secrets: [String] {
+        var values = host.users.compactMap(\.passwordHash)
+        if let token = cluster.join?.token { values.append(token) }
+        return values
+    }
+
+    /// A copy with every secret replaced by `Seed.redactionMarker`.
+    public func redacted() -> Seed {
+        var copy = self
+        for index in copy.host.users.indices where copy.host.users[index].passwordHash != nil {
+            copy.host.users[index].passwordHash = Seed.redactionMarker
+        }
+        if copy.cluster.join != nil { copy.cluster.join?.token = Seed.redactionMarker }
+        return copy
+    }
+
+    /// `text` with every secret of this seed replaced by `Seed.redactionMarker`.
+    public func redact(_ text: String) -> String {
+        secrets.filter { !$0.isEmpty }.reduce(text) { $0.replacingOccurrences(of: $1, with: Seed.redactionMarker) }
+    }
+
+    /// The seed with defaults applied and secrets redacted, as pretty JSON with snake_case keys (for reports).
+    public var redactedDescription: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        guard let data = try? encoder.encode(redacted()) else { return "{}" }
+        return String(decoding: data, as: UTF8.self)
+    }
+}

@@ -1,0 +1,499 @@
+import Foundation
+@testable import Seed
+import Testing
+
+/// What the JSON Schema says about a case that the parser rejects.
+enum SchemaVerdict: Sendable {
+    /// The schema rejects it too.
+    case rejects
+    /// A rule the schema cannot express (subnets, sizes compared, files on disk, key contents, uniqueness); the
+    /// schema accepts it and only `seed validate` refuses it. Documented in docs/seed.md.
+    case beyondSchema
+    /// Not a single JSON-representable document (YAML syntax, duplicate keys, anchors).
+    case notJSON
+}
+
+struct InvalidCase: Sendable, CustomTestStringConvertible {
+    let name: String
+    let yaml: String
+    let keyPath: String
+    let line: Int
+    let column: Int
+    /// A part of the message.
+    let message: String
+    let schema: SchemaVerdict
+    /// Text that must not appear in any message (secrets).
+    var mustNotContain: String? = nil
+
+    var testDescription: String { name }
+}
+
+struct ValidCase: Sendable, CustomTestStringConvertible {
+    let name: String
+    let yaml: String
+    var testDescription: String { name }
+}
+
+enum SeedCases {
+    static let m = Fixture.minimal
+
+    // Every rule: the invalid side, with the exact key path, line and column.
+    static let invalid: [InvalidCase] = [
+        // version
+        InvalidCase(name: "version other than 1", yaml: m.replacingOccurrences(of: "version: 1", with: "version: 2"),
+                    keyPath: "version", line: 1, column: 10, message: "version 2 is not supported", schema: .rejects),
+        InvalidCase(name: "version missing", yaml: String(m.dropFirst("version: 1\n".count)),
+                    keyPath: "version", line: 1, column: 1, message: "required key is missing", schema: .rejects),
+        InvalidCase(name: "version as text", yaml: m.replacingOccurrences(of: "version: 1", with: "version: \"1\""),
+                    keyPath: "version", line: 1, column: 10, message: "expected a number from", schema: .rejects),
+        // structure
+        InvalidCase(name: "unknown top-level key with suggestion", yaml: Fixture.minimal(plus: "netwrk:\n  nameservers: [10.0.0.1]\n"),
+                    keyPath: "netwrk", line: 6, column: 1, message: "unknown key; did you mean 'network'?", schema: .rejects),
+        InvalidCase(name: "unknown nested key with suggestion", yaml: Fixture.withHost("  hostname: node-01\n  time_zone: Etc/UTC\n"),
+                    keyPath: "host.time_zone", line: 4, column: 3, message: "did you mean 'timezone'?", schema: .rejects),
+        InvalidCase(name: "unknown key without a close match", yaml: Fixture.withHost("  hostname: node-01\n  flavour: vanilla\n"),
+                    keyPath: "host.flavour", line: 4, column: 3, message: "allowed here: hostname, timezone, ntp_servers, users",
+                    schema: .rejects),
+        InvalidCase(name: "camelCase key suggests snake_case", yaml: Fixture.withHost("  hostname: node-01\n  ntpServers: [10.0.0.1]\n"),
+                    keyPath: "host.ntpServers", line: 4, column: 3, message: "did you mean 'ntp_servers'?", schema: .rejects),
+        InvalidCase(name: "duplicate key", yaml: Fixture.withHost("  hostname: node-01\n  hostname: node-02\n"),
+                    keyPath: "host.hostname", line: 4, column: 3, message: "duplicate key: already given at line 3, column 3",
+                    schema: .notJSON),
+        InvalidCase(name: "duplicate top-level section", yaml: Fixture.minimal(plus: "cluster:\n  role: join\n"),
+                    keyPath: "cluster", line: 6, column: 1, message: "duplicate key: already given at line 4, column 1",
+                    schema: .notJSON),
+        InvalidCase(name: "duplicate key in a flow mapping", yaml: Fixture.minimal(plus: "disks:\n  storage: {wipe: never, wipe: always}\n"),
+                    keyPath: "disks.storage.wipe", line: 7, column: 26, message: "duplicate key: already given at line 7, column 13",
+                    schema: .notJSON),
+        InvalidCase(name: "section of the wrong type", yaml: "version: 1\nhost: node-01\ncluster:\n  role: bootstrap\n",
+                    keyPath: "host", line: 2, column: 7, message: "expected a mapping with keys hostname", schema: .rejects),
+        InvalidCase(name: "root is a list", yaml: "- version: 1\n",
+                    keyPath: "", line: 1, column: 1, message: "expected a mapping with keys version, host", schema: .rejects),
+        InvalidCase(name: "empty file", yaml: "# nothing here\n",
+                    keyPath: "", line: 1, column: 1, message: "the file is empty", schema: .notJSON),
+        InvalidCase(name: "YAML syntax error: tab indentation", yaml: "version: 1\nhost:\n\thostname: node-01\n",
+                    keyPath: "", line: 3, column: 1, message: "invalid YAML", schema: .notJSON),
+        InvalidCase(name: "YAML syntax error: unclosed flow list", yaml: Fixture.minimal(plus: "network:\n  nameservers: [10.0.0.1\n"),
+                    keyPath: "", line: 8, column: 1, message: "invalid YAML", schema: .notJSON),
+        InvalidCase(name: "two YAML documents", yaml: m + "---\n" + m,
+                    keyPath: "", line: 6, column: 1, message: "one YAML document", schema: .notJSON),
+        InvalidCase(name: "anchors and aliases", yaml: "version: 1\nhost: &h\n  hostname: node-01\ncluster:\n  role: bootstrap\n",
+                    keyPath: "host", line: 2, column: 7, message: "anchors and aliases", schema: .notJSON),
+        InvalidCase(name: "Unicode line separator", yaml: Fixture.withHost("  hostname: node-01\u{2028}\n"),
+                    keyPath: "", line: 3, column: 20, message: "a Unicode line separator is not allowed", schema: .notJSON),
+        InvalidCase(name: "carriage return inside a line", yaml: Fixture.withHost("  hostname: node-01\r  timezone: Etc/UTC\n"),
+                    keyPath: "", line: 3, column: 20, message: "a carriage return that does not end a line", schema: .notJSON),
+        InvalidCase(name: "explicit tag", yaml: Fixture.withHost("  hostname: !!binary bm9kZQ==\n"),
+                    keyPath: "host.hostname", line: 3, column: 13, message: "explicit YAML tags", schema: .notJSON),
+        InvalidCase(name: "control character", yaml: Fixture.withHost("  hostname: \"node\u{7}\"\n"),
+                    keyPath: "", line: 3, column: 18, message: "control character U+7", schema: .notJSON),
+        // host names
+        InvalidCase(name: "host name with underscore", yaml: Fixture.withHost("  hostname: node_01\n"),
+                    keyPath: "host.hostname", line: 3, column: 13, message: "must be an RFC 1123 host name", schema: .rejects),
+        InvalidCase(name: "host name with uppercase", yaml: Fixture.withHost("  hostname: Node-01\n"),
+                    keyPath: "host.hostname", line: 3, column: 13, message: "write it in lowercase: 'node-01'", schema: .rejects),
+        InvalidCase(name: "host name starting with '-'", yaml: Fixture.withHost("  hostname: \"-node\"\n"),
+                    keyPath: "host.hostname", line: 3, column: 13, message: "must be an RFC 1123 host name", schema: .rejects),
+        InvalidCase(name: "host name label over 63 characters", yaml: Fixture.withHost("  hostname: \(String(repeating: "a", count: 64))\n"),
+                    keyPath: "host.hostname", line: 3, column: 13, message: "must be an RFC 1123 host name", schema: .rejects),
+        InvalidCase(name: "host name that looks like an address", yaml: Fixture.withHost("  hostname: node.123\n"),
+                    keyPath: "host.hostname", line: 3, column: 13, message: "all-numeric label", schema: .rejects),
+        InvalidCase(name: "host name with shell characters", yaml: Fixture.withHost("  hostname: \"node;reboot\"\n"),
+                    keyPath: "host.hostname", line: 3, column: 13, message: "must be an RFC 1123 host name", schema: .rejects),
+        InvalidCase(name: "host name as a number", yaml: Fixture.withHost("  hostname: 1234\n"),
+                    keyPath: "host.hostname", line: 3, column: 13, message: "expected text, found the number 1234; put it in quotes",
+                    schema: .rejects),
+        InvalidCase(name: "host name as a list", yaml: Fixture.withHost("  hostname: [a, b]\n"),
+                    keyPath: "host.hostname", line: 3, column: 13, message: "expected text, found a list", schema: .rejects),
+        InvalidCase(name: "host name missing", yaml: Fixture.withHost("  timezone: Etc/UTC\n"),
+                    keyPath: "host.hostname", line: 3, column: 3, message: "required key is missing", schema: .rejects),
+        // time zones
+        InvalidCase(name: "unknown time zone", yaml: Fixture.withHost("  hostname: node-01\n  timezone: Mars/Olympus_Mons\n"),
+                    keyPath: "host.timezone", line: 4, column: 13, message: "is not a known time zone", schema: .beyondSchema),
+        InvalidCase(name: "time zone path traversal", yaml: Fixture.withHost("  hostname: node-01\n  timezone: ../../etc/passwd\n"),
+                    keyPath: "host.timezone", line: 4, column: 13, message: "is not a time zone name", schema: .rejects),
+        InvalidCase(name: "time zone directory", yaml: Fixture.withHost("  hostname: node-01\n  timezone: Europe\n"),
+                    keyPath: "host.timezone", line: 4, column: 13, message: "is not a known time zone", schema: .beyondSchema),
+        // NTP
+        InvalidCase(name: "NTP server that is neither name nor address", yaml: Fixture.withHost("  hostname: node-01\n  ntp_servers: [\"ntp server\"]\n"),
+                    keyPath: "host.ntp_servers[0]", line: 4, column: 17, message: "must be an IP address or a host name", schema: .rejects),
+        InvalidCase(name: "NTP servers not a list", yaml: Fixture.withHost("  hostname: node-01\n  ntp_servers: 10.0.0.1\n"),
+                    keyPath: "host.ntp_servers", line: 4, column: 16, message: "expected a list of host names or addresses", schema: .rejects),
+        // users
+        InvalidCase(name: "user name with uppercase", yaml: Fixture.withHost("  hostname: node-01\n  users:\n    - name: Admin\n"),
+                    keyPath: "host.users[0].name", line: 5, column: 13, message: "is not a valid user name", schema: .rejects),
+        InvalidCase(name: "user name too long", yaml: Fixture.withHost("  hostname: node-01\n  users:\n    - name: \(String(repeating: "u", count: 33))\n"),
+                    keyPath: "host.users[0].name", line: 5, column: 13, message: "at most 32 are allowed", schema: .rejects),
+        InvalidCase(name: "user name of a system account", yaml: Fixture.withHost("  hostname: node-01\n  users:\n    - name: root\n"),
+                    keyPath: "host.users[0].name", line: 5, column: 13, message: "is a system account", schema: .rejects),
+        InvalidCase(name: "user listed twice", yaml: Fixture.withHost("  hostname: node-01\n  users:\n    - name: ops\n    - name: ops\n"),
+                    keyPath: "host.users[1].name", line: 6, column: 13, message: "already listed at line 5", schema: .beyondSchema),
+        InvalidCase(name: "user without a name", yaml: Fixture.withHost("  hostname: node-01\n  users:\n    - ssh_authorized_keys: []\n"),
+                    keyPath: "host.users[0].name", line: 5, column: 7, message: "required key is missing", schema: .rejects),
+        InvalidCase(name: "plaintext password", yaml: Fixture.withHost("  hostname: node-01\n  users:\n    - name: ops\n      password_hash: hunter2-secret\n"),
+                    keyPath: "host.users[0].password_hash", line: 6, column: 22, message: "plaintext password, which is refused",
+                    schema: .rejects, mustNotContain: "hunter2"),
+        InvalidCase(name: "MD5 password hash", yaml: Fixture.withHost("  hostname: node-01\n  users:\n    - name: ops\n      password_hash: \"$1$abcdefgh$0123456789abcdefghijkl\"\n"),
+                    keyPath: "host.users[0].password_hash", line: 6, column: 22, message: "other than SHA-512",
+                    schema: .rejects, mustNotContain: "0123456789abcdefghijkl"),
+        InvalidCase(name: "truncated SHA-512 hash", yaml: Fixture.withHost("  hostname: node-01\n  users:\n    - name: ops\n      password_hash: \"\(Fixture.sha512Hash.dropLast())\"\n"),
+                    keyPath: "host.users[0].password_hash", line: 6, column: 22, message: "not a well-formed SHA-512",
+                    schema: .rejects, mustNotContain: String(Fixture.sha512Hash.dropLast().suffix(20))),
+        InvalidCase(name: "password hash as a number is not echoed", yaml: Fixture.withHost("  hostname: node-01\n  users:\n    - name: ops\n      password_hash: 8675309123\n"),
+                    keyPath: "host.users[0].password_hash", line: 6, column: 22, message: "expected text, found a number",
+                    schema: .rejects, mustNotContain: "8675309123"),
+        InvalidCase(name: "SSH key with bad base64", yaml: Fixture.withHost("  hostname: node-01\n  users:\n    - name: ops\n      ssh_authorized_keys: [\"ssh-ed25519 AAAA!!!! me\"]\n"),
+                    keyPath: "host.users[0].ssh_authorized_keys[0]", line: 6, column: 29, message: "is not valid base64", schema: .rejects),
+        InvalidCase(name: "SSH key whose data is another type", yaml: Fixture.withHost("  hostname: node-01\n  users:\n    - name: ops\n      ssh_authorized_keys: [\"ssh-rsa \(Fixture.ed25519Blob) me\"]\n"),
+                    keyPath: "host.users[0].ssh_authorized_keys[0]", line: 6, column: 29,
+                    message: "says 'ssh-rsa' but the key data is a 'ssh-ed25519' key", schema: .beyondSchema),
+        InvalidCase(name: "SSH key with options", yaml: Fixture.withHost("  hostname: node-01\n  users:\n    - name: ops\n      ssh_authorized_keys: ['command=\"/bin/sh\" \(Fixture.ed25519Key)']\n"),
+                    keyPath: "host.users[0].ssh_authorized_keys[0]", line: 6, column: 29, message: "options, which are not supported",
+                    schema: .rejects),
+        InvalidCase(name: "SSH key of an unsupported type", yaml: Fixture.withHost("  hostname: node-01\n  users:\n    - name: ops\n      ssh_authorized_keys: [\"ssh-dss AAAAB3NzaC1kc3M= me\"]\n"),
+                    keyPath: "host.users[0].ssh_authorized_keys[0]", line: 6, column: 29, message: "is not a supported SSH key type",
+                    schema: .rejects),
+        InvalidCase(name: "SSH key with a newline", yaml: Fixture.withHost("  hostname: node-01\n  users:\n    - name: ops\n      ssh_authorized_keys: [\"\(Fixture.ed25519Key)\\nssh-ed25519 AAAA\"]\n"),
+                    keyPath: "host.users[0].ssh_authorized_keys[0]", line: 6, column: 29, message: "contains control characters",
+                    schema: .rejects),
+        // interfaces
+        InvalidCase(name: "interface without name or mac", yaml: Fixture.minimal(plus: "network:\n  interfaces:\n    - dhcp: true\n"),
+                    keyPath: "network.interfaces[0].name", line: 8, column: 7, message: "give name (e.g. eno1) or mac", schema: .rejects),
+        InvalidCase(name: "interface with name and mac", yaml: Fixture.minimal(plus: "network:\n  interfaces:\n    - name: eno1\n      mac: \"52:54:00:12:34:56\"\n      dhcp: true\n"),
+                    keyPath: "network.interfaces[0].mac", line: 9, column: 7, message: "not both", schema: .rejects),
+        InvalidCase(name: "malformed MAC address", yaml: Fixture.minimal(plus: "network:\n  interfaces:\n    - mac: \"52:54:00:12:34\"\n      dhcp: true\n"),
+                    keyPath: "network.interfaces[0].mac", line: 8, column: 12, message: "is not a MAC address", schema: .rejects),
+        InvalidCase(name: "interface name too long", yaml: Fixture.minimal(plus: "network:\n  interfaces:\n    - name: enp0s31f6abcdefgh\n      dhcp: true\n"),
+                    keyPath: "network.interfaces[0].name", line: 8, column: 13, message: "is not a valid interface name", schema: .rejects),
+        InvalidCase(name: "interface name with a slash", yaml: Fixture.minimal(plus: "network:\n  interfaces:\n    - name: ../eth0\n      dhcp: true\n"),
+                    keyPath: "network.interfaces[0].name", line: 8, column: 13, message: "is not a valid interface name", schema: .rejects),
+        InvalidCase(name: "dhcp: yes", yaml: Fixture.minimal(plus: "network:\n  interfaces:\n    - name: eno1\n      dhcp: yes\n"),
+                    keyPath: "network.interfaces[0].dhcp", line: 9, column: 13, message: "expected true or false, found the text 'yes'; write true or false",
+                    schema: .rejects),
+        InvalidCase(name: "interface with neither dhcp nor addresses", yaml: Fixture.minimal(plus: "network:\n  interfaces:\n    - name: eno1\n      mtu: 1500\n"),
+                    keyPath: "network.interfaces[0]", line: 8, column: 7, message: "has neither dhcp: true nor addresses", schema: .rejects),
+        InvalidCase(name: "address out of range", yaml: Fixture.minimal(plus: "network:\n  interfaces:\n    - name: eno2\n      addresses: [10.1.0.300/24]\n"),
+                    keyPath: "network.interfaces[0].addresses[0]", line: 9, column: 19, message: "is not an address with a prefix length",
+                    schema: .beyondSchema),
+        InvalidCase(name: "address without prefix length", yaml: Fixture.minimal(plus: "network:\n  interfaces:\n    - name: eno2\n      addresses: [10.1.0.11]\n"),
+                    keyPath: "network.interfaces[0].addresses[0]", line: 9, column: 19, message: "is not an address with a prefix length",
+                    schema: .rejects),
+        InvalidCase(name: "prefix length too long", yaml: Fixture.minimal(plus: "network:\n  interfaces:\n    - name: eno2\n      addresses: [10.1.0.11/33]\n"),
+                    keyPath: "network.interfaces[0].addresses[0]", line: 9, column: 19, message: "is not an address with a prefix length",
+                    schema: .beyondSchema),
+        InvalidCase(name: "network address as interface address", yaml: Fixture.minimal(plus: "network:\n  interfaces:\n    - name: eno2\n      addresses: [10.1.0.0/24]\n"),
+                    keyPath: "network.interfaces[0].addresses[0]", line: 9, column: 19, message: "is the network address of its subnet",
+                    schema: .beyondSchema),
+        InvalidCase(name: "gateway outside the subnet", yaml: Fixture.minimal(plus: "network:\n  interfaces:\n    - name: eno2\n      addresses: [10.1.0.11/24]\n      gateway: 10.2.0.1\n"),
+                    keyPath: "network.interfaces[0].gateway", line: 10, column: 16, message: "10.2.0.1 is outside the interface's subnet 10.1.0.0/24",
+                    schema: .beyondSchema),
+        InvalidCase(name: "IPv6 gateway outside the subnet", yaml: Fixture.minimal(plus: "network:\n  interfaces:\n    - name: eno2\n      addresses: [\"fd00:1::11/64\"]\n      gateway: \"fd00:2::1\"\n"),
+                    keyPath: "network.interfaces[0].gateway", line: 10, column: 16, message: "fd00:2::1 is outside the interface's subnet fd00:1::/64",
+                    schema: .beyondSchema),
+        InvalidCase(name: "gateway of another family", yaml: Fixture.minimal(plus: "network:\n  interfaces:\n    - name: eno2\n      addresses: [10.1.0.11/24]\n      gateway: \"fd00::1\"\n"),
+                    keyPath: "network.interfaces[0].gateway", line: 10, column: 16, message: "has no address of its family", schema: .beyondSchema),
+        InvalidCase(name: "gateway without static address", yaml: Fixture.minimal(plus: "network:\n  interfaces:\n    - name: eno1\n      dhcp: true\n      gateway: 10.1.0.1\n"),
+                    keyPath: "network.interfaces[0].gateway", line: 10, column: 16, message: "a gateway needs a static address", schema: .rejects),
+        InvalidCase(name: "gateway that is not an address", yaml: Fixture.minimal(plus: "network:\n  interfaces:\n    - name: eno2\n      addresses: [10.1.0.11/24]\n      gateway: router\n"),
+                    keyPath: "network.interfaces[0].gateway", line: 10, column: 16, message: "is not an IP address", schema: .rejects),
+        InvalidCase(name: "MTU too large", yaml: Fixture.minimal(plus: "network:\n  interfaces:\n    - name: eno1\n      dhcp: true\n      mtu: 9217\n"),
+                    keyPath: "network.interfaces[0].mtu", line: 10, column: 12, message: "9217 is out of range: expected an MTU from 68 to 9216",
+                    schema: .rejects),
+        InvalidCase(name: "MTU too small", yaml: Fixture.minimal(plus: "network:\n  interfaces:\n    - name: eno1\n      dhcp: true\n      mtu: 67\n"),
+                    keyPath: "network.interfaces[0].mtu", line: 10, column: 12, message: "out of range", schema: .rejects),
+        InvalidCase(name: "MTU as text", yaml: Fixture.minimal(plus: "network:\n  interfaces:\n    - name: eno1\n      dhcp: true\n      mtu: jumbo\n"),
+                    keyPath: "network.interfaces[0].mtu", line: 10, column: 12, message: "expected an MTU from 68 to 9216, found the text 'jumbo'",
+                    schema: .rejects),
+        InvalidCase(name: "IPv6 with MTU below 1280", yaml: Fixture.minimal(plus: "network:\n  interfaces:\n    - name: eno2\n      addresses: [\"fd00:1::11/64\"]\n      mtu: 1000\n"),
+                    keyPath: "network.interfaces[0].mtu", line: 10, column: 12, message: "minimum MTU for IPv6", schema: .beyondSchema),
+        InvalidCase(name: "interface configured twice", yaml: Fixture.minimal(plus: "network:\n  interfaces:\n    - name: eno1\n      dhcp: true\n    - name: eno1\n      dhcp: true\n"),
+                    keyPath: "network.interfaces[1].name", line: 10, column: 13, message: "already configured in network.interfaces[0]",
+                    schema: .beyondSchema),
+        InvalidCase(name: "nameserver that is not an address", yaml: Fixture.minimal(plus: "network:\n  nameservers: [10.0.0]\n"),
+                    keyPath: "network.nameservers[0]", line: 7, column: 17, message: "is not an IP address", schema: .rejects),
+        InvalidCase(name: "public network with host bits", yaml: Fixture.minimal(plus: "network:\n  public_network: 10.0.0.5/24\n"),
+                    keyPath: "network.public_network", line: 7, column: 19, message: "has host bits set; the network is 10.0.0.0/24",
+                    schema: .beyondSchema),
+        InvalidCase(name: "cluster network not in CIDR notation", yaml: Fixture.minimal(plus: "network:\n  cluster_network: 10.1.0.0\n"),
+                    keyPath: "network.cluster_network", line: 7, column: 20, message: "is not a network in CIDR notation", schema: .rejects),
+        // disks
+        InvalidCase(name: "wipe: yes", yaml: Fixture.minimal(plus: "disks:\n  system:\n    wipe: yes\n"),
+                    keyPath: "disks.system.wipe", line: 8, column: 11, message: "'yes' is not one of never, aquarium, always", schema: .rejects),
+        InvalidCase(name: "storage wipe: true", yaml: Fixture.minimal(plus: "disks:\n  storage:\n    wipe: true\n"),
+                    keyPath: "disks.storage.wipe", line: 8, column: 11, message: "'true' is not one of never, aquarium, always", schema: .rejects),
+        InvalidCase(name: "prefer: biggest", yaml: Fixture.minimal(plus: "disks:\n  system:\n    prefer: biggest\n"),
+                    keyPath: "disks.system.prefer", line: 8, column: 13, message: "'biggest' is not one of smallest, largest", schema: .rejects),
+        InvalidCase(name: "filesystem: btrfs", yaml: Fixture.minimal(plus: "disks:\n  system:\n    filesystem: btrfs\n"),
+                    keyPath: "disks.system.filesystem", line: 8, column: 17, message: "'btrfs' is not one of xfs, ext4", schema: .rejects),
+        InvalidCase(name: "size without unit", yaml: Fixture.minimal(plus: "disks:\n  system:\n    match:\n      min_size: 500\n"),
+                    keyPath: "disks.system.match.min_size", line: 9, column: 17, message: "expected text, found the number 500", schema: .rejects),
+        InvalidCase(name: "size with a wrong-case unit", yaml: Fixture.minimal(plus: "disks:\n  system:\n    match:\n      min_size: 10gib\n"),
+                    keyPath: "disks.system.match.min_size", line: 9, column: 17, message: "did you mean 'GiB'?", schema: .rejects),
+        InvalidCase(name: "size with an unknown unit", yaml: Fixture.minimal(plus: "disks:\n  system:\n    match:\n      min_size: 10 gigs\n"),
+                    keyPath: "disks.system.match.min_size", line: 9, column: 17, message: "has no valid unit", schema: .rejects),
+        InvalidCase(name: "size too large", yaml: Fixture.minimal(plus: "disks:\n  system:\n    match:\n      max_size: 99999999999TiB\n"),
+                    keyPath: "disks.system.match.max_size", line: 9, column: 17, message: "is too large", schema: .beyondSchema),
+        InvalidCase(name: "min_size larger than max_size", yaml: Fixture.minimal(plus: "disks:\n  system:\n    match:\n      min_size: 3TB\n      max_size: 2TB\n"),
+                    keyPath: "disks.system.match.min_size", line: 9, column: 17, message: "min_size 3TB is larger than max_size 2TB",
+                    schema: .beyondSchema),
+        InvalidCase(name: "max_size below the default min_size", yaml: Fixture.minimal(plus: "disks:\n  system:\n    match:\n      max_size: 8GiB\n"),
+                    keyPath: "disks.system.match.max_size", line: 9, column: 17, message: "below the default min_size 10GiB",
+                    schema: .beyondSchema),
+        InvalidCase(name: "unknown transport", yaml: Fixture.minimal(plus: "disks:\n  storage:\n    match: {transport: [nvme, floppy]}\n"),
+                    keyPath: "disks.storage.match.transport[1]", line: 8, column: 31, message: "'floppy' is not one of nvme, sata",
+                    schema: .rejects),
+        InvalidCase(name: "transport not a list", yaml: Fixture.minimal(plus: "disks:\n  storage:\n    match: {transport: nvme}\n"),
+                    keyPath: "disks.storage.match.transport", line: 8, column: 24, message: "expected a list of transports", schema: .rejects),
+        InvalidCase(name: "rotational: no", yaml: Fixture.minimal(plus: "disks:\n  storage:\n    match: {rotational: no}\n"),
+                    keyPath: "disks.storage.match.rotational", line: 8, column: 25, message: "write true or false", schema: .rejects),
+        InvalidCase(name: "by_id outside /dev/disk/by-id", yaml: Fixture.minimal(plus: "disks:\n  system:\n    match: {by_id: /dev/sda}\n"),
+                    keyPath: "disks.system.match.by_id", line: 8, column: 20, message: "is not a path like /dev/disk/by-id/", schema: .rejects),
+        InvalidCase(name: "by_id with traversal", yaml: Fixture.minimal(plus: "disks:\n  system:\n    match: {by_id: /dev/disk/by-id/../../sda}\n"),
+                    keyPath: "disks.system.match.by_id", line: 8, column: 20, message: "is not a path like /dev/disk/by-id/", schema: .rejects),
+        InvalidCase(name: "WWN written as a number", yaml: Fixture.minimal(plus: "disks:\n  system:\n    match: {wwn: 0x5000c500a1b2c3d4}\n"),
+                    keyPath: "disks.system.match.wwn", line: 8, column: 18, message: "put it in quotes", schema: .rejects),
+        InvalidCase(name: "unknown match key", yaml: Fixture.minimal(plus: "disks:\n  system:\n    match: {vendor: ACME}\n"),
+                    keyPath: "disks.system.match.vendor", line: 8, column: 13, message: "unknown key; allowed here: by_id, serial", schema: .rejects),
+        InvalidCase(name: "serial glob with a control character", yaml: Fixture.minimal(plus: "disks:\n  system:\n    match: {serial: \"S3\\tZ9*\"}\n"),
+                    keyPath: "disks.system.match.serial", line: 8, column: 21, message: "is not a pattern", schema: .rejects),
+        // cluster
+        InvalidCase(name: "role missing", yaml: Fixture.withCluster("cluster:\n  name: ceph\n"),
+                    keyPath: "cluster.role", line: 5, column: 3, message: "required key is missing", schema: .rejects),
+        InvalidCase(name: "unknown role", yaml: Fixture.withCluster("cluster:\n  role: leader\n"),
+                    keyPath: "cluster.role", line: 5, column: 9, message: "'leader' is not one of bootstrap, join", schema: .rejects),
+        InvalidCase(name: "join without role join", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  join:\n    address: 10.0.0.11\n    token: a1b2-c3d4-e5f6-a7b8\n"),
+                    keyPath: "cluster.join", line: 6, column: 3, message: "is only allowed with role: join", schema: .rejects),
+        InvalidCase(name: "role join without join", yaml: Fixture.withCluster("cluster:\n  role: join\n"),
+                    keyPath: "cluster.join", line: 5, column: 9, message: "role: join needs cluster.join", schema: .rejects),
+        InvalidCase(name: "join token too short, not echoed", yaml: Fixture.withCluster("cluster:\n  role: join\n  join:\n    address: 10.0.0.11\n    token: s3cr3t\n"),
+                    keyPath: "cluster.join.token", line: 8, column: 12, message: "is not a valid join token", schema: .rejects,
+                    mustNotContain: "s3cr3t"),
+        InvalidCase(name: "join token with shell characters", yaml: Fixture.withCluster("cluster:\n  role: join\n  join:\n    address: 10.0.0.11\n    token: \"a1b2-c3d4-e5f6-a7b8$(reboot)\"\n"),
+                    keyPath: "cluster.join.token", line: 8, column: 12, message: "is not a valid join token", schema: .rejects,
+                    mustNotContain: "a1b2-c3d4"),
+        InvalidCase(name: "join address not an address", yaml: Fixture.withCluster("cluster:\n  role: join\n  join:\n    address: mon-1\n    token: a1b2-c3d4-e5f6-a7b8\n"),
+                    keyPath: "cluster.join.address", line: 7, column: 14, message: "is not an IP address", schema: .rejects),
+        InvalidCase(name: "join without token", yaml: Fixture.withCluster("cluster:\n  role: join\n  join:\n    address: 10.0.0.11\n"),
+                    keyPath: "cluster.join.token", line: 7, column: 5, message: "required key is missing", schema: .rejects),
+        InvalidCase(name: "cluster name with uppercase", yaml: Fixture.withCluster("cluster:\n  name: Ceph\n  role: bootstrap\n"),
+                    keyPath: "cluster.name", line: 5, column: 9, message: "is not a valid cluster name", schema: .rejects),
+        InvalidCase(name: "pool name with a space", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    rbd: {pools: [\"my pool\"]}\n"),
+                    keyPath: "cluster.services.rbd.pools[0]", line: 7, column: 19, message: "is not a valid name", schema: .rejects),
+        InvalidCase(name: "pool listed twice", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    rbd: {pools: [rbd, rbd]}\n"),
+                    keyPath: "cluster.services.rbd.pools[1]", line: 7, column: 24, message: "pool 'rbd' is listed twice", schema: .rejects),
+        InvalidCase(name: "no pools", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    rbd: {pools: []}\n"),
+                    keyPath: "cluster.services.rbd.pools", line: 7, column: 18, message: "is empty", schema: .rejects),
+        InvalidCase(name: "RGW port out of range", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    rgw: {port: 70000}\n"),
+                    keyPath: "cluster.services.rgw.port", line: 7, column: 17, message: "expected a TCP port from 1 to 65535", schema: .rejects),
+        InvalidCase(name: "CephFS name starting with '-'", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    cephfs: {name: -fs}\n"),
+                    keyPath: "cluster.services.cephfs.name", line: 7, column: 20, message: "is not a valid name", schema: .rejects),
+        InvalidCase(name: "unknown service", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    nfs: {}\n"),
+                    keyPath: "cluster.services.nfs", line: 7, column: 5, message: "unknown key", schema: .rejects),
+        InvalidCase(name: "telemetry as text", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  telemetry: \"false\"\n"),
+                    keyPath: "cluster.telemetry", line: 6, column: 14, message: "expected true or false, found the text 'false'", schema: .rejects),
+    ]
+
+    // The valid side of the rules.
+    static let valid: [ValidCase] = [
+        ValidCase(name: "minimal", yaml: m),
+        ValidCase(name: "fully qualified host name", yaml: Fixture.withHost("  hostname: node-01.rack-3.example.org\n")),
+        ValidCase(name: "time zones", yaml: Fixture.withHost("  hostname: node-01\n  timezone: Europe/Berlin\n")),
+        ValidCase(name: "NTP servers by name and address", yaml: Fixture.withHost("  hostname: node-01\n  ntp_servers: [ntp.example.org, 10.0.0.1, \"fd00::1\"]\n")),
+        ValidCase(name: "users with hashes and keys", yaml: Fixture.withHost("""
+              hostname: node-01
+              users:
+                - name: aquarium
+                  password_hash: "\(Fixture.yescryptHash)"
+                  ssh_authorized_keys: ["\(Fixture.ed25519Key)", "\(Fixture.ecdsaKey)"]
+                - name: ops_team-2
+                  password_hash: '\(Fixture.sha512Hash)'
+                  ssh_authorized_keys: ["\(Fixture.rsaKey)"]
+                - name: audit
+                  password_hash: '\(Fixture.sha512RoundsHash)'
+
+            """)),
+        ValidCase(name: "interfaces by name, by mac, dual stack", yaml: Fixture.minimal(plus: """
+            network:
+              interfaces:
+                - name: eno1
+                  dhcp: true
+                - mac: "52:54:00:AB:cd:ef"
+                  addresses: [10.1.0.11/24, "fd00:1::11/64"]
+                  gateway: 10.1.0.1
+                  mtu: 9216
+                - name: bond0.100
+                  addresses: ["fd00:2::11/64"]
+                  gateway: "fd00:2::1"
+                  mtu: 1280
+                - name: eno3
+                  dhcp: false
+                  addresses: [192.168.7.5/31]
+                  mtu: 68
+              nameservers: [10.0.0.1, "fd00::53"]
+              public_network: 10.0.0.0/24
+              cluster_network: "fd00:1::/64"
+
+            """)),
+        ValidCase(name: "disk sizes in every unit", yaml: Fixture.minimal(plus: """
+            disks:
+              system:
+                match:
+                  by_id: /dev/disk/by-id/wwn-0x5000c500a1b2c3d4
+                  serial: "S3Z9*"
+                  wwn: "0x5000c500a1b2c3d4"
+                  model: "SAMSUNG [MP]Z*"
+                  transport: [nvme, sata, virtio]
+                  rotational: false
+                  min_size: 1.92TB
+                  max_size: 2TiB
+                prefer: largest
+                wipe: aquarium
+                filesystem: ext4
+              storage:
+                match: {min_size: 512 MiB, max_size: 16TB}
+                wipe: always
+
+            """)),
+        ValidCase(name: "min_size equal to max_size, small units", yaml: Fixture.minimal(plus: "disks:\n  system:\n    match: {min_size: 1000kB, max_size: 1MB}\n  storage:\n    match: {min_size: 1KiB, max_size: 1048576B}\n")),
+        ValidCase(name: "role join with join", yaml: Fixture.withCluster("cluster:\n  name: ceph-prod\n  role: join\n  join:\n    address: 10.0.0.11\n    token: a1b2-c3d4-e5f6-a7b8\n")),
+        ValidCase(name: "services with defaults", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    rbd:\n    rgw: {}\n    cephfs:\n  telemetry: true\n")),
+        ValidCase(name: "services spelled out", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    rbd: {pools: [rbd, vm-images, backup.2]}\n    rgw: {port: 8080}\n    cephfs: {name: shared_fs}\n")),
+        ValidCase(name: "comments, quotes and CRLF line ends", yaml: "# a seed\r\nversion: 1 # v1\r\nhost:\r\n  hostname: 'node-01'\r\ncluster: {role: \"bootstrap\"}\r\n"),
+        ValidCase(name: "empty optional lists", yaml: Fixture.withHost("  hostname: node-01\n  ntp_servers: []\n  users: []\n")),
+    ]
+}
+
+@Suite("Seed validation rules")
+struct ValidationTableTests {
+    @Test("invalid seeds are rejected with the exact key path, line and column", arguments: SeedCases.invalid)
+    func rejects(_ testCase: InvalidCase) throws {
+        let found = issues(of: testCase.yaml)
+        try #require(!found.isEmpty, "accepted: \(testCase.yaml)")
+        let match = found.first { $0.keyPath == testCase.keyPath && $0.message.contains(testCase.message) }
+        #expect(match != nil, "no issue at \(testCase.keyPath) containing \"\(testCase.message)\"; got:\n\(found.map(\.description).joined(separator: "\n"))")
+        if let match {
+            #expect(match.line == testCase.line && match.column == testCase.column,
+                    "expected \(testCase.line):\(testCase.column), got \(match)")
+            #expect(match.file == "seed.yaml")
+        }
+        if let secret = testCase.mustNotContain {
+            #expect(!SeedValidationError(issues: found).description.contains(secret), "a message repeats a secret")
+        }
+        for issue in found {
+            #expect(issue.line >= 1 && issue.column >= 1)
+        }
+    }
+
+    @Test("valid seeds are accepted", arguments: SeedCases.valid)
+    func accepts(_ testCase: ValidCase) throws {
+        let found = issues(of: testCase.yaml)
+        #expect(found.isEmpty, "\(found.map(\.description).joined(separator: "\n"))")
+    }
+
+    @Test("several errors are reported together, sorted by position")
+    func severalErrors() throws {
+        let text = """
+            version: 2
+            host:
+              hostname: Node_01
+              users:
+                - name: ops
+                  password_hash: letmein
+            disks:
+              system:
+                wipe: yes
+            cluster:
+              role: join
+
+            """
+        let found = issues(of: text)
+        #expect(found.map(\.keyPath) == ["version", "host.hostname", "host.users[0].password_hash", "disks.system.wipe",
+                                         "cluster.join"])
+        #expect(found.map(\.line) == [1, 3, 6, 9, 11])
+        let rendered = SeedValidationError(issues: found).description
+        #expect(rendered.contains("seed.yaml:9:11: disks.system.wipe: 'yes' is not one of never, aquarium, always"))
+        #expect(!rendered.contains("letmein"))
+    }
+
+    @Test("three occurrences of one key are all reported")
+    func tripleDuplicate() {
+        let found = issues(of: Fixture.withHost("  hostname: a\n  hostname: b\n  hostname: c\n"))
+        #expect(found.count == 2)
+        #expect(found.allSatisfy { $0.keyPath == "host.hostname" && $0.line == 5 })
+        #expect(found.map(\.message).sorted() == [
+            "duplicate key: already given at line 3, column 3; give every key once",
+            "duplicate key: already given at line 4, column 3; give every key once",
+        ])
+    }
+
+    @Test("duplicates under an unknown key are still reported")
+    func duplicateUnderUnknownKey() {
+        let found = issues(of: Fixture.minimal(plus: "extra:\n  a: 1\n  a: 2\n"))
+        #expect(found.contains { $0.keyPath == "extra" && $0.line == 6 })
+        #expect(found.contains { $0.message.contains("duplicate key 'a'") && $0.line == 7 && $0.column == 3 })
+    }
+
+    @Test("too many problems are capped with a count")
+    func cap() {
+        var text = "version: 1\nhost:\n  hostname: node-01\ncluster:\n  role: bootstrap\n"
+        for index in 0..<80 { text += "unknown_\(index): 1\n" }
+        let found = issues(of: text)
+        #expect(found.count == 51)
+        #expect(found.last?.message == "and 30 more problems not shown")
+    }
+
+    @Test("a file that is too large is refused before parsing")
+    func tooLarge() {
+        let text = Fixture.minimal + "# " + String(repeating: "x", count: SeedLoader.maximumFileSize) + "\n"
+        #expect(issues(of: text).first?.message.contains("a seed may be at most") == true)
+    }
+
+    struct Nesting: Sendable, CustomTestStringConvertible {
+        let name: String
+        let text: String
+        var testDescription: String { name }
+    }
+
+    @Test("deep nesting is refused with a position, not a crash", arguments: [
+        Nesting(name: "100000 [", text: String(repeating: "[", count: 100_000)),
+        Nesting(name: "50000 block sequence dashes", text: "host: " + String(repeating: "- ", count: 50_000) + "x\n"),
+        Nesting(name: "30000 flow mappings", text: String(repeating: "{a: ", count: 30_000)),
+        Nesting(name: "deep indentation", text: (0..<400).map { String(repeating: " ", count: $0) + "k\($0):\n" }.joined()),
+    ])
+    func deepNesting(_ nesting: Nesting) {
+        let found = issues(of: nesting.text)
+        #expect(found.count == 1)
+        #expect(found.first?.message.contains("nested too deeply") == true)
+        #expect((found.first?.line ?? 0) >= 1)
+    }
+
+    @Test("invalid UTF-8 names the line and column")
+    func invalidUTF8() {
+        var data = Data("version: 1\nhost:\n  hostname: n".utf8)
+        data.append(0xff)
+        do {
+            _ = try SeedLoader.parse(data: data, file: "s.yaml")
+            Issue.record("accepted invalid UTF-8")
+        } catch {
+            #expect(error.issues.first?.description == "s.yaml:3:14: the file is not valid UTF-8; save it as UTF-8 text")
+        }
+    }
+
+    @Test("a missing file is reported with its name")
+    func missingFile() {
+        do {
+            _ = try SeedLoader.load(path: "/nonexistent/seed.yaml")
+            Issue.record("loaded a missing file")
+        } catch {
+            #expect(error.issues.first?.file == "/nonexistent/seed.yaml")
+            #expect(error.issues.first?.message.hasPrefix("cannot read the file") == true)
+        }
+    }
+
+    @Test("the time zone directory can be absent (syntax only)")
+    func zoneinfoAbsent() throws {
+        let text = Fixture.withHost("  hostname: node-01\n  timezone: Mars/Olympus_Mons\n")
+        let seed = try SeedLoader.parse(text, file: "s.yaml", options: .init(zoneinfoDirectory: "/nonexistent-zoneinfo"))
+        #expect(seed.host.timezone == "Mars/Olympus_Mons")
+    }
+}
