@@ -231,6 +231,11 @@ final class SeedReader {
         return fields
     }
 
+    func isScalar(_ node: Node) -> Bool {
+        if case .scalar = node { return true }
+        return false
+    }
+
     func required(_ fields: Fields, _ key: String) -> Node? {
         if let node = fields[key] { return node }
         report(fields.node.mark, fields.path.key(key), "required key is missing")
@@ -370,9 +375,17 @@ final class SeedReader {
         }
         guard let root = mapping(rootNode, KeyPath(), keys: Self.rootKeys) else { return nil }
         let path = KeyPath()
-        if let node = required(root, "version"), let version = integer(node, path.key("version"), range: Int.min...Int.max),
-           version != 1 {
-            report(node.mark, path.key("version"), "version \(version) is not supported; this parser reads version 1")
+        if let node = required(root, "version"), case .scalar = node, let value = scalar(node, path.key("version")) {
+            switch value {
+            case .int("1"): break
+            case .int(let text):
+                report(node.mark, path.key("version"), "version \(SeedSyntax.printable(text)) is not supported; this "
+                       + "parser reads version 1")
+            default:
+                report(node.mark, path.key("version"), "expected the number 1, found \(value.describe(secret: false))")
+            }
+        } else if let node = root["version"], !isScalar(node) {
+            report(node.mark, path.key("version"), "expected the number 1, found \(describe(node))")
         }
         let host = required(root, "host").map { readHost($0, path.key("host")) }
         let network = root["network"].map { readNetwork($0, path.key("network")) } ?? Seed.Network()

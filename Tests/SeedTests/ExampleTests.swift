@@ -9,21 +9,20 @@ enum ExampleFiles {
         let text: String
     }
 
-    /// The shipped example, docs/examples/*.yaml and every seed under image/ (files named *seed*.yaml).
+    /// The shipped example and every seed under docs/ and image/: a YAML file whose top level has `version:` and
+    /// `host:` (other YAML files there, such as image descriptions, are not seeds).
     static func all() throws -> [File] {
         var files = [File(path: "Sources/Seed/Resources/example-seed.yaml",
                           text: try Fixture.read("Sources/Seed/Resources/example-seed.yaml"))]
-        let manager = FileManager.default
-        let examples = try manager.contentsOfDirectory(atPath: Fixture.root + "/docs/examples")
-            .filter { $0.hasSuffix(".yaml") }.sorted()
-        for name in examples {
-            files.append(File(path: "docs/examples/" + name, text: try Fixture.read("docs/examples/" + name)))
-        }
-        if let walker = manager.enumerator(atPath: Fixture.root + "/image") {
-            for case let path as String in walker {
-                let name = (path as NSString).lastPathComponent
-                if name.contains("seed") && (name.hasSuffix(".yaml") || name.hasSuffix(".yml")) {
-                    files.append(File(path: "image/" + path, text: try Fixture.read("image/" + path)))
+        for top in ["docs", "image"] {
+            let directory = URL(fileURLWithPath: Fixture.root + "/" + top).resolvingSymlinksInPath().path
+            let paths = (FileManager.default.enumerator(atPath: directory)?.allObjects as? [String] ?? [])
+                .filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted()
+            for path in paths {
+                let text = try Fixture.read(top + "/" + path)
+                let lines = text.split(separator: "\n")
+                if lines.contains(where: { $0.hasPrefix("version:") }), lines.contains(where: { $0.hasPrefix("host:") }) {
+                    files.append(File(path: top + "/" + path, text: text))
                 }
             }
         }

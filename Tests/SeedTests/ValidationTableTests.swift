@@ -45,7 +45,9 @@ enum SeedCases {
         InvalidCase(name: "version missing", yaml: String(m.dropFirst("version: 1\n".count)),
                     keyPath: "version", line: 1, column: 1, message: "required key is missing", schema: .rejects),
         InvalidCase(name: "version as text", yaml: m.replacingOccurrences(of: "version: 1", with: "version: \"1\""),
-                    keyPath: "version", line: 1, column: 10, message: "expected a number from", schema: .rejects),
+                    keyPath: "version", line: 1, column: 10, message: "expected the number 1, found the text '1'", schema: .rejects),
+        InvalidCase(name: "version as a list", yaml: m.replacingOccurrences(of: "version: 1", with: "version: [1]"),
+                    keyPath: "version", line: 1, column: 10, message: "expected the number 1, found a list", schema: .rejects),
         // structure
         InvalidCase(name: "unknown top-level key with suggestion", yaml: Fixture.minimal(plus: "netwrk:\n  nameservers: [10.0.0.1]\n"),
                     keyPath: "netwrk", line: 6, column: 1, message: "unknown key; did you mean 'network'?", schema: .rejects),
