@@ -13,7 +13,7 @@ public struct FirstBootCommand: ParsableCommand {
             (the message names the device and the reason).
             """,
         version: AquariumVersion.string,
-        subcommands: [InventoryCommand.self])
+        subcommands: [InventoryCommand.self, PlanCommand.self, ApplyCommand.self])
 
     public init() {}
 }

@@ -1,0 +1,522 @@
+import Disks
+import Exec
+import Foundation
+import GPT
+import Logging
+import Parted
+import Seed
+
+/// Options of one `apply` run.
+public struct ApplyOptions: Sendable {
+    /// The target root ("/" on a node; a temporary tree in tests). Nothing outside it is written except the
+    /// chosen disk and the report directory.
+    public var root: String
+    /// Allow destroying what the plan says it will destroy.
+    public var yes: Bool
+    /// Only these kernel names are inventoried (tests restrict themselves to their own loop devices).
+    public var onlyDevices: Set<String>?
+    public var faultPoint: FaultPoint?
+    /// Start `aquarium-provision` at the end (when it exists).
+    public var handoff: Bool
+
+    public init(root: String = "/", yes: Bool = false, onlyDevices: Set<String>? = nil, faultPoint: FaultPoint? = nil,
+                handoff: Bool = true) {
+        self.root = root
+        self.yes = yes
+        self.onlyDevices = onlyDevices
+        self.faultPoint = faultPoint
+        self.handoff = handoff
+    }
+}
+
+/// What an `apply` run did.
+public struct ApplyResult: Sendable {
+    public var plan: Plan
+    public var mode: SystemDiskMode
+    public var record: NodeRecord
+    /// The steps this run executed (a rerun after a crash executes only the unfinished ones).
+    public var stepsRun: [String]
+    public var handoff: String
+}
+
+/// Prepares (or, on later boots, only mounts) the system disk the plan chose.
+public struct ApplyEngine {
+    public var options: ApplyOptions
+    public var logger: Logger
+    /// The on-disk paths of the target root.
+    let root: String
+
+    public init(options: ApplyOptions, logger: Logger = Logger(label: "aquarium.firstboot.apply")) {
+        self.options = options
+        self.logger = logger
+        let resolved = Self.absolute(options.root)
+        self.root = resolved == "/" ? "" : (resolved.hasSuffix("/") ? String(resolved.dropLast()) : resolved)
+    }
+
+    func inRoot(_ path: String) -> String { root + path }
+
+    /// An absolute path with symbolic links resolved (mount points in /proc/self/mountinfo are such paths).
+    static func absolute(_ path: String) -> String {
+        (URL(fileURLWithPath: path).standardizedFileURL.path as NSString).resolvingSymlinksInPath
+    }
+
+    /// Inventories the disks, reads their step journals and plans.
+    public func plan(seed: Seed) throws -> (Plan, Inventory) {
+        let scanner = InventoryScanner(options: InventoryOptions(onlyNames: options.onlyDevices), logger: logger)
+        let inventory = try scanner.scan()
+        var interrupted: Set<String> = []
+        for disk in inventory.disks where !disk.isCdrom {
+            if let record = StepJournal.read(device: disk.path), !record.isComplete,
+               record.hostname == seed.host.hostname, record.cluster == seed.cluster.name {
+                interrupted.insert(disk.path)
+            }
+        }
+        let plannerOptions = PlannerOptions(ownMountpoints: PlannerOptions.ownMountpoints(root: root.isEmpty ? "/" : root),
+                                            interruptedDisks: interrupted)
+        return (SystemDiskPlanner.plan(seed: seed, inventory: inventory, options: plannerOptions), inventory)
+    }
+
+    public func run(seed loaded: LoadedSeed) throws -> ApplyResult {
+        let seed = loaded.seed
+        let (plan, inventory) = try plan(seed: seed)
+        guard let system = plan.systemDisk, let mode = system.mode,
+              let disk = inventory.disks.first(where: { $0.path == system.path }) else {
+            throw ApplyError(.refused, "refused: no system disk. " + SystemDiskPlanner.render(plan))
+        }
+        if mode == .create && !options.yes {
+            throw ApplyError(.refused, "refused: apply would partition and format \(system.displayPath)"
+                + (system.content.map { " (it \($0))" } ?? "") + "; run again with --yes to allow it.\n"
+                + SystemDiskPlanner.render(plan))
+        }
+        logger.notice("system disk \(system.displayPath): \(mode.rawValue)")
+        var steps: [String] = []
+        var journal = try startJournal(disk: disk, mode: mode, seed: seed)
+        let partition = partitionPath(disk.path, 1)
+
+        // The disk steps are skipped once done; mount, layout and record are idempotent and run on every boot.
+        let skippable: Set<ApplyStep> = [.wipe, .partition, .identities, .mkfs]
+        func step(_ name: ApplyStep, _ body: () throws -> Void) throws {
+            if skippable.contains(name), let record = journal, record.isDone(name) { return }
+            if var record = journal {
+                record.sequence += 1
+                record.steps[name.rawValue] = "started"
+                try StepJournal.write(device: disk.path, record: record)
+                journal = record
+            }
+            options.faultPoint?.trigger(name, after: false)
+            logger.info("step \(name.rawValue)")
+            try body()
+            steps.append(name.rawValue)
+            options.faultPoint?.trigger(name, after: true)
+            if var record = journal {
+                record.sequence += 1
+                record.steps[name.rawValue] = "done"
+                try StepJournal.write(device: disk.path, record: record)
+                journal = record
+            }
+        }
+
+        // Identities: from the journal (create/resume) or from the disk itself (reuse).
+        let identity = try identities(disk: disk, journal: journal, seed: seed)
+        if mode != .reuse {
+            try step(.wipe) { try wipe(disk) }
+            try step(.partition) { try createTable(disk) }
+            try step(.identities) { try setIdentities(disk, identity) }
+            try step(.mkfs) { try makeFilesystem(partition: partition, disk: disk, identity) }
+        }
+        try ensurePartitionNode(disk: disk.path, partition: partition)
+        try step(.mount) { try mountState(partition: partition, filesystem: identity.filesystem) }
+        if mode == .reuse { try verifyOwner(seed: seed) }
+        try step(.layout) { try layout(filesystemUUID: identity.filesystemUUID, filesystem: identity.filesystem) }
+        var record = NodeRecord(nodeUUID: identity.nodeUUID, hostname: seed.host.hostname, cluster: seed.cluster.name,
+                                seedSHA256: loaded.sha256,
+                                systemDisk: .init(stableIdentity: disk.stableIdentity, path: disk.path, wwn: disk.wwn,
+                                                  serial: disk.serial, byId: disk.byId, diskGUID: identity.diskGUID,
+                                                  partitionUUIDs: [AquariumLayout.partitionName: identity.partitionUUID],
+                                                  filesystem: identity.filesystem, filesystemUUID: identity.filesystemUUID),
+                                storageDisks: plan.storageDisks.map {
+                                    .init(stableIdentity: $0.stableIdentity, path: $0.path, wwn: $0.wwn, serial: $0.serial,
+                                          byId: $0.byId, sizeBytes: $0.sizeBytes)
+                                },
+                                createdAt: identity.createdAt, updatedAt: timestamp())
+        // The record is rewritten on every boot (paths and storage disks may change); createdAt is kept.
+        try step(.record) { record = try writeNodeRecord(record) }
+        if var current = journal, !current.isComplete {
+            current.sequence += 1
+            current.completedAt = timestamp()
+            try StepJournal.write(device: disk.path, record: current)
+            journal = current
+        }
+        options.faultPoint?.trigger(.handoff, after: false)
+        let handoff = options.handoff ? Handoff.start(logger: logger) : "handoff skipped (--no-handoff)"
+        steps.append(ApplyStep.handoff.rawValue)
+        options.faultPoint?.trigger(.handoff, after: true)
+        return ApplyResult(plan: plan, mode: mode, record: record, stepsRun: steps, handoff: handoff)
+    }
+
+    // MARK: - journal and identities
+
+    struct Identity {
+        var nodeUUID, diskGUID, partitionUUID, filesystemUUID, filesystem, createdAt: String
+    }
+
+    func startJournal(disk: Disk, mode: SystemDiskMode, seed: Seed) throws -> JournalRecord? {
+        switch mode {
+        case .reuse:
+            return nil
+        case .resume:
+            guard let record = StepJournal.read(device: disk.path) else {
+                throw ApplyError(.runtime, "\(disk.path): the step journal disappeared while resuming; run again")
+            }
+            logger.notice("resuming the first boot recorded on \(disk.path) (node \(record.nodeUUID))")
+            return record
+        case .create:
+            options.faultPoint?.trigger(.journal, after: false)
+            let node = UUID().uuidString.lowercased()
+            let record = JournalRecord(
+                sequence: 1, nodeUUID: node, hostname: seed.host.hostname, cluster: seed.cluster.name,
+                diskGUID: DeterministicUUID.make("aquarium-disk/\(node)").uuidString.lowercased(),
+                partitionUUID: AquariumLayout.statePartitionUUID(cluster: seed.cluster.name, hostname: seed.host.hostname),
+                filesystemUUID: UUID().uuidString.lowercased(), filesystem: seed.disks.system.filesystem.rawValue,
+                startedAt: timestamp(), steps: [:], completedAt: nil)
+            try StepJournal.write(device: disk.path, record: record)
+            options.faultPoint?.trigger(.journal, after: true)
+            return record
+        }
+    }
+
+    func identities(disk: Disk, journal: JournalRecord?, seed: Seed) throws -> Identity {
+        if let journal {
+            return Identity(nodeUUID: journal.nodeUUID, diskGUID: journal.diskGUID, partitionUUID: journal.partitionUUID,
+                            filesystemUUID: journal.filesystemUUID, filesystem: journal.filesystem, createdAt: journal.startedAt)
+        }
+        // Reuse: what is on the disk is the truth.
+        guard let state = AquariumLayout.statePartition(of: disk), let partUUID = state.uuid,
+              let fsUUID = state.fsUuid, let fsType = state.fsType else {
+            throw ApplyError(.runtime, "\(disk.path): the '\(AquariumLayout.partitionName)' partition has no filesystem; "
+                + "wipe the disk (wipefs --all \(disk.path)) to prepare it again")
+        }
+        let onDisk = StepJournal.read(device: disk.path)
+        let editor = try? GPTEditor(path: disk.path, sectorSize: disk.logicalSectorSize)
+        return Identity(nodeUUID: onDisk?.nodeUUID ?? DeterministicUUID.make("aquarium-node/\(partUUID)").uuidString.lowercased(),
+                        diskGUID: editor?.diskGUID.uuidString.lowercased() ?? onDisk?.diskGUID ?? "",
+                        partitionUUID: partUUID.lowercased(), filesystemUUID: fsUUID.lowercased(), filesystem: fsType,
+                        createdAt: onDisk?.startedAt ?? timestamp())
+    }
+
+    // MARK: - disk steps
+
+    /// Zeroes the signatures of what was on the disk: its first and last MiB (both GPTs, MBR, whole-disk
+    /// filesystems), the first MiB of each old partition and 8 KiB around every signature libblkid reported —
+    /// never the journal slots.
+    func wipe(_ disk: Disk) throws {
+        let size = disk.sizeBytes
+        var ranges: [Range<UInt64>] = [0..<min(size, 1 << 20)]
+        if size > 1 << 20 { ranges.append((size - (1 << 20))..<size) }
+        for part in disk.partitions where part.startBytes < size {
+            ranges.append(part.startBytes..<min(size, part.startBytes + min(part.sizeBytes, 1 << 20)))
+        }
+        for signature in disk.signatures {
+            if let offset = signature.offsetBytes, offset < size {
+                let start = offset >= 4096 ? offset - 4096 : 0
+                ranges.append(start..<min(size, offset + 4096))
+            }
+        }
+        let fd = open(disk.path, O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { throw ApplyError(.runtime, "cannot open \(disk.path) to wipe it: \(errnoText())") }
+        defer { close(fd) }
+        let journal = StepJournal.offset..<(StepJournal.offset + UInt64(2 * StepJournal.slotSize))
+        for range in ranges {
+            for piece in subtract(range, journal) where !piece.isEmpty {
+                try zero(fd, piece, path: disk.path)
+            }
+        }
+        guard fsync(fd) == 0 else { throw ApplyError(.runtime, "fsync \(disk.path) failed: \(errnoText())") }
+    }
+
+    func subtract(_ range: Range<UInt64>, _ hole: Range<UInt64>) -> [Range<UInt64>] {
+        guard range.overlaps(hole) else { return [range] }
+        var pieces: [Range<UInt64>] = []
+        if range.lowerBound < hole.lowerBound { pieces.append(range.lowerBound..<hole.lowerBound) }
+        if range.upperBound > hole.upperBound { pieces.append(hole.upperBound..<range.upperBound) }
+        return pieces
+    }
+
+    func zero(_ fd: Int32, _ range: Range<UInt64>, path: String) throws {
+        let chunk = [UInt8](repeating: 0, count: 1 << 16)
+        var position = range.lowerBound
+        while position < range.upperBound {
+            let count = Int(min(UInt64(chunk.count), range.upperBound - position))
+            let n = chunk.withUnsafeBytes { pwrite(fd, $0.baseAddress, count, off_t(position)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw ApplyError(.runtime, "cannot wipe \(path) at byte \(position): \(errnoText())") }
+            position += UInt64(n)
+        }
+    }
+
+    /// A fresh GPT with one partition over the whole disk, 1 MiB aligned; the kernel is told (BLKPG).
+    func createTable(_ disk: Disk) throws {
+        let device = try PartedDevice(path: disk.path)
+        defer { device.close() }
+        let table = try PartedDisk.fresh(on: device, type: "gpt")
+        try table.append([PartitionRequest(name: AquariumLayout.partitionName, sizeBytes: nil)])
+        try table.commit(informKernel: true)
+    }
+
+    /// The identities libparted cannot set: disk GUID, the /var type GUID and the derived PARTUUID.
+    func setIdentities(_ disk: Disk, _ identity: Identity) throws {
+        var editor = try GPTEditor(path: disk.path, sectorSize: disk.logicalSectorSize)
+        guard let diskGUID = UUID(uuidString: identity.diskGUID), let partUUID = UUID(uuidString: identity.partitionUUID),
+              let type = UUID(uuidString: AquariumLayout.partitionType) else {
+            throw ApplyError(.runtime, "\(disk.path): the journal holds malformed GUIDs; wipe the disk and run again")
+        }
+        guard editor.entries.map(\.number) == [1], editor.entries[0].name == AquariumLayout.partitionName else {
+            throw ApplyError(.runtime, "\(disk.path): unexpected partition table after partitioning: "
+                + editor.entries.map { "\($0.number) '\($0.name)'" }.joined(separator: ", "))
+        }
+        editor.setDiskGUID(diskGUID)
+        try editor.setPartition(number: 1, typeGUID: type, uniqueGUID: partUUID)
+        try editor.write()
+    }
+
+    func makeFilesystem(partition: String, disk: Disk, _ identity: Identity) throws {
+        try ensurePartitionNode(disk: disk.path, partition: partition)
+        let command: Command
+        switch identity.filesystem {
+        case "ext4":
+            command = Command("mkfs.ext4", ["-F", "-q", "-L", AquariumLayout.filesystemLabel, "-U", identity.filesystemUUID,
+                                            partition])
+        default:
+            command = Command("mkfs.xfs", ["-f", "-q", "-L", AquariumLayout.filesystemLabel, "-m", "uuid=\(identity.filesystemUUID)",
+                                           partition])
+        }
+        try command.run()
+    }
+
+    /// The partition node appears once the kernel knows the table (BLKPG from libparted, or partx after a crash).
+    func ensurePartitionNode(disk: String, partition: String) throws {
+        if waitForBlockDevice(partition, seconds: 0.5) { return }
+        _ = try? Command("partx", ["--add", "--nr", "1", disk]).run(acceptedStatuses: [0, 1])
+        _ = try? Command("partx", ["--update", "--nr", "1", disk]).run(acceptedStatuses: [0, 1])
+        guard waitForBlockDevice(partition, seconds: 5) else {
+            throw ApplyError(.runtime, "\(partition) did not appear after partitioning \(disk); check `partx --show \(disk)`")
+        }
+    }
+
+    func waitForBlockDevice(_ path: String, seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        repeat {
+            var info = stat()
+            if stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFBLK { return true }
+            usleep(50_000)
+        } while Date() < deadline
+        return false
+    }
+
+    // MARK: - mounts and layout
+
+    var stateDirectory: String { inRoot(AquariumLayout.stateMountpoint) }
+
+    func isMountpoint(_ path: String) -> Bool {
+        MountTable.current().entries.contains { $0.mountpoint == path }
+    }
+
+    func mountState(partition: String, filesystem: String) throws {
+        try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
+        if isMountpoint(stateDirectory) { return }
+        try Command("mount", ["-t", filesystem, partition, stateDirectory]).run()
+    }
+
+    /// A later boot must find this node's record (or none yet) on the disk it reuses.
+    func verifyOwner(seed: Seed) throws {
+        let path = stateDirectory + "/" + AquariumLayout.bindDirectories[0].source + "/node.json"
+        guard let data = FileManager.default.contents(atPath: path) else { return }
+        guard let record = try? JSONDecoder().decode(NodeRecord.self, from: data) else {
+            throw ApplyError(.runtime, "\(path) is not a valid node record; inspect it, then remove it to continue")
+        }
+        if record.hostname != seed.host.hostname || record.cluster != seed.cluster.name {
+            throw ApplyError(.refused, "refused: the system disk belongs to \(record.hostname) of cluster \(record.cluster) "
+                + "(\(path)), not \(seed.host.hostname) of \(seed.cluster.name)")
+        }
+    }
+
+    /// Bind mounts for /var/lib/aquarium, /var/lib/ceph and /var/log, an overlay for /etc, and systemd mount units.
+    func layout(filesystemUUID: String, filesystem: String) throws {
+        let fm = FileManager.default
+        for (target, source) in AquariumLayout.bindDirectories {
+            let state = stateDirectory + "/" + source
+            let targetPath = inRoot(target)
+            try fm.createDirectory(atPath: targetPath, withIntermediateDirectories: true)
+            if !fm.fileExists(atPath: state) {
+                // First time: carry over what the image already has there (copy, then rename: crash-safe).
+                let staging = state + ".staging"
+                try? fm.removeItem(atPath: staging)
+                try fm.createDirectory(atPath: staging, withIntermediateDirectories: true)
+                if !isMountpoint(targetPath) {
+                    try Command("cp", ["-a", "--", targetPath + "/.", staging]).run()
+                }
+                try fm.moveItem(atPath: staging, toPath: state)
+            }
+        }
+        for name in [AquariumLayout.etcUpper, AquariumLayout.etcWork] {
+            try fm.createDirectory(atPath: stateDirectory + "/" + name, withIntermediateDirectories: true)
+        }
+        try writeUnits(filesystemUUID: filesystemUUID, filesystem: filesystem)
+        for (target, source) in AquariumLayout.bindDirectories where !isMountpoint(inRoot(target)) {
+            try Command("mount", ["--bind", stateDirectory + "/" + source, inRoot(target)]).run()
+        }
+        let etc = inRoot("/etc")
+        try fm.createDirectory(atPath: etc, withIntermediateDirectories: true)
+        if !isMountpoint(etc) {
+            try Command("mount", ["-t", "overlay", "aquarium-etc", "-o",
+                                  "lowerdir=\(etc),upperdir=\(stateDirectory)/\(AquariumLayout.etcUpper),"
+                                  + "workdir=\(stateDirectory)/\(AquariumLayout.etcWork)", etc]).run()
+        }
+    }
+
+    func writeUnits(filesystemUUID: String, filesystem: String) throws {
+        let units = MountUnits.units(filesystemUUID: filesystemUUID, filesystem: filesystem)
+        let directory = inRoot("/etc/systemd/system")
+        let wants = directory + "/local-fs.target.wants"
+        try FileManager.default.createDirectory(atPath: wants, withIntermediateDirectories: true)
+        for (name, text) in units {
+            try writeAtomically(directory + "/" + name, Data(text.utf8))
+            let link = wants + "/" + name
+            if (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) == nil {
+                try? FileManager.default.removeItem(atPath: link)
+                try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: "../" + name)
+            }
+        }
+    }
+
+    func writeNodeRecord(_ record: NodeRecord) throws -> NodeRecord {
+        var record = record
+        let path = inRoot("/" + NodeRecord.relativePath)
+        if let data = FileManager.default.contents(atPath: path),
+           let previous = try? JSONDecoder().decode(NodeRecord.self, from: data), previous.nodeUUID == record.nodeUUID {
+            record.createdAt = previous.createdAt
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try writeAtomically(path, try encoder.encode(record))
+        logger.notice("node record written to \(path)")
+        return record
+    }
+
+    func partitionPath(_ diskPath: String, _ number: Int) -> String {
+        diskPath + ((diskPath.last?.isNumber ?? false) ? "p" : "") + String(number)
+    }
+}
+
+/// Writes `data` to a temporary file beside `path`, fsyncs, and renames it into place.
+func writeAtomically(_ path: String, _ data: Data) throws {
+    let directory = (path as NSString).deletingLastPathComponent
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    let temporary = path + ".tmp"
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw ApplyError(.runtime, "cannot write \(temporary): \(errnoText())") }
+    let written = data.withUnsafeBytes { write(fd, $0.baseAddress, data.count) }
+    let synced = fsync(fd) == 0
+    close(fd)
+    guard written == data.count, synced, rename(temporary, path) == 0 else {
+        throw ApplyError(.runtime, "cannot write \(path): \(errnoText())")
+    }
+}
+
+/// systemd mount units that mount the state filesystem by UUID and bind the state directories early on every boot.
+public enum MountUnits {
+    /// systemd's path escaping for unit names ("/var/lib/aquarium-system" -> "var-lib-aquarium\x2dsystem").
+    public static func escape(_ path: String) -> String {
+        let trimmed = path.split(separator: "/").joined(separator: "/")
+        var result = ""
+        for (index, byte) in trimmed.utf8.enumerated() {
+            let c = Character(UnicodeScalar(byte))
+            if c == "/" { result += "-" }
+            else if c.isASCII && (c.isLetter || c.isNumber || c == "_" || (c == "." && index > 0) || c == ":") { result.append(c) }
+            else { result += String(format: "\\x%02x", byte) }
+        }
+        return result
+    }
+
+    public static func units(filesystemUUID: String, filesystem: String) -> [(String, String)] {
+        let stateUnit = escape(AquariumLayout.stateMountpoint) + ".mount"
+        var units: [(String, String)] = [(stateUnit, """
+            # Written by aquarium-firstboot: this node's state filesystem on its system disk.
+            [Unit]
+            Description=Aquarium node state (system disk)
+            Before=local-fs.target
+
+            [Mount]
+            What=/dev/disk/by-uuid/\(filesystemUUID)
+            Where=\(AquariumLayout.stateMountpoint)
+            Type=\(filesystem)
+            Options=defaults
+
+            [Install]
+            WantedBy=local-fs.target
+
+            """)]
+        for (target, source) in AquariumLayout.bindDirectories {
+            units.append((escape(target) + ".mount", """
+                # Written by aquarium-firstboot: \(target) lives on the system disk.
+                [Unit]
+                Description=Aquarium state: \(target)
+                Requires=\(stateUnit)
+                After=\(stateUnit)
+                Before=local-fs.target
+
+                [Mount]
+                What=\(AquariumLayout.stateMountpoint)/\(source)
+                Where=\(target)
+                Type=none
+                Options=bind
+
+                [Install]
+                WantedBy=local-fs.target
+
+                """))
+        }
+        return units
+    }
+}
+
+/// The mounts `apply` sets up, and how to take them down again (tests, and `aquarium-firstboot unmount`).
+public enum StateMounts {
+    /// Unmounts /etc's overlay, the binds and the state filesystem under `root`, innermost first.
+    public static func unmount(root: String) {
+        let resolved = ApplyEngine.absolute(root)
+        let base = resolved == "/" ? "" : resolved
+        let points = [base + "/etc"] + AquariumLayout.bindDirectories.reversed().map { base + $0.target }
+            + [base + AquariumLayout.stateMountpoint]
+        for point in points {
+            while MountTable.current().entries.contains(where: { $0.mountpoint == point }) {
+                if (try? Command("umount", [point]).run()) == nil {
+                    _ = try? Command("umount", ["--lazy", point]).run()
+                    break
+                }
+            }
+        }
+    }
+}
+
+/// Starting the Provisioner.
+enum Handoff {
+    static func start(logger: Logger) -> String {
+        guard let provision = Command.resolve("aquarium-provision"),
+              (try? Command(provision, ["run", "--help"]).run()) != nil else {
+            let line = "handoff: node record written; aquarium-provision with a `run` subcommand is not installed yet"
+            logger.notice("\(line)")
+            return line
+        }
+        if ProcessInfo.processInfo.environment["INVOCATION_ID"] != nil,
+           (try? Command("systemctl", ["start", "--no-block", "aquarium-provision.service"]).run()) != nil {
+            return "handoff: started aquarium-provision.service"
+        }
+        do {
+            try Command(provision, ["run"]).run()
+            return "handoff: \(provision) run finished"
+        } catch {
+            return "handoff: \(provision) run failed: \(error)"
+        }
+    }
+}

@@ -1,0 +1,135 @@
+import CommandSupport
+import Foundation
+import Seed
+
+/// A failure of `plan`/`apply` with the exit code it stands for and a message that names the device or file.
+public struct ApplyError: Error, AquariumExitCoded, CustomStringConvertible, Sendable {
+    public enum Kind: Sendable { case refused, invalid, runtime }
+    public var kind: Kind
+    public var message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public var exitCode: AquariumExit {
+        switch kind {
+        case .refused: .refused
+        case .invalid: .invalidInput
+        case .runtime: .runtimeFailure
+        }
+    }
+
+    public var description: String { message }
+}
+
+/// The steps of `apply`, in order. The disk steps (wipe ... record) are journalled on the target disk before
+/// and after they run; every step is a `--fault-inject` point.
+public enum ApplyStep: String, CaseIterable, Codable, Sendable {
+    /// The first journal write (fault point before it: nothing has been written yet).
+    case journal
+    case wipe, partition, identities, mkfs, mount, layout, record
+    case handoff, report
+
+    /// Steps recorded in the on-disk journal.
+    public static let journalled: [ApplyStep] = [.wipe, .partition, .identities, .mkfs, .mount, .layout, .record]
+}
+
+/// `--fault-inject STEP` or `STEP:after` (also `AQUARIUM_FAULT_INJECT`): the process kills itself with SIGKILL when
+/// the step is reached (after journalling its start, before doing it) or, with `:after`, once the step's work is
+/// done but before its completion is journalled. For crash-safety tests only.
+public struct FaultPoint: Equatable, Sendable, CustomStringConvertible {
+    public var step: ApplyStep
+    public var after: Bool
+
+    public init(step: ApplyStep, after: Bool = false) {
+        self.step = step
+        self.after = after
+    }
+
+    public init?(_ text: String) {
+        let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+        guard let first = parts.first, let step = ApplyStep(rawValue: first) else { return nil }
+        if parts.count == 2 && parts[1] != "after" { return nil }
+        self.init(step: step, after: parts.count == 2)
+    }
+
+    public var description: String { step.rawValue + (after ? ":after" : "") }
+
+    /// Every fault point, for tests.
+    public static var all: [FaultPoint] {
+        ApplyStep.allCases.flatMap { [FaultPoint(step: $0), FaultPoint(step: $0, after: true)] }
+    }
+
+    func trigger(_ step: ApplyStep, after: Bool) {
+        guard step == self.step, after == self.after else { return }
+        FileHandle.standardError.write(Data("fault injection: killing myself at \(description)\n".utf8))
+        kill(getpid(), SIGKILL)
+        _exit(137)
+    }
+}
+
+/// The node record handed to the Provisioner: /var/lib/aquarium/node.json (docs/firstboot.md).
+public struct NodeRecord: Codable, Equatable, Sendable {
+    public struct SystemDisk: Codable, Equatable, Sendable {
+        public var stableIdentity: String
+        public var path: String
+        public var wwn: String?
+        public var serial: String?
+        public var byId: [String]
+        public var diskGUID: String
+        /// GPT partition name -> PARTUUID.
+        public var partitionUUIDs: [String: String]
+        public var filesystem: String
+        public var filesystemUUID: String
+    }
+
+    public struct StorageDisk: Codable, Equatable, Sendable {
+        public var stableIdentity: String
+        public var path: String
+        public var wwn: String?
+        public var serial: String?
+        public var byId: [String]
+        public var sizeBytes: UInt64
+    }
+
+    public var version: Int = 1
+    public var nodeUUID: String
+    public var hostname: String
+    public var cluster: String
+    public var seedSHA256: String
+    public var systemDisk: SystemDisk
+    public var storageDisks: [StorageDisk]
+    /// When the system disk was prepared.
+    public var createdAt: String
+    /// The last boot that mounted it.
+    public var updatedAt: String
+
+    public static let relativePath = "var/lib/aquarium/node.json"
+}
+
+/// A loaded, verified seed and where it came from.
+public struct LoadedSeed: Sendable {
+    public var seed: Seed
+    public var path: String
+    public var sha256: String
+    /// Where reports go (`reports/` on the seed volume), when the seed came from a volume or directory.
+    public var reportDirectory: String?
+    /// How the seed's signature was checked, in words.
+    public var trust: String
+
+    public init(seed: Seed, path: String, sha256: String, reportDirectory: String?, trust: String) {
+        self.seed = seed
+        self.path = path
+        self.sha256 = sha256
+        self.reportDirectory = reportDirectory
+        self.trust = trust
+    }
+}
+
+func timestamp(_ date: Date = Date()) -> String {
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime]
+    return formatter.string(from: date)
+}

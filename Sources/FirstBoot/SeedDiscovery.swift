@@ -1,0 +1,206 @@
+import Crypto
+import Disks
+import Exec
+import Foundation
+import Logging
+import Seed
+
+/// Where the kernel command line says the seed is.
+public enum SeedLocation: Equatable, Sendable {
+    /// `aquarium.seed=PATH`: a file (or a seed volume directory) in the running system.
+    case path(String)
+    /// `aquarium.seed=LABEL=NAME:PATH`: PATH on the filesystem labelled NAME.
+    case label(String, String)
+}
+
+/// Finding the seed: the command line, then the kernel command line, then the `AQUASEED` volume; on a volume,
+/// `seeds/<DMI serial>.yaml`, then `seeds/<MAC>.yaml` for any NIC, then `seed.yaml`.
+public enum SeedDiscovery {
+    public static let volumeLabel = "AQUASEED"
+
+    /// The last `aquarium.seed=` of a kernel command line (later arguments override earlier ones, as the kernel's do).
+    public static func parseCommandLine(_ text: String) -> SeedLocation? {
+        var found: SeedLocation?
+        for argument in splitCommandLine(text) where argument.hasPrefix("aquarium.seed=") {
+            let value = String(argument.dropFirst("aquarium.seed=".count))
+            if value.hasPrefix("LABEL=") {
+                let rest = value.dropFirst("LABEL=".count)
+                guard let colon = rest.firstIndex(of: ":") else { found = nil; continue }
+                let label = String(rest[..<colon]), path = String(rest[rest.index(after: colon)...])
+                found = label.isEmpty || path.isEmpty ? nil : .label(label, path)
+            } else {
+                found = value.isEmpty ? nil : .path(value)
+            }
+        }
+        return found
+    }
+
+    /// Splits like the kernel: on spaces, with double quotes grouping.
+    static func splitCommandLine(_ text: String) -> [String] {
+        var arguments: [String] = []
+        var current = ""
+        var quoted = false
+        for c in text {
+            if c == "\"" { quoted.toggle(); continue }
+            if !quoted && (c == " " || c == "\n" || c == "\t") {
+                if !current.isEmpty { arguments.append(current) }
+                current = ""
+            } else {
+                current.append(c)
+            }
+        }
+        if !current.isEmpty { arguments.append(current) }
+        return arguments
+    }
+
+    /// The seed files to look for on a volume, most specific first (relative paths).
+    public static func candidates(dmiSerial: String?, macs: [String]) -> [String] {
+        var names: [String] = []
+        if let serial = usableSerial(dmiSerial) { names.append("seeds/\(serial).yaml") }
+        for mac in macs.map({ $0.lowercased() }).sorted() where isMAC(mac) {
+            let name = "seeds/\(mac).yaml"
+            if !names.contains(name) { names.append(name) }
+        }
+        names.append("seed.yaml")
+        return names
+    }
+
+    /// The first candidate that exists in `volume`.
+    public static func choose(in volume: String, dmiSerial: String?, macs: [String]) -> String? {
+        candidates(dmiSerial: dmiSerial, macs: macs).map { volume + "/" + $0 }
+            .first { FileManager.default.fileExists(atPath: $0) }
+    }
+
+    /// A DMI serial is usable as a file name when it is not a vendor placeholder and has no path characters.
+    public static func usableSerial(_ serial: String?) -> String? {
+        guard let serial = serial?.trimmingCharacters(in: .whitespacesAndNewlines), !serial.isEmpty else { return nil }
+        let placeholders = ["to be filled by o.e.m.", "default string", "system serial number", "not specified",
+                            "not applicable", "none", "0", "0123456789", "123456789"]
+        if placeholders.contains(serial.lowercased()) { return nil }
+        if serial.contains("/") || serial.hasPrefix(".") || serial.contains(where: { $0.isNewline }) { return nil }
+        return serial
+    }
+
+    static func isMAC(_ text: String) -> Bool {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        return parts.count == 6 && parts.allSatisfy { $0.count == 2 && $0.allSatisfy(\.isHexDigit) }
+            && text != "00:00:00:00:00:00"
+    }
+
+    /// MAC addresses of the NICs under `directory` (/sys/class/net), loopback excluded.
+    public static func macAddresses(directory: String = "/sys/class/net") -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.sorted().compactMap { name -> String? in
+            guard name != "lo",
+                  let text = try? String(contentsOfFile: "\(directory)/\(name)/address", encoding: .utf8) else { return nil }
+            let mac = text.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+            return isMAC(mac) ? mac : nil
+        }
+    }
+
+    public static func dmiSerial(path: String = "/sys/class/dmi/id/product_serial") -> String? {
+        usableSerial(try? String(contentsOfFile: path, encoding: .utf8))
+    }
+}
+
+/// Where a seed is looked for on this machine (paths overridable for tests).
+public struct SeedFinder {
+    public var commandLinePath = "/proc/cmdline"
+    public var dmiSerialPath = "/sys/class/dmi/id/product_serial"
+    public var netDirectory = "/sys/class/net"
+    /// Trusted keys are read from `<root>/etc/aquarium/trusted-seed-keys`.
+    public var root = "/"
+    /// Limit the search for labelled volumes to these kernel names (tests).
+    public var onlyDevices: Set<String>?
+    public var logger: Logger
+
+    public init(logger: Logger = Logger(label: "aquarium.firstboot.seed")) { self.logger = logger }
+
+    public var trustedKeysDirectory: String {
+        (root == "/" ? "" : root) + "/etc/aquarium/trusted-seed-keys"
+    }
+
+    /// Finds, verifies and loads the seed. `mounts` collects what was mounted (caller unmounts).
+    public func find(explicitPath: String?, mounts: inout [String]) throws -> LoadedSeed {
+        if let explicitPath { return try load(fromPathOrVolume: explicitPath, via: "--seed") }
+        let commandLine = (try? String(contentsOfFile: commandLinePath, encoding: .utf8)) ?? ""
+        switch SeedDiscovery.parseCommandLine(commandLine) {
+        case .path(let path)?:
+            return try load(fromPathOrVolume: path, via: "aquarium.seed= on the kernel command line")
+        case .label(let label, let path)?:
+            let volume = try mountVolume(label: label, mounts: &mounts)
+            let file = volume + "/" + path.drop { $0 == "/" }
+            return try load(file: file, reportDirectory: volume + "/reports", via: "aquarium.seed=LABEL=\(label):\(path)")
+        case nil:
+            let volume = try mountVolume(label: SeedDiscovery.volumeLabel, mounts: &mounts)
+            return try load(fromPathOrVolume: volume, via: "the \(SeedDiscovery.volumeLabel) volume")
+        }
+    }
+
+    func load(fromPathOrVolume path: String, via: String) throws -> LoadedSeed {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ApplyError(.invalid, "\(path) (from \(via)) does not exist; give the seed file or the seed volume")
+        }
+        guard isDirectory.boolValue else { return try load(file: path, reportDirectory: nil, via: via) }
+        let serial = SeedDiscovery.dmiSerial(path: dmiSerialPath)
+        let macs = SeedDiscovery.macAddresses(directory: netDirectory)
+        guard let file = SeedDiscovery.choose(in: path, dmiSerial: serial, macs: macs) else {
+            let tried = SeedDiscovery.candidates(dmiSerial: serial, macs: macs).joined(separator: ", ")
+            throw ApplyError(.invalid, "no seed on \(path) (from \(via)); looked for \(tried)")
+        }
+        return try load(file: file, reportDirectory: path + "/reports", via: via)
+    }
+
+    /// Reads the bytes once, verifies them against the trusted keys, and parses exactly those bytes.
+    public func load(file: String, reportDirectory: String?, via: String) throws -> LoadedSeed {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw ApplyError(.invalid, "cannot read the seed \(file) (from \(via))")
+        }
+        let trust: SeedTrust
+        do {
+            trust = try SeedSignature.verifySeed(data: data, path: file, trustedKeysDirectory: trustedKeysDirectory)
+        } catch {
+            let kind: ApplyError.Kind = error.exitStatus == 3 ? .refused : (error.exitStatus == 1 ? .runtime : .invalid)
+            throw ApplyError(kind, "seed refused: \(error)")
+        }
+        let seed: Seed
+        do {
+            seed = try SeedLoader.parse(data: data, file: file)
+        } catch {
+            throw ApplyError(.invalid, "invalid seed: \(error)")
+        }
+        let digest = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        let trustText: String
+        switch trust {
+        case .notRequired: trustText = "no trusted seed keys in the image: signature not required"
+        case .verified(let key): trustText = "signature verified with \(key)"
+        }
+        logger.notice("seed \(file) (from \(via)): \(trustText)")
+        return LoadedSeed(seed: seed, path: file, sha256: digest, reportDirectory: reportDirectory, trust: trustText)
+    }
+
+    /// Mounts the filesystem labelled `label` read-only at a temporary directory.
+    func mountVolume(label: String, mounts: inout [String]) throws -> String {
+        let scanner = InventoryScanner(options: InventoryOptions(onlyNames: onlyDevices), logger: logger)
+        let inventory = try scanner.scan()
+        var devices: [String] = []
+        for disk in inventory.disks {
+            if disk.signatures.contains(where: { $0.label == label && $0.usage == "filesystem" }) { devices.append(disk.path) }
+            for part in disk.partitions where part.fsLabel == label { if let path = part.path { devices.append(path) } }
+        }
+        guard let device = devices.first else {
+            throw ApplyError(.invalid, "no seed given: no --seed, no aquarium.seed= on the kernel command line, and no "
+                + "filesystem labelled \(label); write the seed to the stick with `aquarium-image seed inject`")
+        }
+        if devices.count > 1 {
+            throw ApplyError(.refused, "refused: \(devices.count) filesystems are labelled \(label) ("
+                + devices.joined(separator: ", ") + "); unplug all but one seed stick")
+        }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("aquarium-seed-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try Command("mount", ["-o", "ro", device, directory]).run()
+        mounts.append(directory)
+        return directory
+    }
+}

@@ -1,0 +1,562 @@
+import Disks
+import Foundation
+import GPT
+import Seed
+
+// The system-disk selection policy (issue 4, docs/plan.md). Pure: the same seed, inventory and
+// options always give the same plan, whatever order the inventory lists the disks in.
+
+/// Names and GUIDs of the Aquarium system-disk layout.
+public enum AquariumLayout {
+    /// The GPT partition name of the state partition.
+    public static let partitionName = "aquarium-state"
+    /// Discoverable Partitions Specification: /var.
+    public static let partitionType = "4d21b016-b534-45c2-a9fb-5c16e091fd2d"
+    /// The filesystem label (XFS allows 12 characters).
+    public static let filesystemLabel = "aquarium"
+    /// Where the state filesystem is mounted, relative to the target root.
+    public static let stateMountpoint = "/var/lib/aquarium-system"
+    /// Directories of the target root that live on the state filesystem (bind mounts), and where.
+    public static let bindDirectories: [(target: String, source: String)] = [
+        ("/var/lib/aquarium", "state/aquarium"),
+        ("/var/lib/ceph", "state/ceph"),
+        ("/var/log", "state/log"),
+    ]
+    /// /etc is an overlay: the image's /etc below, this node's changes in `etc/upper` on the state filesystem.
+    public static let etcUpper = "etc/upper"
+    public static let etcWork = "etc/work"
+
+    /// The state partition's PARTUUID for a node: derived from the cluster and host name so that the plan can
+    /// recognise "this node's layout" from an inventory alone.
+    public static func statePartitionUUID(cluster: String, hostname: String) -> String {
+        DeterministicUUID.make("aquarium-state/\(cluster)/\(hostname)").uuidString.lowercased()
+    }
+
+    /// The aquarium-state partition of `disk`, when the disk carries an Aquarium layout (GPT, that name, /var type).
+    public static func statePartition(of disk: Disk) -> Partition? {
+        guard disk.partitionTable == "gpt" else { return nil }
+        return disk.partitions.first { $0.name == partitionName && $0.typeGuid?.lowercased() == partitionType }
+    }
+}
+
+/// Facts the plan needs beyond the seed and the inventory. All explicit, so the planner stays pure.
+public struct PlannerOptions: Sendable, Equatable {
+    /// Mount points that are Aquarium's own state mounts in the target root (a disk mounted only there is not
+    /// "in use": it is this node's system disk, already mounted by an earlier run).
+    public var ownMountpoints: [String]
+    /// Disks (by path) whose on-disk step journal names this node and is unfinished: an interrupted first boot
+    /// to resume.
+    public var interruptedDisks: Set<String>
+
+    public init(ownMountpoints: [String] = [], interruptedDisks: Set<String> = []) {
+        self.ownMountpoints = ownMountpoints
+        self.interruptedDisks = interruptedDisks
+    }
+
+    /// The own mount points for a target root ("/" on a node).
+    public static func ownMountpoints(root: String) -> [String] {
+        let base = root == "/" ? "" : (root.hasSuffix("/") ? String(root.dropLast()) : root)
+        return [AquariumLayout.stateMountpoint] .map { base + $0 }
+            + AquariumLayout.bindDirectories.map { base + $0.target }
+            + [base + "/etc"]
+    }
+}
+
+/// What happens to the chosen system disk.
+public enum SystemDiskMode: String, Codable, Sendable {
+    /// Partition, format and lay out a disk that is empty (or may be wiped).
+    case create
+    /// The disk already carries this node's layout: mount only.
+    case reuse
+    /// An earlier run on this disk was interrupted: continue from its step journal.
+    case resume
+}
+
+/// A chosen disk as the plan shows it.
+public struct PlannedDisk: Codable, Equatable, Sendable {
+    public var path: String
+    /// The most stable name of the disk: a by-id link when there is one, else the path.
+    public var displayPath: String
+    public var name: String
+    public var stableIdentity: String
+    public var byId: [String]
+    public var wwn: String?
+    public var serial: String?
+    public var model: String?
+    public var vendor: String?
+    public var sizeBytes: UInt64
+    public var logicalSectorSize: Int
+    public var rotational: Bool
+    public var transport: String
+    /// What is on the disk now, in words (null: nothing libblkid knows).
+    public var content: String?
+    /// System disk only: create, reuse or resume.
+    public var mode: SystemDiskMode?
+    /// Why this disk was chosen.
+    public var reasons: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case path, displayPath, name, stableIdentity, byId, wwn, serial, model, vendor, sizeBytes, logicalSectorSize
+        case rotational, transport, content, mode, reasons
+    }
+
+    /// Unknown values are encoded as null, never left out (docs/plan.md).
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(path, forKey: .path)
+        try c.encode(displayPath, forKey: .displayPath)
+        try c.encode(name, forKey: .name)
+        try c.encode(stableIdentity, forKey: .stableIdentity)
+        try c.encode(byId, forKey: .byId)
+        try c.encode(wwn, forKey: .wwn)
+        try c.encode(serial, forKey: .serial)
+        try c.encode(model, forKey: .model)
+        try c.encode(vendor, forKey: .vendor)
+        try c.encode(sizeBytes, forKey: .sizeBytes)
+        try c.encode(logicalSectorSize, forKey: .logicalSectorSize)
+        try c.encode(rotational, forKey: .rotational)
+        try c.encode(transport, forKey: .transport)
+        try c.encode(content, forKey: .content)
+        try c.encode(mode, forKey: .mode)
+        try c.encode(reasons, forKey: .reasons)
+    }
+}
+
+/// A disk that is neither the system disk nor a storage disk, and why.
+public struct RejectedDisk: Codable, Equatable, Sendable {
+    public var path: String
+    public var name: String
+    public var stableIdentity: String
+    public var reasons: [String]
+}
+
+/// The plan: `aquarium-firstboot plan --json` prints it (docs/plan.md).
+public struct Plan: Codable, Equatable, Sendable {
+    public var systemDisk: PlannedDisk?
+    public var storageDisks: [PlannedDisk]
+    public var rejected: [RejectedDisk]
+    /// What `apply` will do, in order, in words.
+    public var actions: [String]
+    /// Why no system disk was chosen (null when one was).
+    public var refusal: String?
+    /// The filesystem the state partition gets (or has).
+    public var filesystem: String
+
+    public var isRefused: Bool { systemDisk == nil }
+
+    enum CodingKeys: String, CodingKey { case systemDisk, storageDisks, rejected, actions, refusal, filesystem }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(systemDisk, forKey: .systemDisk)
+        try c.encode(storageDisks, forKey: .storageDisks)
+        try c.encode(rejected, forKey: .rejected)
+        try c.encode(actions, forKey: .actions)
+        try c.encode(refusal, forKey: .refusal)
+        try c.encode(filesystem, forKey: .filesystem)
+    }
+}
+
+public enum SystemDiskPlanner {
+    /// Applies the selection rules of docs/plan.md to `inventory`.
+    public static func plan(seed: Seed, inventory: Inventory, options: PlannerOptions = PlannerOptions()) -> Plan {
+        let system = seed.disks.system
+        let expectedUUID = AquariumLayout.statePartitionUUID(cluster: seed.cluster.name, hostname: seed.host.hostname)
+        // Canonical order first: nothing below may depend on the order the inventory listed the disks in.
+        let disks = inventory.disks.sorted { identityKey($0) < identityKey($1) }
+
+        var reasonsByPath: [String: [String]] = [:]
+        var candidates: [(disk: Disk, mode: SystemDiskMode)] = []
+        var ownLayoutDisks: [Disk] = []
+        for disk in disks {
+            let mode = systemMode(disk, expectedUUID: expectedUUID, options: options)
+            if mode == .reuse || mode == .resume { ownLayoutDisks.append(disk) }
+            var reasons = usageReasons(disk, options: options, allowOwnMounts: mode != .create)
+            reasons += matchReasons(disk, match: system.match, key: "disks.system.match")
+            if mode == .create, let content = contentReason(disk, wipe: system.wipe, key: "disks.system.wipe") {
+                reasons.append(content)
+            }
+            reasonsByPath[disk.path] = reasons
+            if reasons.isEmpty { candidates.append((disk, mode)) }
+        }
+
+        var refusal: String?
+        var chosen: (disk: Disk, mode: SystemDiskMode, why: [String])?
+        let ownCandidates = candidates.filter { $0.mode != .create }
+        let identities = uniqueIdentities(system.match)
+        if ownLayoutDisks.count > 1 {
+            refusal = "\(ownLayoutDisks.count) disks carry this node's Aquarium layout ("
+                + ownLayoutDisks.map(\.path).joined(separator: ", ")
+                + "); remove or wipe all but one (wipefs --all DISK) and run again"
+        } else if let own = ownLayoutDisks.first {
+            if let candidate = ownCandidates.first {
+                let why = candidate.mode == .reuse
+                    ? "carries this node's Aquarium layout (partition '\(AquariumLayout.partitionName)' \(expectedUUID)): mount only"
+                    : "an earlier first boot on this disk was interrupted: resume from its step journal"
+                chosen = (candidate.disk, candidate.mode, [why])
+            } else {
+                refusal = "\(own.path) carries this node's Aquarium layout but cannot be used: "
+                    + (reasonsByPath[own.path] ?? []).joined(separator: "; ")
+                    + "; fix the seed or the disk (never creating a second system disk for this node)"
+            }
+        } else if !identities.isEmpty {
+            let named = disks.filter { matchReasons($0, match: identityOnly(system.match), key: "").isEmpty }
+            let what = identities.joined(separator: ", ")
+            if named.isEmpty {
+                refusal = "no disk has \(what) (disks.system.match); check the seed against `aquarium-firstboot inventory`"
+            } else if named.count > 1 {
+                refusal = "\(named.count) disks have \(what) (" + named.map(\.path).joined(separator: ", ")
+                    + "); disks.system.match must name exactly one disk"
+            } else if let only = candidates.first(where: { $0.disk.path == named[0].path }) {
+                chosen = (only.disk, only.mode, ["the only disk with \(what)"])
+            } else {
+                refusal = "the disk with \(what), \(named[0].path), cannot be used: "
+                    + (reasonsByPath[named[0].path] ?? []).joined(separator: "; ")
+            }
+        } else if candidates.isEmpty {
+            refusal = "no disk is eligible as the system disk"
+        } else {
+            let ordered = candidates.sorted { preferred($0.disk, $1.disk, system.prefer, rotational: system.match.rotational) }
+            let first = ordered[0]
+            if ordered.count > 1, preferenceKey(ordered[1].disk, system.prefer, system.match.rotational)
+                == preferenceKey(first.disk, system.prefer, system.match.rotational),
+               identityKey(ordered[1].disk).rank == IdentityRank.none.rawValue {
+                refusal = "\(first.disk.path) and \(ordered[1].disk.path) are equally preferred and have no stable "
+                    + "identity (WWN, serial, by-id link) to choose between them; name one in disks.system.match"
+            } else {
+                var why = ["\(system.prefer.rawValue) eligible disk"
+                    + (system.match.rotational == nil ? " (SSDs before HDDs)" : "")]
+                if ordered.count > 1 {
+                    why.append("preferred over " + ordered.dropFirst().map(\.disk.path).joined(separator: ", "))
+                }
+                chosen = (first.disk, first.mode, why)
+            }
+        }
+
+        // Storage: the remaining eligible disks that match disks.storage under its own wipe rule.
+        var storage: [PlannedDisk] = []
+        var rejected: [RejectedDisk] = []
+        let storageRule = seed.disks.storage
+        for disk in disks where disk.path != chosen?.disk.path {
+            var storageReasons = usageReasons(disk, options: options, allowOwnMounts: false)
+            storageReasons += matchReasons(disk, match: storageRule.match, key: "disks.storage.match")
+            if AquariumLayout.statePartition(of: disk)?.uuid?.lowercased() == expectedUUID {
+                storageReasons.append("carries this node's Aquarium system layout")
+            } else if let content = storageContentReason(disk, wipe: storageRule.wipe) {
+                storageReasons.append(content)
+            }
+            if chosen != nil && storageReasons.isEmpty {
+                var why = ["eligible and matches disks.storage.match"]
+                if let candidate = candidates.first(where: { $0.disk.path == disk.path }), let chosenDisk = chosen?.disk {
+                    _ = candidate
+                    why.append("not chosen as system disk: \(chosenDisk.path) is preferred")
+                }
+                storage.append(planned(disk, mode: nil, reasons: why))
+                continue
+            }
+            var reasons = reasonsByPath[disk.path] ?? []
+            if reasons.isEmpty, let chosenDisk = chosen?.disk {
+                reasons.append("eligible, but \(chosenDisk.path) is preferred as system disk")
+            } else if reasons.isEmpty, let refusal {
+                reasons.append("eligible, but not chosen: \(refusal)")
+            }
+            let extra = storageReasons.filter { !reasons.contains($0) }
+            if chosen != nil && !extra.isEmpty {
+                reasons.append("not a storage disk: " + extra.joined(separator: "; "))
+            }
+            rejected.append(RejectedDisk(path: disk.path, name: disk.name, stableIdentity: disk.stableIdentity, reasons: reasons))
+        }
+
+        let systemDisk = chosen.map { planned($0.disk, mode: $0.mode, reasons: $0.why) }
+        let actions = systemDisk.map { actionsFor($0, disk: chosen?.disk, seed: seed, storage: storage) } ?? []
+        if chosen == nil && refusal == nil { refusal = "no disk is eligible as the system disk" }
+        return Plan(systemDisk: systemDisk, storageDisks: storage, rejected: rejected, actions: actions,
+                    refusal: refusal, filesystem: system.filesystem.rawValue)
+    }
+
+    // MARK: - rules
+
+    static func systemMode(_ disk: Disk, expectedUUID: String, options: PlannerOptions) -> SystemDiskMode {
+        if let state = AquariumLayout.statePartition(of: disk), state.uuid?.lowercased() == expectedUUID { return .reuse }
+        if options.interruptedDisks.contains(disk.path) { return .resume }
+        return .create
+    }
+
+    /// Reasons a disk can never be used, whatever the seed says.
+    static func usageReasons(_ disk: Disk, options: PlannerOptions, allowOwnMounts: Bool) -> [String] {
+        var reasons: [String] = []
+        if disk.isCdrom { reasons.append("is a CD-ROM") }
+        if disk.isBootMedia { reasons.append("is boot media (holds the running system or the seed volume)") }
+        if disk.readOnly { reasons.append("is read-only") }
+        let foreign = disk.mountpoints.filter { point in
+            !(allowOwnMounts && options.ownMountpoints.contains { point == $0 || point.hasPrefix($0 + "/") })
+        }
+        if !foreign.isEmpty {
+            reasons.append("is mounted (\(foreign.joined(separator: ", ")))")
+        } else if disk.mounted && disk.mountpoints.isEmpty {
+            reasons.append("is mounted")
+        }
+        if !disk.holders.isEmpty {
+            reasons.append("is held by \(disk.holders.joined(separator: ", ")) (device-mapper, LVM or MD)")
+        }
+        if let error = disk.probeError { reasons.append("its content could not be read (\(error))") }
+        return reasons
+    }
+
+    /// Reasons a disk does not satisfy a `match` (`key` names the seed key in messages).
+    static func matchReasons(_ disk: Disk, match: DiskMatch, key: String) -> [String] {
+        var reasons: [String] = []
+        let k = key.isEmpty ? "" : key + "."
+        if let byId = match.byId {
+            let wanted = byId.hasPrefix("/dev/disk/by-id/") ? byId : "/dev/disk/by-id/" + byId
+            if !disk.byId.contains(wanted) { reasons.append("is not \(k)by_id \(byId)") }
+        }
+        if let serial = match.serial, !(disk.serial.map { glob(serial, $0) } ?? false) {
+            reasons.append("serial \(disk.serial ?? "unknown") does not match \(k)serial '\(serial)'")
+        }
+        if let wwn = match.wwn, normalizedWWN(disk.wwn) != normalizedWWN(wwn) {
+            reasons.append("WWN \(disk.wwn ?? "unknown") is not \(k)wwn \(wwn)")
+        }
+        if let model = match.model, !(disk.model.map { glob(model, $0) } ?? false) {
+            reasons.append("model \(disk.model ?? "unknown") does not match \(k)model '\(model)'")
+        }
+        if let transports = match.transport, !transports.contains(where: { transport($0) == disk.transport }) {
+            reasons.append("transport \(disk.transport.rawValue) is not one of \(k)transport ["
+                + transports.map(\.rawValue).joined(separator: ", ") + "]")
+        }
+        if let rotational = match.rotational, rotational != disk.rotational {
+            reasons.append("is \(disk.rotational ? "an HDD" : "an SSD") (\(k)rotational is \(rotational))")
+        }
+        if let minimum = match.minSize, disk.sizeBytes < minimum {
+            reasons.append("is smaller than \(k)min_size (\(formatSize(disk.sizeBytes)) < \(formatSize(minimum)))")
+        }
+        if let maximum = match.maxSize, disk.sizeBytes > maximum {
+            reasons.append("is larger than \(k)max_size (\(formatSize(disk.sizeBytes)) > \(formatSize(maximum)))")
+        }
+        if !key.isEmpty, disk.removable {
+            let asked = match.transport?.contains(.usb) == true || match.byId != nil || match.serial != nil || match.wwn != nil
+            if !asked {
+                reasons.append("is removable (allowed only when \(k)transport is [usb] or by_id/serial/wwn names it)")
+            }
+        }
+        return reasons
+    }
+
+    /// Why the content of `disk` forbids creating a system disk on it under `wipe`, or nil.
+    static func contentReason(_ disk: Disk, wipe: WipePolicy, key: String) -> String? {
+        guard let content = describeContent(disk) else { return nil }
+        switch wipe {
+        case .always: return nil
+        case .aquarium:
+            if AquariumLayout.statePartition(of: disk) != nil { return nil }
+            return "\(content) (\(key) is aquarium: only an earlier Aquarium layout may be replaced)"
+        case .never:
+            if AquariumLayout.statePartition(of: disk) != nil {
+                return "carries an earlier Aquarium layout of another node (\(key) is never; set it to aquarium to replace it)"
+            }
+            return "\(content) (\(key) is never)"
+        }
+    }
+
+    /// Storage disks: `aquarium` also accepts a disk that only holds a Ceph OSD (bluestore) or an Aquarium layout.
+    static func storageContentReason(_ disk: Disk, wipe: WipePolicy) -> String? {
+        guard let content = describeContent(disk) else { return nil }
+        switch wipe {
+        case .always: return nil
+        case .aquarium:
+            let types = Set(disk.signatures.map(\.type) + disk.partitions.compactMap(\.fsType))
+            if !types.isEmpty && types.isSubset(of: ["ceph_bluestore", "LVM2_member"]) { return nil }
+            if AquariumLayout.statePartition(of: disk) != nil { return nil }
+            return "\(content) (disks.storage.wipe is aquarium: only an earlier Ceph OSD may be reused)"
+        case .never:
+            return "\(content) (disks.storage.wipe is never)"
+        }
+    }
+
+    /// What is on a disk, in words; nil when libblkid found nothing.
+    public static func describeContent(_ disk: Disk) -> String? {
+        if let table = disk.partitionTable {
+            let parts = disk.partitions.map { part -> String in
+                var text = "\(part.number)"
+                if let fs = part.fsType { text += " \(fs)" + (part.fsLabel.map { " '\($0)'" } ?? "") }
+                if let name = part.name, !name.isEmpty { text += " named '\(name)'" }
+                return text
+            }
+            let count = disk.partitions.count
+            return "holds a \(table) partition table with \(count) partition\(count == 1 ? "" : "s")"
+                + (parts.isEmpty ? "" : " (" + parts.joined(separator: ", ") + ")")
+        }
+        let nonTable = disk.signatures.filter { $0.usage != "partition_table" }
+        if let first = nonTable.first {
+            return "holds \(first.type)" + (first.label.map { " '\($0)'" } ?? "")
+                + (nonTable.count > 1 ? " and \(nonTable.count - 1) more signature(s)" : "")
+        }
+        if let first = disk.signatures.first { return "holds a \(first.type) signature" }
+        return nil
+    }
+
+    // MARK: - identity and preference
+
+    enum IdentityRank: Int { case wwn = 0, serial, byId, backingFile, none }
+
+    /// The canonical order of disks: by their most stable identity (WWN, serial, by-id, a loop device's backing
+    /// file); only disks with none of these fall back to the path.
+    static func identityKey(_ disk: Disk) -> (rank: Int, value: String, path: String) {
+        if let wwn = disk.wwn, !wwn.isEmpty { return (IdentityRank.wwn.rawValue, normalizedWWN(wwn), disk.path) }
+        if let serial = disk.serial, !serial.isEmpty { return (IdentityRank.serial.rawValue, serial, disk.path) }
+        if let link = disk.byId.sorted().first { return (IdentityRank.byId.rawValue, link, disk.path) }
+        if let file = disk.backingFile, !file.isEmpty { return (IdentityRank.backingFile.rawValue, file, disk.path) }
+        return (IdentityRank.none.rawValue, "", disk.path)
+    }
+
+    static func preferenceKey(_ disk: Disk, _ prefer: DiskPreference, _ rotational: Bool?) -> [UInt64] {
+        let media: UInt64 = rotational == nil && disk.rotational ? 1 : 0
+        let size = prefer == .smallest ? disk.sizeBytes : UInt64.max - disk.sizeBytes
+        return [media, size]
+    }
+
+    static func preferred(_ a: Disk, _ b: Disk, _ prefer: DiskPreference, rotational: Bool?) -> Bool {
+        let ka = preferenceKey(a, prefer, rotational), kb = preferenceKey(b, prefer, rotational)
+        if ka != kb { return ka.lexicographicallyPrecedes(kb) }
+        return identityKey(a) < identityKey(b)
+    }
+
+    /// The unique identities a match names: by_id, wwn, serial without glob characters.
+    static func uniqueIdentities(_ match: DiskMatch) -> [String] {
+        var names: [String] = []
+        if let byId = match.byId { names.append("by_id \(byId)") }
+        if let wwn = match.wwn { names.append("wwn \(wwn)") }
+        if let serial = match.serial, !serial.contains(where: { "*?[".contains($0) }) { names.append("serial \(serial)") }
+        return names
+    }
+
+    static func identityOnly(_ match: DiskMatch) -> DiskMatch {
+        var only = DiskMatch(byId: match.byId, wwn: match.wwn)
+        if let serial = match.serial, !serial.contains(where: { "*?[".contains($0) }) { only.serial = serial }
+        return only
+    }
+
+    static func transport(_ wanted: DiskTransport) -> Transport {
+        switch wanted {
+        case .nvme: .nvme
+        case .sata, .ata: .sata
+        case .sas: .sas
+        case .scsi, .iscsi, .fc: .scsi
+        case .usb: .usb
+        case .virtio: .virtio
+        case .mmc: .mmc
+        }
+    }
+
+    static func normalizedWWN(_ wwn: String?) -> String {
+        guard var text = wwn?.lowercased() else { return "" }
+        for prefix in ["0x", "naa.", "eui.", "wwn-0x", "wwn-"] where text.hasPrefix(prefix) {
+            text = String(text.dropFirst(prefix.count))
+            break
+        }
+        return text
+    }
+
+    static func glob(_ pattern: String, _ value: String) -> Bool { fnmatch(pattern, value, 0) == 0 }
+
+    // MARK: - output
+
+    static func planned(_ disk: Disk, mode: SystemDiskMode?, reasons: [String]) -> PlannedDisk {
+        PlannedDisk(path: disk.path, displayPath: displayPath(disk), name: disk.name, stableIdentity: disk.stableIdentity,
+                    byId: disk.byId, wwn: disk.wwn, serial: disk.serial, model: disk.model, vendor: disk.vendor,
+                    sizeBytes: disk.sizeBytes, logicalSectorSize: disk.logicalSectorSize, rotational: disk.rotational,
+                    transport: disk.transport.rawValue, content: describeContent(disk), mode: mode, reasons: reasons)
+    }
+
+    /// A by-id link (WWN links first) when udev made one, else the kernel path.
+    static func displayPath(_ disk: Disk) -> String {
+        let links = disk.byId.sorted()
+        return links.first { $0.contains("/wwn-") } ?? links.first ?? disk.path
+    }
+
+    static func actionsFor(_ system: PlannedDisk, disk: Disk?, seed: Seed, storage: [PlannedDisk]) -> [String] {
+        let fs = seed.disks.system.filesystem.rawValue
+        let target = system.displayPath
+        var actions: [String] = []
+        switch system.mode ?? .create {
+        case .reuse:
+            actions.append("mount partition '\(AquariumLayout.partitionName)' of \(target) at \(AquariumLayout.stateMountpoint) "
+                + "(no partitioning, no formatting)")
+        case .create, .resume:
+            if system.mode == .resume {
+                actions.append("resume the interrupted first boot recorded in the step journal on \(target)")
+            }
+            actions.append("record each step in the journal on \(target) (bytes \(StepJournal.offset)-\(StepJournal.offset + 2 * UInt64(StepJournal.slotSize) - 1))")
+            if let content = system.content, system.mode == .create {
+                actions.append("wipe \(target): it \(content)")
+            }
+            actions.append("create a GPT on \(target) with partition 1 '\(AquariumLayout.partitionName)' over the whole disk "
+                + "(1 MiB aligned, \(system.logicalSectorSize)-byte sectors, type /var \(AquariumLayout.partitionType))")
+            actions.append("format it \(fs) labelled '\(AquariumLayout.filesystemLabel)'")
+            actions.append("mount it at \(AquariumLayout.stateMountpoint)")
+        }
+        actions.append("bind " + AquariumLayout.bindDirectories.map(\.target).joined(separator: ", ")
+            + " from it, overlay /etc with its \(AquariumLayout.etcUpper), and write systemd mount units")
+        actions.append("write the node record /var/lib/aquarium/node.json"
+            + (storage.isEmpty ? "" : " with \(storage.count) storage disk\(storage.count == 1 ? "" : "s")"))
+        actions.append("hand off to aquarium-provision")
+        return actions
+    }
+
+    /// The plan in words, as `plan` prints it.
+    public static func render(_ plan: Plan) -> String {
+        var lines: [String] = []
+        if let system = plan.systemDisk {
+            let what: String
+            switch system.mode ?? .create {
+            case .create: what = "will create GPT with partition '\(AquariumLayout.partitionName)' (\(plan.filesystem)) over the whole disk"
+            case .reuse: what = "carries this node's layout: will mount only"
+            case .resume: what = "will resume an interrupted first boot"
+            }
+            lines.append("system disk: \(system.displayPath) (\(describe(system))) — \(what); "
+                + system.reasons.joined(separator: "; "))
+        } else {
+            lines.append("system disk: none — \(plan.refusal ?? "no disk is eligible")")
+        }
+        for disk in plan.storageDisks {
+            lines.append("storage disk: \(disk.displayPath) (\(describe(disk)))" + (disk.content.map { " — \($0)" } ?? ""))
+        }
+        for disk in plan.rejected {
+            lines.append("rejected \(disk.path): " + disk.reasons.joined(separator: "; "))
+        }
+        if !plan.actions.isEmpty {
+            lines.append("actions:")
+            for (index, action) in plan.actions.enumerated() { lines.append("  \(index + 1). \(action)") }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func describe(_ disk: PlannedDisk) -> String {
+        var parts = [formatSize(disk.sizeBytes) + " " + (disk.rotational ? "HDD" : "SSD")]
+        let name = [disk.vendor, disk.model].compactMap { $0?.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }.joined(separator: " ")
+        if !name.isEmpty { parts.append(name) }
+        if disk.logicalSectorSize != 512 { parts.append("\(disk.logicalSectorSize)-byte sectors") }
+        return parts.joined(separator: ", ")
+    }
+
+    /// Decimal units, as disk vendors label them ("480 GB").
+    public static func formatSize(_ bytes: UInt64) -> String {
+        let units: [(UInt64, String)] = [(1_000_000_000_000, "TB"), (1_000_000_000, "GB"), (1_000_000, "MB"), (1_000, "kB")]
+        for (size, unit) in units where bytes >= size {
+            let value = Double(bytes) / Double(size)
+            return value >= 100 || value == value.rounded() ? "\(Int(value.rounded())) \(unit)"
+                : String(format: "%.1f %@", value, unit)
+        }
+        return "\(bytes) B"
+    }
+}
+
+extension Plan {
+    /// The documented JSON (docs/plan.md).
+    public func json() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(self), as: UTF8.self)
+    }
+}

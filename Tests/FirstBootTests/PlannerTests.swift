@@ -1,0 +1,263 @@
+import Disks
+@testable import FirstBoot
+import Foundation
+import Seed
+import Testing
+
+/// The selection policy, table-driven from inventory documents (as `plan --inventory` reads them) and seed text.
+@Suite("System disk planner")
+struct PlannerTests {
+    static let gib: UInt64 = 1 << 30
+
+    struct Case: CustomTestStringConvertible, Sendable {
+        var name: String
+        /// The `disks:` section of the seed (YAML, indented by two spaces under `disks:`), or "" for defaults.
+        var disks: String
+        /// An inventory JSON document.
+        var inventory: String
+        /// Kernel name of the expected system disk, or nil for a refusal.
+        var system: String?
+        var storage: [String] = []
+        /// Kernel name -> a text every such disk's reasons must contain.
+        var rejected: [String: String] = [:]
+        var refusal: String?
+        var mode: SystemDiskMode? = .create
+        var options = PlannerOptions()
+        var testDescription: String { name }
+    }
+
+    static func seed(_ disks: String, hostname: String = "node1") throws -> Seed {
+        let text = """
+            version: 1
+            host:
+              hostname: \(hostname)
+            cluster:
+              role: bootstrap
+            \(disks.isEmpty ? "" : "disks:\n" + disks)
+            """
+        return try SeedLoader.parse(text, file: "test-seed.yaml")
+    }
+
+    static func inventory(_ json: String) throws -> Inventory {
+        try JSONDecoder().decode(Inventory.self, from: Data(json.utf8))
+    }
+
+    static let stateUUID = AquariumLayout.statePartitionUUID(cluster: "ceph", hostname: "node1")
+
+    static let cases: [Case] = [
+        Case(name: "blank disk is chosen", disks: "",
+             inventory: #"{"disks":[{"name":"sda","sizeBytes":480103981056}]}"#, system: "sda"),
+        Case(name: "boot media never", disks: "",
+             inventory: #"{"disks":[{"name":"sda","sizeBytes":480103981056,"isBootMedia":true}]}"#, system: nil,
+             rejected: ["sda": "is boot media"]),
+        Case(name: "read-only never", disks: "",
+             inventory: #"{"disks":[{"name":"sda","sizeBytes":480103981056,"readOnly":true}]}"#, system: nil,
+             rejected: ["sda": "is read-only"]),
+        Case(name: "mounted never", disks: "",
+             inventory: #"{"disks":[{"name":"sda","sizeBytes":480103981056,"mounted":true,"mountpoints":["/srv"]}]}"#,
+             system: nil, rejected: ["sda": "is mounted (/srv)"]),
+        Case(name: "held by device-mapper never", disks: "",
+             inventory: #"{"disks":[{"name":"sda","sizeBytes":480103981056,"holders":["dm-0"]}]}"#, system: nil,
+             rejected: ["sda": "is held by dm-0"]),
+        Case(name: "CD-ROM never", disks: "",
+             inventory: #"{"disks":[{"name":"sr0","sizeBytes":480103981056,"isCdrom":true}]}"#, system: nil,
+             rejected: ["sr0": "is a CD-ROM"]),
+        Case(name: "below default min_size 10 GiB", disks: "",
+             inventory: #"{"disks":[{"name":"sda","sizeBytes":10737418239},{"name":"sdb","sizeBytes":10737418240}]}"#,
+             system: "sdb", storage: ["sda"]),  // below the system disk's minimum, still fine for storage
+        Case(name: "explicit min_size", disks: "  system:\n    match: {min_size: 100GB}\n",
+             inventory: #"{"disks":[{"name":"sda","sizeBytes":80000000000},{"name":"sdb","sizeBytes":120000000000}]}"#,
+             system: "sdb", storage: ["sda"]),
+        Case(name: "removable refused by default", disks: "",
+             inventory: #"{"disks":[{"name":"sdc","sizeBytes":64000000000,"removable":true,"transport":"usb"}]}"#,
+             system: nil, rejected: ["sdc": "is removable"]),
+        Case(name: "removable allowed by transport usb", disks: "  system:\n    match: {transport: [usb]}\n",
+             inventory: #"{"disks":[{"name":"sdc","sizeBytes":64000000000,"removable":true,"transport":"usb"},{"name":"sda","sizeBytes":64000000000,"transport":"sata"}]}"#,
+             system: "sdc", storage: ["sda"]),
+        Case(name: "removable allowed when serial names it", disks: "  system:\n    match: {serial: USB123}\n",
+             inventory: #"{"disks":[{"name":"sdc","sizeBytes":64000000000,"removable":true,"transport":"usb","serial":"USB123"}]}"#,
+             system: "sdc"),
+        Case(name: "wipe never refuses data", disks: "",
+             inventory: #"{"disks":[{"name":"sdb","sizeBytes":480103981056,"signatures":[{"type":"xfs","usage":"filesystem","label":"data","offsetBytes":0}]}]}"#,
+             system: nil, rejected: ["sdb": "holds xfs 'data' (disks.system.wipe is never)"]),
+        Case(name: "wipe never refuses a partition table", disks: "",
+             inventory: #"{"disks":[{"name":"sdb","sizeBytes":480103981056,"partitionTable":"dos","signatures":[{"type":"dos","usage":"partition_table"}],"partitions":[{"number":1,"startBytes":1048576,"sizeBytes":1000000,"fsType":"ext4"}]}]}"#,
+             system: nil, rejected: ["sdb": "holds a dos partition table with 1 partition (1 ext4)"]),
+        Case(name: "wipe always takes data", disks: "  system:\n    wipe: always\n",
+             inventory: #"{"disks":[{"name":"sdb","sizeBytes":480103981056,"signatures":[{"type":"ext4","usage":"filesystem"}]}]}"#,
+             system: "sdb"),
+        Case(name: "wipe aquarium takes an earlier layout, not other data", disks: "  system:\n    wipe: aquarium\n",
+             inventory: #"{"disks":[{"name":"sda","sizeBytes":480103981056,"partitionTable":"gpt","partitions":[{"number":1,"startBytes":1048576,"sizeBytes":1000000,"name":"aquarium-state","typeGuid":"4d21b016-b534-45c2-a9fb-5c16e091fd2d","uuid":"11111111-2222-3333-4444-555555555555","fsType":"xfs"}]},{"name":"sdb","sizeBytes":240000000000,"signatures":[{"type":"ext4","usage":"filesystem"}]}]}"#,
+             system: "sda", rejected: ["sdb": "disks.system.wipe is aquarium"]),
+        Case(name: "wipe never: another node's layout refused", disks: "",
+             inventory: #"{"disks":[{"name":"sda","sizeBytes":480103981056,"partitionTable":"gpt","partitions":[{"number":1,"startBytes":1048576,"sizeBytes":1000000,"name":"aquarium-state","typeGuid":"4d21b016-b534-45c2-a9fb-5c16e091fd2d","uuid":"11111111-2222-3333-4444-555555555555"}]}]}"#,
+             system: nil, rejected: ["sda": "earlier Aquarium layout of another node"]),
+        Case(name: "this node's layout is mounted only, even with wipe never and a smaller blank disk", disks: "",
+             inventory: #"{"disks":[{"name":"sdb","sizeBytes":240000000000},{"name":"sda","sizeBytes":480103981056,"partitionTable":"gpt","partitions":[{"number":1,"startBytes":1048576,"sizeBytes":1000000,"name":"aquarium-state","typeGuid":"4d21b016-b534-45c2-a9fb-5c16e091fd2d","uuid":"\#(stateUUID)","fsType":"xfs"}]}]}"#,
+             system: "sda", storage: ["sdb"], mode: .reuse),
+        Case(name: "this node's layout mounted at its own mount points is still reused", disks: "",
+             inventory: #"{"disks":[{"name":"sda","sizeBytes":480103981056,"mounted":true,"mountpoints":["/var/lib/aquarium-system","/var/log"],"partitionTable":"gpt","partitions":[{"number":1,"startBytes":1048576,"sizeBytes":1000000,"name":"aquarium-state","typeGuid":"4d21b016-b534-45c2-a9fb-5c16e091fd2d","uuid":"\#(stateUUID)"}]}]}"#,
+             system: "sda", mode: .reuse, options: PlannerOptions(ownMountpoints: PlannerOptions.ownMountpoints(root: "/"))),
+        Case(name: "two disks with this node's layout: refuse", disks: "",
+             inventory: #"{"disks":[{"name":"sda","sizeBytes":480103981056,"serial":"A","partitionTable":"gpt","partitions":[{"number":1,"startBytes":1048576,"sizeBytes":1000000,"name":"aquarium-state","typeGuid":"4d21b016-b534-45c2-a9fb-5c16e091fd2d","uuid":"\#(stateUUID)"}]},{"name":"sdb","sizeBytes":480103981056,"serial":"B","partitionTable":"gpt","partitions":[{"number":1,"startBytes":1048576,"sizeBytes":1000000,"name":"aquarium-state","typeGuid":"4d21b016-b534-45c2-a9fb-5c16e091fd2d","uuid":"\#(stateUUID)"}]}]}"#,
+             system: nil, refusal: "2 disks carry this node's Aquarium layout", mode: nil),
+        Case(name: "interrupted journal resumes on a disk that now holds a partial GPT", disks: "",
+             inventory: #"{"disks":[{"name":"sdb","sizeBytes":240000000000},{"name":"sda","sizeBytes":480103981056,"partitionTable":"gpt","partitions":[{"number":1,"startBytes":1048576,"sizeBytes":1000000,"name":"aquarium-state","typeGuid":"0fc63daf-8483-4772-8e79-3d69d8477de4"}]}]}"#,
+             system: "sda", storage: ["sdb"], mode: .resume, options: PlannerOptions(interruptedDisks: ["/dev/sda"])),
+        Case(name: "by_id names exactly one disk", disks: "  system:\n    match: {by_id: /dev/disk/by-id/ata-B}\n",
+             inventory: #"{"disks":[{"name":"sda","sizeBytes":240000000000,"byId":["/dev/disk/by-id/ata-A"]},{"name":"sdb","sizeBytes":480000000000,"byId":["/dev/disk/by-id/ata-B"]}]}"#,
+             system: "sdb", storage: ["sda"]),
+        Case(name: "by_id names no disk: refuse", disks: "  system:\n    match: {by_id: /dev/disk/by-id/ata-C}\n",
+             inventory: #"{"disks":[{"name":"sda","sizeBytes":240000000000,"byId":["/dev/disk/by-id/ata-A"]}]}"#,
+             system: nil, rejected: ["sda": "is not disks.system.match.by_id /dev/disk/by-id/ata-C"], refusal: "no disk has by_id /dev/disk/by-id/ata-C", mode: nil),
+        Case(name: "exact serial matching two disks: refuse", disks: "  system:\n    match: {serial: SAME}\n",
+             inventory: #"{"disks":[{"name":"sda","sizeBytes":240000000000,"serial":"SAME"},{"name":"sdb","sizeBytes":240000000000,"serial":"SAME"}]}"#,
+             system: nil, refusal: "2 disks have serial SAME", mode: nil),
+        Case(name: "the named disk holds data: refuse, never fall back to another", disks: "  system:\n    match: {wwn: \"0x5000c500a1b2c3d4\"}\n",
+             inventory: #"{"disks":[{"name":"sda","sizeBytes":240000000000,"wwn":"0x5000c500a1b2c3d4","signatures":[{"type":"xfs","usage":"filesystem","label":"data"}]},{"name":"sdb","sizeBytes":240000000000}]}"#,
+             system: nil, refusal: "cannot be used: holds xfs 'data'", mode: nil),
+        Case(name: "serial glob is not a unique identity", disks: "  system:\n    match: {serial: 'S4*'}\n",
+             inventory: #"{"disks":[{"name":"sda","sizeBytes":500000000000,"serial":"S4A"},{"name":"sdb","sizeBytes":250000000000,"serial":"S4B"},{"name":"sdc","sizeBytes":100000000000,"serial":"X1"}]}"#,
+             system: "sdb", storage: ["sda", "sdc"]),
+        Case(name: "smallest SSD before a smaller HDD", disks: "",
+             inventory: #"{"disks":[{"name":"sda","sizeBytes":120000000000,"rotational":true},{"name":"sdb","sizeBytes":960000000000,"rotational":false},{"name":"sdc","sizeBytes":480000000000,"rotational":false}]}"#,
+             system: "sdc", storage: ["sda", "sdb"]),
+        Case(name: "only HDDs: the smallest HDD", disks: "",
+             inventory: #"{"disks":[{"name":"sda","sizeBytes":4000000000000,"rotational":true},{"name":"sdb","sizeBytes":2000000000000,"rotational":true}]}"#,
+             system: "sdb", storage: ["sda"]),
+        Case(name: "rotational given: size alone decides", disks: "  system:\n    match: {rotational: true}\n",
+             inventory: #"{"disks":[{"name":"sda","sizeBytes":4000000000000,"rotational":true},{"name":"sdb","sizeBytes":2000000000000,"rotational":true},{"name":"nvme0n1","sizeBytes":500000000000}]}"#,
+             system: "sdb", storage: ["nvme0n1", "sda"], rejected: [:]),
+        Case(name: "prefer largest", disks: "  system:\n    prefer: largest\n",
+             inventory: #"{"disks":[{"name":"sda","sizeBytes":120000000000},{"name":"sdb","sizeBytes":960000000000}]}"#,
+             system: "sdb", storage: ["sda"]),
+        Case(name: "tie broken by WWN, not by kernel name", disks: "",
+             inventory: #"{"disks":[{"name":"sda","sizeBytes":480000000000,"wwn":"0x5000000000000002","serial":"A"},{"name":"sdb","sizeBytes":480000000000,"wwn":"0x5000000000000001","serial":"Z"}]}"#,
+             system: "sdb", storage: ["sda"]),
+        Case(name: "tie broken by serial when no WWN", disks: "",
+             inventory: #"{"disks":[{"name":"sda","sizeBytes":480000000000,"serial":"S2"},{"name":"sdb","sizeBytes":480000000000,"serial":"S1"}]}"#,
+             system: "sdb", storage: ["sda"]),
+        Case(name: "tie broken by by-id link when no WWN or serial", disks: "",
+             inventory: #"{"disks":[{"name":"sda","sizeBytes":480000000000,"byId":["/dev/disk/by-id/virtio-b"]},{"name":"sdb","sizeBytes":480000000000,"byId":["/dev/disk/by-id/virtio-a"]}]}"#,
+             system: "sdb", storage: ["sda"]),
+        Case(name: "tie with no stable identity at all: refuse", disks: "",
+             inventory: #"{"disks":[{"name":"sda","sizeBytes":480000000000},{"name":"sdb","sizeBytes":480000000000}]}"#,
+             system: nil, refusal: "no stable identity", mode: nil),
+        Case(name: "model glob and transport", disks: "  system:\n    match: {model: 'Samsung*', transport: [nvme]}\n",
+             inventory: #"{"disks":[{"name":"nvme0n1","sizeBytes":500000000000,"model":"Samsung SSD 980","transport":"nvme"},{"name":"nvme1n1","sizeBytes":250000000000,"model":"WDC SN570","transport":"nvme"}]}"#,
+             system: "nvme0n1", storage: ["nvme1n1"]),
+        Case(name: "storage: own wipe rule and match", disks: "  storage:\n    match: {rotational: true}\n    wipe: always\n",
+             inventory: #"{"disks":[{"name":"sda","sizeBytes":480000000000},{"name":"sdb","sizeBytes":4000000000000,"rotational":true,"signatures":[{"type":"xfs","usage":"filesystem"}]},{"name":"sdc","sizeBytes":960000000000}]}"#,
+             system: "sda", storage: ["sdb"], rejected: ["sdc": "not a storage disk: is an SSD"]),
+        Case(name: "storage wipe aquarium reuses an old OSD, not other data", disks: "  storage:\n    wipe: aquarium\n",
+             inventory: #"{"disks":[{"name":"sda","sizeBytes":480000000000},{"name":"sdb","sizeBytes":4000000000000,"signatures":[{"type":"ceph_bluestore","usage":"other"}]},{"name":"sdc","sizeBytes":4000000000000,"signatures":[{"type":"ext4","usage":"filesystem"}]}]}"#,
+             system: "sda", storage: ["sdb"], rejected: ["sdc": "disks.storage.wipe is aquarium"]),
+        Case(name: "min_size rejects a small disk for the system disk", disks: "  system:\n    match: {min_size: 100GB}\n  storage:\n    match: {min_size: 100GB}\n",
+             inventory: #"{"disks":[{"name":"sda","sizeBytes":80000000000},{"name":"sdb","sizeBytes":120000000000}]}"#,
+             system: "sdb", rejected: ["sda": "is smaller than disks.system.match.min_size (80 GB < 100 GB)"]),
+        Case(name: "nothing eligible: every disk explained", disks: "",
+             inventory: #"{"disks":[{"name":"sda","sizeBytes":480000000000,"isBootMedia":true,"mounted":true,"mountpoints":["/"]},{"name":"sdb","sizeBytes":1000000000},{"name":"sdc","sizeBytes":480000000000,"signatures":[{"type":"LVM2_member","usage":"raid"}]}]}"#,
+             system: nil, rejected: ["sda": "is boot media", "sdb": "smaller than", "sdc": "holds LVM2_member"],
+             refusal: "no disk is eligible", mode: nil),
+    ]
+
+    @Test("selection rules", arguments: cases)
+    func rule(_ test: Case) throws {
+        let plan = SystemDiskPlanner.plan(seed: try Self.seed(test.disks), inventory: try Self.inventory(test.inventory),
+                                          options: test.options)
+        #expect(plan.systemDisk?.name == test.system, "\(SystemDiskPlanner.render(plan))")
+        #expect(plan.storageDisks.map(\.name).sorted() == test.storage.sorted(), "\(SystemDiskPlanner.render(plan))")
+        if test.system != nil { #expect(plan.systemDisk?.mode == test.mode) }
+        for (name, text) in test.rejected {
+            let reasons = plan.rejected.first { $0.name == name }?.reasons.joined(separator: "; ") ?? "<not rejected>"
+            #expect(reasons.contains(text), "\(name): \(reasons)")
+        }
+        if let refusal = test.refusal { #expect(plan.refusal?.contains(refusal) == true, "\(plan.refusal ?? "nil")") }
+        // Every disk is accounted for exactly once.
+        let all = [plan.systemDisk?.name].compactMap { $0 } + plan.storageDisks.map(\.name) + plan.rejected.map(\.name)
+        #expect(all.sorted() == (try Self.inventory(test.inventory)).disks.map(\.name).sorted())
+        // Refused plans explain every rejected disk and do nothing.
+        if plan.systemDisk == nil {
+            #expect(plan.actions.isEmpty)
+            #expect(plan.rejected.allSatisfy { !$0.reasons.isEmpty })
+        }
+    }
+
+    @Test("determinism: shuffled inventories and renamed kernel names give the same choice", arguments: cases)
+    func determinism(_ test: Case) throws {
+        let seed = try Self.seed(test.disks)
+        let inventory = try Self.inventory(test.inventory)
+        let reference = SystemDiskPlanner.plan(seed: seed, inventory: inventory, options: test.options)
+        var generator = SeededGenerator(seed: UInt64(test.name.utf8.count))
+        for _ in 0..<8 {
+            let shuffled = Inventory(disks: inventory.disks.shuffled(using: &generator))
+            let plan = SystemDiskPlanner.plan(seed: seed, inventory: shuffled, options: test.options)
+            #expect(plan == reference)
+        }
+    }
+
+    @Test("kernel names never decide: swapping them swaps nothing but the names")
+    func kernelNamesDoNotDecide() throws {
+        let seed = try Self.seed("")
+        let a = try Self.inventory(#"{"disks":[{"name":"sda","sizeBytes":480000000000,"serial":"B"},{"name":"sdb","sizeBytes":480000000000,"serial":"A"}]}"#)
+        let b = try Self.inventory(#"{"disks":[{"name":"sdb","sizeBytes":480000000000,"serial":"B"},{"name":"sda","sizeBytes":480000000000,"serial":"A"}]}"#)
+        #expect(SystemDiskPlanner.plan(seed: seed, inventory: a).systemDisk?.serial == "A")
+        #expect(SystemDiskPlanner.plan(seed: seed, inventory: b).systemDisk?.serial == "A")
+    }
+
+    @Test("human plan reads like the issue's example")
+    func humanOutput() throws {
+        let seed = try Self.seed("")
+        let inventory = try Self.inventory(#"""
+            {"disks":[{"name":"sda","sizeBytes":480103981056,"wwn":"0x5000c500a1b2c3d4","byId":["/dev/disk/by-id/wwn-0x5000c500a1b2c3d4","/dev/disk/by-id/ata-Samsung_SSD"],"vendor":"Samsung","model":"SSD 860","transport":"sata"},
+                      {"name":"sdb","sizeBytes":4000000000000,"rotational":true,"signatures":[{"type":"xfs","usage":"filesystem","label":"data"}]}]}
+            """#)
+        let text = SystemDiskPlanner.render(SystemDiskPlanner.plan(seed: seed, inventory: inventory))
+        #expect(text.contains("system disk: /dev/disk/by-id/wwn-0x5000c500a1b2c3d4 (480 GB SSD, Samsung SSD 860) — will create GPT with partition 'aquarium-state' (xfs)"))
+        #expect(text.contains("rejected /dev/sdb: holds xfs 'data' (disks.system.wipe is never)"))
+    }
+
+    @Test("plan JSON has the documented keys and nulls")
+    func json() throws {
+        let refused = SystemDiskPlanner.plan(seed: try Self.seed(""), inventory: try Self.inventory(#"{"disks":[{"name":"sda","sizeBytes":1000}]}"#))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(try refused.json().utf8)) as? [String: Any])
+        #expect(Set(object.keys) == ["systemDisk", "storageDisks", "rejected", "actions", "refusal", "filesystem"])
+        #expect(object["systemDisk"] is NSNull)
+        let rejected = try #require(object["rejected"] as? [[String: Any]])
+        #expect(rejected.first?["path"] as? String == "/dev/sda")
+        #expect((rejected.first?["reasons"] as? [String])?.isEmpty == false)
+        let chosen = SystemDiskPlanner.plan(seed: try Self.seed(""), inventory: try Self.inventory(#"{"disks":[{"name":"sda","sizeBytes":480000000000}]}"#))
+        let system = try #require((try JSONSerialization.jsonObject(with: Data(try chosen.json().utf8)) as? [String: Any])?["systemDisk"] as? [String: Any])
+        for key in ["path", "displayPath", "stableIdentity", "byId", "wwn", "serial", "model", "sizeBytes", "rotational", "mode", "reasons", "content"] {
+            #expect(system.keys.contains(key), "missing \(key)")
+        }
+        #expect(system["mode"] as? String == "create")
+    }
+
+    @Test("sizes in decimal units", arguments: [
+        (UInt64(480_103_981_056), "480 GB"), (UInt64(4_000_000_000_000), "4 TB"), (UInt64(12_884_901_888), "12.9 GB"),
+        (UInt64(512), "512 B"),
+    ])
+    func sizes(_ bytes: UInt64, _ text: String) {
+        #expect(SystemDiskPlanner.formatSize(bytes) == text)
+    }
+
+    @Test("systemd unit names are escaped like systemd-escape --path", arguments: [
+        ("/var/lib/aquarium-system", "var-lib-aquarium\\x2dsystem"), ("/var/log", "var-log"), ("/var/lib/ceph", "var-lib-ceph"),
+    ])
+    func escape(_ path: String, _ expected: String) {
+        #expect(MountUnits.escape(path) == expected)
+    }
+}
+
+/// A small deterministic generator so shuffles are reproducible.
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
+    mutating func next() -> UInt64 {
+        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+        var z = state
+        z = (z ^ (z >> 33)) &* 0xff51_afd7_ed55_8ccd
+        return z ^ (z >> 33)
+    }
+}
