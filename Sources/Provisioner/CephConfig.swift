@@ -1,0 +1,120 @@
+import Foundation
+import Seed
+
+/// How daemons are run: systemd units on a node, supervised child processes on loopback for tests and development.
+public enum LauncherKind: String, Sendable, CaseIterable, Codable {
+    case systemd
+    case process
+}
+
+/// Everything about the cluster this node bootstraps that must stay the same across reruns. Persisted in the state
+/// file the first time it is decided.
+public struct ClusterIdentity: Codable, Equatable, Sendable {
+    public var fsid: String
+    /// Ceph cluster name (the seed's `cluster.name`).
+    public var name: String
+    /// The mon, mgr, mds and rgw daemon id: the short host name.
+    public var daemonId: String
+    /// The address the monitor and the other daemons bind to.
+    public var address: String
+    /// The monitor's msgr2 port; msgr1 is the next port. Daemons bind in `basePort+10 ... basePort+99`.
+    public var basePort: Int
+    public var publicNetwork: String
+    public var clusterNetwork: String
+    public var launcher: LauncherKind
+
+    public var monV2Port: Int { basePort }
+    public var monV1Port: Int { basePort + 1 }
+    public var monAddressVector: String {
+        "[v2:\(address):\(monV2Port),v1:\(address):\(monV1Port)]"
+    }
+}
+
+/// Renders `ceph.conf`. Only what the daemons need before they can reach the monitor lives here (fsid, mon_host,
+/// networks, paths, ports); cluster-wide settings such as pool defaults go into the monitor's configuration database
+/// (`ceph config set`), where they can change as the cluster grows.
+public enum CephConfig {
+    public static func render(_ identity: ClusterIdentity, layout: Layout, rgwPort: Int?) -> String {
+        var global: [(String, String)] = [
+            ("fsid", identity.fsid),
+            ("mon_initial_members", identity.daemonId),
+            ("mon_host", identity.monAddressVector),
+            ("public_network", identity.publicNetwork),
+            ("cluster_network", identity.clusterNetwork),
+            ("auth_cluster_required", "cephx"),
+            ("auth_service_required", "cephx"),
+            ("auth_client_required", "cephx"),
+            // Read at mkfs time by the first monitor, so they belong here as well as in the config database.
+            ("osd_pool_default_size", "1"),
+            ("osd_pool_default_min_size", "1"),
+            ("mon_allow_pool_size_one", "true"),
+        ]
+        if identity.launcher == .process {
+            // Several clusters (tests, benchmarks, developers) share this machine: bind only to loopback, in our own
+            // port range, with every path under the root.
+            global += [
+                ("public_addr", identity.address),
+                ("cluster_addr", identity.address),
+                ("ms_bind_port_min", String(identity.basePort + 10)),
+                ("ms_bind_port_max", String(identity.basePort + 99)),
+                // Development machines share one disk with everything else: warn about the monitor's disk late.
+                ("mon_data_avail_warn", "5"),
+                ("mon_data_avail_crit", "2"),
+            ]
+        }
+        global += [
+            ("run_dir", layout.cephRun),
+            ("admin_socket", layout.cephRun + "/$cluster-$name.asok"),
+            ("log_file", layout.cephLog + "/$cluster-$name.log"),
+            ("crash_dir", layout.crashDir),
+            ("mon_data", layout.path("/var/lib/ceph/mon/$cluster-$id")),
+            ("mgr_data", layout.path("/var/lib/ceph/mgr/$cluster-$id")),
+            ("osd_data", layout.path("/var/lib/ceph/osd/$cluster-$id")),
+            ("mds_data", layout.path("/var/lib/ceph/mds/$cluster-$id")),
+            ("keyring", layout.etcCeph + "/$cluster.$name.keyring"),
+        ]
+        var text = "# Written by aquarium-provision; rewritten on every run. Cluster settings live in `ceph config`.\n"
+        text += section("global", global)
+        text += section("mon", [("keyring", layout.path("/var/lib/ceph/mon/$cluster-$id/keyring"))])
+        text += section("mgr", [("keyring", layout.path("/var/lib/ceph/mgr/$cluster-$id/keyring"))])
+        text += section("osd", [("keyring", layout.path("/var/lib/ceph/osd/$cluster-$id/keyring"))])
+        text += section("mds", [("keyring", layout.path("/var/lib/ceph/mds/$cluster-$id/keyring"))])
+        if let rgwPort {
+            let endpoint = identity.launcher == .process ? "endpoint=\(identity.address):\(rgwPort)" : "port=\(rgwPort)"
+            text += section("client.rgw.\(identity.daemonId)", [
+                ("keyring", layout.rgwData(identity.daemonId) + "/keyring"),
+                ("rgw_data", layout.rgwData(identity.daemonId)),
+                ("rgw_frontends", "beast \(endpoint)"),
+            ])
+        }
+        return text
+    }
+
+    static func section(_ name: String, _ options: [(String, String)]) -> String {
+        "\n[\(name)]\n" + options.map { "\t\($0.0) = \($0.1)\n" }.joined()
+    }
+
+    /// Cluster-wide settings for a single node, set in the monitor's configuration database. `grow` these as nodes
+    /// join (pool size 3 and min_size 2 from three hosts on).
+    public static let singleNodeSettings: [(who: String, option: String, value: String)] = [
+        ("global", "osd_pool_default_size", "1"),
+        ("global", "osd_pool_default_min_size", "1"),
+        ("global", "mon_allow_pool_size_one", "true"),
+        // Size 1 is what a single node can do; do not warn about it on every `ceph -s`.
+        ("global", "mon_warn_on_pool_no_redundancy", "false"),
+        // Small pools; the autoscaler grows them with the data.
+        ("global", "osd_pool_default_pg_num", "8"),
+        ("global", "osd_pool_default_pgp_num", "8"),
+        ("mon", "auth_allow_insecure_global_id_reclaim", "false"),
+    ]
+
+    /// Health checks a freshly bootstrapped single node may show without anything being wrong.
+    public static let expectedSingleNodeChecks: Set<String> = ["POOL_NO_REDUNDANCY"]
+
+    /// The short host name as a daemon id (`node-01.example.com` -> `node-01`).
+    public static func daemonId(hostname: String) -> String {
+        let short = hostname.split(separator: ".").first.map(String.init) ?? hostname
+        let cleaned = short.filter { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }
+        return cleaned.isEmpty ? "a" : cleaned
+    }
+}

@@ -1,0 +1,127 @@
+import Exec
+import Foundation
+import Logging
+
+/// Ceph's command-line tools, always with this cluster's name and configuration file, each under `timeout` so a
+/// monitor that does not answer cannot hang a run.
+public struct CephTools: Sendable {
+    public let layout: Layout
+    public let logger: Logger
+
+    public init(layout: Layout, logger: Logger) {
+        self.layout = layout
+        self.logger = logger
+    }
+
+    /// `tool --cluster NAME -c CONF arguments...`, killed after `timeout` seconds.
+    public func command(_ tool: String, _ arguments: [String], timeout: Int = 120) -> Command {
+        Command("timeout", ["--kill-after=10", String(timeout), tool, "--cluster", layout.cluster, "-c", layout.cephConf]
+            + arguments)
+    }
+
+    @discardableResult
+    public func run(_ tool: String, _ arguments: [String], input: Data? = nil, timeout: Int = 120,
+                    accepted: Set<Int32> = [0]) throws(ProvisionError) -> CommandResult {
+        let command = command(tool, arguments, timeout: timeout)
+        logger.debug("running \(command)")
+        do {
+            return try command.run(input: input, acceptedStatuses: accepted)
+        } catch {
+            if error.status == 124 || error.status == 137 {
+                throw .failed("\(tool) \(arguments.prefix(3).joined(separator: " ")) did not finish within \(timeout) s; "
+                    + "is the monitor up? See \(layout.cephLog)")
+            }
+            throw .failed(error.description)
+        }
+    }
+
+    /// `ceph ARGS --format json`, decoded.
+    public func json(_ arguments: [String], timeout: Int = 60) throws(ProvisionError) -> Any {
+        let result = try run("ceph", arguments + ["--format", "json"], timeout: timeout)
+        do {
+            return try JSONSerialization.jsonObject(with: result.standardOutput, options: [.fragmentsAllowed])
+        } catch {
+            throw .failed("ceph \(arguments.joined(separator: " ")) printed no JSON: \(result.output.prefix(200))")
+        }
+    }
+
+    /// Polls `condition` until it holds or `seconds` pass; errors inside count as "not yet".
+    public static func wait(_ what: String, seconds: Double, interval: Double = 0.5,
+                            _ condition: () throws -> Bool) throws(ProvisionError) {
+        let deadline = Date().addingTimeInterval(seconds)
+        var lastError = ""
+        while true {
+            do {
+                if try condition() { return }
+            } catch {
+                lastError = "\(error)"
+            }
+            if Date() > deadline {
+                throw .failed("timed out after \(Int(seconds)) s waiting for \(what)"
+                    + (lastError.isEmpty ? "" : " (last error: \(lastError.prefix(300)))"))
+            }
+            usleep(useconds_t(interval * 1_000_000))
+        }
+    }
+}
+
+/// A bluestore label as `ceph-bluestore-tool show-label` prints it.
+public struct BluestoreLabel: Equatable, Sendable {
+    public var osdUUID: String
+    public var clusterFSID: String
+    public var whoami: Int?
+    public var mkfsDone: Bool
+
+    public static func read(device: String) -> BluestoreLabel? {
+        guard let result = try? Command("ceph-bluestore-tool", ["show-label", "--dev", device]).run(),
+              let object = try? JSONSerialization.jsonObject(with: result.standardOutput) as? [String: Any],
+              let label = object.values.first as? [String: Any] else { return nil }
+        guard let uuid = label["osd_uuid"] as? String, let fsid = label["ceph_fsid"] as? String else { return nil }
+        return BluestoreLabel(osdUUID: uuid, clusterFSID: fsid, whoami: (label["whoami"] as? String).flatMap { Int($0) },
+                              mkfsDone: (label["mkfs_done"] as? String) == "yes")
+    }
+}
+
+/// Ports on 127.0.0.1.
+public enum Ports {
+    /// True when nothing listens on `port` (a bind to 127.0.0.1 succeeds).
+    public static func isFree(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let status = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        return status == 0
+    }
+
+    /// True when something accepts connections on `host:port`.
+    public static func isListening(host: String, port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr(host)
+        let status = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        return status == 0
+    }
+
+    /// A base port with `count` free ports from it, searched from a pseudo-random start in 20000..<60000 so
+    /// concurrent clusters on one machine rarely race for the same range.
+    public static func findFreeRange(count: Int = 100) -> Int? {
+        let start = 20000 + Int.random(in: 0..<400) * 100
+        for offset in 0..<400 {
+            let base = 20000 + ((start - 20000 + offset * 100) % 40000)
+            if (base..<(base + count)).allSatisfy(isFree) { return base }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,290 @@
+import Exec
+import Foundation
+import Logging
+
+/// A Ceph daemon as the launchers run it: always in the foreground (`-f`), so a supervisor (systemd or us) owns it.
+public struct DaemonSpec: Sendable, Equatable {
+    /// Ceph's name for it: `mon.node-01`, `osd.0`, `client.rgw.node-01`.
+    public var name: String
+    public var executable: String
+    public var arguments: [String]
+    /// The configuration file the daemon is started with; also how we recognise our own processes.
+    public var configPath: String
+
+    public var argv: [String] { [executable] + arguments }
+
+    /// A name usable in file and unit names.
+    public var fileName: String { name.replacingOccurrences(of: "/", with: "_") }
+}
+
+/// Starts, checks and stops daemons.
+public protocol DaemonLauncher {
+    var kind: LauncherKind { get }
+    /// Starts `daemon` unless it already runs; returns true when it was started.
+    func ensureRunning(_ daemon: DaemonSpec) throws(ProvisionError) -> Bool
+    func isRunning(_ daemon: DaemonSpec) -> Bool
+    /// Stops every daemon this launcher started under the layout; returns their names.
+    func stopAll() throws(ProvisionError) -> [String]
+    /// What runs, by daemon name, with a pid or unit name.
+    func running() -> [RunningDaemon]
+}
+
+public struct RunningDaemon: Codable, Equatable, Sendable {
+    public var name: String
+    public var pid: Int32?
+    public var unit: String?
+    public var running: Bool
+}
+
+// MARK: - process launcher
+
+/// Runs daemons as child processes in their own session, with a pid file each under `ROOT/run/aquarium` and their
+/// standard output and error in `ROOT/var/log/ceph/NAME.out`. They outlive `aquarium-provision run`. `stop` only
+/// signals a pid whose command line is still the daemon we started with this root's configuration file.
+public struct ProcessLauncher: DaemonLauncher {
+    public let layout: Layout
+    let logger: Logger
+    public var kind: LauncherKind { .process }
+
+    public init(layout: Layout, logger: Logger) {
+        self.layout = layout
+        self.logger = logger
+    }
+
+    func pidFile(_ name: String) -> String { layout.pidDir + "/\(layout.cluster)-\(name).pid" }
+
+    public func isRunning(_ daemon: DaemonSpec) -> Bool {
+        guard let pid = readPid(pidFile(daemon.fileName)) else { return false }
+        return Self.processMatches(pid: pid, configPath: daemon.configPath, executable: daemon.executable)
+    }
+
+    public func ensureRunning(_ daemon: DaemonSpec) throws(ProvisionError) -> Bool {
+        if isRunning(daemon) { return false }
+        try Files.makeDirectory(layout.pidDir)
+        try Files.makeDirectory(layout.cephLog)
+        try Files.makeDirectory(layout.cephRun)
+        let output = layout.cephLog + "/\(layout.cluster)-\(daemon.fileName).out"
+        let pid = try Self.spawn(daemon.argv, output: output)
+        try Files.write("\(pid)\n", to: pidFile(daemon.fileName))
+        logger.info("started \(daemon.name) as pid \(pid): \(Command(daemon.executable, daemon.arguments))")
+        // A daemon that fails at once (bad key, port taken) says so within a moment.
+        usleep(300_000)
+        if !Self.alive(pid) {
+            let tail = Files.read(output).map { String($0.suffix(2000)) } ?? ""
+            throw .failed("\(daemon.name) exited right after starting; see \(output) and \(layout.cephLog): \(tail)")
+        }
+        return true
+    }
+
+    public func running() -> [RunningDaemon] {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: layout.pidDir)) ?? []
+        let prefix = "\(layout.cluster)-"
+        return files.filter { $0.hasPrefix(prefix) && $0.hasSuffix(".pid") }.sorted().map { file in
+            let name = String(file.dropFirst(prefix.count).dropLast(4))
+            let pid = readPid(layout.pidDir + "/" + file)
+            let ours = pid.map { Self.processMatches(pid: $0, configPath: layout.cephConf, executable: nil) } ?? false
+            return RunningDaemon(name: name, pid: pid, unit: nil, running: ours)
+        }
+    }
+
+    public func stopAll() throws(ProvisionError) -> [String] {
+        var stopped: [String] = []
+        var waiting: [(String, pid_t)] = []
+        for daemon in running() {
+            let file = pidFile(daemon.name)
+            guard let pid = daemon.pid, daemon.running else {
+                // Stale: the process is gone or the pid now belongs to someone else. Never signal it.
+                unlink(file)
+                continue
+            }
+            logger.info("stopping \(daemon.name) (pid \(pid))")
+            kill(pid, SIGTERM)
+            waiting.append((daemon.name, pid))
+        }
+        let deadline = Date().addingTimeInterval(30)
+        for (name, pid) in waiting {
+            while Self.alive(pid) && Date() < deadline { usleep(100_000) }
+            if Self.alive(pid), Self.processMatches(pid: pid, configPath: layout.cephConf, executable: nil) {
+                logger.notice("\(name) (pid \(pid)) did not stop within 30 s; killing it")
+                kill(pid, SIGKILL)
+                while Self.alive(pid) { usleep(50_000) }
+            }
+            unlink(pidFile(name))
+            stopped.append(name)
+        }
+        return stopped
+    }
+
+    func readPid(_ path: String) -> pid_t? {
+        guard let text = Files.read(path), let value = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+              value > 1 else { return nil }
+        return value
+    }
+
+    /// True while the process exists and is not a zombie (zombies of our own children are reaped here).
+    static func alive(_ pid: pid_t) -> Bool {
+        var status: Int32 = 0
+        if waitpid(pid, &status, WNOHANG) == pid { return false }
+        guard kill(pid, 0) == 0 || errno == EPERM else { return false }
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first
+        return state != "Z" && state != "X"
+    }
+
+    /// The process's argv, from /proc.
+    static func commandLine(_ pid: pid_t) -> [String] {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return [] }
+        return data.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+            .filter { !$0.isEmpty }
+    }
+
+    /// True when `pid` is alive and runs a Ceph daemon with `-c configPath` (and, when given, `executable`).
+    static func processMatches(pid: pid_t, configPath: String, executable: String?) -> Bool {
+        guard alive(pid) else { return false }
+        let argv = commandLine(pid)
+        guard let first = argv.first else { return false }
+        if let executable, (first as NSString).lastPathComponent != (executable as NSString).lastPathComponent {
+            return false
+        }
+        guard let index = argv.firstIndex(of: "-c"), index + 1 < argv.count else { return false }
+        return argv[index + 1] == configPath
+    }
+
+    /// posix_spawn in a new session with every inherited descriptor above 2 closed (so a daemon never holds a
+    /// caller's pipe open), standard input from /dev/null, output appended to `output`.
+    static func spawn(_ argv: [String], output: String) throws(ProvisionError) -> pid_t {
+        guard let executable = Command.resolve(argv[0]) else {
+            throw .failed("\(argv[0]) is not installed; install the Debian ceph packages (see scripts/install-deps)")
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o640)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+        if let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") {
+            _ = unsafeBitCast(symbol, to: CloseFrom.self)(&actions, 3)
+        } else {
+            // Older C libraries: close what is open now.
+            let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+            for fd in fds.compactMap(Int32.init) where fd > 2 {
+                posix_spawn_file_actions_addclose(&actions, fd)
+            }
+        }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // POSIX_SPAWN_SETSID (glibc 2.26+) | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF
+        let setsid: Int32 = 0x80
+        posix_spawnattr_setflags(&attributes, Int16(setsid | Int32(POSIX_SPAWN_SETSIGMASK) | Int32(POSIX_SPAWN_SETSIGDEF)))
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+
+        var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        defer { for pointer in cArgs { free(pointer) } }
+        var pid: pid_t = 0
+        let status = posix_spawn(&pid, executable, &actions, &attributes, &cArgs, environ)
+        guard status == 0 else {
+            throw .failed("cannot start \(executable): \(String(cString: strerror(status)))")
+        }
+        return pid
+    }
+}
+
+// MARK: - systemd launcher
+
+/// Runs each daemon as its own systemd unit `aquarium-ceph-CLUSTER-NAME.service` written to `ROOT/etc/systemd/system`,
+/// with the same argv as the process launcher, `Restart=on-failure`, enabled for later boots. Debian's
+/// `ceph-*@.service` templates assume the default paths and the `ceph` user; ours run the daemons with the
+/// configuration file this tool writes. Only usable where systemd runs (on a node), with ROOT = /.
+public struct SystemdLauncher: DaemonLauncher {
+    public let layout: Layout
+    let logger: Logger
+    public var kind: LauncherKind { .systemd }
+
+    public init(layout: Layout, logger: Logger) {
+        self.layout = layout
+        self.logger = logger
+    }
+
+    public func unitName(_ daemon: String) -> String { "aquarium-ceph-\(layout.cluster)-\(daemon).service" }
+
+    public static func renderUnit(_ daemon: DaemonSpec, cluster: String) -> String {
+        let exec = daemon.argv.map { argument in
+            argument.contains(" ") ? "\"" + argument + "\"" : argument
+        }.joined(separator: " ")
+        return """
+        # Written by aquarium-provision.
+        [Unit]
+        Description=Ceph \(daemon.name) (cluster \(cluster)), run by Aquarium
+        After=network-online.target local-fs.target time-sync.target
+        Wants=network-online.target
+        PartOf=aquarium-ceph.target
+
+        [Service]
+        Type=simple
+        ExecStart=\(exec)
+        Restart=on-failure
+        RestartSec=5
+        LimitNOFILE=1048576
+        TimeoutStopSec=60
+
+        [Install]
+        WantedBy=multi-user.target aquarium-ceph.target
+
+        """
+    }
+
+    public func isRunning(_ daemon: DaemonSpec) -> Bool {
+        (try? Command("systemctl", ["is-active", "--quiet", unitName(daemon.fileName)]).run()) != nil
+    }
+
+    public func ensureRunning(_ daemon: DaemonSpec) throws(ProvisionError) -> Bool {
+        let unit = unitName(daemon.fileName)
+        let changed = try Files.write(Self.renderUnit(daemon, cluster: layout.cluster), to: layout.systemdUnitDir + "/" + unit)
+        if !changed && isRunning(daemon) { return false }
+        do {
+            if changed { try Command("systemctl", ["daemon-reload"]).run() }
+            try Command("systemctl", ["enable", "--now", unit]).run()
+            if changed { try Command("systemctl", ["restart", unit]).run() }
+        } catch {
+            throw .failed("cannot start \(unit): \(error); see `journalctl -u \(unit)`")
+        }
+        return true
+    }
+
+    public func running() -> [RunningDaemon] {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: layout.systemdUnitDir)) ?? []
+        let prefix = "aquarium-ceph-\(layout.cluster)-"
+        return files.filter { $0.hasPrefix(prefix) && $0.hasSuffix(".service") }.sorted().map { unit in
+            let name = String(unit.dropFirst(prefix.count).dropLast(".service".count))
+            let active = (try? Command("systemctl", ["is-active", "--quiet", unit]).run()) != nil
+            return RunningDaemon(name: name, pid: nil, unit: unit, running: active)
+        }
+    }
+
+    public func stopAll() throws(ProvisionError) -> [String] {
+        var stopped: [String] = []
+        for daemon in running() {
+            guard let unit = daemon.unit else { continue }
+            do { try Command("systemctl", ["stop", unit]).run() } catch { throw .failed("cannot stop \(unit): \(error)") }
+            stopped.append(daemon.name)
+        }
+        return stopped
+    }
+}
+
+public enum Launchers {
+    public static func make(_ kind: LauncherKind, layout: Layout, logger: Logger) -> any DaemonLauncher {
+        switch kind {
+        case .process: return ProcessLauncher(layout: layout, logger: logger)
+        case .systemd: return SystemdLauncher(layout: layout, logger: logger)
+        }
+    }
+}

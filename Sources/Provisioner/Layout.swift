@@ -1,0 +1,101 @@
+import Foundation
+
+/// Where everything lives under the target root (`/` on a node, a temporary directory in tests).
+public struct Layout: Sendable, Equatable {
+    /// Absolute, without a trailing slash ("" stands for `/`).
+    public let root: String
+    public let cluster: String
+
+    public init(root: String, cluster: String = "ceph") {
+        var normalised = URL(fileURLWithPath: root).standardizedFileURL.path
+        while normalised.hasSuffix("/") { normalised.removeLast() }
+        self.root = normalised
+        self.cluster = cluster
+    }
+
+    /// `path` (absolute, as on the node) inside the root.
+    public func path(_ path: String) -> String { root + path }
+
+    public var etcCeph: String { path("/etc/ceph") }
+    public var cephConf: String { path("/etc/ceph/\(cluster).conf") }
+    public var adminKeyring: String { path("/etc/ceph/\(cluster).client.admin.keyring") }
+    public var cephLib: String { path("/var/lib/ceph") }
+    public var bootstrapDir: String { path("/var/lib/ceph/tmp/aquarium-bootstrap") }
+    public var monKeyring: String { bootstrapDir + "/mon.keyring" }
+    public var monmap: String { bootstrapDir + "/monmap" }
+    public func monData(_ id: String) -> String { path("/var/lib/ceph/mon/\(cluster)-\(id)") }
+    public func mgrData(_ id: String) -> String { path("/var/lib/ceph/mgr/\(cluster)-\(id)") }
+    public func osdData(_ id: Int) -> String { path("/var/lib/ceph/osd/\(cluster)-\(id)") }
+    public func mdsData(_ id: String) -> String { path("/var/lib/ceph/mds/\(cluster)-\(id)") }
+    public func rgwData(_ id: String) -> String { path("/var/lib/ceph/radosgw/\(cluster)-rgw.\(id)") }
+    public var cephRun: String { path("/run/ceph") }
+    public var cephLog: String { path("/var/log/ceph") }
+    public var crashDir: String { path("/var/lib/ceph/crash") }
+
+    public var aquariumState: String { path("/var/lib/aquarium") }
+    public var stateFile: String { aquariumState + "/provision-state.json" }
+    public var eventsFile: String { aquariumState + "/events.jsonl" }
+    public var s3CredentialsFile: String { aquariumState + "/s3-admin.json" }
+    public var pidDir: String { path("/run/aquarium") }
+    public var systemdUnitDir: String { path("/etc/systemd/system") }
+}
+
+/// Small file helpers: atomic writes that report whether anything changed.
+enum Files {
+    /// Writes `contents` to `path` (atomically, with `mode`) unless it already holds exactly that. Returns true when
+    /// the file changed (content or mode).
+    @discardableResult
+    static func write(_ contents: String, to path: String, mode: mode_t = 0o644) throws(ProvisionError) -> Bool {
+        try write(Data(contents.utf8), to: path, mode: mode)
+    }
+
+    @discardableResult
+    static func write(_ data: Data, to path: String, mode: mode_t = 0o644) throws(ProvisionError) -> Bool {
+        let manager = FileManager.default
+        if let existing = manager.contents(atPath: path), existing == data, currentMode(path) == mode { return false }
+        let directory = (path as NSString).deletingLastPathComponent
+        try makeDirectory(directory)
+        let temporary = directory + "/." + (path as NSString).lastPathComponent + ".tmp-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw .failed("cannot create \(temporary): \(String(cString: strerror(errno)))") }
+        let ok = data.withUnsafeBytes { buffer -> Bool in
+            var offset = 0
+            while offset < buffer.count {
+                let written = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 { if errno == EINTR { continue }; return false }
+                offset += written
+            }
+            return true
+        }
+        fchmod(fd, mode)
+        let synced = fsync(fd) == 0
+        close(fd)
+        guard ok, synced, rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw .failed("cannot write \(path): \(reason)")
+        }
+        return true
+    }
+
+    static func currentMode(_ path: String) -> mode_t? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return info.st_mode & 0o7777
+    }
+
+    static func makeDirectory(_ path: String, mode: Int = 0o755) throws(ProvisionError) {
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: mode])
+        } catch {
+            throw .failed("cannot create the directory \(path): \(error)")
+        }
+    }
+
+    static func read(_ path: String) -> String? {
+        FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    static func exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }
+}

@@ -1,0 +1,96 @@
+import Exec
+import Foundation
+import Logging
+
+/// What `aquarium-provision status --json` prints (documented in docs/provisioner.md).
+public struct StatusReport: Codable, Equatable, Sendable {
+    public struct OSD: Codable, Equatable, Sendable {
+        public var id: Int
+        public var up: Bool
+        public var `in`: Bool
+        /// The storage disk it was created on (from the state file).
+        public var disk: String?
+    }
+
+    public struct Services: Codable, Equatable, Sendable {
+        public var rbdPools: [String]
+        public var cephfs: [String]
+        /// `http://ADDRESS:PORT`, when RGW was set up.
+        public var s3Endpoint: String?
+        /// The file holding the S3 administrator's keys (mode 0600); the keys themselves are never printed.
+        public var s3CredentialsFile: String?
+    }
+
+    public var cluster: String
+    public var fsid: String?
+    /// `HEALTH_OK`, `HEALTH_WARN`, `HEALTH_ERR`, or `UNREACHABLE` when the monitor does not answer.
+    public var health: String
+    public var checks: [String: String]
+    public var monitors: [String]
+    public var launcher: String?
+    public var daemons: [RunningDaemon]
+    public var osds: [OSD]
+    public var services: Services
+    public var bootstrappedAt: String?
+}
+
+public enum StatusCollector {
+    public static func collect(root: String, cluster: String, logger: Logger) -> StatusReport {
+        let layout = Layout(root: root, cluster: cluster)
+        let state = (try? ProvisionState.load(layout.stateFile)) ?? ProvisionState()
+        let tools = CephTools(layout: layout, logger: logger)
+        let launcherKind = state.identity?.launcher ?? .process
+        let daemons = Launchers.make(launcherKind, layout: layout, logger: logger).running()
+        var report = StatusReport(cluster: cluster, fsid: state.identity?.fsid, health: "UNREACHABLE", checks: [:],
+                                  monitors: [], launcher: state.identity?.launcher.rawValue, daemons: daemons, osds: [],
+                                  services: StatusReport.Services(rbdPools: [], cephfs: [], s3Endpoint: nil, s3CredentialsFile: nil),
+                                  bootstrappedAt: state.bootstrappedAt)
+        guard Files.exists(layout.cephConf) else { return report }
+        let diskById = Dictionary(state.osdIds.map { ($0.value, $0.key) }, uniquingKeysWith: { first, _ in first })
+        if let status = try? tools.json(["status"], timeout: 15) as? [String: Any] {
+            let health = status["health"] as? [String: Any]
+            report.health = health?["status"] as? String ?? "UNKNOWN"
+            for (name, value) in (health?["checks"] as? [String: Any]) ?? [:] {
+                let summary = ((value as? [String: Any])?["summary"] as? [String: Any])?["message"] as? String
+                report.checks[name] = summary ?? ""
+            }
+            report.monitors = status["quorum_names"] as? [String] ?? []
+        }
+        if report.health != "UNREACHABLE" {
+            if let dump = try? tools.json(["osd", "dump"], timeout: 15) as? [String: Any] {
+                report.osds = ((dump["osds"] as? [[String: Any]]) ?? []).compactMap { osd in
+                    guard let id = osd["osd"] as? Int else { return nil }
+                    return StatusReport.OSD(id: id, up: (osd["up"] as? Int) == 1, in: (osd["in"] as? Int) == 1, disk: diskById[id])
+                }
+                let pools = (dump["pools"] as? [[String: Any]]) ?? []
+                report.services.rbdPools = pools.filter { (($0["application_metadata"] as? [String: Any])?["rbd"]) != nil }
+                    .compactMap { $0["pool_name"] as? String }.sorted()
+            }
+            if let filesystems = try? tools.json(["fs", "ls"], timeout: 15) as? [[String: Any]] {
+                report.services.cephfs = filesystems.compactMap { $0["name"] as? String }
+            }
+        }
+        if let data = FileManager.default.contents(atPath: layout.s3CredentialsFile),
+           let credentials = try? JSONDecoder().decode(S3Credentials.self, from: data) {
+            report.services.s3Endpoint = credentials.endpoint
+            report.services.s3CredentialsFile = layout.s3CredentialsFile
+        }
+        return report
+    }
+
+    public static func render(_ report: StatusReport) -> String {
+        var lines: [String] = []
+        lines.append("cluster   \(report.cluster) \(report.fsid ?? "(not bootstrapped)")")
+        lines.append("health    \(report.health)")
+        for (name, message) in report.checks.sorted(by: { $0.key < $1.key }) { lines.append("          \(name): \(message)") }
+        lines.append("mons      \(report.monitors.isEmpty ? "-" : report.monitors.joined(separator: ", "))")
+        let daemonText = report.daemons.map { "\($0.name)\($0.running ? "" : " (not running)")" }
+        lines.append("daemons   \(daemonText.isEmpty ? "-" : daemonText.joined(separator: ", ")) [\(report.launcher ?? "-")]")
+        let osdText = report.osds.map { "osd.\($0.id) \($0.up ? "up" : "down")/\($0.in ? "in" : "out")\($0.disk.map { " on \($0)" } ?? "")" }
+        lines.append("osds      \(osdText.isEmpty ? "-" : osdText.joined(separator: ", "))")
+        lines.append("rbd       \(report.services.rbdPools.isEmpty ? "-" : report.services.rbdPools.joined(separator: ", "))")
+        lines.append("cephfs    \(report.services.cephfs.isEmpty ? "-" : report.services.cephfs.joined(separator: ", "))")
+        lines.append("s3        \(report.services.s3Endpoint ?? "-")\(report.services.s3CredentialsFile.map { " (keys in \($0))" } ?? "")")
+        return lines.joined(separator: "\n")
+    }
+}

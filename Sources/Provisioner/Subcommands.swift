@@ -1,0 +1,164 @@
+import ArgumentParser
+import CommandSupport
+import Foundation
+import Seed
+
+/// Options every subcommand that works on a provisioned root shares.
+public struct RootOptions: ParsableArguments, Sendable {
+    @Option(name: .long, help: "The target root: / on a node, a directory for tests and development.")
+    public var root: String = "/"
+
+    @Option(name: .long, help: "The Ceph cluster name (the seed's cluster.name).")
+    public var cluster: String = "ceph"
+
+    public init() {}
+}
+
+public struct RunCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Configure the host and bootstrap Ceph from the seed; safe to rerun, resumes after a crash.")
+
+    @OptionGroup public var global: GlobalOptions
+
+    @Option(name: .long, help: "The seed file (default: the node record's seed path, else /var/lib/aquarium/seed.yaml).")
+    public var seed: String?
+
+    @Option(name: .long, help: "FirstBoot's node record.")
+    public var nodeRecord: String = "/var/lib/aquarium/node.json"
+
+    @Option(name: .long, help: "The target root: / on a node, a directory for tests and development.")
+    public var root: String = "/"
+
+    @Option(name: .long, help: "How daemons run: systemd (units) or process (children on 127.0.0.1).")
+    public var launcher: LauncherKind = .systemd
+
+    @Option(name: .long, help: "First of 100 ports this cluster uses (process launcher: chosen when omitted).")
+    public var basePort: Int?
+
+    @Option(name: .long, help: "Die at STEP[:before|mid|after] to test resuming (also AQUARIUM_FAULT_INJECT).")
+    public var faultInject: String?
+
+    @Option(name: .long, help: "Seconds to wait for the cluster's health.")
+    public var healthTimeout: Double = 300
+
+    @Flag(name: .long, help: "Print the run report as JSON.")
+    public var json = false
+
+    public init() {}
+
+    public func run() throws {
+        let logger = global.logger("aquarium.provision")
+        let record = try NodeRecord.load(path: nodeRecord)
+        let seedPath = seed ?? record.seedPath ?? "/var/lib/aquarium/seed.yaml"
+        let loaded: Seed
+        do {
+            loaded = try SeedLoader.load(path: seedPath)
+        } catch {
+            throw ProvisionError.invalidInput(error.description)
+        }
+        let faultText = faultInject ?? ProcessInfo.processInfo.environment["AQUARIUM_FAULT_INJECT"]
+        var fault: FaultPoint?
+        if let faultText, !faultText.isEmpty {
+            guard let parsed = FaultPoint(faultText) else {
+                throw ProvisionError.invalidInput("--fault-inject \(faultText): expected STEP[:before|mid|after]")
+            }
+            fault = parsed
+        }
+        if let basePort, !(1024...65000).contains(basePort) {
+            throw ProvisionError.invalidInput("--base-port \(basePort): expected 1024...65000")
+        }
+        let options = ProvisionOptions(launcher: launcher, basePort: basePort, fault: fault, healthTimeout: healthTimeout)
+        let provisioner = try Provisioner(seed: loaded, record: record, root: root, options: options, logger: logger)
+        let report = try provisioner.run { result in
+            if !json {
+                print("\(result.step): \(result.changed ? "changed" : "unchanged")\(result.detail.map { " (\($0))" } ?? "")")
+            }
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print("done: \(report.changed ? "changed" : "nothing changed"), \(report.health ?? "")")
+        }
+    }
+}
+
+extension LauncherKind: ExpressibleByArgument {}
+
+public struct StatusCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "Health, daemons, OSDs, services and their endpoints.")
+
+    @OptionGroup public var global: GlobalOptions
+    @OptionGroup public var rootOptions: RootOptions
+
+    @Flag(name: .long, help: "Print JSON (documented in docs/provisioner.md).")
+    public var json = false
+
+    public init() {}
+
+    public func run() throws {
+        let report = StatusCollector.collect(root: rootOptions.root, cluster: rootOptions.cluster,
+                                             logger: global.logger("aquarium.provision"))
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print(StatusCollector.render(report))
+        }
+        if report.health == "UNREACHABLE" { throw ExitCode(AquariumExit.runtimeFailure.rawValue) }
+    }
+}
+
+public struct SupportBundleCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "support-bundle",
+        abstract: "Write a .tar.gz with the node record, events, Ceph status and logs; secrets left out.")
+
+    @OptionGroup public var global: GlobalOptions
+    @OptionGroup public var rootOptions: RootOptions
+
+    @Option(name: .long, help: "The bundle to write (FILE.tar.gz).")
+    public var output: String
+
+    @Option(name: .long, help: "The seed, to include redacted and to scrub its secrets.")
+    public var seed: String?
+
+    @Option(name: .long, help: "The node record to include (default ROOT/var/lib/aquarium/node.json).")
+    public var nodeRecord: String?
+
+    public init() {}
+
+    public func run() throws {
+        var loaded: Seed?
+        if let seed {
+            do { loaded = try SeedLoader.load(path: seed) } catch { throw ProvisionError.invalidInput(error.description) }
+        }
+        let layout = Layout(root: rootOptions.root, cluster: loaded?.cluster.name ?? rootOptions.cluster)
+        let bundle = SupportBundle(layout: layout, seed: loaded, nodeRecordPath: nodeRecord,
+                                   logger: global.logger("aquarium.provision"))
+        let names = try bundle.write(to: output)
+        print("wrote \(output) (\(names.count) files)")
+    }
+}
+
+public struct StopCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "stop", abstract: "Stop the Ceph daemons this tool started under the root (only those).")
+
+    @OptionGroup public var global: GlobalOptions
+    @OptionGroup public var rootOptions: RootOptions
+
+    public init() {}
+
+    public func run() throws {
+        let layout = Layout(root: rootOptions.root, cluster: rootOptions.cluster)
+        let state = try ProvisionState.load(layout.stateFile)
+        let kind = state.identity?.launcher ?? .process
+        let stopped = try Launchers.make(kind, layout: layout, logger: global.logger("aquarium.provision")).stopAll()
+        print(stopped.isEmpty ? "nothing to stop" : "stopped " + stopped.joined(separator: ", "))
+    }
+}

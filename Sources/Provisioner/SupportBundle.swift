@@ -1,0 +1,146 @@
+import Archive
+import Foundation
+import Logging
+import Seed
+
+/// Scrubs secrets from text: every known secret value (keyring keys, S3 keys, password hashes, the join token) and
+/// anything shaped like one (`key = ...` lines, `"secret_key": "..."`).
+public struct Redactor: Sendable {
+    public static let marker = "<redacted>"
+    public private(set) var secrets: Set<String>
+
+    public init(secrets: Set<String> = []) {
+        self.secrets = secrets.filter { $0.count >= 6 }
+    }
+
+    public mutating func add(_ values: [String]) {
+        for value in values where value.count >= 6 { secrets.insert(value) }
+    }
+
+    /// Keys from every keyring under `layout`'s Ceph directories, the S3 credentials and the shadow hashes.
+    public static func collect(layout: Layout, seed: Seed?) -> Redactor {
+        var redactor = Redactor()
+        for directory in [layout.etcCeph, layout.cephLib] {
+            guard let walker = FileManager.default.enumerator(atPath: directory) else { continue }
+            for case let relative as String in walker where (relative as NSString).lastPathComponent.contains("keyring") {
+                redactor.add(keyringKeys(Files.read(directory + "/" + relative) ?? ""))
+            }
+        }
+        if let data = FileManager.default.contents(atPath: layout.s3CredentialsFile),
+           let credentials = try? JSONDecoder().decode(S3Credentials.self, from: data) {
+            redactor.add([credentials.accessKey, credentials.secretKey])
+        }
+        for line in (Files.read(layout.path("/etc/shadow")) ?? "").split(separator: "\n") {
+            let fields = line.split(separator: ":", omittingEmptySubsequences: false)
+            if fields.count > 1, fields[1].hasPrefix("$") { redactor.add([String(fields[1])]) }
+        }
+        if let seed { redactor.add(seed.secrets) }
+        return redactor
+    }
+
+    static func keyringKeys(_ text: String) -> [String] {
+        text.split(separator: "\n").compactMap { line in
+            let parts = line.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            return parts.count == 2 && parts[0] == "key" ? parts[1] : nil
+        }
+    }
+
+    public func redact(_ text: String) -> String {
+        var result = text
+        // Longest first, so a secret containing another is replaced whole.
+        for secret in secrets.sorted(by: { $0.count > $1.count }) {
+            result = result.replacingOccurrences(of: secret, with: Self.marker)
+        }
+        let patterns = [
+            #"(?m)^(\s*key\s*=\s*)\S+"#,
+            #"("(?:secret_key|access_key|secretKey|accessKey|cephx_secret|key|password_hash|passwordHash|token)"\s*:\s*")[^"]*""#,
+        ]
+        for pattern in patterns {
+            guard let regex = try? NSRegularExpression(pattern: pattern) else { continue }
+            let range = NSRange(result.startIndex..., in: result)
+            result = regex.stringByReplacingMatches(in: result, range: range, withTemplate: "$1" + Self.marker + (pattern.hasSuffix("\"") ? "\"" : ""))
+        }
+        return result
+    }
+
+    /// The secrets still present in `text` (should be none after `redact`).
+    public func leaks(in text: String) -> [String] { secrets.filter { text.contains($0) }.sorted() }
+}
+
+/// Writes `aquarium-provision support-bundle`: a gzip'd tar with the node record, the seed (redacted), events,
+/// the state, Ceph's view of the cluster, the configuration and the logs, every file scrubbed by `Redactor`.
+/// Keyrings, the S3 credentials file and shadow are never included.
+public struct SupportBundle {
+    public let layout: Layout
+    public let seed: Seed?
+    public let nodeRecordPath: String?
+    let logger: Logger
+    /// At most this much of the end of each log file goes in.
+    public var logTailBytes = 2 * 1024 * 1024
+
+    public init(layout: Layout, seed: Seed?, nodeRecordPath: String?, logger: Logger) {
+        self.layout = layout
+        self.seed = seed
+        self.nodeRecordPath = nodeRecordPath
+        self.logger = logger
+    }
+
+    /// Writes the bundle; returns the names of the files in it.
+    @discardableResult
+    public func write(to output: String) throws(ProvisionError) -> [String] {
+        let redactor = Redactor.collect(layout: layout, seed: seed)
+        var files: [(String, String)] = []
+        let recordPath = nodeRecordPath ?? layout.path("/var/lib/aquarium/node.json")
+        if let text = Files.read(recordPath) { files.append(("node-record.json", text)) }
+        if let seed { files.append(("seed.redacted.json", seed.redactedDescription)) }
+        if let text = Files.read(layout.eventsFile) { files.append(("events.jsonl", text)) }
+        if let text = Files.read(layout.stateFile) { files.append(("provision-state.json", text)) }
+        if let text = Files.read(layout.cephConf) { files.append(("etc/ceph/\(layout.cluster).conf", text)) }
+        let report = StatusCollector.collect(root: layout.root, cluster: layout.cluster, logger: logger)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        if let data = try? encoder.encode(report) { files.append(("status.json", String(decoding: data, as: UTF8.self))) }
+        if report.health != "UNREACHABLE" {
+            let tools = CephTools(layout: layout, logger: logger)
+            for (name, arguments) in [("ceph-status.txt", ["status"]), ("ceph-health-detail.txt", ["health", "detail"]),
+                                      ("ceph-osd-tree.txt", ["osd", "tree"]), ("ceph-df.txt", ["df"]),
+                                      ("ceph-fs-status.txt", ["fs", "status"]), ("ceph-config-dump.txt", ["config", "dump"])] {
+                if let result = try? tools.run("ceph", arguments, timeout: 20, accepted: Set(0...255)) {
+                    files.append((name, result.output + result.errorOutput))
+                }
+            }
+        }
+        let logs = ((try? FileManager.default.contentsOfDirectory(atPath: layout.cephLog)) ?? []).sorted()
+        for name in logs {
+            let path = layout.cephLog + "/" + name
+            guard let handle = FileHandle(forReadingAtPath: path) else { continue }
+            defer { try? handle.close() }
+            let size = (try? handle.seekToEnd()) ?? 0
+            let start = size > UInt64(logTailBytes) ? size - UInt64(logTailBytes) : 0
+            try? handle.seek(toOffset: start)
+            let data = (try? handle.readToEnd()) ?? Data()
+            files.append(("var/log/ceph/" + name, String(decoding: data, as: UTF8.self)))
+        }
+        do {
+            let writer = try ArchiveWriter(path: output, compression: .gzip)
+            let now = Int(Date().timeIntervalSince1970)
+            var names: [String] = []
+            for (name, text) in files {
+                let clean = redactor.redact(text)
+                let leaks = redactor.leaks(in: clean)
+                guard leaks.isEmpty else {
+                    throw ProvisionError.failed("refusing to write \(output): \(name) still holds a secret after redaction")
+                }
+                try writer.addFile("support-bundle/" + name, contents: Array(clean.utf8), mode: 0o644, modificationTime: now)
+                names.append(name)
+            }
+            try writer.finish()
+            chmod(output, 0o600)
+            return names
+        } catch let error as ProvisionError {
+            throw error
+        } catch {
+            throw .failed("cannot write the support bundle \(output): \(error)")
+        }
+    }
+}
