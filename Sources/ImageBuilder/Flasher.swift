@@ -1,0 +1,249 @@
+import Foundation
+import GPT
+import Logging
+
+/// A mapped range whose bytes on the device are not what the bmap says.
+public struct VerifyFailure: Error, CustomStringConvertible, Sendable, Equatable {
+    public var device: String
+    public var firstBlock: UInt64
+    public var lastBlock: UInt64
+    public var startByte: UInt64
+    public var byteCount: UInt64
+
+    public var description: String {
+        "\(device): range \(firstBlock)-\(lastBlock) (bytes \(startByte)-\(startByte + byteCount - 1)) does not match the image: "
+            + "the device is damaged or was changed after flashing; flash it again or use another stick"
+    }
+}
+
+/// What flashing did.
+public struct FlashReport: Sendable {
+    public var bytesWritten: UInt64
+    public var writeSeconds: Double
+    public var verifySeconds: Double
+    public var rangesVerified: Int
+    public var gptRelocated: Bool
+}
+
+/// Writes an image's mapped ranges to a device, reads them back against the bmap's checksums, and
+/// moves the backup GPT header to the device's end.
+public struct Flasher {
+    public var logger: Logger
+    public var reporter: Reporter
+    /// Write in chunks of this many bytes, syncing every `syncEvery` so progress shows real speed.
+    public var chunkBytes = 4 << 20
+    public var syncEvery: UInt64 = 64 << 20
+
+    public init(logger: Logger = Logger(label: "aquarium.image.flash"), reporter: Reporter = Reporter(quiet: true)) {
+        self.logger = logger
+        self.reporter = reporter
+    }
+
+    /// The bmap for `image`: the given file, else IMAGE.bmap beside it, else one computed from the
+    /// image's allocated extents.
+    public static func loadBlockMap(image: String, bmap: String?) throws(ImageError) -> BlockMap {
+        let candidate = bmap ?? image + ".bmap"
+        if FileManager.default.fileExists(atPath: candidate) {
+            guard let data = FileManager.default.contents(atPath: candidate), let text = String(data: data, encoding: .utf8) else {
+                throw .invalid(candidate, "cannot read the bmap file")
+            }
+            let map = try BlockMap.parse(text, subject: candidate)
+            var info = stat()
+            if stat(image, &info) == 0, UInt64(info.st_size) != map.imageSize {
+                throw .invalid(candidate, "describes an image of \(map.imageSize) bytes, but \(image) has \(info.st_size)")
+            }
+            return map
+        }
+        if bmap != nil { throw .invalid(candidate, "the bmap file does not exist") }
+        return try BlockMap.create(imagePath: image)
+    }
+
+    /// Flashes after the safety checks passed. `device` must be the whole disk.
+    public func flash(image: String, map: BlockMap, device: String, deviceBytes: UInt64, sectorSize: Int) throws(ImageError) -> FlashReport {
+        let source = open(image, O_RDONLY | O_CLOEXEC)
+        guard source >= 0 else { throw .invalid(image, "cannot open the image: \(errnoText())") }
+        defer { close(source) }
+        // O_EXCL on a block device: the kernel refuses while anything mounts or holds it.
+        let target = open(device, O_WRONLY | O_EXCL | O_CLOEXEC)
+        if target < 0 {
+            if errno == EBUSY { throw .refused(device, FlashRefusal.busy.description) }
+            throw .failure(device, "cannot open for writing: \(errnoText())")
+        }
+        var closed = false
+        defer { if !closed { close(target) } }
+
+        let total = map.mappedBytes
+        var written: UInt64 = 0
+        var sinceSync: UInt64 = 0
+        let start = Date()
+        var buffer = [UInt8](repeating: 0, count: chunkBytes)
+        for range in map.ranges {
+            let (offset, count) = map.byteRange(of: range)
+            var hasher = range.checksum.map { _ in AnyHasher(map.checksumType) }
+            var done: UInt64 = 0
+            while done < count {
+                let want = Int(min(UInt64(chunkBytes), count - done))
+                let n = try Self.fill(&buffer, count: want, fd: source, at: offset + done, path: image)
+                buffer.withUnsafeBytes { hasher?.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                try Self.writeAll(buffer, count: n, fd: target, at: offset + done, path: device)
+                done += UInt64(n)
+                written += UInt64(n)
+                sinceSync += UInt64(n)
+                if sinceSync >= syncEvery {
+                    _ = fdatasync(target)
+                    sinceSync = 0
+                }
+                reporter.progress("writing", done: written, total: total, seconds: Date().timeIntervalSince(start))
+            }
+            if let expected = range.checksum, let hasher, hasher.hex() != expected {
+                throw .invalid(image, "blocks \(range.first)-\(range.last) of the image do not match the bmap's checksum: "
+                               + "the image or the bmap is damaged (check SHA256SUMS)")
+            }
+        }
+        guard fsync(target) == 0 else { throw .failure(device, "flushing the writes failed: \(errnoText())") }
+        reporter.endProgress()
+        let writeSeconds = Date().timeIntervalSince(start)
+        close(target)
+        closed = true
+
+        let relocated = try relocateGPT(device: device, deviceBytes: deviceBytes, sectorSize: sectorSize)
+        let verifyStart = Date()
+        let verified = try verify(image: image, map: map, device: device)
+        return FlashReport(bytesWritten: written, writeSeconds: writeSeconds, verifySeconds: Date().timeIntervalSince(verifyStart),
+                           rangesVerified: verified, gptRelocated: relocated)
+    }
+
+    /// Moves the backup GPT header and array to the device's last sectors. False when the image has no GPT
+    /// for this sector size (an image that is not ours: nothing to move).
+    func relocateGPT(device: String, deviceBytes: UInt64, sectorSize: Int) throws(ImageError) -> Bool {
+        guard var editor = try? GPTEditor(path: device, sectorSize: sectorSize) else {
+            logger.info("\(device): no GPT with \(sectorSize)-byte sectors; the backup header is left as it is")
+            return false
+        }
+        do {
+            try editor.write(deviceSectorCount: deviceBytes / UInt64(sectorSize))
+        } catch {
+            throw .failure(device, "moving the backup GPT header to the end failed: \(error)")
+        }
+        return true
+    }
+
+    /// What the first sectors of a device flashed with `image` hold after the backup GPT was moved to
+    /// the end of a device of `deviceBytes`: the protective MBR's size and the primary header change.
+    static func relocatedHead(image: String, deviceBytes: UInt64, sectorSize: Int) -> [UInt8]? {
+        let headBytes = 34 * sectorSize
+        guard let handle = FileHandle(forReadingAtPath: image), let head = try? handle.read(upToCount: headBytes),
+              head.count == headBytes else { return nil }
+        try? handle.close()
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("aquarium-gpt-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        guard FileManager.default.createFile(atPath: scratch, contents: head), truncate(scratch, off_t(deviceBytes)) == 0,
+              var editor = try? GPTEditor(path: scratch, sectorSize: sectorSize),
+              (try? editor.write(deviceSectorCount: deviceBytes / UInt64(sectorSize))) != nil,
+              let reader = FileHandle(forReadingAtPath: scratch), let patched = try? reader.read(upToCount: headBytes) else {
+            return nil
+        }
+        try? reader.close()
+        return Array(patched)
+    }
+
+    /// Reads every mapped range back from `device` and compares it with the bmap's checksum (with the
+    /// GPT head as flashing leaves it). Throws `VerifyFailure` naming the first bad range. Returns the
+    /// number of ranges checked.
+    @discardableResult
+    public func verify(image: String, map: BlockMap, device: String) throws(ImageError) -> Int {
+        let fd = open(device, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .invalid(device, "cannot open for reading: \(errnoText())") }
+        defer { close(fd) }
+        // Read the device, not the page cache.
+        _ = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)
+        var info = stat()
+        let deviceBytes = Self.sizeOf(fd: fd, info: &info)
+        let sectorSize = Self.sectorSize(fd: fd, info: info)
+        let head = Self.relocatedHead(image: image, deviceBytes: deviceBytes, sectorSize: sectorSize)
+        let total = map.mappedBytes
+        var checked: UInt64 = 0
+        let start = Date()
+        for range in map.ranges {
+            let (offset, count) = map.byteRange(of: range)
+            guard let expectedSum = range.checksum else { continue }
+            var expected = expectedSum
+            if let head, offset < UInt64(head.count) {
+                // This range holds the GPT head that flashing rewrote: expect the image's bytes patched with it.
+                expected = try Self.digest(of: image, offset: offset, count: count, patch: head, type: map.checksumType)
+            }
+            let actual = try BlockMap.digest(fd: fd, path: device, offset: offset, count: count, type: map.checksumType)
+            checked += count
+            reporter.progress("verifying", done: checked, total: total, seconds: Date().timeIntervalSince(start))
+            if actual != expected {
+                reporter.endProgress()
+                let failure = VerifyFailure(device: device, firstBlock: range.first, lastBlock: range.last, startByte: offset, byteCount: count)
+                throw .failure(device, failure.description.replacingOccurrences(of: "\(device): ", with: ""))
+            }
+        }
+        reporter.endProgress()
+        return map.ranges.count
+    }
+
+    static func digest(of image: String, offset: UInt64, count: UInt64, patch: [UInt8], type: BlockMap.ChecksumType) throws(ImageError) -> String {
+        guard let handle = FileHandle(forReadingAtPath: image) else { throw .invalid(image, "cannot open the image") }
+        defer { try? handle.close() }
+        var hasher = AnyHasher(type)
+        var done: UInt64 = 0
+        while done < count {
+            let want = Int(min(UInt64(1 << 20), count - done))
+            guard (try? handle.seek(toOffset: offset + done)) != nil, let data = try? handle.read(upToCount: want), !data.isEmpty else {
+                throw .failure(image, "cannot read byte \(offset + done)")
+            }
+            var bytes = [UInt8](data)
+            let position = offset + done
+            if position < UInt64(patch.count) {
+                let end = min(Int(position) + bytes.count, patch.count)
+                for index in Int(position)..<end { bytes[index - Int(position)] = patch[index] }
+            }
+            bytes.withUnsafeBytes { hasher.update($0) }
+            done += UInt64(bytes.count)
+        }
+        return hasher.hex()
+    }
+
+    static func sizeOf(fd: Int32, info: inout stat) -> UInt64 {
+        _ = fstat(fd, &info)
+        if info.st_mode & S_IFMT == S_IFBLK {
+            let end = lseek(fd, 0, SEEK_END)
+            _ = lseek(fd, 0, SEEK_SET)
+            return end > 0 ? UInt64(end) : 0
+        }
+        return UInt64(info.st_size)
+    }
+
+    static func sectorSize(fd: Int32, info: stat) -> Int {
+        guard info.st_mode & S_IFMT == S_IFBLK else { return 512 }
+        var size: Int32 = 512
+        // BLKSSZGET
+        return ioctl(fd, 0x1268, &size) == 0 && size > 0 ? Int(size) : 512
+    }
+
+    static func fill(_ buffer: inout [UInt8], count: Int, fd: Int32, at offset: UInt64, path: String) throws(ImageError) -> Int {
+        var done = 0
+        while done < count {
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw .failure(path, "read failed at byte \(offset + UInt64(done)): \(errnoText())") }
+            if n == 0 { break }
+            done += n
+        }
+        guard done > 0 else { throw .invalid(path, "ends before byte \(offset); it is shorter than its bmap says") }
+        return done
+    }
+
+    static func writeAll(_ buffer: [UInt8], count: Int, fd: Int32, at offset: UInt64, path: String) throws(ImageError) {
+        var done = 0
+        while done < count {
+            let n = buffer.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { throw .failure(path, "write failed at byte \(offset + UInt64(done)): \(errnoText())") }
+            done += n
+        }
+    }
+}

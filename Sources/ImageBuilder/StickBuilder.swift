@@ -1,0 +1,60 @@
+import Foundation
+import Logging
+import Seed
+
+/// From a finished root tree to the artifacts: ESP and seed staging, assembly, bmap, checksums, summary.
+public struct StickBuilder {
+    public var logger: Logger
+    public var reporter: Reporter
+
+    public init(logger: Logger = Logger(label: "aquarium.image"), reporter: Reporter = Reporter(quiet: true)) {
+        self.logger = logger
+        self.reporter = reporter
+    }
+
+    public struct Result: Sendable {
+        public var assembly: AssemblyResult
+        public var artifacts: ImageArtifacts
+        public var steps: [(String, Double)]
+    }
+
+    public func assemble(rootTree: String, boot: StickContent.BootFiles, commandLine: String, layout: StickLayout,
+                         identity: BuildIdentity, outputDirectory: String, compress: Bool,
+                         exampleSeed: String? = nil) throws(ImageError) -> Result {
+        do {
+            try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
+        } catch {
+            throw .failure(outputDirectory, "cannot create the output directory: \(error)")
+        }
+        let output = URL(fileURLWithPath: outputDirectory).standardized.path
+        let staging = output + "/.staging-\(identity.imageName)"
+        try? FileManager.default.removeItem(atPath: staging)
+        defer { try? FileManager.default.removeItem(atPath: staging) }
+        let espTree = staging + "/esp"
+        let seedTree = staging + "/seed"
+        let example: String
+        if let exampleSeed {
+            example = exampleSeed
+        } else {
+            do { example = try SeedResources.example() } catch { throw .failure("aquarium_Seed.resources", "\(error)") }
+        }
+        try StickContent.populateESP(at: espTree, boot: boot, title: "Aquarium (\(identity.imageName))",
+                                     rootPartitionGUID: identity.partitionGUID(.root), commandLine: commandLine)
+        try StickContent.populateSeed(at: seedTree, imageName: identity.imageName, exampleSeed: example)
+
+        let image = output + "/\(identity.imageName).raw"
+        reporter.line("assembling \(image)")
+        let assembly = try ImageAssembler(logger: logger).assemble(
+            AssemblyInput(output: image, rootTree: rootTree, espTree: espTree, seedTree: seedTree, layout: layout, identity: identity))
+        let start = Date()
+        reporter.line("writing the block map and checksums\(compress ? ", compressing" : "")")
+        let artifacts = try ArtifactWriter.finish(image: image, compress: compress, logger: logger)
+        let steps = assembly.steps + [("bmap, checksums" + (compress ? ", zstd" : ""), Date().timeIntervalSince(start))]
+        for (name, seconds) in steps { reporter.line("  " + name.padding(toLength: 24, withPad: " ", startingAt: 0) + String(format: "%7.2f s", seconds)) }
+        reporter.line("""
+              \(image): \(BlockMap.humanSize(assembly.sizeBytes)) apparent, \(BlockMap.humanSize(assembly.allocatedBytes)) allocated, \
+            \(BlockMap.humanSize(artifacts.blockMap.mappedBytes)) mapped in \(artifacts.blockMap.ranges.count) ranges
+            """)
+        return Result(assembly: assembly, artifacts: artifacts, steps: steps)
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+
+/// The files of the ESP and the seed partition, written into staging directories before assembly.
+public enum StickContent {
+    /// Where on the seed partition FirstBoot looks for the node's seed (docs/seed.md), and where
+    /// `seed inject` writes it unless told otherwise.
+    public static let seedPath = "aquarium/seed.yaml"
+    /// The commented example on a fresh stick (not named seed.yaml, so a stick nobody seeded stops safely).
+    public static let exampleSeedPath = "aquarium/example-seed.yaml"
+    public static let readmeName = "README.TXT"
+
+    /// The boot files that go on the ESP.
+    public struct BootFiles: Sendable {
+        public var kernel: String
+        public var initrd: String
+        /// systemd-boot's EFI binary (Debian's systemd-boot-efi: /usr/lib/systemd/boot/efi/systemd-bootx64.efi).
+        public var bootloader: String
+
+        public init(kernel: String, initrd: String, bootloader: String) {
+            self.kernel = kernel
+            self.initrd = initrd
+            self.bootloader = bootloader
+        }
+    }
+
+    /// The loader entry: the kernel, its initrd and the command line with `root=PARTUUID=`.
+    public static func loaderEntry(title: String, rootPartitionGUID: UUID, commandLine: String) -> String {
+        """
+        title   \(title)
+        linux   /aquarium/vmlinuz
+        initrd  /aquarium/initrd.img
+        options root=PARTUUID=\(rootPartitionGUID.uuidString.lowercased()) \(commandLine)
+
+        """
+    }
+
+    /// Fills `directory` with the ESP: `\EFI\BOOT\BOOTX64.EFI` (systemd-boot, which OVMF and real firmware
+    /// find without NVRAM entries), `loader/loader.conf`, `loader/entries/aquarium.conf`, kernel and initrd.
+    public static func populateESP(at directory: String, boot: BootFiles, title: String, rootPartitionGUID: UUID,
+                                   commandLine: String) throws(ImageError) {
+        try makeDirectories(directory, ["EFI/BOOT", "loader/entries", "aquarium"])
+        try copy(boot.bootloader, to: directory + "/EFI/BOOT/BOOTX64.EFI")
+        try copy(boot.kernel, to: directory + "/aquarium/vmlinuz")
+        try copy(boot.initrd, to: directory + "/aquarium/initrd.img")
+        try write("default aquarium.conf\ntimeout 0\neditor no\n", to: directory + "/loader/loader.conf")
+        try write(loaderEntry(title: title, rootPartitionGUID: rootPartitionGUID, commandLine: commandLine),
+                  to: directory + "/loader/entries/aquarium.conf")
+    }
+
+    /// The README on the seed partition, for the operator who opens the stick on a laptop.
+    public static func seedReadme(imageName: String) -> String {
+        """
+        Aquarium seed volume (\(imageName))
+        =================================
+
+        Put this node's seed file here as \(seedPath) (UTF-8 YAML, seed file version 1),
+        and its signature as \(seedPath).sig when the image trusts signing keys.
+
+        Start from \(exampleSeedPath); check a seed with `aquarium-image seed validate FILE`;
+        write it here without mounting with `aquarium-image seed inject STICK FILE`.
+
+        A stick without \(seedPath) boots, finds no seed, and stops safely without touching any disk.
+        FirstBoot writes its report about this node back to this volume (aquarium/report/).
+
+        """.replacingOccurrences(of: "\n", with: "\r\n")
+    }
+
+    /// Fills `directory` with the seed partition's files.
+    public static func populateSeed(at directory: String, imageName: String, exampleSeed: String) throws(ImageError) {
+        try makeDirectories(directory, ["aquarium"])
+        try write(seedReadme(imageName: imageName), to: directory + "/" + readmeName)
+        try write(exampleSeed, to: directory + "/" + exampleSeedPath)
+    }
+
+    static func makeDirectories(_ base: String, _ paths: [String]) throws(ImageError) {
+        for path in paths {
+            do {
+                try FileManager.default.createDirectory(atPath: base + "/" + path, withIntermediateDirectories: true)
+            } catch {
+                throw .failure(base + "/" + path, "cannot create the directory: \(error)")
+            }
+        }
+    }
+
+    static func copy(_ source: String, to destination: String) throws(ImageError) {
+        guard FileManager.default.isReadableFile(atPath: source) else {
+            throw .invalid(source, "is missing or unreadable")
+        }
+        do {
+            if FileManager.default.fileExists(atPath: destination) { try FileManager.default.removeItem(atPath: destination) }
+            // The file itself, not a symlink to it (FAT has no symlinks).
+            let resolved = URL(fileURLWithPath: source).resolvingSymlinksInPath().path
+            try FileManager.default.copyItem(atPath: resolved, toPath: destination)
+        } catch {
+            throw .failure(destination, "cannot copy \(source) here: \(error)")
+        }
+    }
+
+    static func write(_ text: String, to path: String) throws(ImageError) {
+        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) else {
+            throw .failure(path, "cannot write the file")
+        }
+    }
+}

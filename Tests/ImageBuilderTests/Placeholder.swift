@@ -1,1 +1,0 @@
-import Testing  // placeholder: the first real test file replaces this
