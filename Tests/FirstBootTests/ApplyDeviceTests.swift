@@ -1,0 +1,225 @@
+import Exec
+@testable import FirstBoot
+import Foundation
+import Testing
+import TestSupport
+
+/// `plan` and `apply` end to end on real loop devices, read back with sfdisk, blkid and sha256.
+/// Every test sees only its own loop devices (`--only-device`) and writes only under a temporary `--root`.
+@Suite("FirstBoot on loop devices", .serialized)
+struct ApplyDeviceTests {
+    static let tools = ["losetup", "sfdisk", "blkid", "mkfs.xfs", "mkfs.ext4", "partx", "mount", "umount"]
+
+    @Test("blank disk: GPT, /var partition, filesystem, mounts, units, node record", arguments: [
+        (512, "xfs"), (4096, "xfs"), (512, "ext4"),
+    ])
+    func blankDisk(sectorSize: Int, filesystem: String) throws {
+        guard try Capabilities.require(programs: Self.tools) else { return }
+        try LoopDevice.with(.init(sizeBytes: Harness.gib, sectorSize: sectorSize)) { disk in
+            try Harness.withRoot { root in
+                let seed = try Harness.writeSeed(root + "/..", Harness.seedText(disks: [
+                    "  system:", "    match: {min_size: 512MiB}", "    filesystem: \(filesystem)"]))
+                let run = try Harness.apply(seed: seed, root: root, devices: [disk])
+                #expect(run.status == 0, "\(run.output)\n\(run.errorOutput)")
+                #expect(run.output.contains("(create)"))
+                try Harness.expectFinalState(device: disk, root: root, sectorSize: sectorSize, filesystem: filesystem)
+                // The state directories are on the new filesystem: a file written through the bind lands there.
+                try Data("x".utf8).write(to: URL(fileURLWithPath: root + "/var/lib/ceph/probe"))
+                #expect(FileManager.default.fileExists(atPath: root + "/var/lib/aquarium-system/state/ceph/probe"))
+                try Data("changed\n".utf8).write(to: URL(fileURLWithPath: root + "/etc/hostname"))
+                #expect(FileManager.default.fileExists(atPath: root + "/var/lib/aquarium-system/etc/upper/hostname"))
+            }
+        }
+    }
+
+    @Test("without --yes apply refuses (exit 3) and writes nothing")
+    func needsYes() throws {
+        guard try Capabilities.require(programs: Self.tools) else { return }
+        try LoopDevice.with(.init(sizeBytes: Harness.gib)) { disk in
+            try Harness.withRoot { root in
+                let seed = try Harness.writeSeed(root + "/..", Harness.seedText())
+                let before = try Harness.sha256(disk.path)
+                let run = try Harness.apply(seed: seed, root: root, devices: [disk], yes: false)
+                #expect(run.status == 3)
+                #expect(run.errorOutput.contains("--yes"))
+                #expect(try Harness.sha256(disk.path) == before)
+                #expect(Harness.mountpoints(under: root).isEmpty)
+            }
+        }
+    }
+
+    @Test("ext4 disk: refused with wipe never (data intact), taken with wipe always")
+    func ext4Disk() throws {
+        guard try Capabilities.require(programs: Self.tools) else { return }
+        let prepare: (String) throws -> Void = { file in try Command("mkfs.ext4", ["-q", "-F", "-L", "data", file]).run() }
+        try LoopDevice.with(.init(sizeBytes: Harness.gib), prepare: prepare) { disk in
+            try Harness.withRoot { root in
+                let never = try Harness.writeSeed(root + "/..", Harness.seedText(), name: "never.yaml")
+                let before = try Harness.sha256(disk.path)
+                let refused = try Harness.apply(seed: never, root: root, devices: [disk])
+                #expect(refused.status == 3)
+                #expect(refused.errorOutput.contains(disk.path))
+                #expect(refused.errorOutput.contains("holds ext4 'data' (disks.system.wipe is never)"), "\(refused.errorOutput)")
+                #expect(try Harness.sha256(disk.path) == before, "a refused disk is byte-identical")
+                #expect(try Command("e2fsck", ["-fn", disk.path]).run(acceptedStatuses: [0]).status == 0)
+
+                let always = try Harness.writeSeed(root + "/..", Harness.seedText(disks: [
+                    "  system:", "    match: {min_size: 512MiB}", "    wipe: always"]), name: "always.yaml")
+                let taken = try Harness.apply(seed: always, root: root, devices: [disk])
+                #expect(taken.status == 0, "\(taken.errorOutput)")
+                try Harness.expectFinalState(device: disk, root: root, sectorSize: 512)
+                // Nothing of the old filesystem is left for libblkid to find on the whole disk.
+                #expect(try Harness.blkid(disk.path)["PTTYPE"] == "gpt")
+                #expect(try Harness.blkid(disk.path)["TYPE"] == nil)
+            }
+        }
+    }
+
+    @Test("two identical disks: the same one every run, in any order, by a stable identity")
+    func identicalDisks() throws {
+        guard try Capabilities.require(programs: Self.tools) else { return }
+        try LoopDevice.withMany([.init(sizeBytes: Harness.gib), .init(sizeBytes: Harness.gib)]) { disks in
+            try withTemporaryDirectory { directory in
+                let seed = try Harness.writeSeed(directory, Harness.seedText())
+                var chosen: Set<String> = []
+                for order in [disks, disks.reversed(), disks, disks.reversed()] {
+                    let run = try Harness.plan(seed: seed, devices: order)
+                    #expect(run.status == 0, "\(run.errorOutput)")
+                    let system = try #require(try Harness.planJSON(run)["systemDisk"] as? [String: Any])
+                    chosen.insert(try #require(system["path"] as? String))
+                }
+                #expect(chosen.count == 1)
+                // Loop devices have no WWN, serial or by-id link: the backing file is their stable identity.
+                let expected = disks.min { $0.backingFile < $1.backingFile }?.path
+                #expect(chosen.first == expected)
+            }
+        }
+    }
+
+    @Test("by_id selection through a saved inventory")
+    func byIdFromSavedInventory() throws {
+        guard try Capabilities.require(programs: Self.tools) else { return }
+        try LoopDevice.withMany([.init(sizeBytes: Harness.gib), .init(sizeBytes: 2 * Harness.gib)]) { disks in
+            try withTemporaryDirectory { directory in
+                var arguments = ["inventory", "--json"]
+                for disk in disks { arguments += ["--device", disk.name] }
+                let inventory = try Harness.tool(arguments)
+                #expect(inventory.status == 0)
+                // udevd does not run here: add the by-id links a node would have.
+                var document = try #require(try JSONSerialization.jsonObject(with: Data(inventory.output.utf8)) as? [String: Any])
+                var list = try #require(document["disks"] as? [[String: Any]])
+                #expect(list.count == 2)
+                for index in list.indices {
+                    list[index]["byId"] = ["/dev/disk/by-id/virtio-test-\(list[index]["name"] as? String ?? "?")"]
+                }
+                document["disks"] = list
+                let saved = directory + "/inventory.json"
+                try JSONSerialization.data(withJSONObject: document).write(to: URL(fileURLWithPath: saved))
+                // Name the larger disk, which "smallest" alone would never pick.
+                let wanted = disks[1]
+                let seed = try Harness.writeSeed(directory, Harness.seedText(disks: [
+                    "  system:", "    match: {by_id: /dev/disk/by-id/virtio-test-\(wanted.name), min_size: 512MiB}"]))
+                let run = try Harness.tool(["plan", "--seed", seed, "--inventory", saved, "--json"])
+                #expect(run.status == 0, "\(run.errorOutput)")
+                let system = try #require(try Harness.planJSON(run)["systemDisk"] as? [String: Any])
+                #expect(system["path"] as? String == wanted.path)
+                #expect(system["displayPath"] as? String == "/dev/disk/by-id/virtio-test-\(wanted.name)")
+                // A by_id that names nothing refuses.
+                let missing = try Harness.writeSeed(directory, Harness.seedText(disks: [
+                    "  system:", "    match: {by_id: /dev/disk/by-id/virtio-absent}"]), name: "missing.yaml")
+                let refused = try Harness.tool(["plan", "--seed", missing, "--inventory", saved])
+                #expect(refused.status == 3)
+                #expect(refused.output.contains("no disk has by_id /dev/disk/by-id/virtio-absent"))
+            }
+        }
+    }
+
+    @Test("nothing eligible: exit 3, every disk named with its reasons, nothing changed")
+    func nothingEligible() throws {
+        guard try Capabilities.require(programs: Self.tools) else { return }
+        let prepare: (String) throws -> Void = { file in try Command("mkfs.xfs", ["-q", "-f", "-L", "data", file]).run() }
+        try LoopDevice.withMany([.init(sizeBytes: 256 * Harness.mib)]) { small in
+            try LoopDevice.with(.init(sizeBytes: Harness.gib), prepare: prepare) { data in
+                try LoopDevice.with(.init(sizeBytes: Harness.gib, readOnly: true)) { readOnly in
+                    try Harness.withRoot { root in
+                        let seed = try Harness.writeSeed(root + "/..", Harness.seedText())
+                        let hashes = try [small[0], data].map { try Harness.sha256($0.path) }
+                        let run = try Harness.apply(seed: seed, root: root, devices: [small[0], data, readOnly])
+                        #expect(run.status == 3)
+                        #expect(run.errorOutput.contains("rejected \(small[0].path): is smaller than disks.system.match.min_size"))
+                        #expect(run.errorOutput.contains("rejected \(data.path): holds xfs 'data' (disks.system.wipe is never)"))
+                        #expect(run.errorOutput.contains("rejected \(readOnly.path): is read-only"))
+                        #expect(try [small[0], data].map { try Harness.sha256($0.path) } == hashes)
+                        let plan = try Harness.plan(seed: seed, devices: [small[0], data, readOnly])
+                        #expect(plan.status == 3)
+                        let json = try Harness.planJSON(plan)
+                        #expect(json["systemDisk"] is NSNull)
+                        #expect((json["rejected"] as? [[String: Any]])?.count == 3)
+                    }
+                }
+            }
+        }
+    }
+
+    @Test("a mounted disk is never chosen, even with wipe always")
+    func mountedDisk() throws {
+        guard try Capabilities.require(programs: Self.tools) else { return }
+        let prepare: (String) throws -> Void = { file in try Command("mkfs.ext4", ["-q", "-F", file]).run() }
+        try LoopDevice.with(.init(sizeBytes: Harness.gib), prepare: prepare) { disk in
+            try Harness.withRoot { root in
+                let mountpoint = root + "/../mnt"
+                try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
+                try Command("mount", [disk.path, mountpoint]).run()
+                defer { _ = try? Command("umount", [mountpoint]).run() }
+                let seed = try Harness.writeSeed(root + "/..", Harness.seedText(disks: [
+                    "  system:", "    match: {min_size: 512MiB}", "    wipe: always"]))
+                let run = try Harness.apply(seed: seed, root: root, devices: [disk])
+                #expect(run.status == 3)
+                #expect(run.errorOutput.contains("rejected \(disk.path): is mounted"), "\(run.errorOutput)")
+            }
+        }
+    }
+
+    @Test("second apply only mounts: partition table and filesystem UUID unchanged")
+    func secondBootMountsOnly() throws {
+        guard try Capabilities.require(programs: Self.tools) else { return }
+        try LoopDevice.with(.init(sizeBytes: Harness.gib)) { disk in
+            try Harness.withRoot { root in
+                let seed = try Harness.writeSeed(root + "/..", Harness.seedText())
+                #expect(try Harness.apply(seed: seed, root: root, devices: [disk]).status == 0)
+                let table = try Command("sfdisk", ["--json", disk.path]).run().output
+                let fsUUID = try Harness.blkid(disk.path + "p1")["UUID"]
+                let first = try Harness.nodeRecord(root)
+                try Data("state".utf8).write(to: URL(fileURLWithPath: root + "/var/lib/aquarium/keep"))
+
+                // Same boot, already mounted: nothing to do but succeed.
+                let again = try Harness.apply(seed: seed, root: root, devices: [disk], yes: false)
+                #expect(again.status == 0, "\(again.errorOutput)")
+                #expect(again.output.contains("(reuse)"))
+
+                // "Reboot": everything unmounted, then apply without --yes.
+                StateMounts.unmount(root: root)
+                #expect(Harness.mountpoints(under: root).isEmpty)
+                let reboot = try Harness.apply(seed: seed, root: root, devices: [disk], yes: false)
+                #expect(reboot.status == 0, "\(reboot.errorOutput)")
+                #expect(reboot.output.contains("(reuse)"))
+                #expect(reboot.output.contains("steps run: mount, layout, record, handoff"))
+                #expect(try Command("sfdisk", ["--json", disk.path]).run().output == table)
+                #expect(try Harness.blkid(disk.path + "p1")["UUID"] == fsUUID)
+                let second = try Harness.nodeRecord(root)
+                #expect(second.nodeUUID == first.nodeUUID)
+                #expect(second.createdAt == first.createdAt)
+                #expect(FileManager.default.contents(atPath: root + "/var/lib/aquarium/keep") == Data("state".utf8))
+                try Harness.expectFinalState(device: disk, root: root, sectorSize: 512)
+
+                // Another node's seed never takes this disk.
+                StateMounts.unmount(root: root)
+                let other = try Harness.writeSeed(root + "/..", Harness.seedText(hostname: "node2"), name: "node2.yaml")
+                let refused = try Harness.apply(seed: other, root: root, devices: [disk])
+                #expect(refused.status == 3)
+                #expect(refused.errorOutput.contains("earlier Aquarium layout of another node"))
+                #expect(try Command("sfdisk", ["--json", disk.path]).run().output == table)
+            }
+        }
+    }
+}
