@@ -41,7 +41,7 @@ enum SeedSyntax {
         let bytes = Array(name.utf8)
         if bytes.isEmpty { return "is empty; " + expected }
         if bytes.count > 253 { return "is \(bytes.count) characters long; at most 253 are allowed" }
-        if bytes.contains(where: { $0 >= 0x41 && $0 <= 0x5a }) {
+        if bytes.contains(where: { $0 >= 0x41 && $0 <= 0x5a }), hostnameProblem(name.lowercased()) == nil {
             return "'\(name)' contains uppercase letters; write it in lowercase: '\(name.lowercased())'"
         }
         let labels = bytes.split(separator: 0x2e, omittingEmptySubsequences: false)
