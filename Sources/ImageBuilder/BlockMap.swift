@@ -176,21 +176,23 @@ public struct BlockMap: Sendable, Equatable {
 
     /// Parses a bmap file (ours or bmaptool's). Checks the file's own checksum when it has one.
     public static func parse(_ text: String, subject: String) throws(ImageError) -> BlockMap {
+        // Elements are looked up outside comments (bmaptool's comments mention element names).
+        let body = stripComments(text)
         func tag(_ name: String) -> String? {
-            guard let open = text.range(of: "<\(name)>"), let close = text.range(of: "</\(name)>", range: open.upperBound..<text.endIndex) else {
+            guard let open = body.range(of: "<\(name)>"), let close = body.range(of: "</\(name)>", range: open.upperBound..<body.endIndex) else {
                 return nil
             }
-            return text[open.upperBound..<close.lowerBound].trimmingCharacters(in: .whitespacesAndNewlines)
+            return body[open.upperBound..<close.lowerBound].trimmingCharacters(in: .whitespacesAndNewlines)
         }
         func number(_ name: String) throws(ImageError) -> UInt64 {
             guard let value = tag(name).flatMap({ UInt64($0) }) else { throw .invalid(subject, "the bmap has no valid <\(name)>") }
             return value
         }
-        guard let bmapOpen = text.range(of: "<bmap"), let versionStart = text.range(of: "version=\"", range: bmapOpen.upperBound..<text.endIndex),
-              let versionEnd = text.range(of: "\"", range: versionStart.upperBound..<text.endIndex) else {
+        guard let bmapOpen = body.range(of: "<bmap"), let versionStart = body.range(of: "version=\"", range: bmapOpen.upperBound..<body.endIndex),
+              let versionEnd = body.range(of: "\"", range: versionStart.upperBound..<body.endIndex) else {
             throw .invalid(subject, "is not a bmap file (no <bmap version=\"...\">)")
         }
-        let version = String(text[versionStart.upperBound..<versionEnd.lowerBound])
+        let version = String(body[versionStart.upperBound..<versionEnd.lowerBound])
         guard let major = version.split(separator: ".").first.flatMap({ Int($0) }), major == 1 || major == 2 else {
             throw .invalid(subject, "bmap version \(version) is not supported (1.x and 2.x are)")
         }
@@ -209,7 +211,7 @@ public struct BlockMap: Sendable, Equatable {
         }
         // The file's own checksum: computed with the value replaced by zeros.
         let fileChecksumTag = major == 1 ? "BmapFileSHA1" : "BmapFileChecksum"
-        if let stated = tag(fileChecksumTag), let open = text.range(of: "<\(fileChecksumTag)>"),
+        if let stated = tag(fileChecksumTag), let open = text.range(of: "<\(fileChecksumTag)> "),
            let valueRange = text.range(of: stated, range: open.upperBound..<text.endIndex) {
             var zeroed = text
             zeroed.replaceSubrange(valueRange, with: String(repeating: "0", count: stated.count))
@@ -220,19 +222,19 @@ public struct BlockMap: Sendable, Equatable {
             }
         }
         var ranges: [Range] = []
-        var cursor = text.startIndex
+        var cursor = body.startIndex
         let attribute = major == 1 ? "sha1=\"" : "chksum=\""
-        while let open = text.range(of: "<Range", range: cursor..<text.endIndex) {
-            guard let close = text.range(of: ">", range: open.upperBound..<text.endIndex),
-                  let end = text.range(of: "</Range>", range: close.upperBound..<text.endIndex) else {
+        while let open = body.range(of: "<Range", range: cursor..<body.endIndex) {
+            guard let close = body.range(of: ">", range: open.upperBound..<body.endIndex),
+                  let end = body.range(of: "</Range>", range: close.upperBound..<body.endIndex) else {
                 throw .invalid(subject, "a <Range> element is not closed")
             }
-            let attributes = text[open.upperBound..<close.lowerBound]
+            let attributes = body[open.upperBound..<close.lowerBound]
             var checksum: String?
             if let start = attributes.range(of: attribute), let quote = attributes[start.upperBound...].firstIndex(of: "\"") {
                 checksum = String(attributes[start.upperBound..<quote]).lowercased()
             }
-            let span = text[close.upperBound..<end.lowerBound].trimmingCharacters(in: .whitespacesAndNewlines)
+            let span = body[close.upperBound..<end.lowerBound].trimmingCharacters(in: .whitespacesAndNewlines)
             let bounds = span.split(separator: "-").map { UInt64($0.trimmingCharacters(in: .whitespaces)) }
             guard (bounds.count == 1 || bounds.count == 2), let first = bounds[0], let last = bounds.last ?? nil, first <= last,
                   last < blocksCount else {
@@ -247,6 +249,17 @@ public struct BlockMap: Sendable, Equatable {
         var map = BlockMap(version: version, imageSize: imageSize, blockSize: blockSize, checksumType: type, ranges: ranges)
         map.blocksCount = blocksCount
         return map
+    }
+
+    static func stripComments(_ text: String) -> String {
+        var result = ""
+        var rest = text[...]
+        while let open = rest.range(of: "<!--") {
+            result += rest[..<open.lowerBound]
+            guard let close = rest.range(of: "-->", range: open.upperBound..<rest.endIndex) else { return result }
+            rest = rest[close.upperBound...]
+        }
+        return result + rest
     }
 
     static func humanSize(_ size: UInt64) -> String {
