@@ -277,8 +277,9 @@ public enum SystemDiskPlanner {
     // MARK: - rules
 
     static func systemMode(_ disk: Disk, expectedUUID: String, options: PlannerOptions) -> SystemDiskMode {
-        if let state = AquariumLayout.statePartition(of: disk), state.uuid?.lowercased() == expectedUUID { return .reuse }
+        // An unfinished journal wins: the layout may already be complete except for its last steps.
         if options.interruptedDisks.contains(disk.path) { return .resume }
+        if let state = AquariumLayout.statePartition(of: disk), state.uuid?.lowercased() == expectedUUID { return .reuse }
         return .create
     }
 
