@@ -31,7 +31,7 @@ public struct SeedCommand: ParsableCommand {
             SeedKeygenCommand.self,
             SeedSignCommand.self,
             SeedVerifyCommand.self,
-            // `seed inject` (SeedInjectCommand, in its own file) is listed here when it lands.
+            SeedInjectCommand.self,
         ])
 
     public init() {}

@@ -2,11 +2,13 @@ import Foundation
 
 /// The files of the ESP and the seed partition, written into staging directories before assembly.
 public enum StickContent {
-    /// Where on the seed partition FirstBoot looks for the node's seed (docs/seed.md), and where
-    /// `seed inject` writes it unless told otherwise.
-    public static let seedPath = "aquarium/seed.yaml"
+    /// Where on the seed partition FirstBoot looks for the node's seed when no per-machine file
+    /// (`seeds/<DMI serial>.yaml`, `seeds/<MAC>.yaml`) matches, and where `seed inject` writes unless told otherwise.
+    public static let seedPath = "seed.yaml"
     /// The commented example on a fresh stick (not named seed.yaml, so a stick nobody seeded stops safely).
-    public static let exampleSeedPath = "aquarium/example-seed.yaml"
+    public static let exampleSeedPath = "example-seed.yaml"
+    /// Where in the root filesystem the image keeps the public keys seeds must be signed with (FirstBoot reads it).
+    public static let trustedSeedKeysDirectory = "etc/aquarium/trusted-seed-keys"
     public static let readmeName = "README.TXT"
 
     /// The boot files that go on the ESP.
@@ -54,20 +56,21 @@ public enum StickContent {
         =================================
 
         Put this node's seed file here as \(seedPath) (UTF-8 YAML, seed file version 1),
-        and its signature as \(seedPath).sig when the image trusts signing keys.
+        or one stick for many nodes: seeds/<DMI serial>.yaml or seeds/<MAC address>.yaml,
+        each with its signature FILE.sig when the image trusts signing keys.
 
         Start from \(exampleSeedPath); check a seed with `aquarium-image seed validate FILE`;
         write it here without mounting with `aquarium-image seed inject STICK FILE`.
 
         A stick without \(seedPath) boots, finds no seed, and stops safely without touching any disk.
-        FirstBoot writes its report about this node back to this volume (aquarium/report/).
+        FirstBoot writes its report about this node back to this volume.
 
         """.replacingOccurrences(of: "\n", with: "\r\n")
     }
 
     /// Fills `directory` with the seed partition's files.
     public static func populateSeed(at directory: String, imageName: String, exampleSeed: String) throws(ImageError) {
-        try makeDirectories(directory, ["aquarium"])
+        try makeDirectories(directory, [""])
         try write(seedReadme(imageName: imageName), to: directory + "/" + readmeName)
         try write(exampleSeed, to: directory + "/" + exampleSeedPath)
     }

@@ -128,10 +128,11 @@ struct AssemblyTests {
             let seedDrive = "\(image)@@\(seed.offsetBytes)"
             let seedListing = try ImageFixtures.tool("mdir", ["-i", seedDrive, "-b", "-/", "::/"], environment: mtools)
             #expect(seedListing.contains("::/README.TXT"))
-            #expect(seedListing.contains("::/aquarium/example-seed.yaml"))
-            #expect(!seedListing.contains("::/aquarium/seed.yaml"))
+            #expect(seedListing.contains("::/example-seed.yaml"))
+            #expect(!seedListing.contains("::/seed.yaml"))
             let readme = try ImageFixtures.tool("mtype", ["-i", seedDrive, "::/README.TXT"], environment: mtools)
-            #expect(readme.contains("aquarium/seed.yaml"))
+            #expect(readme.contains("seed.yaml"))
+            #expect(readme.contains("seeds/<DMI serial>.yaml"))
 
             // The file is sparse: far less allocated than its size.
             #expect(result.assembly.allocatedBytes < result.assembly.sizeBytes / 2)

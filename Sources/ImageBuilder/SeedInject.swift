@@ -1,0 +1,203 @@
+import ArgumentParser
+import CommandSupport
+import Exec
+import Foundation
+import GPT
+import Logging
+import Seed
+
+/// Where the AQUASEED volume is inside an image file or on a flashed stick.
+public struct SeedVolumeLocation: Sendable, Equatable {
+    public var partitionNumber: Int
+    public var offsetBytes: UInt64
+    public var sizeBytes: UInt64
+}
+
+/// Writes a validated seed (and its signature) into the AQUASEED partition of an image file or a stick,
+/// through mtools at the partition's offset: no mount, no loop device.
+public struct SeedInjector {
+    public var logger: Logger
+
+    public init(logger: Logger = Logger(label: "aquarium.image.seed")) {
+        self.logger = logger
+    }
+
+    /// What was written.
+    public struct Result: Sendable {
+        public var location: SeedVolumeLocation
+        public var path: String
+        public var signaturePath: String?
+        public var trust: SeedTrust
+    }
+
+    /// Finds the AQUASEED partition: the GPT entry named AQUASEED (or of basic-data type) whose FAT
+    /// filesystem carries the label AQUASEED.
+    public static func locate(target: String, logger: Logger) throws(ImageError) -> SeedVolumeLocation {
+        let sectorSize = Self.sectorSize(of: target)
+        let editor: GPTEditor
+        do {
+            editor = try GPTEditor(path: target, sectorSize: sectorSize)
+        } catch {
+            throw .invalid(target, "has no readable GPT (\(error)); is it an Aquarium image or stick?")
+        }
+        let candidates = editor.entries.filter { $0.name == PartitionRole.seed.partitionName }
+            + editor.entries.filter { $0.name != PartitionRole.seed.partitionName && $0.typeGUID == GPTEditor.PartitionType.basicData }
+        for entry in candidates {
+            let location = SeedVolumeLocation(partitionNumber: entry.number, offsetBytes: entry.firstLBA * UInt64(sectorSize),
+                                              sizeBytes: (entry.lastLBA - entry.firstLBA + 1) * UInt64(sectorSize))
+            let probe = try? Command("blkid", ["-p", "-O", String(location.offsetBytes), "-S", String(location.sizeBytes),
+                                               "-o", "export", target]).run()
+            let values = probe?.output.split(separator: "\n") ?? []
+            if values.contains("LABEL=\(PartitionRole.seed.label)") && values.contains("TYPE=vfat") {
+                return location
+            }
+            logger.info("\(target): partition \(entry.number) is not a FAT volume labelled \(PartitionRole.seed.label)")
+        }
+        throw .invalid(target, "has no FAT partition labelled \(PartitionRole.seed.label); flash an Aquarium image first")
+    }
+
+    static func sectorSize(of path: String) -> Int {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return 512 }
+        defer { close(fd) }
+        var info = stat()
+        return Flasher.sectorSize(fd: fd, info: fstat(fd, &info) == 0 ? info : stat())
+    }
+
+    /// Checks `as`: a relative path of a .yaml file, no `..`, as FirstBoot looks them up.
+    public static func validateTargetPath(_ path: String) throws(ImageError) -> String {
+        let trimmed = path.hasPrefix("/") ? String(path.dropFirst()) : path
+        let parts = trimmed.split(separator: "/", omittingEmptySubsequences: false)
+        guard !trimmed.isEmpty, !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }),
+              trimmed.hasSuffix(".yaml"), parts.count <= 2, parts.count == 1 || parts[0] == "seeds" else {
+            throw .invalid(path, "--as must be seed.yaml or seeds/NAME.yaml (where FirstBoot looks)")
+        }
+        return trimmed
+    }
+
+    /// Validates the seed and its `.sig` (against `trustedKeys` when given, else against the keys the image in
+    /// `target` trusts), then writes both into the AQUASEED volume and reads them back.
+    public func inject(target: String, seed: String, as destination: String = StickContent.seedPath,
+                       trustedKeys explicitKeys: [SeedPublicKey]? = nil) throws -> Result {
+        let path = try Self.validateTargetPath(destination)
+        if let info = try? DeviceSafety.kernelName(of: target) {
+            // A block device: never write into a FAT volume the kernel has mounted.
+            let disk = try DeviceSafety.inspect(info.parentDisk.map { "/dev/" + $0 } ?? target, logger: logger)
+            if !disk.mountpoints.isEmpty {
+                throw ImageError.refused(target, "is mounted at \(disk.mountpoints.joined(separator: ", ")); unmount it first")
+            }
+        }
+        let data = try SeedSignature.readFile(seed)
+        _ = try SeedLoader.parse(data: data, file: seed)
+        let signatureFile = seed + SeedSignature.signatureSuffix
+        let hasSignature = FileManager.default.fileExists(atPath: signatureFile)
+        if hasSignature {
+            _ = try SeedDetachedSignature(fileData: try SeedSignature.readFile(signatureFile), path: signatureFile)
+        }
+        let location = try Self.locate(target: target, logger: logger)
+        let keys = try explicitKeys ?? trustedKeys(in: target)
+        var trust = SeedTrust.notRequired
+        if !keys.isEmpty {
+            trust = .verified(by: try SeedSignature.verify(seedData: data, path: seed, publicKeys: keys))
+        }
+
+        let volume = FATVolume(image: target, offsetBytes: location.offsetBytes, sizeBytes: location.sizeBytes,
+                               environment: ["TZ": "UTC"])
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty { try volume.makeDirectory(directory, logger: logger) }
+        try volume.write(seed, as: path, logger: logger)
+        if hasSignature {
+            try volume.write(signatureFile, as: path + SeedSignature.signatureSuffix, logger: logger)
+        } else {
+            // A signature left from an earlier seed would not match this one.
+            try volume.remove(path + SeedSignature.signatureSuffix, logger: logger)
+        }
+        try flush(target)
+        guard try volume.read(path, logger: logger) == data else {
+            throw ImageError.failure(target, "reading \(path) back from the seed volume did not give the seed's bytes")
+        }
+        return Result(location: location, path: path, signaturePath: hasSignature ? path + SeedSignature.signatureSuffix : nil,
+                      trust: trust)
+    }
+
+    /// The `*.pub` keys in the image's root filesystem (/etc/aquarium/trusted-seed-keys), read with debugfs;
+    /// none when the image has no root partition of ours or no such directory.
+    func trustedKeys(in target: String) throws -> [SeedPublicKey] {
+        guard let editor = try? GPTEditor(path: target, sectorSize: Self.sectorSize(of: target)),
+              let root = editor.entries.first(where: { $0.typeGUID == GPTEditor.PartitionType.rootX86_64 }) else { return [] }
+        let device = "\(target)?offset=\(root.firstLBA * UInt64(editor.sectorSize))"
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("aquarium-keys-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let directory = "/" + StickContent.trustedSeedKeysDirectory
+        let listing = try? Command("debugfs", ["-R", "ls -p \(directory)", device]).run()
+        guard let listing, !listing.output.isEmpty else { return [] }
+        try runTool(Command("debugfs", ["-R", "rdump \(directory) \(scratch)", device]), subject: target,
+                    what: "reading the trusted seed keys from the root filesystem", logger: logger)
+        let keys = try SeedSignature.trustedKeys(in: scratch + "/" + (directory as NSString).lastPathComponent)
+        logger.info("\(target): the image trusts \(keys.count) seed key(s)")
+        return keys
+    }
+
+    func flush(_ target: String) throws(ImageError) {
+        let fd = open(target, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .failure(target, "cannot open to flush: \(errnoText())") }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw .failure(target, "flushing the writes failed: \(errnoText())") }
+    }
+}
+
+extension FATVolume {
+    /// Copies one host file to `path` in the volume (replacing it).
+    public func write(_ file: String, as path: String, logger: Logger) throws(ImageError) {
+        try runTool(Command("mcopy", ["-i", drive, "-o", "-Q", file, "::/" + path], environment: mtoolsEnvironment),
+                    subject: image, what: "writing \(path) into the FAT volume at byte \(offsetBytes)", logger: logger)
+    }
+
+    /// Deletes `path` from the volume when it exists.
+    public func remove(_ path: String, logger: Logger) throws(ImageError) {
+        let exists = (try? Command("mdir", ["-i", drive, "-b", "::/" + path], environment: mtoolsEnvironment).run()) != nil
+        guard exists else { return }
+        try runTool(Command("mdel", ["-i", drive, "::/" + path], environment: mtoolsEnvironment), subject: image,
+                    what: "removing \(path) from the FAT volume at byte \(offsetBytes)", logger: logger)
+    }
+}
+
+/// `aquarium-image seed inject TARGET SEED [--as seeds/NAME.yaml]`.
+public struct SeedInjectCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "inject",
+        abstract: "Validate a seed (and SEED.sig) and write it into the AQUASEED partition of an image file or a flashed stick.",
+        discussion: """
+            No mount and no loop device: mtools writes at the partition's offset. The seed must validate (exit 2 \
+            otherwise). When the image trusts seed keys (/etc/aquarium/trusted-seed-keys in its root filesystem) or \
+            keys are given, SEED.sig must verify (exit 3 otherwise). A mounted stick is refused (exit 3).
+            """)
+
+    @OptionGroup public var global: GlobalOptions
+    @Argument(help: "An image file (NAME.raw) or a flashed stick (/dev/sdX).") public var target: String
+    @Argument(help: "The seed file; SEED.sig is written too when it exists.") public var seed: String
+    @Option(name: .customLong("as"), help: "Where on the seed volume: seed.yaml (default) or seeds/NAME.yaml.")
+    public var destination = StickContent.seedPath
+    @Option(name: .customLong("public-key"), help: "Require a signature by this public key (repeatable) instead of the image's keys.")
+    public var publicKeys: [String] = []
+
+    public init() {}
+
+    public func run() throws {
+        var keys: [SeedPublicKey]?
+        if !publicKeys.isEmpty {
+            keys = try publicKeys.flatMap { path throws -> [SeedPublicKey] in try SeedSignature.readPublicKeys(path: path) }
+        }
+        let result = try SeedInjector(logger: global.logger("aquarium.image.seed"))
+            .inject(target: target, seed: seed, as: destination, trustedKeys: keys)
+        var text = "\(target): wrote \(result.path)"
+        if let signature = result.signaturePath { text += " and \(signature)" }
+        text += " to the AQUASEED volume (partition \(result.location.partitionNumber) at byte \(result.location.offsetBytes))"
+        switch result.trust {
+        case .notRequired: text += "; the image trusts no seed keys, no signature required"
+        case .verified(let key): text += "; signature verified by \(key)"
+        }
+        print(text)
+    }
+}
