@@ -17,7 +17,7 @@ public struct FaultPoint: Equatable, Sendable, CustomStringConvertible {
     }
 
     public init?(_ text: String) {
-        let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+        let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
         guard let step = parts.first, !step.isEmpty else { return nil }
         if parts.count == 2 {
             guard let when = When(rawValue: parts[1]) else { return nil }
@@ -125,6 +125,7 @@ public final class Provisioner {
                         + "join issue lands; bootstrap a single node with role: bootstrap")
                 })]
             }
+            if seed.cluster.role == .bootstrap { try preflightDisks() }
             for (name, body) in steps {
                 fault(name, .before)
                 events.append(ProvisionEvent(event: "step.started", step: name))
@@ -151,6 +152,31 @@ public final class Provisioner {
         let health = results.first(where: { $0.step == "health" })?.detail
         events.append(ProvisionEvent(event: "run.finished", changed: changed, detail: health))
         return RunReport(fsid: state.identity?.fsid, steps: results, changed: changed, health: health)
+    }
+
+    /// Refuses (exit 3) before anything runs when a storage disk is the system disk, in use, or holds data the seed
+    /// does not allow wiping.
+    func preflightDisks() throws(ProvisionError) {
+        for disk in record.storageDisks {
+            let resolved = try StorageDiskCheck.resolve(disk)
+            try StorageDiskCheck.checkNotInUse(resolved, record: record)
+            switch try StorageDiskCheck.probe(resolved.device) {
+            case .empty:
+                continue
+            case .bluestore(let label) where label.clusterFSID == (state.identity?.fsid ?? existingFSID()):
+                continue
+            case .bluestore(let label):
+                if seed.disks.storage.wipe == .never {
+                    throw .refused("the storage disk \(resolved.key) (\(resolved.device)) is an OSD of another Ceph cluster "
+                        + "(\(label.clusterFSID)); set disks.storage.wipe: aquarium in the seed to reuse it")
+                }
+            case .other(let what):
+                if seed.disks.storage.wipe != .always {
+                    throw .refused("the storage disk \(resolved.key) (\(resolved.device)) holds \(what); the seed's "
+                        + "disks.storage.wipe is \(seed.disks.storage.wipe.rawValue), so it is left alone. Set wipe: always to use it")
+                }
+            }
+        }
     }
 
     func fault(_ step: String, _ when: FaultPoint.When) {

@@ -1,0 +1,119 @@
+import Exec
+import Foundation
+import Seed
+import TestSupport
+import Testing
+@testable import Provisioner
+
+@Suite struct ProvisionerLogicTests {
+    @Test(arguments: [
+        ("osds", FaultPoint(step: "osds", when: .after)),
+        ("osds:mid", FaultPoint(step: "osds", when: .mid)),
+        ("mon:before", FaultPoint(step: "mon", when: .before)),
+        ("rgw:after", FaultPoint(step: "rgw", when: .after)),
+    ])
+    func faultPoints(text: String, expected: FaultPoint) {
+        #expect(FaultPoint(text) == expected)
+    }
+
+    @Test(arguments: ["", "osds:sometime", ":mid"])
+    func badFaultPoints(text: String) {
+        #expect(FaultPoint(text) == nil)
+    }
+
+    @Test func cephConfForProcessLauncherStaysOnLoopbackAndUnderRoot() {
+        let identity = ClusterIdentity(fsid: "c1548103-2615-4764-ae5d-1ab67261fb22", name: "ceph", daemonId: "node-01",
+                                       address: "127.0.0.1", basePort: 41000, publicNetwork: "127.0.0.0/8",
+                                       clusterNetwork: "127.0.0.0/8", launcher: .process)
+        let layout = Layout(root: "/tmp/r/", cluster: "ceph")
+        let text = CephConfig.render(identity, layout: layout, rgwPort: 41080)
+        #expect(text.contains("\tmon_host = [v2:127.0.0.1:41000,v1:127.0.0.1:41001]\n"))
+        #expect(text.contains("\tms_bind_port_min = 41010\n\tms_bind_port_max = 41099\n"))
+        #expect(text.contains("\tpublic_addr = 127.0.0.1\n"))
+        #expect(text.contains("\tmon_data = /tmp/r/var/lib/ceph/mon/$cluster-$id\n"))
+        #expect(text.contains("[client.rgw.node-01]\n"))
+        #expect(text.contains("\trgw_frontends = beast endpoint=127.0.0.1:41080\n"))
+        // Every path is inside the root.
+        for line in text.split(separator: "\n") where line.contains(" = /") {
+            #expect(line.contains("= /tmp/r/"), "\(line)")
+        }
+        // Systemd on a node: all interfaces, default ports range, no loopback binding.
+        var node = identity
+        node.launcher = .systemd
+        let nodeText = CephConfig.render(node, layout: Layout(root: "/"), rgwPort: 7480)
+        #expect(nodeText.contains("\trgw_frontends = beast port=7480\n"))
+        #expect(!nodeText.contains("public_addr"))
+        #expect(nodeText.contains("\tmon_data = /var/lib/ceph/mon/$cluster-$id\n"))
+    }
+
+    @Test(arguments: [("node-01.example.com", "node-01"), ("solo", "solo"), ("", "a")])
+    func daemonIds(hostname: String, id: String) {
+        #expect(CephConfig.daemonId(hostname: hostname) == id)
+    }
+
+    @Test func redactorScrubsKeysAndKnownSecrets() {
+        var redactor = Redactor()
+        redactor.add(["AQBx1234secretkeyvalue==", "S3SECRETKEY0123456789"])
+        let text = """
+        [client.admin]
+        \tkey = AQDifferentKeyNotKnownBefore==
+        seen AQBx1234secretkeyvalue== in a log
+        {"secret_key": "whatever-unknown", "user": "x"}
+        S3SECRETKEY0123456789
+        """
+        let clean = redactor.redact(text)
+        #expect(!clean.contains("AQBx1234secretkeyvalue=="))
+        #expect(!clean.contains("AQDifferentKeyNotKnownBefore=="))
+        #expect(!clean.contains("whatever-unknown"))
+        #expect(!clean.contains("S3SECRETKEY0123456789"))
+        #expect(clean.contains("\tkey = <redacted>"))
+        #expect(clean.contains(#""secret_key": "<redacted>""#))
+        #expect(redactor.leaks(in: clean).isEmpty)
+    }
+
+    @Test func systemdUnitRunsTheDaemonInTheForeground() {
+        let spec = DaemonSpec(name: "mon.node-01", executable: "ceph-mon",
+                              arguments: ["--cluster", "ceph", "-c", "/etc/ceph/ceph.conf", "-i", "node-01", "-f"],
+                              configPath: "/etc/ceph/ceph.conf")
+        let unit = SystemdLauncher.renderUnit(spec, cluster: "ceph")
+        #expect(unit.contains("ExecStart=ceph-mon --cluster ceph -c /etc/ceph/ceph.conf -i node-01 -f\n"))
+        #expect(unit.contains("Restart=on-failure"))
+        #expect(unit.contains("WantedBy=multi-user.target"))
+    }
+
+    /// `stop` signals only processes whose command line is a daemon with this root's ceph.conf: a pid file that
+    /// points at anything else is removed, the process left alone.
+    @Test func stopLeavesForeignProcessesAlone() throws {
+        try withTemporaryDirectory { root in
+            let layout = Layout(root: root)
+            let bystander = Process()
+            bystander.executableURL = URL(fileURLWithPath: "/bin/sleep")
+            bystander.arguments = ["60"]
+            try bystander.run()
+            defer { kill(bystander.processIdentifier, SIGKILL); bystander.waitUntilExit() }
+            try FileManager.default.createDirectory(atPath: layout.pidDir, withIntermediateDirectories: true)
+            try "\(bystander.processIdentifier)\n".write(toFile: layout.pidDir + "/ceph-mon.x.pid", atomically: true, encoding: .utf8)
+            let launcher = ProcessLauncher(layout: layout, logger: .init(label: "test"))
+            #expect(launcher.running().map(\.running) == [false])
+            #expect(try launcher.stopAll() == [])
+            #expect(bystander.isRunning)
+            #expect(!FileManager.default.fileExists(atPath: layout.pidDir + "/ceph-mon.x.pid"))
+        }
+    }
+
+    @Test func eventsAreJSONLines() throws {
+        try withTemporaryDirectory { root in
+            let log = EventLog(path: root + "/var/lib/aquarium/events.jsonl")
+            log.append(ProvisionEvent(event: "step.done", step: "mon", changed: true))
+            log.append(ProvisionEvent(event: "step.unchanged", step: "mon", changed: false, detail: "x"))
+            let lines = try String(contentsOfFile: log.path, encoding: .utf8).split(separator: "\n")
+            #expect(lines.count == 2)
+            for line in lines {
+                let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+                #expect(object?["event"] is String)
+                #expect(object?["time"] is String)
+            }
+            #expect(log.read().map(\.changed) == [true, false])
+        }
+    }
+}
