@@ -116,6 +116,8 @@ public struct LoadedSeed: Sendable {
     public var sha256: String
     /// Where reports go (`reports/` on the seed volume), when the seed came from a volume or directory.
     public var reportDirectory: String?
+    /// A FAT seed volume read with mtools: reports are written back to `reports/` on this device with mtools.
+    public var reportFATDevice: String?
     /// How the seed's signature was checked, in words.
     public var trust: String
 

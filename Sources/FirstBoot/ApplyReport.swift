@@ -92,4 +92,19 @@ public struct ApplyReport: Codable, Equatable, Sendable {
         }
         return paths
     }
+
+    /// Writes `reports/<baseName>.{txt,json}` into the FAT filesystem on `device` with mtools (no mount needed).
+    public func write(fatDevice device: String, seed: Seed?) throws -> [String] {
+        let staging = FileManager.default.temporaryDirectory.appendingPathComponent("aquarium-report-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: staging) }
+        let files = try write(to: staging, seed: seed)
+        _ = try Mtools.command("mmd", ["-i", device, "::reports"]).run(acceptedStatuses: Set(0...255))
+        var written: [String] = []
+        for file in files {
+            let name = "reports/" + (file as NSString).lastPathComponent
+            try Mtools.command("mcopy", ["-o", "-i", device, file, "::" + name]).run()
+            written.append("\(device):\(name)")
+        }
+        return written
+    }
 }

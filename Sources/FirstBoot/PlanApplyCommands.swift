@@ -178,6 +178,14 @@ public struct ApplyCommand: ParsableCommand {
         }
         let faultPoint = faultPointText.flatMap(FaultPoint.init)
         faultPoint?.trigger(.report, after: false)
+        if let device = loaded?.reportFATDevice {
+            do {
+                let paths = try report.write(fatDevice: device, seed: loaded?.seed)
+                logger.notice("report written to \(paths.joined(separator: ", "))")
+            } catch {
+                printError("aquarium-firstboot: cannot write the report to the seed volume \(device): \(error)")
+            }
+        }
         let directories = [loaded?.reportDirectory, reportDirectory].compactMap { $0 }
         for directory in directories {
             do {

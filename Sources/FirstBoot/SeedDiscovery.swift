@@ -14,7 +14,8 @@ public enum SeedLocation: Equatable, Sendable {
 }
 
 /// Finding the seed: the command line, then the kernel command line, then the `AQUASEED` volume; on a volume,
-/// `seeds/<DMI serial>.yaml`, then `seeds/<MAC>.yaml` for any NIC, then `seed.yaml`.
+/// `seeds/<DMI serial>.yaml`, then `seeds/<MAC>.yaml` for any NIC (`52:54:00:12:34:56`, or `52-54-00-12-34-56` on
+/// FAT, which forbids ':'), then `seed.yaml`.
 public enum SeedDiscovery {
     public static let volumeLabel = "AQUASEED"
 
@@ -57,9 +58,12 @@ public enum SeedDiscovery {
     public static func candidates(dmiSerial: String?, macs: [String]) -> [String] {
         var names: [String] = []
         if let serial = usableSerial(dmiSerial) { names.append("seeds/\(serial).yaml") }
+        // FAT (the seed volume) cannot hold ':' in a file name, so `52-54-00-12-34-56.yaml` is looked for as well.
         for mac in macs.map({ $0.lowercased() }).sorted() where isMAC(mac) {
-            let name = "seeds/\(mac).yaml"
-            if !names.contains(name) { names.append(name) }
+            for name in ["seeds/\(mac).yaml", "seeds/\(mac.replacingOccurrences(of: ":", with: "-")).yaml"]
+            where !names.contains(name) {
+                names.append(name)
+            }
         }
         names.append("seed.yaml")
         return names
@@ -128,13 +132,49 @@ public struct SeedFinder {
         case .path(let path)?:
             return try load(fromPathOrVolume: path, via: "aquarium.seed= on the kernel command line")
         case .label(let label, let path)?:
-            let volume = try mountVolume(label: label, mounts: &mounts)
-            let file = volume + "/" + path.drop { $0 == "/" }
-            return try load(file: file, reportDirectory: volume + "/reports", via: "aquarium.seed=LABEL=\(label):\(path)")
+            let relative = String(path.drop { $0 == "/" })
+            let (volume, fat) = try openVolume(label: label, files: [relative], mounts: &mounts)
+            var loaded = try load(file: volume + "/" + relative, reportDirectory: fat == nil ? volume + "/reports" : nil,
+                                  via: "aquarium.seed=LABEL=\(label):\(path)")
+            loaded.reportFATDevice = fat
+            return loaded
         case nil:
-            let volume = try mountVolume(label: SeedDiscovery.volumeLabel, mounts: &mounts)
-            return try load(fromPathOrVolume: volume, via: "the \(SeedDiscovery.volumeLabel) volume")
+            let serial = SeedDiscovery.dmiSerial(path: dmiSerialPath)
+            let candidates = SeedDiscovery.candidates(dmiSerial: serial, macs: SeedDiscovery.macAddresses(directory: netDirectory))
+            let (volume, fat) = try openVolume(label: SeedDiscovery.volumeLabel, files: candidates, mounts: &mounts)
+            var loaded = try load(fromPathOrVolume: volume, via: "the \(SeedDiscovery.volumeLabel) volume")
+            if let fat {
+                loaded.reportDirectory = nil
+                loaded.reportFATDevice = fat
+            }
+            return loaded
         }
+    }
+
+    /// Opens the volume labelled `label`: a FAT volume is read with mtools (no mount, no vfat module needed) by
+    /// copying `files` (and their `.sig`) to a temporary directory; any other filesystem is mounted read-only.
+    /// Returns the directory and, for FAT, the device (reports are written back to it with mtools).
+    func openVolume(label: String, files: [String], mounts: inout [String]) throws -> (String, String?) {
+        let (device, type) = try findVolume(label: label)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("aquarium-seed-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        mounts.append(directory)
+        guard type == "vfat" else {
+            try Command("mount", ["-o", "ro", device, directory]).run()
+            return (directory, nil)
+        }
+        for file in files {
+            for name in [file, file + SeedSignature.signatureSuffix] {
+                guard let result = try? Mtools.command("mtype", ["-i", device, "::" + name]).run(),
+                      result.status == 0 else { continue }
+                let target = directory + "/" + name
+                try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent,
+                                                        withIntermediateDirectories: true)
+                try result.standardOutput.write(to: URL(fileURLWithPath: target))
+            }
+        }
+        logger.info("read the seed volume \(device) with mtools into \(directory)")
+        return (directory, device)
     }
 
     func load(fromPathOrVolume path: String, via: String) throws -> LoadedSeed {
@@ -180,14 +220,18 @@ public struct SeedFinder {
         return LoadedSeed(seed: seed, path: file, sha256: digest, reportDirectory: reportDirectory, trust: trustText)
     }
 
-    /// Mounts the filesystem labelled `label` read-only at a temporary directory.
-    func mountVolume(label: String, mounts: inout [String]) throws -> String {
+    /// The device holding the filesystem labelled `label` and its type; exactly one must exist.
+    func findVolume(label: String) throws -> (String, String) {
         let scanner = InventoryScanner(options: InventoryOptions(onlyNames: onlyDevices), logger: logger)
         let inventory = try scanner.scan()
-        var devices: [String] = []
+        var devices: [(String, String)] = []
         for disk in inventory.disks {
-            if disk.signatures.contains(where: { $0.label == label && $0.usage == "filesystem" }) { devices.append(disk.path) }
-            for part in disk.partitions where part.fsLabel == label { if let path = part.path { devices.append(path) } }
+            if let signature = disk.signatures.first(where: { $0.label == label && $0.usage == "filesystem" }) {
+                devices.append((disk.path, signature.type))
+            }
+            for part in disk.partitions where part.fsLabel == label {
+                if let path = part.path { devices.append((path, part.fsType ?? "auto")) }
+            }
         }
         guard let device = devices.first else {
             throw ApplyError(.invalid, "no seed given: no --seed, no aquarium.seed= on the kernel command line, and no "
@@ -195,12 +239,15 @@ public struct SeedFinder {
         }
         if devices.count > 1 {
             throw ApplyError(.refused, "refused: \(devices.count) filesystems are labelled \(label) ("
-                + devices.joined(separator: ", ") + "); unplug all but one seed stick")
+                + devices.map(\.0).joined(separator: ", ") + "); unplug all but one seed stick")
         }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("aquarium-seed-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try Command("mount", ["-o", "ro", device, directory]).run()
-        mounts.append(directory)
-        return directory
+        return device
+    }
+}
+
+/// mtools commands on a block device (its geometry check fails on loop devices and USB sticks alike).
+enum Mtools {
+    static func command(_ tool: String, _ arguments: [String]) -> Command {
+        Command(tool, arguments, environment: ["MTOOLS_SKIP_CHECK": "1"])
     }
 }

@@ -1,0 +1,152 @@
+import Exec
+@testable import FirstBoot
+import Foundation
+import Seed
+import Testing
+import TestSupport
+
+@Suite("Seed discovery")
+struct SeedDiscoveryTests {
+    @Test("kernel command line", arguments: [
+        ("quiet aquarium.seed=/run/seed.yaml", SeedLocation.path("/run/seed.yaml")),
+        ("aquarium.seed=LABEL=AQUASEED:/seeds/a.yaml ro", .label("AQUASEED", "/seeds/a.yaml")),
+        ("aquarium.seed=LABEL=MY:seed.yaml", .label("MY", "seed.yaml")),
+        ("aquarium.seed=/a.yaml aquarium.seed=/b.yaml", .path("/b.yaml")),
+        ("root=/dev/sda1 \"aquarium.seed=/with space/seed.yaml\"\n", .path("/with space/seed.yaml")),
+    ] as [(String, SeedLocation)])
+    func commandLine(_ text: String, _ expected: SeedLocation) {
+        #expect(SeedDiscovery.parseCommandLine(text) == expected)
+    }
+
+    @Test("kernel command lines without a usable seed argument", arguments: [
+        "", "quiet splash", "aquarium.seed=", "aquarium.seed=LABEL=NOPATH", "aquarium.seed=LABEL=:x", "xaquarium.seed=/a",
+    ])
+    func noSeedArgument(_ text: String) {
+        #expect(SeedDiscovery.parseCommandLine(text) == nil)
+    }
+
+    @Test("per-node file order: DMI serial, then each NIC's MAC, then seed.yaml")
+    func candidateOrder() {
+        #expect(SeedDiscovery.candidates(dmiSerial: "CZ1234", macs: ["52:54:00:AA:BB:02", "52:54:00:aa:bb:01"])
+            == ["seeds/CZ1234.yaml", "seeds/52:54:00:aa:bb:01.yaml", "seeds/52-54-00-aa-bb-01.yaml",
+                "seeds/52:54:00:aa:bb:02.yaml", "seeds/52-54-00-aa-bb-02.yaml", "seed.yaml"])
+        #expect(SeedDiscovery.candidates(dmiSerial: nil, macs: []) == ["seed.yaml"])
+    }
+
+    @Test("placeholder and unsafe DMI serials are not used", arguments: [
+        ("To Be Filled By O.E.M.", nil), ("  ", nil), ("0", nil), ("../etc/passwd", nil), ("a/b", nil),
+        ("System Serial Number", nil), (" CZ1234 \n", "CZ1234"),
+    ] as [(String, String?)])
+    func serials(_ raw: String, _ expected: String?) {
+        #expect(SeedDiscovery.usableSerial(raw) == expected)
+    }
+
+    @Test("the most specific seed file on a volume wins")
+    func precedence() throws {
+        try withTemporaryDirectory { volume in
+            let net = volume + "/net"
+            for (nic, mac) in [("lo", "00:00:00:00:00:00"), ("eth0", "52:54:00:AA:BB:01"), ("eth1", "52:54:00:aa:bb:02")] {
+                try FileManager.default.createDirectory(atPath: "\(net)/\(nic)", withIntermediateDirectories: true)
+                try Data((mac + "\n").utf8).write(to: URL(fileURLWithPath: "\(net)/\(nic)/address"))
+            }
+            let macs = SeedDiscovery.macAddresses(directory: net)
+            #expect(macs == ["52:54:00:aa:bb:01", "52:54:00:aa:bb:02"])
+            _ = try Harness.writeSeed(volume, "shared")
+            #expect(SeedDiscovery.choose(in: volume, dmiSerial: "CZ1", macs: macs) == volume + "/seed.yaml")
+            _ = try Harness.writeSeed(volume, "by mac", name: "seeds/52:54:00:aa:bb:02.yaml")
+            #expect(SeedDiscovery.choose(in: volume, dmiSerial: "CZ1", macs: macs) == volume + "/seeds/52:54:00:aa:bb:02.yaml")
+            _ = try Harness.writeSeed(volume, "by serial", name: "seeds/CZ1.yaml")
+            #expect(SeedDiscovery.choose(in: volume, dmiSerial: "CZ1", macs: macs) == volume + "/seeds/CZ1.yaml")
+            #expect(SeedDiscovery.choose(in: volume + "/nothing", dmiSerial: nil, macs: []) == nil)
+        }
+    }
+
+    @Test("trusted seed keys: signed seed accepted, unsigned and tampered seeds refused (exit 3)")
+    func signatures() throws {
+        try withTemporaryDirectory { directory in
+            let root = directory + "/root"
+            let keys = root + "/etc/aquarium/trusted-seed-keys"
+            try FileManager.default.createDirectory(atPath: keys, withIntermediateDirectories: true)
+            try SeedSignature.writeKeyPair(privateKeyPath: directory + "/signer.key", publicKeyPath: keys + "/signer.pub")
+            let inventory = directory + "/inventory.json"
+            try Data(#"{"disks":[{"name":"sda","sizeBytes":480000000000}]}"#.utf8).write(to: URL(fileURLWithPath: inventory))
+            let seed = try Harness.writeSeed(directory, Harness.seedText())
+            func plan() throws -> Harness.Run {
+                try Harness.tool(["plan", "--seed", seed, "--inventory", inventory, "--root", root] + Harness.hermetic)
+            }
+            let unsigned = try plan()
+            #expect(unsigned.status == 3)
+            #expect(unsigned.errorOutput.contains("has no signature"), "\(unsigned.errorOutput)")
+
+            _ = try SeedSignature.signFile(path: seed, privateKey: try SeedSignature.readPrivateKey(path: directory + "/signer.key"))
+            let signed = try plan()
+            #expect(signed.status == 0, "\(signed.errorOutput)")
+            #expect(signed.errorOutput.contains("signature verified"))
+
+            try Data((Harness.seedText() + "# changed after signing\n").utf8).write(to: URL(fileURLWithPath: seed))
+            let tampered = try plan()
+            #expect(tampered.status == 3)
+            #expect(tampered.errorOutput.contains("does not verify"), "\(tampered.errorOutput)")
+
+            // Without trusted keys in the image, any valid seed is accepted.
+            try FileManager.default.removeItem(atPath: keys)
+            #expect(try plan().status == 0)
+        }
+    }
+
+    @Test("AQUASEED volume: found by label, per-node seed, report written back without secrets; boot media never chosen")
+    func seedVolume() throws {
+        guard try Capabilities.require(programs: ApplyDeviceTests.tools + ["mkfs.vfat", "mcopy", "mtype", "mmd"]) else { return }
+        let token = "s3cr3t-join-token-4242"
+        try withTemporaryDirectory { work in
+            // A FAT seed volume, written with mtools like `aquarium-image seed inject` does.
+            let seedText = Harness.seedText(secretToken: true).replacingOccurrences(of: "AQBsecretTOKENvalue==", with: token)
+            let local = try Harness.writeSeed(work, seedText, name: "node.yaml")
+            let shared = try Harness.writeSeed(work, Harness.seedText(hostname: "shared"), name: "shared.yaml")
+            let prepare: (String) throws -> Void = { file in
+                try Command("mkfs.vfat", ["-n", "AQUASEED", file]).run()
+                try Command("mmd", ["-i", file, "::seeds"]).run()
+                // FAT forbids ':' in names: the dash form of the MAC.
+                try Command("mcopy", ["-i", file, local, "::seeds/52-54-00-12-34-56.yaml"]).run()
+                try Command("mcopy", ["-i", file, shared, "::seed.yaml"]).run()
+            }
+            try LoopDevice.with(.init(sizeBytes: 64 * Harness.mib), prepare: prepare) { stick in
+            try LoopDevice.with(.init(sizeBytes: Harness.gib)) { target in
+            try Harness.withRoot { root in
+                let net = work + "/net/eth0"
+                try FileManager.default.createDirectory(atPath: net, withIntermediateDirectories: true)
+                try Data("52:54:00:12:34:56\n".utf8).write(to: URL(fileURLWithPath: net + "/address"))
+
+                let run = try Harness.tool(["apply", "--root", root, "--yes", "--no-handoff",
+                                            "--only-device", stick.name, "--only-device", target.name,
+                                            "--cmdline", "/nonexistent/cmdline", "--dmi-serial-file", "/nonexistent/serial",
+                                            "--net-dir", work + "/net"])
+                #expect(run.status == 0, "\(run.output)\n\(run.errorOutput)")
+                #expect(run.output.contains("system disk: \(target.path)"))
+                #expect(!run.output.contains(token) && !run.errorOutput.contains(token))
+                // The stick is boot media: rejected, never touched.
+                #expect(run.output.contains("rejected \(stick.path): is boot media"))
+                try Harness.expectFinalState(device: target, root: root, sectorSize: 512)
+                // The report is on the stick (the volume was unmounted again), without the token.
+                let report = try Command("mtype", ["-i", stick.backingFile, "::reports/node1.txt"]).run().output
+                #expect(report.contains("success"))
+                #expect(report.contains("seeds/52-54-00-12-34-56.yaml"))
+                let json = try Command("mtype", ["-i", stick.backingFile, "::reports/node1.json"]).run().output
+                #expect(json.contains("\"outcome\" : \"success\""))
+                #expect(!report.contains(token) && !json.contains(token))
+                #expect(!Harness.mountpoints(under: "/tmp").contains { $0.contains("aquarium-seed-") })
+
+                // The kernel command line can name a file on a labelled volume.
+                StateMounts.unmount(root: root)
+                let cmdline = work + "/cmdline"
+                try Data("quiet aquarium.seed=LABEL=AQUASEED:/seeds/52-54-00-12-34-56.yaml\n".utf8).write(to: URL(fileURLWithPath: cmdline))
+                let again = try Harness.tool(["apply", "--root", root, "--no-handoff", "--only-device", stick.name,
+                                              "--only-device", target.name, "--cmdline", cmdline])
+                #expect(again.status == 0, "\(again.errorOutput)")
+                #expect(again.output.contains("(reuse)"))
+            }
+            }
+            }
+        }
+    }
+}
