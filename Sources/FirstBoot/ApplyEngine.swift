@@ -341,19 +341,31 @@ public struct ApplyEngine {
     }
 
     /// Bind mounts for /var/lib/aquarium, /var/lib/ceph and /var/log, an overlay for /etc, and systemd mount units.
+    /// Nothing here writes to the image's own tree except creating mount point directories that do not exist yet
+    /// (the image ships them, so a read-only root works).
     func layout(filesystemUUID: String, filesystem: String) throws {
         let fm = FileManager.default
+        var binds: [(String, String)] = []
         for (target, source) in AquariumLayout.bindDirectories {
             let state = stateDirectory + "/" + source
             let targetPath = inRoot(target)
-            try fm.createDirectory(atPath: targetPath, withIntermediateDirectories: true)
+            do {
+                try fm.createDirectory(atPath: targetPath, withIntermediateDirectories: true)
+                binds.append((target, source))
+            } catch {
+                // E.g. /var/lib/ceph on a read-only image without Ceph: nothing there to keep.
+                logger.warning("cannot create \(targetPath) (\(error)); it is not bound to the system disk")
+            }
             if !fm.fileExists(atPath: state) {
-                // First time: carry over what the image already has there (copy, then rename: crash-safe).
+                // First time: carry over what the image already has there, with its owner and mode
+                // (copy to a staging name, then rename: crash-safe).
                 let staging = state + ".staging"
                 try? fm.removeItem(atPath: staging)
-                try fm.createDirectory(atPath: staging, withIntermediateDirectories: true)
-                if !isMountpoint(targetPath) {
-                    try Command("cp", ["-a", "--", targetPath + "/.", staging]).run()
+                try fm.createDirectory(atPath: (state as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                if fm.fileExists(atPath: targetPath) && !isMountpoint(targetPath) {
+                    try Command("cp", ["-a", "--", targetPath, staging]).run()
+                } else {
+                    try fm.createDirectory(atPath: staging, withIntermediateDirectories: true)
                 }
                 try fm.moveItem(atPath: staging, toPath: state)
             }
@@ -361,8 +373,7 @@ public struct ApplyEngine {
         for name in [AquariumLayout.etcUpper, AquariumLayout.etcWork] {
             try fm.createDirectory(atPath: stateDirectory + "/" + name, withIntermediateDirectories: true)
         }
-        try writeUnits(filesystemUUID: filesystemUUID, filesystem: filesystem)
-        for (target, source) in AquariumLayout.bindDirectories where !isMountpoint(inRoot(target)) {
+        for (target, source) in binds where !isMountpoint(inRoot(target)) {
             try Command("mount", ["--bind", stateDirectory + "/" + source, inRoot(target)]).run()
         }
         let etc = inRoot("/etc")
@@ -372,6 +383,9 @@ public struct ApplyEngine {
                                   "lowerdir=\(etc),upperdir=\(stateDirectory)/\(AquariumLayout.etcUpper),"
                                   + "workdir=\(stateDirectory)/\(AquariumLayout.etcWork)", etc]).run()
         }
+        // After the overlay: the units land in this node's /etc layer on the system disk, never in the image's
+        // (read-only) /etc.
+        try writeUnits(filesystemUUID: filesystemUUID, filesystem: filesystem)
     }
 
     func writeUnits(filesystemUUID: String, filesystem: String) throws {
