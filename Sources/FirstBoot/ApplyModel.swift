@@ -83,6 +83,24 @@ public struct NodeRecord: Codable, Equatable, Sendable {
         public var partitionUUIDs: [String: String]
         public var filesystem: String
         public var filesystemUUID: String
+
+        enum CodingKeys: String, CodingKey {
+            case stableIdentity, path, wwn, serial, byId, diskGUID, partitionUUIDs, filesystem, filesystemUUID
+        }
+
+        /// Unknown values are null, never missing.
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(stableIdentity, forKey: .stableIdentity)
+            try c.encode(path, forKey: .path)
+            try c.encode(wwn, forKey: .wwn)
+            try c.encode(serial, forKey: .serial)
+            try c.encode(byId, forKey: .byId)
+            try c.encode(diskGUID, forKey: .diskGUID)
+            try c.encode(partitionUUIDs, forKey: .partitionUUIDs)
+            try c.encode(filesystem, forKey: .filesystem)
+            try c.encode(filesystemUUID, forKey: .filesystemUUID)
+        }
     }
 
     public struct StorageDisk: Codable, Equatable, Sendable {
@@ -92,6 +110,18 @@ public struct NodeRecord: Codable, Equatable, Sendable {
         public var serial: String?
         public var byId: [String]
         public var sizeBytes: UInt64
+
+        enum CodingKeys: String, CodingKey { case stableIdentity, path, wwn, serial, byId, sizeBytes }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(stableIdentity, forKey: .stableIdentity)
+            try c.encode(path, forKey: .path)
+            try c.encode(wwn, forKey: .wwn)
+            try c.encode(serial, forKey: .serial)
+            try c.encode(byId, forKey: .byId)
+            try c.encode(sizeBytes, forKey: .sizeBytes)
+        }
     }
 
     public var version: Int = 1
