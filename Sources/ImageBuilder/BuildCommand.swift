@@ -1,0 +1,150 @@
+import ArgumentParser
+import CommandSupport
+import Foundation
+import Logging
+
+/// The whole build: description -> cached root filesystem -> customised tree -> artifacts.
+public struct ImageBuild {
+    public struct Options: Sendable {
+        public var descriptionDirectory: String
+        public var outputDirectory: String
+        public var mirror: String?
+        public var cacheDirectory: String
+        public var profile: String?
+        public var tools: [String]
+        public var compress: Bool
+        public var keepRoot: Bool
+
+        public init(descriptionDirectory: String, outputDirectory: String, mirror: String? = nil, cacheDirectory: String,
+                    profile: String? = nil, tools: [String], compress: Bool = false, keepRoot: Bool = false) {
+            self.descriptionDirectory = descriptionDirectory
+            self.outputDirectory = outputDirectory
+            self.mirror = mirror
+            self.cacheDirectory = cacheDirectory
+            self.profile = profile
+            self.tools = tools
+            self.compress = compress
+            self.keepRoot = keepRoot
+        }
+    }
+
+    public struct Result: Sendable {
+        public var stick: StickBuilder.Result
+        public var rootArchive: String
+        public var rootFromCache: Bool
+        public var steps: [(String, Double)]
+    }
+
+    public var logger: Logger
+    public var reporter: Reporter
+
+    public init(logger: Logger, reporter: Reporter) {
+        self.logger = logger
+        self.reporter = reporter
+    }
+
+    public func run(_ options: Options) throws(ImageError) -> Result {
+        guard getuid() == 0 else {
+            throw .invalid("aquarium-image build", "needs root (debootstrap, chroot, file owners); run it with sudo")
+        }
+        let description = try ImageDescription.load(directory: options.descriptionDirectory)
+        let profile = options.profile ?? description.defaultProfile
+        let packages = try description.packages(profile: profile)
+        let identity = BuildIdentity(imageName: description.name, epoch: try BuildIdentity.epochFromEnvironment())
+        let mirror: String
+        if let given = options.mirror { mirror = given } else { mirror = try AptSources.mirror(suite: description.suite) }
+        for tool in options.tools where !FileManager.default.isExecutableFile(atPath: tool) {
+            throw .invalid(tool, "is not an executable; build the tools with `swift build -c release --static-swift-stdlib`")
+        }
+        for tool in options.tools where Self.linksSwiftRuntimeDynamically(tool) {
+            reporter.line("warning: \(tool) links the Swift runtime dynamically and will not run in the image; "
+                          + "build it with --static-swift-stdlib")
+        }
+        var steps: [(String, Double)] = []
+        func timed<T>(_ name: String, _ body: () throws(ImageError) -> T) throws(ImageError) -> T {
+            let start = Date()
+            let value = try body()
+            steps.append((name, Date().timeIntervalSince(start)))
+            return value
+        }
+        let rootfs = RootfsBuilder(logger: logger, reporter: reporter)
+        let (archive, cached) = try timed("root filesystem (cache)") { () throws(ImageError) in
+            try rootfs.cachedRoot(description: description, packages: packages, mirror: mirror,
+                                  cacheDirectory: options.cacheDirectory)
+        }
+        let output = URL(fileURLWithPath: options.outputDirectory).standardized.path
+        let root = output + "/.rootfs-\(description.name)"
+        defer { if !options.keepRoot { try? rootfs.removeTree(root) } }
+        try timed("extract root filesystem") { () throws(ImageError) in
+            reporter.line("extracting \(archive)")
+            try rootfs.extract(archive, to: root)
+        }
+        let keys = description.trustedSeedKeys.map { options.descriptionDirectory + "/" + $0 }
+        let overlay = options.descriptionDirectory + "/overlay"
+        try timed("customise (overlay, tools, units, initramfs)") { () throws(ImageError) in
+            try rootfs.customise(root: root, with: RootfsBuilder.Customisation(
+                overlay: FileManager.default.fileExists(atPath: overlay) ? overlay : nil,
+                tools: options.tools, trustedKeys: keys, units: description.units,
+                rootPartitionGUID: identity.partitionGUID(.root),
+                release: ["NAME": description.name, "SUITE": description.suite, "ARCHITECTURE": description.architecture,
+                          "PROFILE": profile, "ROOTFS_KEY": description.rootCacheKey(packages: packages),
+                          "BUILD_EPOCH": String(identity.epoch), "VERSION": AquariumVersion.string],
+                epoch: identity.epoch))
+        }
+        let boot = try RootfsBuilder.bootFiles(root: root)
+        let stick = try StickBuilder(logger: logger, reporter: reporter).assemble(
+            rootTree: root, boot: boot, commandLine: description.kernelCommandLine, layout: description.layout, identity: identity,
+            outputDirectory: output, compress: options.compress)
+        steps += stick.steps
+        let total = steps.reduce(0) { $0 + $1.1 }
+        reporter.line(String(format: "built %@ in %.1f s (root filesystem %@)", stick.artifacts.image, total,
+                             cached ? "from the cache" : "debootstrapped and cached"))
+        return Result(stick: stick, rootArchive: archive, rootFromCache: cached, steps: steps)
+    }
+
+    static func linksSwiftRuntimeDynamically(_ path: String) -> Bool {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? handle.close() }
+        // The dynamic section names needed libraries near the start of the file; 4 MiB covers it.
+        let head = (try? handle.read(upToCount: 4 << 20)) ?? Data()
+        return head.range(of: Data("libswiftCore.so".utf8)) != nil
+    }
+}
+
+/// `aquarium-image build`.
+public struct BuildCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "build",
+        abstract: "Build the USB stick image: debootstrap (cached), overlay, our tools, initramfs, GPT image, bmap, checksums.",
+        discussion: """
+            Needs root. The Debian mirror comes from this host's apt sources unless --mirror is given. The root \
+            filesystem is cached in --cache keyed by suite, architecture and packages, so a rebuild does not download \
+            again. With SOURCE_DATE_EPOCH set, two builds from the same cache give a byte-identical NAME.raw.
+            """)
+
+    @OptionGroup public var global: GlobalOptions
+    @Option(name: .long, help: "The image description directory (aquarium.yaml + overlay/).") public var description = "image"
+    @Option(name: .long, help: "Where the artifacts go.") public var output = "out"
+    @Option(name: .long, help: "Debian mirror URL (default: this host's apt source for the suite).") public var mirror: String?
+    @Option(name: .long, help: "Root filesystem cache directory.") public var cache = "/var/cache/aquarium-image"
+    @Option(name: .long, help: "Package profile from the description (default: its default_profile).") public var profile: String?
+    @Option(name: .long, help: "An executable to install in /usr/local/bin (repeatable; default: aquarium-firstboot, aquarium-provision and aquarium-image beside this tool).")
+    public var tool: [String] = []
+    @Flag(name: .long, help: "Also write NAME.raw.zst.") public var compress = false
+    @Flag(name: .customLong("keep-root"), help: "Keep the customised root tree (OUTPUT/.rootfs-NAME) for inspection.") public var keepRoot = false
+    @Flag(name: .long, help: "No progress or summary.") public var quiet = false
+
+    public init() {}
+
+    public func run() throws {
+        var tools = tool
+        if tools.isEmpty {
+            let directory = (Bundle.main.executablePath.map { ($0 as NSString).deletingLastPathComponent }) ?? "."
+            tools = ["aquarium-firstboot", "aquarium-provision", "aquarium-image"].map { directory + "/" + $0 }
+        }
+        let result = try ImageBuild(logger: global.logger("aquarium.image.build"), reporter: Reporter(quiet: quiet)).run(
+            ImageBuild.Options(descriptionDirectory: description, outputDirectory: output, mirror: mirror, cacheDirectory: cache,
+                               profile: profile, tools: tools, compress: compress, keepRoot: keepRoot))
+        print(result.stick.artifacts.image)
+    }
+}

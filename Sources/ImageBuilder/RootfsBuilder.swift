@@ -1,0 +1,290 @@
+import Archive
+import Exec
+import Foundation
+import Logging
+
+/// The root filesystem of the image: debootstrap + apt into a cached archive, then customised per build.
+public struct RootfsBuilder {
+    public var logger: Logger
+    public var reporter: Reporter
+
+    public init(logger: Logger = Logger(label: "aquarium.image.rootfs"), reporter: Reporter = Reporter(quiet: true)) {
+        self.logger = logger
+        self.reporter = reporter
+    }
+
+    /// The cached root filesystem archive for these inputs, created when missing. Returns its path and
+    /// whether it came from the cache.
+    public func cachedRoot(description: ImageDescription, packages: [String], mirror: String,
+                           cacheDirectory: String) throws(ImageError) -> (path: String, cached: Bool) {
+        let key = description.rootCacheKey(packages: packages)
+        let archive = cacheDirectory + "/rootfs-\(description.suite)-\(description.architecture)-\(key).tar.zst"
+        if FileManager.default.fileExists(atPath: archive) {
+            reporter.line("root filesystem from the cache: \(archive)")
+            return (archive, true)
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: cacheDirectory, withIntermediateDirectories: true)
+        } catch {
+            throw .failure(cacheDirectory, "cannot create the cache directory: \(error)")
+        }
+        let work = cacheDirectory + "/.debootstrap-\(key)"
+        try? removeTree(work)
+        defer { try? removeTree(work) }
+        reporter.line("debootstrap \(description.suite)/\(description.architecture) (\(description.variant)) from \(mirror)")
+        try runTool(Command("debootstrap", ["--variant=\(description.variant)", "--arch=\(description.architecture)",
+                                            "--components=\(description.components.joined(separator: ","))",
+                                            description.suite, work, mirror]),
+                    subject: work, what: "debootstrap", logger: logger)
+        reporter.line("installing \(packages.count) packages with apt in the chroot")
+        try withChrootMounts(work) { () throws(ImageError) in
+            try write("deb \(mirror) \(description.suite) \(description.components.joined(separator: " "))\n",
+                      to: work + "/etc/apt/sources.list")
+            // No daemon starts inside the chroot.
+            try write("#!/bin/sh\nexit 101\n", to: work + "/usr/sbin/policy-rc.d", mode: 0o755)
+            let environment = ["DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C.UTF-8"]
+            try runTool(Command("chroot", [work, "apt-get", "update", "-q"], environment: environment),
+                        subject: work, what: "apt-get update in the chroot", logger: logger)
+            try runTool(Command("chroot", [work, "apt-get", "install", "-y", "-q", "--no-install-recommends"] + packages,
+                                environment: environment),
+                        subject: work, what: "installing the packages in the chroot", logger: logger)
+            try runTool(Command("chroot", [work, "apt-get", "clean"], environment: environment),
+                        subject: work, what: "apt-get clean in the chroot", logger: logger)
+        }
+        try? FileManager.default.removeItem(atPath: work + "/usr/sbin/policy-rc.d")
+        try removeContents(work + "/var/lib/apt/lists", keeping: ["lock", "partial"])
+        reporter.line("writing the root filesystem cache \(archive)")
+        let partial = archive + ".partial"
+        do {
+            let writer = try ArchiveWriter(path: partial, compression: .zstd)
+            try writer.addTree(work)
+            try writer.finish()
+        } catch {
+            try? FileManager.default.removeItem(atPath: partial)
+            throw .failure(archive, "writing the root filesystem archive failed: \(error)")
+        }
+        guard rename(partial, archive) == 0 else { throw .failure(archive, "cannot move the archive into place: \(errnoText())") }
+        return (archive, false)
+    }
+
+    /// Extracts the cached archive into `root` (replaced).
+    public func extract(_ archive: String, to root: String) throws(ImageError) {
+        try? removeTree(root)
+        do {
+            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+            try ArchiveReader(path: archive).extract(to: root)
+        } catch {
+            throw .failure(archive, "extracting the root filesystem into \(root) failed: \(error)")
+        }
+    }
+
+    /// What the build adds to a root tree.
+    public struct Customisation: Sendable {
+        public var overlay: String?
+        /// Host executables copied to /usr/local/bin.
+        public var tools: [String]
+        /// Public seed key files copied to /etc/aquarium/trusted-seed-keys.
+        public var trustedKeys: [String]
+        public var units: [String]
+        public var rootPartitionGUID: UUID
+        public var release: [String: String]
+        public var epoch: Int64
+
+        public init(overlay: String?, tools: [String], trustedKeys: [String], units: [String], rootPartitionGUID: UUID,
+                    release: [String: String], epoch: Int64) {
+            self.overlay = overlay
+            self.tools = tools
+            self.trustedKeys = trustedKeys
+            self.units = units
+            self.rootPartitionGUID = rootPartitionGUID
+            self.release = release
+            self.epoch = epoch
+        }
+    }
+
+    /// Overlay, tools, keys, units, fstab, identity files; then the initramfs in the chroot.
+    public func customise(root: String, with custom: Customisation) throws(ImageError) {
+        var units = custom.units
+        if let overlay = custom.overlay {
+            try copyTree(overlay, into: root)
+            units += try Self.installableUnits(in: overlay)
+        }
+        for tool in custom.tools {
+            try copyFile(tool, to: root + "/usr/local/bin/" + (tool as NSString).lastPathComponent, mode: 0o755)
+        }
+        let keys = root + "/" + StickContent.trustedSeedKeysDirectory
+        try makeDirectory(keys)
+        for key in custom.trustedKeys {
+            try copyFile(key, to: keys + "/" + (key as NSString).lastPathComponent, mode: 0o644)
+        }
+        try write("PARTUUID=\(custom.rootPartitionGUID.uuidString.lowercased()) / ext4 rw,noatime 0 1\n", to: root + "/etc/fstab")
+        // No identity of the build host and none shared between nodes: systemd makes a machine id on first boot,
+        // FirstBoot sets the host name from the seed.
+        try write("", to: root + "/etc/machine-id", mode: 0o444)
+        try? FileManager.default.removeItem(atPath: root + "/var/lib/dbus/machine-id")
+        try? FileManager.default.removeItem(atPath: root + "/etc/hostname")
+        try write("127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n", to: root + "/etc/hosts")
+        try? FileManager.default.removeItem(atPath: root + "/etc/resolv.conf")
+        for name in ["ssh_host_rsa_key", "ssh_host_ecdsa_key", "ssh_host_ed25519_key"] {
+            // Generated per node on first boot (openssh-server's sshd-keygen / dpkg-reconfigure).
+            try? FileManager.default.removeItem(atPath: root + "/etc/ssh/" + name)
+            try? FileManager.default.removeItem(atPath: root + "/etc/ssh/" + name + ".pub")
+        }
+        try write(custom.release.keys.sorted().map { "\($0)=\(custom.release[$0] ?? "")\n" }.joined(),
+                  to: root + "/etc/aquarium/image-release")
+
+        let environment = ["SOURCE_DATE_EPOCH": String(custom.epoch), "LC_ALL": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive"]
+        try withChrootMounts(root) { () throws(ImageError) in
+            for unit in Array(Set(units)).sorted() {
+                try runTool(Command("chroot", [root, "systemctl", "enable", unit], environment: environment), subject: root,
+                            what: "enabling \(unit)", logger: logger)
+            }
+            if FileManager.default.fileExists(atPath: root + "/usr/sbin/update-initramfs") {
+                reporter.line("generating the initramfs")
+                try runTool(Command("chroot", [root, "update-initramfs", "-u", "-k", "all"], environment: environment),
+                            subject: root, what: "update-initramfs in the chroot", logger: logger)
+            }
+        }
+        // Nothing of the build host's session stays.
+        // /run is a tmpfs on the node; what the chroot tools left there (blkid's cache with a time stamp) goes.
+        try removeContents(root + "/run", keeping: [])
+        try removeContents(root + "/tmp", keeping: [])
+        try removeContents(root + "/var/tmp", keeping: [])
+        try? FileManager.default.removeItem(atPath: root + "/var/cache/ldconfig/aux-cache")
+    }
+
+    /// The kernel and initrd of the newest kernel in `root`/boot.
+    public static func bootFiles(root: String, bootloader: String? = nil) throws(ImageError) -> StickContent.BootFiles {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: root + "/boot")) ?? [])
+        let versions = names.filter { $0.hasPrefix("vmlinuz-") }.map { String($0.dropFirst("vmlinuz-".count)) }
+            .sorted { $0.compare($1, options: .numeric) == .orderedAscending }
+        guard let version = versions.last else { throw .invalid(root + "/boot", "holds no kernel (vmlinuz-*); is linux-image-amd64 in the packages?") }
+        let initrd = root + "/boot/initrd.img-" + version
+        guard FileManager.default.fileExists(atPath: initrd) else { throw .invalid(initrd, "is missing; update-initramfs did not run") }
+        let efi = bootloader ?? root + "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
+        guard FileManager.default.fileExists(atPath: efi) else {
+            throw .invalid(efi, "systemd-boot's EFI binary is missing; add systemd-boot-efi to the packages")
+        }
+        return StickContent.BootFiles(kernel: root + "/boot/vmlinuz-" + version, initrd: initrd, bootloader: efi)
+    }
+
+    /// Units under `overlay` (etc/systemd/system, usr/lib/systemd/system) with an [Install] section.
+    static func installableUnits(in overlay: String) throws(ImageError) -> [String] {
+        var units: [String] = []
+        for directory in ["etc/systemd/system", "usr/lib/systemd/system", "lib/systemd/system"] {
+            let path = overlay + "/" + directory
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted()
+            for name in names where [".service", ".socket", ".timer", ".target", ".path", ".mount"].contains(where: name.hasSuffix) {
+                var info = stat()
+                guard lstat(path + "/" + name, &info) == 0, info.st_mode & S_IFMT == S_IFREG,
+                      let text = try? String(contentsOfFile: path + "/" + name, encoding: .utf8) else { continue }
+                if text.split(separator: "\n").contains(where: { $0.trimmingCharacters(in: .whitespaces) == "[Install]" }) {
+                    units.append(name)
+                }
+            }
+        }
+        return units
+    }
+
+    // MARK: - chroot mounts
+
+    /// Mounts /proc, /sys and /dev inside `root` for `body`, and always unmounts them again.
+    func withChrootMounts(_ root: String, _ body: () throws(ImageError) -> Void) throws(ImageError) {
+        var mounted: [String] = []
+        defer {
+            for point in mounted.reversed() {
+                if (try? Command("umount", [point]).run()) == nil {
+                    logger.warning("\(point) is busy; detaching it lazily")
+                    _ = try? Command("umount", ["--lazy", point]).run()
+                }
+            }
+        }
+        for (source, type, point) in [("proc", "proc", "/proc"), ("sysfs", "sysfs", "/sys"), ("/dev", "bind", "/dev")] {
+            let target = root + point
+            try makeDirectory(target)
+            let arguments = type == "bind" ? ["--bind", source, target] : ["-t", type, source, target]
+            try runTool(Command("mount", arguments), subject: target, what: "mounting \(point) for the chroot", logger: logger)
+            mounted.append(target)
+        }
+        try body()
+    }
+
+    // MARK: - files
+
+    func write(_ text: String, to path: String, mode: mode_t = 0o644) throws(ImageError) {
+        try makeDirectory((path as NSString).deletingLastPathComponent)
+        try? FileManager.default.removeItem(atPath: path)
+        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: Int(mode)]) else {
+            throw .failure(path, "cannot write the file")
+        }
+    }
+
+    func makeDirectory(_ path: String) throws(ImageError) {
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } catch {
+            throw .failure(path, "cannot create the directory: \(error)")
+        }
+    }
+
+    func copyFile(_ source: String, to destination: String, mode: mode_t) throws(ImageError) {
+        guard FileManager.default.isReadableFile(atPath: source) else { throw .invalid(source, "is missing or unreadable") }
+        try makeDirectory((destination as NSString).deletingLastPathComponent)
+        do {
+            try? FileManager.default.removeItem(atPath: destination)
+            try FileManager.default.copyItem(atPath: URL(fileURLWithPath: source).resolvingSymlinksInPath().path, toPath: destination)
+        } catch {
+            throw .failure(destination, "cannot copy \(source): \(error)")
+        }
+        guard chmod(destination, mode) == 0, chown(destination, 0, 0) == 0 else {
+            throw .failure(destination, "cannot set owner and mode: \(errnoText())")
+        }
+    }
+
+    /// Copies the overlay over `root`: directories merged, files and symlinks replaced, owned by root.
+    func copyTree(_ source: String, into root: String) throws(ImageError) {
+        for entry in try FileTree(path: source).entries() {
+            let from = source + "/" + entry.relativePath
+            let to = root + "/" + entry.relativePath
+            var info = stat()
+            guard lstat(from, &info) == 0 else { throw .failure(from, "cannot stat: \(errnoText())") }
+            switch entry.kind {
+            case .directory:
+                var existing = stat()
+                if lstat(to, &existing) != 0 {
+                    try makeDirectory(to)
+                    _ = chmod(to, info.st_mode & 0o7777)
+                }
+            case .file:
+                try copyFile(from, to: to, mode: info.st_mode & 0o7777)
+            case .symlink:
+                guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: from) else {
+                    throw .failure(from, "cannot read the symlink")
+                }
+                try? FileManager.default.removeItem(atPath: to)
+                guard symlink(target, to) == 0 else { throw .failure(to, "cannot create the symlink: \(errnoText())") }
+                _ = lchown(to, 0, 0)
+            case .other:
+                throw .invalid(from, "the overlay may hold only files, directories and symlinks")
+            }
+        }
+    }
+
+    func removeTree(_ path: String) throws {
+        // Never follow into a mount that a crashed earlier build left behind.
+        for point in ["/proc", "/sys", "/dev"] { _ = try? Command("umount", ["--lazy", path + point]).run() }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            try Command("rm", ["-rf", "--one-file-system", path]).run()
+        }
+    }
+
+    func removeContents(_ directory: String, keeping: Set<String>) throws(ImageError) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        for name in names where !keeping.contains(name) {
+            do { try FileManager.default.removeItem(atPath: directory + "/" + name) } catch {
+                throw .failure(directory + "/" + name, "cannot remove: \(error)")
+            }
+        }
+    }
+}
