@@ -1,0 +1,79 @@
+import Exec
+import Foundation
+import ImageBuilder
+import Testing
+import TestSupport
+
+/// The real build: debootstrap from the host's mirror (cached), apt in the chroot, initramfs, image.
+/// Takes about 2.5 minutes the first time (about 40 s from the cache); CI sets AQUARIUM_FULL_BUILD=1.
+@Suite("full Debian build (AQUARIUM_FULL_BUILD=1)", .serialized,
+       .enabled(if: ProcessInfo.processInfo.environment["AQUARIUM_FULL_BUILD"] == "1"))
+struct FullBuildTests {
+    static let cache = ProcessInfo.processInfo.environment["AQUARIUM_IMAGE_CACHE"] ?? "/var/cache/aquarium-image"
+
+    /// The package root: the description lives in image/.
+    static var packageRoot: String {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url = url.deletingLastPathComponent() }
+        return url.path
+    }
+
+    func build(_ output: String) throws -> CommandResult {
+        let tools = try ["aquarium-image", "aquarium-firstboot", "aquarium-provision"].map { try Products.path($0) }
+        return try Command(try Products.path("aquarium-image"),
+                           ["build", "--description", Self.packageRoot + "/image", "--output", output, "--cache", Self.cache,
+                            "--profile", "minimal"] + tools.flatMap { ["--tool", $0] },
+                           environment: ["SOURCE_DATE_EPOCH": "1700000000"]).run(acceptedStatuses: Set(0...255))
+    }
+
+    @Test("minimal profile: builds, rebuilds from the cache byte-identically, and holds what a node needs")
+    func minimal() throws {
+        guard try Capabilities.require(programs: ImageFixtures.programs + ["debootstrap", "chroot"]) else { return }
+        try withTemporaryDirectory { directory in
+            let first = try build(directory + "/one")
+            try #require(first.status == 0, "build: \(first.errorOutput)")
+            let second = try build(directory + "/two")
+            try #require(second.status == 0, "build: \(second.errorOutput)")
+            #expect(second.errorOutput.contains("root filesystem from the cache"))
+            let image = directory + "/one/aquarium.raw"
+            #expect(try FileDigest.sha256(path: image) == FileDigest.sha256(path: directory + "/two/aquarium.raw"))
+
+            let table = try ImageFixtures.sfdisk(image)
+            let parts = try #require(table["partitions"] as? [[String: Any]])
+            try #require(parts.count == 3)
+            let rootStart = try #require(parts[1]["start"] as? Int)
+            let espStart = try #require(parts[0]["start"] as? Int)
+            let rootUUID = try #require(parts[1]["uuid"] as? String).lowercased()
+            let ext4 = "\(image)?offset=\(rootStart * 512)"
+            let fsck = try Command("e2fsck", ["-fn", ext4]).run(acceptedStatuses: Set(0...255))
+            #expect(fsck.status == 0, "\(fsck.output)")
+
+            func cat(_ path: String) throws -> CommandResult {
+                try Command("debugfs", ["-R", "cat \(path)", ext4]).run(acceptedStatuses: Set(0...255))
+            }
+            #expect(try cat("/etc/machine-id").standardOutput.isEmpty)
+            let hostname = try Command("debugfs", ["-R", "stat /etc/hostname", ext4]).run(acceptedStatuses: Set(0...255))
+            #expect(hostname.errorOutput.contains("File not found"))
+            #expect(try cat("/etc/fstab").output.contains("PARTUUID=\(rootUUID) / ext4"))
+            #expect(try cat("/etc/aquarium/image-release").output.contains("PROFILE=minimal"))
+            #expect(try cat("/etc/issue.d/aquarium.issue").output.contains("Aquarium storage node"))
+            let tools = try Command("debugfs", ["-R", "ls -p /usr/local/bin", ext4]).run().output
+            for tool in ["aquarium-image", "aquarium-firstboot", "aquarium-provision"] { #expect(tools.contains("/\(tool)/")) }
+            let runDirectory = try Command("debugfs", ["-R", "ls -p /run", ext4]).run().output
+            #expect(runDirectory.split(separator: "\n").count == 2, "only . and .. in /run: \(runDirectory)")
+
+            // The ESP boots the image's own kernel and initrd with systemd-boot.
+            let mtools = ["MTOOLSRC": "/dev/null", "MTOOLS_SKIP_CHECK": "1"]
+            let esp = "\(image)@@\(espStart * 512)"
+            let entry = try Command("mtype", ["-i", esp, "::/loader/entries/aquarium.conf"], environment: mtools).run().output
+            #expect(entry.contains("root=PARTUUID=\(rootUUID)"))
+            let boot = try Command("debugfs", ["-R", "ls -p /boot", ext4]).run().output
+            let kernel = try #require(boot.split(separator: "/").first { $0.hasPrefix("vmlinuz-") }.map(String.init))
+            let fromRoot = try cat("/boot/" + kernel).standardOutput
+            let fromESP = try Command("mtype", ["-i", esp, "::/aquarium/vmlinuz"], environment: mtools).run().standardOutput
+            #expect(!fromRoot.isEmpty && fromRoot == fromESP)
+            let efi = try Command("mtype", ["-i", esp, "::/EFI/BOOT/BOOTX64.EFI"], environment: mtools).run().standardOutput
+            #expect(efi == (try cat("/usr/lib/systemd/boot/efi/systemd-bootx64.efi").standardOutput))
+        }
+    }
+}
