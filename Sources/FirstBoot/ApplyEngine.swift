@@ -63,7 +63,8 @@ public struct ApplyEngine {
     /// Inventories the disks, reads their step journals and plans.
     public func plan(seed: Seed) throws -> (Plan, Inventory) {
         let scanner = InventoryScanner(options: InventoryOptions(onlyNames: options.onlyDevices), logger: logger)
-        let inventory = try scanner.scan()
+        var inventory = try scanner.scan()
+        FullMountTable.correct(&inventory)
         var interrupted: Set<String> = []
         for disk in inventory.disks where !disk.isCdrom {
             if let record = StepJournal.read(device: disk.path), !record.isComplete,
@@ -317,9 +318,7 @@ public struct ApplyEngine {
 
     var stateDirectory: String { inRoot(AquariumLayout.stateMountpoint) }
 
-    func isMountpoint(_ path: String) -> Bool {
-        MountTable.current().entries.contains { $0.mountpoint == path }
-    }
+    func isMountpoint(_ path: String) -> Bool { FullMountTable.isMountpoint(path) }
 
     func mountState(partition: String, filesystem: String) throws {
         try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
@@ -503,7 +502,7 @@ public enum StateMounts {
         let points = [base + "/etc"] + AquariumLayout.bindDirectories.reversed().map { base + $0.target }
             + [base + AquariumLayout.stateMountpoint]
         for point in points {
-            while MountTable.current().entries.contains(where: { $0.mountpoint == point }) {
+            while FullMountTable.isMountpoint(point) {
                 if (try? Command("umount", [point]).run()) == nil {
                     _ = try? Command("umount", ["--lazy", point]).run()
                     break

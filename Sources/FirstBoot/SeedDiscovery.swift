@@ -127,7 +127,9 @@ public struct SeedFinder {
     /// Finds, verifies and loads the seed. `mounts` collects what was mounted (caller unmounts).
     public func find(explicitPath: String?, mounts: inout [String]) throws -> LoadedSeed {
         if let explicitPath { return try load(fromPathOrVolume: explicitPath, via: "--seed") }
-        let commandLine = (try? String(contentsOfFile: commandLinePath, encoding: .utf8)) ?? ""
+        // Read to the end (a /proc file's size reads as 0; String(contentsOfFile:) would stop at 4 KiB).
+        let commandLine = FileHandle(forReadingAtPath: commandLinePath)
+            .flatMap { try? $0.readToEnd() }.map { String(decoding: $0, as: UTF8.self) } ?? ""
         switch SeedDiscovery.parseCommandLine(commandLine) {
         case .path(let path)?:
             return try load(fromPathOrVolume: path, via: "aquarium.seed= on the kernel command line")

@@ -167,10 +167,20 @@ struct ApplyDeviceTests {
         let prepare: (String) throws -> Void = { file in try Command("mkfs.ext4", ["-q", "-F", file]).run() }
         try LoopDevice.with(.init(sizeBytes: Harness.gib), prepare: prepare) { disk in
             try Harness.withRoot { root in
+                // Grow the mount table well past 4 KiB first: the disk's mount must be found however long it is.
+                var binds: [String] = []
+                defer { for bind in binds.reversed() { _ = try? Command("umount", [bind]).run() } }
+                for index in 0..<80 {
+                    let bind = root + "/../binds/\(index)"
+                    try FileManager.default.createDirectory(atPath: bind, withIntermediateDirectories: true)
+                    try Command("mount", ["--bind", root + "/../binds", bind]).run()
+                    binds.append(bind)
+                }
                 let mountpoint = root + "/../mnt"
                 try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
                 try Command("mount", [disk.path, mountpoint]).run()
                 defer { _ = try? Command("umount", [mountpoint]).run() }
+                #expect(FullMountTable.read().entries.count > 80)
                 let seed = try Harness.writeSeed(root + "/..", Harness.seedText(disks: [
                     "  system:", "    match: {min_size: 512MiB}", "    wipe: always"]))
                 let run = try Harness.apply(seed: seed, root: root, devices: [disk])

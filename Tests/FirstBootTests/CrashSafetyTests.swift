@@ -59,17 +59,16 @@ struct CrashSafetyTests {
             try Self.scenario { disk, other, root, seed in
                 let before = try Harness.sha256(other.path)
                 let delay = UInt32.random(in: 0...900, using: &random)
-                // In its own session, so the kill takes its children (mkfs, mount) too, like a power cut.
                 let process = Process()
-                process.executableURL = URL(fileURLWithPath: try #require(Command.resolve("setsid")))
-                process.arguments = [tool, "apply", "--seed", seed, "--root", root, "--yes", "--no-handoff",
+                process.executableURL = URL(fileURLWithPath: tool)
+                process.arguments = ["apply", "--seed", seed, "--root", root, "--yes", "--no-handoff",
                                      "--only-device", disk.name, "--only-device", other.name] + Harness.hermetic
                 process.standardOutput = FileHandle.nullDevice
                 process.standardError = FileHandle.nullDevice
                 try process.run()
                 usleep(delay * 1000)
-                kill(-process.processIdentifier, SIGKILL)
-                kill(process.processIdentifier, SIGKILL)
+                // Like a power cut: the tool and whatever it runs (mkfs, mount) die together.
+                Self.killTree(process.processIdentifier)
                 process.waitUntilExit()
                 if round % 2 == 0 { StateMounts.unmount(root: root) }
                 let rerun = try Harness.apply(seed: seed, root: root, devices: [disk, other])
@@ -77,6 +76,37 @@ struct CrashSafetyTests {
                 try Harness.expectFinalState(device: disk, root: root, sectorSize: 512)
                 #expect(try Harness.sha256(other.path) == before, "seed \(seedValue) round \(round)")
             }
+        }
+    }
+
+    /// Stops `pid` (so it cannot start anything new), stops and collects all its descendants, then SIGKILLs them all.
+    static func killTree(_ pid: pid_t) {
+        kill(pid, SIGSTOP)
+        var all: [pid_t] = [pid]
+        var frontier: [pid_t] = [pid]
+        while let parent = frontier.popLast() {
+            for child in children(of: parent) where !all.contains(child) {
+                kill(child, SIGSTOP)
+                all.append(child)
+                frontier.append(child)
+            }
+        }
+        for process in all { kill(process, SIGKILL) }
+    }
+
+    /// Processes whose parent is `pid`, from /proc/<n>/stat (field 4, after the parenthesised command name).
+    static func children(of pid: pid_t) -> [pid_t] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { entry -> pid_t? in
+            guard let candidate = pid_t(entry),
+                  let handle = FileHandle(forReadingAtPath: "/proc/\(entry)/stat"),
+                  let data = try? handle.readToEnd() else { return nil }
+            try? handle.close()
+            let text = String(decoding: data, as: UTF8.self)
+            guard let close = text.lastIndex(of: ")") else { return nil }
+            let fields = text[text.index(after: close)...].split(separator: " ")
+            guard fields.count > 1, let parent = pid_t(fields[1]) else { return nil }
+            return parent == pid ? candidate : nil
         }
     }
 }

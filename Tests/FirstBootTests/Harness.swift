@@ -108,13 +108,8 @@ enum Harness {
 
     static func mountpoints(under root: String) -> [String] {
         let resolved = ApplyEngine.absolute(root)
-        return ((try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? "")
-            .split(separator: "\n").compactMap { line -> String? in
-                let fields = line.split(separator: " ")
-                guard fields.count > 4 else { return nil }
-                let point = String(fields[4])
-                return point.hasPrefix(resolved + "/") ? point : nil
-            }.sorted()
+        // Not String(contentsOfFile:): it stops after 4 KiB of a /proc file.
+        return FullMountTable.read().entries.map(\.mountpoint).filter { $0.hasPrefix(resolved + "/") }.sorted()
     }
 
     /// A target root, the mounts `apply` makes in it taken down however the body ends.
