@@ -139,9 +139,18 @@ public struct ApplyEngine {
                                     .init(stableIdentity: $0.stableIdentity, path: $0.path, wwn: $0.wwn, serial: $0.serial,
                                           byId: $0.byId, sizeBytes: $0.sizeBytes)
                                 },
+                                bootMedia: inventory.disks.first(where: \.isBootMedia).map {
+                                    .init(stableIdentity: $0.stableIdentity, path: $0.path, wwn: $0.wwn, serial: $0.serial,
+                                          byId: $0.byId, sizeBytes: $0.sizeBytes)
+                                },
+                                seedPath: "/" + NodeRecord.seedRelativePath,
                                 createdAt: identity.createdAt, updatedAt: timestamp())
         // The record is rewritten on every boot (paths and storage disks may change); createdAt is kept.
-        try step(.record) { record = try writeNodeRecord(record) }
+        try step(.record) {
+            // The verified seed for the Provisioner (it holds secrets: mode 0600), then the record that names it.
+            try writeAtomically(inRoot("/" + NodeRecord.seedRelativePath), loaded.data, mode: 0o600)
+            record = try writeNodeRecord(record)
+        }
         if var current = journal, !current.isComplete {
             current.sequence += 1
             current.completedAt = timestamp()
@@ -422,11 +431,12 @@ public struct ApplyEngine {
 }
 
 /// Writes `data` to a temporary file beside `path`, fsyncs, and renames it into place.
-func writeAtomically(_ path: String, _ data: Data) throws {
+func writeAtomically(_ path: String, _ data: Data, mode: mode_t = 0o644) throws {
     let directory = (path as NSString).deletingLastPathComponent
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     let temporary = path + ".tmp"
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    unlink(temporary)
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
     guard fd >= 0 else { throw ApplyError(.runtime, "cannot write \(temporary): \(errnoText())") }
     let written = data.withUnsafeBytes { write(fd, $0.baseAddress, data.count) }
     let synced = fsync(fd) == 0

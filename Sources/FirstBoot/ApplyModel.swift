@@ -131,12 +131,18 @@ public struct NodeRecord: Codable, Equatable, Sendable {
     public var seedSHA256: String
     public var systemDisk: SystemDisk
     public var storageDisks: [StorageDisk]
+    /// The disk FirstBoot was booted from (holding / or the seed volume), which the Provisioner must never touch.
+    public var bootMedia: StorageDisk?
+    /// The verified seed, copied (mode 0600) into the node's state for the Provisioner: `/var/lib/aquarium/seed.yaml`.
+    public var seedPath: String
     /// When the system disk was prepared.
     public var createdAt: String
     /// The last boot that mounted it.
     public var updatedAt: String
 
     public static let relativePath = "var/lib/aquarium/node.json"
+    /// Where the verified seed is copied, relative to the target root.
+    public static let seedRelativePath = "var/lib/aquarium/seed.yaml"
 }
 
 /// A loaded, verified seed and where it came from.
@@ -144,6 +150,8 @@ public struct LoadedSeed: Sendable {
     public var seed: Seed
     public var path: String
     public var sha256: String
+    /// The exact bytes that were verified and parsed.
+    public var data: Data
     /// Where reports go (`reports/` on the seed volume), when the seed came from a volume or directory.
     public var reportDirectory: String?
     /// A FAT seed volume read with mtools: reports are written back to `reports/` on this device with mtools.
@@ -151,10 +159,11 @@ public struct LoadedSeed: Sendable {
     /// How the seed's signature was checked, in words.
     public var trust: String
 
-    public init(seed: Seed, path: String, sha256: String, reportDirectory: String?, trust: String) {
+    public init(seed: Seed, path: String, sha256: String, data: Data, reportDirectory: String?, trust: String) {
         self.seed = seed
         self.path = path
         self.sha256 = sha256
+        self.data = data
         self.reportDirectory = reportDirectory
         self.trust = trust
     }

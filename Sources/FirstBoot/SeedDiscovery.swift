@@ -139,12 +139,15 @@ public struct SeedFinder {
             var loaded = try load(file: volume + "/" + relative, reportDirectory: fat == nil ? volume + "/reports" : nil,
                                   via: "aquarium.seed=LABEL=\(label):\(path)")
             loaded.reportFATDevice = fat
+            loaded.path = "LABEL=\(label):/" + relative
             return loaded
         case nil:
             let serial = SeedDiscovery.dmiSerial(path: dmiSerialPath)
             let candidates = SeedDiscovery.candidates(dmiSerial: serial, macs: SeedDiscovery.macAddresses(directory: netDirectory))
             let (volume, fat) = try openVolume(label: SeedDiscovery.volumeLabel, files: candidates, mounts: &mounts)
             var loaded = try load(fromPathOrVolume: volume, via: "the \(SeedDiscovery.volumeLabel) volume")
+            // Name the file as the operator knows it (the temporary copy or mount point goes away).
+            loaded.path = "LABEL=\(SeedDiscovery.volumeLabel):" + loaded.path.dropFirst(volume.count)
             if let fat {
                 loaded.reportDirectory = nil
                 loaded.reportFATDevice = fat
@@ -219,7 +222,7 @@ public struct SeedFinder {
         case .verified(let key): trustText = "signature verified with \(key)"
         }
         logger.notice("seed \(file) (from \(via)): \(trustText)")
-        return LoadedSeed(seed: seed, path: file, sha256: digest, reportDirectory: reportDirectory, trust: trustText)
+        return LoadedSeed(seed: seed, path: file, sha256: digest, data: data, reportDirectory: reportDirectory, trust: trustText)
     }
 
     /// The device holding the filesystem labelled `label` and its type; exactly one must exist.

@@ -23,6 +23,13 @@ struct ApplyDeviceTests {
                 #expect(run.status == 0, "\(run.output)\n\(run.errorOutput)")
                 #expect(run.output.contains("(create)"))
                 try Harness.expectFinalState(device: disk, root: root, sectorSize: sectorSize, filesystem: filesystem)
+                // The verified seed is handed to the Provisioner beside the record, readable by root only.
+                let record = try Harness.nodeRecord(root)
+                #expect(record.seedPath == "/var/lib/aquarium/seed.yaml")
+                #expect(FileManager.default.contents(atPath: root + record.seedPath) == FileManager.default.contents(atPath: seed))
+                let attributes = try FileManager.default.attributesOfItem(atPath: root + record.seedPath)
+                #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+                #expect(record.storageDisks.isEmpty && record.bootMedia == nil)
                 // The state directories are on the new filesystem: a file written through the bind lands there.
                 try Data("x".utf8).write(to: URL(fileURLWithPath: root + "/var/lib/ceph/probe"))
                 #expect(FileManager.default.fileExists(atPath: root + "/var/lib/aquarium-system/state/ceph/probe"))
