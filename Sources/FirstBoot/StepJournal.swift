@@ -49,7 +49,7 @@ public enum StepJournal {
             let json = Array(buffer[16..<(16 + length)])
             guard CRC32.checksum(json) == GPTBytes.le32(buffer, 12),
                   let record = try? JSONDecoder().decode(JournalRecord.self, from: Data(json)) else { continue }
-            if best == nil || record.sequence > best!.sequence { best = record }
+            if record.sequence > best?.sequence ?? 0 { best = record }
         }
         return best
     }

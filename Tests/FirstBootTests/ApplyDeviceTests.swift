@@ -146,17 +146,25 @@ struct ApplyDeviceTests {
         guard try Capabilities.require(programs: Self.tools) else { return }
         let prepare: (String) throws -> Void = { file in try Command("mkfs.xfs", ["-q", "-f", "-L", "data", file]).run() }
         try LoopDevice.withMany([.init(sizeBytes: 256 * Harness.mib)]) { small in
-            try LoopDevice.with(.init(sizeBytes: Harness.gib), prepare: prepare) { data in
+            try LoopDevice.with(.init(sizeBytes: 400 * Harness.mib), prepare: prepare) { data in
                 try LoopDevice.with(.init(sizeBytes: Harness.gib, readOnly: true)) { readOnly in
                     try Harness.withRoot { root in
-                        let seed = try Harness.writeSeed(root + "/..", Harness.seedText())
+                        // A seed volume directory: the refusal is also reported back to it.
+                        let volume = root + "/../volume"
+                        let seed = try Harness.writeSeed(volume, Harness.seedText(disks: ["  system:", "    match: {min_size: 300MiB}"]))
                         let hashes = try [small[0], data].map { try Harness.sha256($0.path) }
-                        let run = try Harness.apply(seed: seed, root: root, devices: [small[0], data, readOnly])
+                        let run = try Harness.apply(seed: volume, root: root, devices: [small[0], data, readOnly])
                         #expect(run.status == 3)
                         #expect(run.errorOutput.contains("rejected \(small[0].path): is smaller than disks.system.match.min_size"))
                         #expect(run.errorOutput.contains("rejected \(data.path): holds xfs 'data' (disks.system.wipe is never)"))
                         #expect(run.errorOutput.contains("rejected \(readOnly.path): is read-only"))
                         #expect(try [small[0], data].map { try Harness.sha256($0.path) } == hashes)
+                        let report = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf:
+                            URL(fileURLWithPath: volume + "/reports/node1.json"))) as? [String: Any])
+                        #expect(report["outcome"] as? String == "refused")
+                        #expect(report["exitCode"] as? Int == 3)
+                        let text = try String(contentsOfFile: volume + "/reports/node1.txt", encoding: .utf8)
+                        #expect(text.contains("rejected \(data.path): holds xfs 'data'"))
                         let plan = try Harness.plan(seed: seed, devices: [small[0], data, readOnly])
                         #expect(plan.status == 3)
                         let json = try Harness.planJSON(plan)
