@@ -33,8 +33,10 @@ public enum ArtifactWriter {
         }
         let directory = (image as NSString).deletingLastPathComponent
         let names = [image, bmapPath] + (compressed.map { [$0] } ?? [])
+        let imageName = (image as NSString).lastPathComponent
         let sums = try FileDigest.writeSums(directory: directory.isEmpty ? "." : directory,
-                                            files: names.map { ($0 as NSString).lastPathComponent })
+                                            files: names.map { ($0 as NSString).lastPathComponent },
+                                            known: map.imageDigest.map { [imageName: $0] } ?? [:])
         return ImageArtifacts(image: image, bmap: bmapPath, sums: sums, compressed: compressed, blockMap: map)
     }
 }

@@ -38,6 +38,8 @@ public struct BlockMap: Sendable, Equatable {
     public var blocksCount: UInt64
     public var checksumType: ChecksumType
     public var ranges: [Range]
+    /// The SHA-256 of the whole image, when the map was made from it (not part of the bmap format).
+    public var imageDigest: String?
 
     public init(version: String = "2.0", imageSize: UInt64, blockSize: UInt64, checksumType: ChecksumType = .sha256, ranges: [Range]) {
         self.version = version
@@ -46,6 +48,11 @@ public struct BlockMap: Sendable, Equatable {
         self.blocksCount = (imageSize + blockSize - 1) / blockSize
         self.checksumType = checksumType
         self.ranges = ranges
+    }
+
+    public static func == (a: BlockMap, b: BlockMap) -> Bool {
+        a.version == b.version && a.imageSize == b.imageSize && a.blockSize == b.blockSize && a.blocksCount == b.blocksCount
+            && a.checksumType == b.checksumType && a.ranges == b.ranges
     }
 
     public var mappedBlocksCount: UInt64 { ranges.reduce(0) { $0 + $1.blockCount } }
@@ -93,17 +100,47 @@ public struct BlockMap: Sendable, Equatable {
         }
         var map = BlockMap(imageSize: size, blockSize: blockSize, ranges: ranges)
         var done: UInt64 = 0
+        // One pass: each range's digest, and the whole file's (holes fed as zeros, never read).
+        var whole = SHA256()
+        var hashed: UInt64 = 0
+        let zeros = [UInt8](repeating: 0, count: 1 << 20)
+        func feedZeros(_ count: UInt64) {
+            var left = count
+            while left > 0 {
+                let n = Int(min(left, UInt64(zeros.count)))
+                zeros.withUnsafeBytes { whole.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                left -= UInt64(n)
+            }
+        }
         for index in map.ranges.indices {
             let (start, count) = map.byteRange(of: map.ranges[index])
-            map.ranges[index].checksum = try digest(fd: fd, path: path, offset: start, count: count, type: .sha256)
+            feedZeros(start - hashed)
+            map.ranges[index].checksum = try digest(fd: fd, path: path, offset: start, count: count, type: .sha256,
+                                                    alsoUpdate: &whole)
+            hashed = start + count
             done += count
             progress?(done)
         }
+        feedZeros(size - hashed)
+        map.imageDigest = whole.finalize().map { String(format: "%02x", $0) }.joined()
         return map
     }
 
     /// The hex digest of `count` bytes at `offset` of the open file.
     static func digest(fd: Int32, path: String, offset: UInt64, count: UInt64, type: ChecksumType) throws(ImageError) -> String {
+        var unused: SHA256?
+        return try digest(fd: fd, path: path, offset: offset, count: count, type: type, alsoUpdate: &unused)
+    }
+
+    static func digest(fd: Int32, path: String, offset: UInt64, count: UInt64, type: ChecksumType,
+                       alsoUpdate other: inout SHA256) throws(ImageError) -> String {
+        var optional: SHA256? = other
+        defer { if let optional { other = optional } }
+        return try digest(fd: fd, path: path, offset: offset, count: count, type: type, alsoUpdate: &optional)
+    }
+
+    static func digest(fd: Int32, path: String, offset: UInt64, count: UInt64, type: ChecksumType,
+                       alsoUpdate other: inout SHA256?) throws(ImageError) -> String {
         var hasher = AnyHasher(type)
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         var done: UInt64 = 0
@@ -114,7 +151,10 @@ public struct BlockMap: Sendable, Equatable {
             guard n > 0 else {
                 throw .failure(path, n == 0 ? "ends before byte \(offset + done)" : "read failed at byte \(offset + done): \(errnoText())")
             }
-            buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            buffer.withUnsafeBytes {
+                hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n]))
+                other?.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<n]))
+            }
             done += UInt64(n)
         }
         return hasher.hex()
@@ -318,10 +358,12 @@ public enum FileDigest {
     }
 
     /// Writes `SHA256SUMS` in `directory` for the named files (in that order), in sha256sum's format.
-    public static func writeSums(directory: String, files: [String]) throws(ImageError) -> String {
+    public static func writeSums(directory: String, files: [String], known: [String: String] = [:]) throws(ImageError) -> String {
         var text = ""
         for name in files {
-            text += "\(try sha256(path: directory + "/" + name))  \(name)\n"
+            let digest: String
+            if let value = known[name] { digest = value } else { digest = try sha256(path: directory + "/" + name) }
+            text += "\(digest)  \(name)\n"
         }
         let path = directory + "/SHA256SUMS"
         guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) else {
