@@ -394,6 +394,10 @@ public struct ApplyEngine {
         // After the overlay: the units land in this node's /etc layer on the system disk, never in the image's
         // (read-only) /etc.
         try writeUnits(filesystemUUID: filesystemUUID, filesystem: filesystem)
+        if root.isEmpty {
+            // On the node itself: let journald move to the persistent /var/log/journal now on the system disk.
+            _ = try? Command("journalctl", ["--flush"]).run()
+        }
     }
 
     func writeUnits(filesystemUUID: String, filesystem: String) throws {

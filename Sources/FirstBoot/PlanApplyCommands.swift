@@ -65,7 +65,8 @@ public struct PlanCommand: ParsableCommand {
     public func run() throws {
         var mounts: [String] = []
         defer { for mount in mounts { _ = try? Command("umount", [mount]).run(); try? FileManager.default.removeItem(atPath: mount) } }
-        let loaded = try target.finder(global).find(explicitPath: seed, mounts: &mounts)
+        var sink = ReportSink()
+        let loaded = try target.finder(global).find(explicitPath: seed, mounts: &mounts, sink: &sink)
         let plan: Plan
         if let inventory {
             guard let data = FileManager.default.contents(atPath: inventory) else {
@@ -144,8 +145,9 @@ public struct ApplyCommand: ParsableCommand {
         var report = ApplyReport(outcome: "failed", exitCode: 1, dmiSerial: SeedDiscovery.dmiSerial(path: target.dmiSerialPath))
         var loaded: LoadedSeed?
         var failure: Error?
+        var sink = ReportSink()
         do {
-            let seed = try finder.find(explicitPath: seed, mounts: &mounts)
+            let seed = try finder.find(explicitPath: seed, mounts: &mounts, sink: &sink)
             loaded = seed
             report.hostname = seed.seed.host.hostname
             report.seedPath = seed.path
@@ -178,7 +180,7 @@ public struct ApplyCommand: ParsableCommand {
         }
         let faultPoint = faultPointText.flatMap(FaultPoint.init)
         faultPoint?.trigger(.report, after: false)
-        if let device = loaded?.reportFATDevice {
+        if let device = sink.fatDevice {
             do {
                 let paths = try report.write(fatDevice: device, seed: loaded?.seed)
                 logger.notice("report written to \(paths.joined(separator: ", "))")
@@ -186,7 +188,7 @@ public struct ApplyCommand: ParsableCommand {
                 printError("aquarium-firstboot: cannot write the report to the seed volume \(device): \(error)")
             }
         }
-        let directories = [loaded?.reportDirectory, reportDirectory].compactMap { $0 }
+        let directories = [sink.directory, reportDirectory].compactMap { $0 }
         for directory in directories {
             do {
                 let paths = try report.write(to: directory, seed: loaded?.seed, remountable: mounts)

@@ -5,6 +5,17 @@ import Foundation
 import Logging
 import Seed
 
+/// Where reports go: `reports/` of a seed volume directory (or mounted volume), or a FAT volume written with mtools.
+public struct ReportSink: Sendable, Equatable {
+    public var directory: String?
+    public var fatDevice: String?
+
+    public init(directory: String? = nil, fatDevice: String? = nil) {
+        self.directory = directory
+        self.fatDevice = fatDevice
+    }
+}
+
 /// Where the kernel command line says the seed is.
 public enum SeedLocation: Equatable, Sendable {
     /// `aquarium.seed=PATH`: a file (or a seed volume directory) in the running system.
@@ -124,18 +135,21 @@ public struct SeedFinder {
         (root == "/" ? "" : root) + "/etc/aquarium/trusted-seed-keys"
     }
 
-    /// Finds, verifies and loads the seed. `mounts` collects what was mounted (caller unmounts).
-    public func find(explicitPath: String?, mounts: inout [String]) throws -> LoadedSeed {
-        if let explicitPath { return try load(fromPathOrVolume: explicitPath, via: "--seed") }
+    /// Finds, verifies and loads the seed. `mounts` collects what was mounted or copied (the caller removes it);
+    /// `sink` is set as soon as the seed volume is known, so a report can go back to it even when the seed on it is
+    /// invalid or refused.
+    public func find(explicitPath: String?, mounts: inout [String], sink: inout ReportSink) throws -> LoadedSeed {
+        if let explicitPath { return try load(fromPathOrVolume: explicitPath, via: "--seed", sink: &sink) }
         // Read to the end (a /proc file's size reads as 0; String(contentsOfFile:) would stop at 4 KiB).
         let commandLine = FileHandle(forReadingAtPath: commandLinePath)
             .flatMap { try? $0.readToEnd() }.map { String(decoding: $0, as: UTF8.self) } ?? ""
         switch SeedDiscovery.parseCommandLine(commandLine) {
         case .path(let path)?:
-            return try load(fromPathOrVolume: path, via: "aquarium.seed= on the kernel command line")
+            return try load(fromPathOrVolume: path, via: "aquarium.seed= on the kernel command line", sink: &sink)
         case .label(let label, let path)?:
             let relative = String(path.drop { $0 == "/" })
             let (volume, fat) = try openVolume(label: label, files: [relative], mounts: &mounts)
+            sink = fat.map { ReportSink(fatDevice: $0) } ?? ReportSink(directory: volume + "/reports")
             var loaded = try load(file: volume + "/" + relative, reportDirectory: fat == nil ? volume + "/reports" : nil,
                                   via: "aquarium.seed=LABEL=\(label):\(path)")
             loaded.reportFATDevice = fat
@@ -145,7 +159,9 @@ public struct SeedFinder {
             let serial = SeedDiscovery.dmiSerial(path: dmiSerialPath)
             let candidates = SeedDiscovery.candidates(dmiSerial: serial, macs: SeedDiscovery.macAddresses(directory: netDirectory))
             let (volume, fat) = try openVolume(label: SeedDiscovery.volumeLabel, files: candidates, mounts: &mounts)
-            var loaded = try load(fromPathOrVolume: volume, via: "the \(SeedDiscovery.volumeLabel) volume")
+            sink = fat.map { ReportSink(fatDevice: $0) } ?? ReportSink(directory: volume + "/reports")
+            var ignored = ReportSink()
+            var loaded = try load(fromPathOrVolume: volume, via: "the \(SeedDiscovery.volumeLabel) volume", sink: &ignored)
             // Name the file as the operator knows it (the temporary copy or mount point goes away).
             loaded.path = "LABEL=\(SeedDiscovery.volumeLabel):" + loaded.path.dropFirst(volume.count)
             if let fat {
@@ -182,12 +198,13 @@ public struct SeedFinder {
         return (directory, device)
     }
 
-    func load(fromPathOrVolume path: String, via: String) throws -> LoadedSeed {
+    func load(fromPathOrVolume path: String, via: String, sink: inout ReportSink) throws -> LoadedSeed {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw ApplyError(.invalid, "\(path) (from \(via)) does not exist; give the seed file or the seed volume")
         }
         guard isDirectory.boolValue else { return try load(file: path, reportDirectory: nil, via: via) }
+        sink = ReportSink(directory: path + "/reports")
         let serial = SeedDiscovery.dmiSerial(path: dmiSerialPath)
         let macs = SeedDiscovery.macAddresses(directory: netDirectory)
         guard let file = SeedDiscovery.choose(in: path, dmiSerial: serial, macs: macs) else {

@@ -94,6 +94,40 @@ struct SeedDiscoveryTests {
         }
     }
 
+    @Test("a seed that fails validation or verification is still reported back to its volume (named by DMI serial)")
+    func failureReports() throws {
+        try withTemporaryDirectory { directory in
+            let volume = directory + "/volume"
+            let serial = directory + "/product_serial"
+            try Data("CZTEST01\n".utf8).write(to: URL(fileURLWithPath: serial))
+            _ = try Harness.writeSeed(volume, "version: 1\nhost: {hostname: NOT_VALID}\n")
+            let root = directory + "/root"
+            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+            let invalid = try Harness.tool(["apply", "--seed", volume, "--root", root, "--yes", "--no-handoff",
+                                            "--only-device", "nonexistent0", "--dmi-serial-file", serial,
+                                            "--cmdline", "/nonexistent/cmdline", "--net-dir", "/nonexistent/net"])
+            #expect(invalid.status == 2)
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf:
+                URL(fileURLWithPath: volume + "/reports/CZTEST01.json"))) as? [String: Any])
+            #expect(report["outcome"] as? String == "failed")
+            #expect(report["exitCode"] as? Int == 2)
+            #expect((report["message"] as? String)?.contains("hostname") == true)
+
+            // Trusted keys in the image and an unsigned seed: refused (3), reported.
+            let keys = root + "/etc/aquarium/trusted-seed-keys"
+            try FileManager.default.createDirectory(atPath: keys, withIntermediateDirectories: true)
+            try SeedSignature.writeKeyPair(privateKeyPath: directory + "/k.key", publicKeyPath: keys + "/k.pub")
+            _ = try Harness.writeSeed(volume, Harness.seedText())
+            let unsigned = try Harness.tool(["apply", "--seed", volume, "--root", root, "--yes", "--no-handoff",
+                                             "--only-device", "nonexistent0", "--dmi-serial-file", serial,
+                                             "--cmdline", "/nonexistent/cmdline", "--net-dir", "/nonexistent/net"])
+            #expect(unsigned.status == 3)
+            let text = try String(contentsOfFile: volume + "/reports/CZTEST01.txt", encoding: .utf8)
+            #expect(text.contains("refused (exit 3)"))
+            #expect(text.contains("has no signature"))
+        }
+    }
+
     @Test("AQUASEED volume: found by label, per-node seed, report written back without secrets; boot media never chosen")
     func seedVolume() throws {
         guard try Capabilities.require(programs: ApplyDeviceTests.tools + ["mkfs.vfat", "mcopy", "mtype", "mmd"]) else { return }
