@@ -139,6 +139,23 @@ struct AssemblyTests {
         }
     }
 
+    @Test("--compress writes NAME.raw.zst that decompresses to NAME.raw; SHA256SUMS lists all three")
+    func compressed() throws {
+        guard try Capabilities.require(root: false, programs: ImageFixtures.programs + ["zstd", "sha256sum"]) else { return }
+        try withTemporaryDirectory { directory in
+            let result = try ImageFixtures.assemble(in: directory, tag: "z", compress: true)
+            let zst = try #require(result.artifacts.compressed)
+            let restored = directory + "/restored.raw"
+            try Command("zstd", ["-q", "-d", zst, "-o", restored]).run()
+            #expect(try FileDigest.sha256(path: restored) == FileDigest.sha256(path: result.artifacts.image))
+            let sums = try String(contentsOfFile: result.artifacts.sums, encoding: .utf8)
+            let real = try ImageFixtures.tool("sha256sum", [result.artifacts.image, result.artifacts.bmap, zst])
+            let digests = { (text: String) in text.split(separator: "\n").map { $0.split(separator: " ").first.map(String.init) ?? "" } }
+            #expect(digests(sums) == digests(real))
+            #expect(sums.hasSuffix("  aquarium.raw.zst\n"))
+        }
+    }
+
     @Test("a too small ESP is refused as invalid input before anything is written")
     func smallESP() throws {
         try withTemporaryDirectory { directory in
