@@ -118,7 +118,7 @@ public struct ApplyEngine {
         }
 
         // Identities: from the journal (create/resume) or from the disk itself (reuse).
-        let identity = try identities(disk: disk, journal: journal, seed: seed)
+        var identity = try identities(disk: disk, journal: journal, seed: seed)
         if mode != .reuse {
             try step(.wipe) { try wipe(disk) }
             try step(.partition) { try createTable(disk) }
@@ -127,7 +127,11 @@ public struct ApplyEngine {
         }
         try ensurePartitionNode(disk: disk.path, partition: partition)
         try step(.mount) { try mountState(partition: partition, filesystem: identity.filesystem) }
-        if mode == .reuse { try verifyOwner(seed: seed) }
+        if mode == .reuse, let recorded = try verifyOwner(seed: seed) {
+            // The record on the disk is the node's identity (the journal may be gone).
+            if let node = recorded.nodeUUID { identity.nodeUUID = node }
+            if let created = recorded.createdAt { identity.createdAt = created }
+        }
         try step(.layout) { try layout(filesystemUUID: identity.filesystemUUID, filesystem: identity.filesystem) }
         var record = NodeRecord(nodeUUID: identity.nodeUUID, hostname: seed.host.hostname, cluster: seed.cluster.name,
                                 seedSHA256: loaded.sha256,
@@ -335,17 +339,27 @@ public struct ApplyEngine {
         try Command("mount", ["-t", filesystem, partition, stateDirectory]).run()
     }
 
-    /// A later boot must find this node's record (or none yet) on the disk it reuses.
-    func verifyOwner(seed: Seed) throws {
+    /// The parts of an existing node record that identify the node (decoded leniently: older records may lack
+    /// newer fields).
+    struct RecordedIdentity: Decodable {
+        var hostname: String
+        var cluster: String?
+        var nodeUUID: String?
+        var createdAt: String?
+    }
+
+    /// A later boot must find this node's record (or none yet) on the disk it reuses; returns it when there is one.
+    func verifyOwner(seed: Seed) throws -> RecordedIdentity? {
         let path = stateDirectory + "/" + AquariumLayout.bindDirectories[0].source + "/node.json"
-        guard let data = FileManager.default.contents(atPath: path) else { return }
-        guard let record = try? JSONDecoder().decode(NodeRecord.self, from: data) else {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        guard let record = try? JSONDecoder().decode(RecordedIdentity.self, from: data) else {
             throw ApplyError(.runtime, "\(path) is not a valid node record; inspect it, then remove it to continue")
         }
-        if record.hostname != seed.host.hostname || record.cluster != seed.cluster.name {
-            throw ApplyError(.refused, "refused: the system disk belongs to \(record.hostname) of cluster \(record.cluster) "
-                + "(\(path)), not \(seed.host.hostname) of \(seed.cluster.name)")
+        if record.hostname != seed.host.hostname || (record.cluster ?? seed.cluster.name) != seed.cluster.name {
+            throw ApplyError(.refused, "refused: the system disk belongs to \(record.hostname) of cluster "
+                + "\(record.cluster ?? "?") (\(path)), not \(seed.host.hostname) of \(seed.cluster.name)")
         }
+        return record
     }
 
     /// Bind mounts for /var/lib/aquarium, /var/lib/ceph and /var/log, an overlay for /etc, and systemd mount units.
@@ -419,8 +433,9 @@ public struct ApplyEngine {
         var record = record
         let path = inRoot("/" + NodeRecord.relativePath)
         if let data = FileManager.default.contents(atPath: path),
-           let previous = try? JSONDecoder().decode(NodeRecord.self, from: data), previous.nodeUUID == record.nodeUUID {
-            record.createdAt = previous.createdAt
+           let previous = try? JSONDecoder().decode(RecordedIdentity.self, from: data), previous.nodeUUID == record.nodeUUID,
+           let created = previous.createdAt {
+            record.createdAt = created
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

@@ -237,6 +237,21 @@ struct ApplyDeviceTests {
                 #expect(FileManager.default.contents(atPath: root + "/var/lib/aquarium/keep") == Data("state".utf8))
                 try Harness.expectFinalState(device: disk, root: root, sectorSize: 512)
 
+                // The journal lost (zeroed): the node record on the disk still carries the node's identity.
+                StateMounts.unmount(root: root)
+                let fd = open(disk.path, O_WRONLY)
+                #expect(fd >= 0)
+                let zeros = [UInt8](repeating: 0, count: 2 * StepJournal.slotSize)
+                #expect(zeros.withUnsafeBytes { pwrite(fd, $0.baseAddress, zeros.count, off_t(StepJournal.offset)) } == zeros.count)
+                fsync(fd)
+                close(fd)
+                #expect(StepJournal.read(device: disk.path) == nil)
+                let noJournal = try Harness.apply(seed: seed, root: root, devices: [disk], yes: false)
+                #expect(noJournal.status == 0, "\(noJournal.errorOutput)")
+                #expect(try Harness.nodeRecord(root).nodeUUID == first.nodeUUID)
+                #expect(try Harness.nodeRecord(root).createdAt == first.createdAt)
+                #expect(try Command("sfdisk", ["--json", disk.path]).run().output == table)
+
                 // Another node's seed never takes this disk.
                 StateMounts.unmount(root: root)
                 let other = try Harness.writeSeed(root + "/..", Harness.seedText(hostname: "node2"), name: "node2.yaml")
