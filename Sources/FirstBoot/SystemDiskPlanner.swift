@@ -247,8 +247,7 @@ public enum SystemDiskPlanner {
             }
             if chosen != nil && storageReasons.isEmpty {
                 var why = ["eligible and matches disks.storage.match"]
-                if let candidate = candidates.first(where: { $0.disk.path == disk.path }), let chosenDisk = chosen?.disk {
-                    _ = candidate
+                if candidates.contains(where: { $0.disk.path == disk.path }), let chosenDisk = chosen?.disk {
                     why.append("not chosen as system disk: \(chosenDisk.path) is preferred")
                 }
                 storage.append(planned(disk, mode: nil, reasons: why))
