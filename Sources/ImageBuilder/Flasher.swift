@@ -109,8 +109,19 @@ public struct Flasher {
         let relocated = try relocateGPT(device: device, deviceBytes: deviceBytes, sectorSize: sectorSize)
         let verifyStart = Date()
         let verified = try verify(image: image, map: map, device: device)
+        rereadPartitionTable(device)
         return FlashReport(bytesWritten: written, writeSeconds: writeSeconds, verifySeconds: Date().timeIntervalSince(verifyStart),
                            rangesVerified: verified, gptRelocated: relocated)
+    }
+
+    /// Asks the kernel to re-read the partition table so /dev/sdX1... match the new stick (best effort: a device
+    /// without partition scanning, such as a plain loop device, says no, and nothing depends on it).
+    func rereadPartitionTable(_ device: String) {
+        let fd = open(device, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        // BLKRRPART
+        if ioctl(fd, 0x125F) != 0 { logger.info("\(device): the kernel did not re-read the partition table: \(errnoText())") }
     }
 
     /// Moves the backup GPT header and array to the device's last sectors. False when the image has no GPT

@@ -19,14 +19,22 @@ public struct RootfsBuilder {
                            cacheDirectory: String) throws(ImageError) -> (path: String, cached: Bool) {
         let key = description.rootCacheKey(packages: packages)
         let archive = cacheDirectory + "/rootfs-\(description.suite)-\(description.architecture)-\(key).tar.zst"
-        if FileManager.default.fileExists(atPath: archive) {
-            reporter.line("root filesystem from the cache: \(archive)")
-            return (archive, true)
-        }
         do {
             try FileManager.default.createDirectory(atPath: cacheDirectory, withIntermediateDirectories: true)
         } catch {
             throw .failure(cacheDirectory, "cannot create the cache directory: \(error)")
+        }
+        // One build at a time fills the cache; a second one waits and then finds the archive.
+        let lock = open(cacheDirectory + "/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard lock >= 0 else { throw .failure(cacheDirectory + "/.lock", "cannot open the cache lock: \(errnoText())") }
+        defer { close(lock) }
+        if flock(lock, LOCK_EX | LOCK_NB) != 0 {
+            reporter.line("waiting for another build that is filling the cache \(cacheDirectory)")
+            guard flock(lock, LOCK_EX) == 0 else { throw .failure(cacheDirectory, "cannot lock the cache: \(errnoText())") }
+        }
+        if FileManager.default.fileExists(atPath: archive) {
+            reporter.line("root filesystem from the cache: \(archive)")
+            return (archive, true)
         }
         let work = cacheDirectory + "/.debootstrap-\(key)"
         try? removeTree(work)
