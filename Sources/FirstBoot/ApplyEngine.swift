@@ -79,6 +79,10 @@ public struct ApplyEngine {
 
     public func run(seed loaded: LoadedSeed) throws -> ApplyResult {
         let seed = loaded.seed
+        // One apply per target root at a time (the unit and an operator's manual run, say): the second waits, then
+        // plans from what the first left.
+        let lock = try RunLock(path: inRoot("/run/aquarium-firstboot.lock"))
+        defer { lock.release() }
         let (plan, inventory) = try plan(seed: seed)
         guard let system = plan.systemDisk, let mode = system.mode,
               let disk = inventory.disks.first(where: { $0.path == system.path }) else {
@@ -561,4 +565,30 @@ enum Handoff {
             return "handoff: \(provision) run failed: \(error)"
         }
     }
+}
+
+/// An exclusive advisory lock on a file (flock), held until `release()`.
+final class RunLock {
+    private var fd: Int32
+
+    init(path: String) throws {
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
+                                                withIntermediateDirectories: true)
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw ApplyError(.runtime, "cannot open the lock \(path): \(errnoText())") }
+        while flock(fd, LOCK_EX) != 0 {
+            if errno == EINTR { continue }
+            let reason = errnoText()
+            close(fd)
+            throw ApplyError(.runtime, "cannot lock \(path): \(reason)")
+        }
+    }
+
+    func release() {
+        guard fd >= 0 else { return }
+        close(fd)
+        fd = -1
+    }
+
+    deinit { release() }
 }

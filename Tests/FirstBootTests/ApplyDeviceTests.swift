@@ -205,6 +205,39 @@ struct ApplyDeviceTests {
         }
     }
 
+    @Test("two applies at once: one prepares the disk, the other waits and only mounts")
+    func concurrentApplies() throws {
+        guard try Capabilities.require(programs: Self.tools) else { return }
+        let tool = try Products.path("aquarium-firstboot")
+        try LoopDevice.with(.init(sizeBytes: Harness.gib)) { disk in
+            try Harness.withRoot { root in
+                let seed = try Harness.writeSeed(root + "/..", Harness.seedText())
+                var processes: [(Process, Pipe)] = []
+                for _ in 0..<2 {
+                    let process = Process()
+                    let pipe = Pipe()
+                    process.executableURL = URL(fileURLWithPath: tool)
+                    process.arguments = ["apply", "--seed", seed, "--root", root, "--yes", "--no-handoff",
+                                         "--only-device", disk.name] + Harness.hermetic
+                    process.standardOutput = pipe
+                    process.standardError = FileHandle.nullDevice
+                    try process.run()
+                    processes.append((process, pipe))
+                }
+                var outputs: [String] = []
+                for (process, pipe) in processes {
+                    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                    process.waitUntilExit()
+                    #expect(process.terminationStatus == 0)
+                    outputs.append(String(decoding: data, as: UTF8.self))
+                }
+                #expect(outputs.filter { $0.contains("(create)") }.count == 1, "\(outputs)")
+                #expect(outputs.filter { $0.contains("(reuse)") }.count == 1, "\(outputs)")
+                try Harness.expectFinalState(device: disk, root: root, sectorSize: 512)
+            }
+        }
+    }
+
     @Test("second apply only mounts: partition table and filesystem UUID unchanged")
     func secondBootMountsOnly() throws {
         guard try Capabilities.require(programs: Self.tools) else { return }
