@@ -76,6 +76,7 @@ public struct Flasher {
         var written: UInt64 = 0
         var sinceSync: UInt64 = 0
         let start = Date()
+        var lastReport = Date.distantPast
         var buffer = [UInt8](repeating: 0, count: chunkBytes)
         for range in map.ranges {
             let (offset, count) = map.byteRange(of: range)
@@ -93,7 +94,10 @@ public struct Flasher {
                     _ = fdatasync(target)
                     sinceSync = 0
                 }
-                reporter.progress("writing", done: written, total: total, seconds: Date().timeIntervalSince(start))
+                if Date().timeIntervalSince(lastReport) >= 0.25 || written == total {
+                    reporter.progress("writing", done: written, total: total, seconds: Date().timeIntervalSince(start))
+                    lastReport = Date()
+                }
             }
             if let expected = range.checksum, let hasher, hasher.hex() != expected {
                 throw .invalid(image, "blocks \(range.first)-\(range.last) of the image do not match the bmap's checksum: "
@@ -175,6 +179,7 @@ public struct Flasher {
         let total = map.mappedBytes
         var checked: UInt64 = 0
         let start = Date()
+        var lastReport = Date.distantPast
         for range in map.ranges {
             let (offset, count) = map.byteRange(of: range)
             guard let expectedSum = range.checksum else { continue }
@@ -185,7 +190,10 @@ public struct Flasher {
             }
             let actual = try BlockMap.digest(fd: fd, path: device, offset: offset, count: count, type: map.checksumType)
             checked += count
-            reporter.progress("verifying", done: checked, total: total, seconds: Date().timeIntervalSince(start))
+            if Date().timeIntervalSince(lastReport) >= 0.25 || checked == total {
+                reporter.progress("verifying", done: checked, total: total, seconds: Date().timeIntervalSince(start))
+                lastReport = Date()
+            }
             if actual != expected {
                 reporter.endProgress()
                 let failure = VerifyFailure(device: device, firstBlock: range.first, lastBlock: range.last, startByte: offset, byteCount: count)
