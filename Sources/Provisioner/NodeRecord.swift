@@ -35,9 +35,12 @@ public struct NodeRecord: Codable, Equatable, Sendable {
         public var wwn: String?
         public var serial: String?
         public var sizeBytes: UInt64?
+        /// FirstBoot's stable identity (`wwn:0x5000c5...`, `serial:S4X...`), when it gives one.
+        public var stableIdentity: String?
 
         public init(path: String? = nil, byId: [String] = [], wwn: String? = nil, serial: String? = nil,
-                    sizeBytes: UInt64? = nil) {
+                    sizeBytes: UInt64? = nil, stableIdentity: String? = nil) {
+            self.stableIdentity = stableIdentity
             self.path = path
             self.byId = byId
             self.wwn = wwn
@@ -48,7 +51,10 @@ public struct NodeRecord: Codable, Equatable, Sendable {
         /// A name for messages and keys: the first by-id link, else the path.
         public var displayName: String { byId.first ?? path ?? wwn ?? serial ?? "<unnamed disk>" }
 
-        enum CodingKeys: String, CodingKey { case path, byId, wwn, serial, sizeBytes }
+        /// The name the Provisioner remembers the disk by: the stable identity, else the first by-id link, else the path.
+        public var stateKey: String { stableIdentity ?? byId.first ?? path ?? displayName }
+
+        enum CodingKeys: String, CodingKey { case path, byId, wwn, serial, sizeBytes, stableIdentity }
 
         public init(from decoder: Decoder) throws {
             if let single = try? decoder.singleValueContainer(), let text = try? single.decode(String.self) {
@@ -58,7 +64,7 @@ public struct NodeRecord: Codable, Equatable, Sendable {
             }
             let container = try decoder.container(keyedBy: LenientKey.self)
             var path = container.string(["path", "device", "devnode", "devicePath", "node", "dev", "kernelPath"])
-            let links = container.strings(["byId", "byIds", "idLinks", "stablePath", "stableId", "byIdPath", "id"])
+            let links = container.strings(["byId", "byIds", "idLinks", "stablePath", "byIdPath", "id"])
                 .filter { !$0.isEmpty }
             if path == nil, let name = container.string(["name", "kernelName"]) {
                 path = name.hasPrefix("/") ? name : "/dev/" + name
@@ -67,7 +73,8 @@ public struct NodeRecord: Codable, Equatable, Sendable {
             self.init(path: path, byId: links.map { $0.hasPrefix("/") ? $0 : "/dev/disk/by-id/" + $0 },
                       wwn: container.string(["wwn", "wwid"]),
                       serial: container.string(["serial", "serialNumber", "idSerial"]),
-                      sizeBytes: container.unsigned(["sizeBytes", "size", "bytes"]))
+                      sizeBytes: container.unsigned(["sizeBytes", "size", "bytes"]),
+                      stableIdentity: container.string(["stableIdentity", "identity", "stableId"]))
         }
 
         public func encode(to encoder: Encoder) throws {
@@ -77,6 +84,7 @@ public struct NodeRecord: Codable, Equatable, Sendable {
             try container.encodeIfPresent(wwn, forKey: .wwn)
             try container.encodeIfPresent(serial, forKey: .serial)
             try container.encodeIfPresent(sizeBytes, forKey: .sizeBytes)
+            try container.encodeIfPresent(stableIdentity, forKey: .stableIdentity)
         }
     }
 

@@ -34,11 +34,11 @@ public enum StorageDiskCheck {
         guard stat(first.1, &info) == 0, (info.st_mode & S_IFMT) == S_IFBLK else {
             throw .invalidInput("the storage disk \(disk.displayName) (\(first.1)) is not a block device")
         }
-        if let serial = disk.serial, let actual = sysfsValue(first.1, "device/serial"), !actual.isEmpty, actual != serial {
+        if let serial = disk.serial, !serial.isEmpty, let actual = sysfsValue(first.1, "device/serial"), !actual.isEmpty, actual != serial {
             throw .refused("the storage disk \(first.1) has serial \(actual), the node record says \(serial); "
                 + "the node record is stale, rerun FirstBoot")
         }
-        return ResolvedDisk(key: disk.displayName, stablePath: first.0, device: first.1)
+        return ResolvedDisk(key: disk.stateKey, stablePath: first.0, device: first.1)
     }
 
     /// Refuses (exit 3) a disk that is the system disk or boot media, is mounted, used as swap or held by another

@@ -23,6 +23,26 @@ import Testing
         #expect(record.storageDisks.first?.path == path)
     }
 
+    /// The record as FirstBoot writes it (docs/firstboot.md).
+    @Test func firstBootRecord() throws {
+        let json = #"""
+        {"version": 1, "nodeUUID": "df66e47e-113a-4997-8444-9e0226766017", "hostname": "node1", "cluster": "ceph",
+         "seedSHA256": "f77af33d", "systemDisk": {"stableIdentity": "wwn:0x5000c500a1b2c3d4", "path": "/dev/sda",
+         "wwn": "0x5000c500a1b2c3d4", "serial": "S3Z", "byId": ["/dev/disk/by-id/wwn-0x5000c500a1b2c3d4"],
+         "diskGUID": "c0dc06c9", "partitionUUIDs": {"aquarium-state": "dfd9c80f"}, "filesystem": "xfs"},
+         "storageDisks": [{"stableIdentity": "serial:S4X", "path": "/dev/sdd", "wwn": null, "serial": "S4X", "byId": [],
+                           "sizeBytes": 960000000000}],
+         "createdAt": "2026-11-26T10:47:05Z", "updatedAt": "2026-11-26T10:47:06Z"}
+        """#
+        let record = try JSONDecoder().decode(NodeRecord.self, from: Data(json.utf8))
+        #expect(record.hostname == "node1")
+        #expect(record.nodeUUID == "df66e47e-113a-4997-8444-9e0226766017")
+        #expect(record.systemDisk?.byId == ["/dev/disk/by-id/wwn-0x5000c500a1b2c3d4"])
+        #expect(record.storageDisks == [NodeRecord.DiskRef(path: "/dev/sdd", serial: "S4X", sizeBytes: 960000000000,
+                                                            stableIdentity: "serial:S4X")])
+        #expect(record.storageDisks.first?.stateKey == "serial:S4X")
+    }
+
     @Test func roundTripsThroughItsOwnEncoding() throws {
         let record = NodeRecord(hostname: "n", nodeUUID: "u", systemDisk: .init(path: "/dev/sda"),
                                 storageDisks: [.init(path: "/dev/sdb", byId: ["/dev/disk/by-id/x"], wwn: "0x1", serial: "s", sizeBytes: 5)])

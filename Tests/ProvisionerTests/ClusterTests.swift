@@ -1,0 +1,292 @@
+import Exec
+import Foundation
+import TestSupport
+import Testing
+@testable import Provisioner
+
+/// Real Ceph daemons on 127.0.0.1, two loop devices as OSD disks. One cluster is shared by the checks of the main
+/// test (bootstrapping it takes most of the time); every daemon is stopped and every loop device detached at the end,
+/// also when a check fails.
+@Suite(.serialized) struct ClusterTests {
+    static let cephPrograms = ["ceph", "ceph-mon", "ceph-mgr", "ceph-osd", "ceph-mds", "radosgw", "radosgw-admin",
+                               "ceph-authtool", "monmaptool", "ceph-bluestore-tool", "rbd", "ceph-fuse", "tar", "blkid",
+                               "wipefs", "timeout"]
+    static let passwordHash = "$6$saltsalt$JvH1i6yrYXSGi8x0OQJ8bjdSJbWhJ7UeTq0ZJXW2Z3sM0hXX0U1Qw5Nq5bI5L2VxbFDh0n6gSm5kJ8Q0Z0Q0Z."
+    static var disk: LoopDevice.Options { LoopDevice.Options(sizeBytes: 8 << 30) }
+
+    static func seed(rgwPort: Int) -> String {
+        """
+        version: 1
+        host:
+          hostname: node-01
+          timezone: Etc/UTC
+          users:
+            - name: ops
+              password_hash: "\(passwordHash)"
+        network:
+          public_network: 10.0.0.0/24
+        cluster:
+          role: bootstrap
+          services:
+            rbd: {pools: [rbd]}
+            rgw: {port: \(rgwPort)}
+            cephfs: {name: cephfs}
+        """
+    }
+
+    struct Fixture {
+        var directory: String
+        var root: String { directory + "/root" }
+        var seed: String { directory + "/seed.yaml" }
+        var record: String { directory + "/node.json" }
+        var conf: String { root + "/etc/ceph/ceph.conf" }
+
+        func provision(_ arguments: [String]) throws -> CommandResult {
+            try Command(try Products.path("aquarium-provision"), arguments).run(acceptedStatuses: Set(0...255))
+        }
+
+        func run(_ extra: [String] = []) throws -> CommandResult {
+            try provision(["run", "--seed", seed, "--node-record", record, "--root", root, "--launcher", "process"] + extra)
+        }
+
+        @discardableResult
+        func ceph(_ tool: String, _ arguments: [String], input: Data? = nil) throws -> CommandResult {
+            try Command("timeout", ["120", tool, "-c", conf] + arguments).run(input: input)
+        }
+
+        func credentials() throws -> S3Credentials {
+            let data = try Data(contentsOf: URL(fileURLWithPath: root + "/var/lib/aquarium/s3-admin.json"))
+            return try JSONDecoder().decode(S3Credentials.self, from: data)
+        }
+    }
+
+    /// Stops everything the fixture's root started, whatever happened.
+    static func withCluster(_ body: (Fixture, [LoopDevice]) throws -> Void) throws {
+        try withTemporaryDirectory { directory in
+            try LoopDevice.withMany([disk, disk]) { loops in
+                let rgwPort = try #require(Ports.findFreeRange(count: 1), "no free port on 127.0.0.1")
+                let fixture = Fixture(directory: directory)
+                try seed(rgwPort: rgwPort).write(toFile: fixture.seed, atomically: true, encoding: .utf8)
+                let disks = loops.map { "{\"path\": \"\($0.path)\"}" }.joined(separator: ",")
+                try "{\"hostname\": \"node-01\", \"node_uuid\": \"4f1c\", \"storage_disks\": [\(disks)]}"
+                    .write(toFile: fixture.record, atomically: true, encoding: .utf8)
+                defer {
+                    _ = try? Command("umount", ["-l", directory + "/mnt"]).run(acceptedStatuses: Set(0...255))
+                    _ = try? fixture.provision(["stop", "--root", fixture.root])
+                }
+                try body(fixture, loops)
+            }
+        }
+    }
+
+    static let s3Script = """
+    import sys, boto3
+    from botocore.config import Config
+    endpoint, access, secret, mode, payload = sys.argv[1:6]
+    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=access, aws_secret_access_key=secret,
+                      region_name="us-east-1", config=Config(retries={"max_attempts": 5}))
+    if mode == "write":
+        s3.create_bucket(Bucket="aquarium-test")
+        s3.put_object(Bucket="aquarium-test", Key="hello.txt", Body=payload.encode())
+    sys.stdout.write(s3.get_object(Bucket="aquarium-test", Key="hello.txt")["Body"].read().decode())
+    """
+
+    func s3(_ fixture: Fixture, _ mode: String, _ payload: String) throws -> String {
+        let script = fixture.directory + "/s3.py"
+        try Self.s3Script.write(toFile: script, atomically: true, encoding: .utf8)
+        let credentials = try fixture.credentials()
+        // Debian's python3 with python3-boto3 (scripts/install-deps).
+        return try Command("/usr/bin/python3", [script, credentials.endpoint, credentials.accessKey, credentials.secretKey,
+                                                mode, payload]).run().output
+    }
+
+    /// Mounts CephFS with ceph-fuse in the foreground as our child (a daemonising ceph-fuse would keep the caller's
+    /// output pipes open), writes and/or reads a file, unmounts.
+    func cephfs(_ fixture: Fixture, write payload: String?) throws -> String {
+        let mountpoint = fixture.directory + "/mnt"
+        try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
+        let pid = try ProcessLauncher.spawn(["ceph-fuse", "-f", "-c", fixture.conf, "--client_fs", "cephfs", mountpoint],
+                                            output: fixture.directory + "/ceph-fuse.out")
+        defer {
+            _ = try? Command("umount", [mountpoint]).run()
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == 0 {
+                usleep(500_000)
+                if waitpid(pid, &status, WNOHANG) == 0 { kill(pid, SIGKILL); waitpid(pid, &status, 0) }
+            }
+        }
+        try CephTools.wait("ceph-fuse to mount \(mountpoint)", seconds: 60) {
+            let mounts = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
+            return mounts.contains(" \(mountpoint) ") && mounts.contains("fuse.ceph-fuse")
+        }
+        if let payload { try payload.write(toFile: mountpoint + "/hello.txt", atomically: false, encoding: .utf8) }
+        return try String(contentsOfFile: mountpoint + "/hello.txt", encoding: .utf8)
+    }
+
+    func rbdExport(_ fixture: Fixture) throws -> Data {
+        let out = fixture.directory + "/export.bin"
+        try? FileManager.default.removeItem(atPath: out)
+        try fixture.ceph("rbd", ["export", "rbd/aquarium-test", out])
+        return try Data(contentsOf: URL(fileURLWithPath: out))
+    }
+
+    func health(_ fixture: Fixture) throws -> (String, Set<String>) {
+        let output = try fixture.ceph("ceph", ["health", "--format", "json"]).standardOutput
+        let object = try JSONSerialization.jsonObject(with: output) as? [String: Any]
+        return (object?["status"] as? String ?? "?", Set(((object?["checks"] as? [String: Any]) ?? [:]).keys))
+    }
+
+    /// Kill at every step, rerun, converge to a healthy cluster; services answer; a rerun changes nothing and the
+    /// data is still there; status; the support bundle has no secret; stop stops everything.
+    @Test func bootstrapFaultsServicesRerunBundleStop() throws {
+        guard try Capabilities.require(programs: Self.cephPrograms + ["/usr/bin/python3"]) else { return }
+        try Self.withCluster { fixture, loops in
+            // 1. Die at each step (and in the middle of the steps that have one); each rerun resumes the last.
+            let faults = ["host", "identity", "keys:mid", "keys", "monmap", "mon-mkfs:mid", "mon-mkfs", "mon",
+                          "cluster-settings", "mgr", "osds:mid", "osds", "rbd", "cephfs", "rgw:mid", "rgw", "health:before"]
+            for fault in faults {
+                do {
+                    let result = try fixture.run(["--fault-inject", fault])
+                    Issue.record("the run with --fault-inject \(fault) did not die: status \(result.status) \(result.errorOutput)")
+                } catch let error as CommandError {
+                    #expect(error.reason?.contains("signal 9") == true, "\(fault): \(error)")
+                }
+            }
+            let events = EventLog(path: fixture.root + "/var/lib/aquarium/events.jsonl").read()
+            #expect(events.filter { $0.event == "fault.injected" }.count == faults.count)
+            #expect(!events.contains { $0.event == "step.failed" }, "\(events.filter { $0.event == "step.failed" })")
+
+            // 2. The run that converges.
+            let converged = try fixture.run(["--json"])
+            #expect(converged.status == 0, "\(converged.errorOutput)")
+            let report = try JSONDecoder().decode(RunReport.self, from: converged.standardOutput)
+            #expect(report.steps.map(\.step) == Provisioner.bootstrapSteps)
+            #expect(report.health == "HEALTH_OK")
+            let (status, checks) = try health(fixture)
+            #expect(status == "HEALTH_OK" || (status == "HEALTH_WARN" && checks.isSubset(of: CephConfig.expectedSingleNodeChecks)),
+                    "\(status) \(checks)")
+            // Two bluestore OSDs, on the loop devices, as Ceph and the disks themselves say.
+            let tree = try fixture.ceph("ceph", ["osd", "dump", "--format", "json"]).standardOutput
+            let osds = ((try JSONSerialization.jsonObject(with: tree) as? [String: Any])?["osds"] as? [[String: Any]]) ?? []
+            #expect(osds.count == 2)
+            #expect(osds.allSatisfy { ($0["up"] as? Int) == 1 && ($0["in"] as? Int) == 1 })
+            for loop in loops {
+                let probe = try Command("blkid", ["-p", "-o", "value", "-s", "TYPE", loop.path]).run().output
+                #expect(probe.trimmingCharacters(in: .whitespacesAndNewlines) == "ceph_bluestore")
+            }
+            // The S3 keys file is private.
+            var info = stat()
+            #expect(stat(fixture.root + "/var/lib/aquarium/s3-admin.json", &info) == 0 && info.st_mode & 0o777 == 0o600)
+
+            // 3. Data through each service, read back with real clients.
+            #expect(try s3(fixture, "write", "hello through RGW") == "hello through RGW")
+            let image = Data((0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 7) })
+            let imageFile = fixture.directory + "/image.bin"
+            try image.write(to: URL(fileURLWithPath: imageFile))
+            try fixture.ceph("rbd", ["import", imageFile, "rbd/aquarium-test"])
+            #expect(try rbdExport(fixture) == image)
+            #expect(try cephfs(fixture, write: "hello through CephFS") == "hello through CephFS")
+
+            // 4. A rerun on the healthy cluster changes nothing, and every step says so in the events.
+            let before = EventLog(path: fixture.root + "/var/lib/aquarium/events.jsonl").read().count
+            let rerun = try fixture.run(["--json"])
+            #expect(rerun.status == 0, "\(rerun.errorOutput)")
+            let rerunReport = try JSONDecoder().decode(RunReport.self, from: rerun.standardOutput)
+            #expect(rerunReport.changed == false)
+            #expect(rerunReport.steps.filter(\.changed).map(\.step) == [])
+            let newEvents = Array(EventLog(path: fixture.root + "/var/lib/aquarium/events.jsonl").read().dropFirst(before))
+            #expect(newEvents.filter { $0.event == "step.unchanged" }.map { $0.step ?? "" } == Provisioner.bootstrapSteps)
+            #expect(newEvents.last?.event == "run.finished" && newEvents.last?.changed == false)
+            // The data is still there.
+            #expect(try s3(fixture, "read", "") == "hello through RGW")
+            #expect(try rbdExport(fixture) == image)
+            #expect(try cephfs(fixture, write: nil) == "hello through CephFS")
+
+            // 5. status --json.
+            let statusResult = try fixture.provision(["status", "--root", fixture.root, "--json"])
+            #expect(statusResult.status == 0)
+            let statusReport = try JSONDecoder().decode(StatusReport.self, from: statusResult.standardOutput)
+            #expect(statusReport.health == report.health)
+            #expect(statusReport.osds.count == 2 && statusReport.osds.allSatisfy { $0.up && $0.in })
+            #expect(Set(statusReport.osds.compactMap(\.disk)) == Set(loops.map(\.path)))
+            #expect(statusReport.services.rbdPools == ["rbd"])
+            #expect(statusReport.services.cephfs == ["cephfs"])
+            #expect(statusReport.services.s3Endpoint == (try fixture.credentials()).endpoint)
+            #expect(Set(statusReport.daemons.filter(\.running).map(\.name)) ==
+                    ["mon.node-01", "mgr.node-01", "osd.0", "osd.1", "mds.node-01", "client.rgw.node-01"])
+
+            // 6. The support bundle opens with tar and holds no secret.
+            let bundle = fixture.directory + "/bundle.tar.gz"
+            let written = try fixture.provision(["support-bundle", "--root", fixture.root, "--output", bundle,
+                                                 "--seed", fixture.seed, "--node-record", fixture.record])
+            #expect(written.status == 0, "\(written.errorOutput)")
+            let listing = try Command("tar", ["-tzf", bundle]).run().output
+            for name in ["node-record.json", "events.jsonl", "status.json", "ceph-status.txt", "ceph-mon.node-01.log",
+                         "seed.redacted.json"] {
+                #expect(listing.contains(name), "\(name) missing from the bundle")
+            }
+            #expect(!listing.contains("keyring"))
+            let extracted = fixture.directory + "/bundle"
+            try FileManager.default.createDirectory(atPath: extracted, withIntermediateDirectories: true)
+            try Command("tar", ["-xzf", bundle, "-C", extracted]).run()
+            var secrets = [Self.passwordHash, try fixture.credentials().secretKey, try fixture.credentials().accessKey]
+            let keyrings = try Command("find", [fixture.root, "-name", "*keyring*", "-type", "f"]).run().output.split(separator: "\n")
+            #expect(keyrings.count >= 7)  // admin, mon, mgr, 2 osd, mds, rgw
+            for keyring in keyrings {
+                secrets += Redactor.keyringKeys(try String(contentsOfFile: String(keyring), encoding: .utf8))
+            }
+            for secret in secrets {
+                let found = try Command("grep", ["-rlF", secret, extracted]).run(acceptedStatuses: [0, 1]).output
+                #expect(found.isEmpty, "a secret is in \(found)")
+            }
+
+            // 7. stop stops every daemon it started, and nothing else.
+            let pids = try FileManager.default.contentsOfDirectory(atPath: fixture.root + "/run/aquarium")
+                .compactMap { Int32((try? String(contentsOfFile: fixture.root + "/run/aquarium/" + $0, encoding: .utf8))?
+                    .trimmingCharacters(in: .whitespacesAndNewlines) ?? "") }
+            #expect(pids.count == 6)
+            let stopped = try fixture.provision(["stop", "--root", fixture.root])
+            #expect(stopped.status == 0)
+            for pid in pids { #expect(!ProcessLauncher.alive(pid), "pid \(pid) still runs") }
+        }
+    }
+
+    /// A storage disk that holds a filesystem is refused (exit 3) before anything runs, and stays as it was.
+    @Test func refusesADiskWithData() throws {
+        guard try Capabilities.require(programs: ["mkfs.ext4", "blkid"]) else { return }
+        try withTemporaryDirectory { directory in
+            try LoopDevice.with(.init(sizeBytes: 64 << 20), prepare: { file in
+                try Command("mkfs.ext4", ["-q", "-L", "precious", file]).run()
+            }) { loop in
+                try Self.seed(rgwPort: 7480).write(toFile: directory + "/seed.yaml", atomically: true, encoding: .utf8)
+                try "{\"hostname\": \"node-01\", \"storageDisks\": [\"\(loop.path)\"]}"
+                    .write(toFile: directory + "/node.json", atomically: true, encoding: .utf8)
+                let result = try Command(try Products.path("aquarium-provision"),
+                                         ["run", "--seed", directory + "/seed.yaml", "--node-record", directory + "/node.json",
+                                          "--root", directory + "/root", "--launcher", "process"]).run(acceptedStatuses: Set(0...255))
+                #expect(result.status == 3)
+                #expect(result.errorOutput.contains(loop.path) && result.errorOutput.contains("ext4"), "\(result.errorOutput)")
+                #expect(!FileManager.default.fileExists(atPath: directory + "/root/etc/ceph/ceph.conf"))
+                let label = try Command("blkid", ["-p", "-o", "value", "-s", "LABEL", loop.path]).run().output
+                #expect(label.trimmingCharacters(in: .whitespacesAndNewlines) == "precious")
+            }
+        }
+    }
+
+    /// The system disk named as a storage disk is refused (exit 3).
+    @Test func refusesTheSystemDisk() throws {
+        guard try Capabilities.require(programs: ["blkid"]) else { return }
+        try withTemporaryDirectory { directory in
+            try LoopDevice.with(.init(sizeBytes: 64 << 20)) { loop in
+                try Self.seed(rgwPort: 7480).write(toFile: directory + "/seed.yaml", atomically: true, encoding: .utf8)
+                try "{\"hostname\": \"node-01\", \"system_disk\": {\"path\": \"\(loop.path)\"}, \"storage_disks\": [\"\(loop.path)\"]}"
+                    .write(toFile: directory + "/node.json", atomically: true, encoding: .utf8)
+                let result = try Command(try Products.path("aquarium-provision"),
+                                         ["run", "--seed", directory + "/seed.yaml", "--node-record", directory + "/node.json",
+                                          "--root", directory + "/root", "--launcher", "process"]).run(acceptedStatuses: Set(0...255))
+                #expect(result.status == 3)
+                #expect(result.errorOutput.contains("system disk"), "\(result.errorOutput)")
+            }
+        }
+    }
+}
