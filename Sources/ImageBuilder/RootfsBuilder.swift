@@ -117,8 +117,20 @@ public struct RootfsBuilder {
             try copyTree(overlay, into: root)
             units += try Self.installableUnits(in: overlay)
         }
+        var bundles = Set<String>()
         for tool in custom.tools {
             try copyFile(tool, to: root + "/usr/local/bin/" + (tool as NSString).lastPathComponent, mode: 0o755)
+            // SwiftPM resource bundles beside the tool (aquarium_Seed.resources: the seed schema and example).
+            let directory = (URL(fileURLWithPath: tool).resolvingSymlinksInPath().path as NSString).deletingLastPathComponent
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+            for name in names.sorted() where name.hasPrefix("aquarium_") && name.hasSuffix(".resources") {
+                bundles.insert(directory + "/" + name)
+            }
+        }
+        for bundle in bundles.sorted() {
+            let target = root + "/usr/local/bin/" + (bundle as NSString).lastPathComponent
+            try makeDirectory(target)
+            try copyTree(bundle, into: target)
         }
         let keys = root + "/" + StickContent.trustedSeedKeysDirectory
         try makeDirectory(keys)

@@ -59,6 +59,7 @@ struct FullBuildTests {
             #expect(try cat("/etc/issue.d/aquarium.issue").output.contains("Aquarium storage node"))
             let tools = try Command("debugfs", ["-R", "ls -p /usr/local/bin", ext4]).run().output
             for tool in ["aquarium-image", "aquarium-firstboot", "aquarium-provision"] { #expect(tools.contains("/\(tool)/")) }
+            #expect(try cat("/usr/local/bin/aquarium_Seed.resources/example-seed.yaml").output.contains("version: 1"))
             let runDirectory = try Command("debugfs", ["-R", "ls -p /run", ext4]).run().output
             #expect(runDirectory.split(separator: "\n").count == 2, "only . and .. in /run: \(runDirectory)")
 
