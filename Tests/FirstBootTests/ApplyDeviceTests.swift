@@ -42,7 +42,7 @@ struct ApplyDeviceTests {
     @Test("without --yes apply refuses (exit 3) and writes nothing")
     func needsYes() throws {
         guard try Capabilities.require(programs: Self.tools) else { return }
-        try LoopDevice.with(.init(sizeBytes: Harness.gib)) { disk in
+        try LoopDevice.with(.init(sizeBytes: 512 * Harness.mib)) { disk in
             try Harness.withRoot { root in
                 let seed = try Harness.writeSeed(root + "/..", Harness.seedText())
                 let before = try Harness.sha256(disk.path)
@@ -59,7 +59,7 @@ struct ApplyDeviceTests {
     func ext4Disk() throws {
         guard try Capabilities.require(programs: Self.tools) else { return }
         let prepare: (String) throws -> Void = { file in try Command("mkfs.ext4", ["-q", "-F", "-L", "data", file]).run() }
-        try LoopDevice.with(.init(sizeBytes: Harness.gib), prepare: prepare) { disk in
+        try LoopDevice.with(.init(sizeBytes: 512 * Harness.mib), prepare: prepare) { disk in
             try Harness.withRoot { root in
                 let never = try Harness.writeSeed(root + "/..", Harness.seedText(), name: "never.yaml")
                 let before = try Harness.sha256(disk.path)
