@@ -361,14 +361,21 @@ public final class Provisioner {
 
     func clusterSettings() throws(ProvisionError) -> StepResult {
         let dump = (try tools.json(["config", "dump"]) as? [[String: Any]]) ?? []
-        var set: [String] = []
-        for setting in CephConfig.singleNodeSettings {
+        let missing = CephConfig.singleNodeSettings.filter { setting in
             let current = dump.first { ($0["section"] as? String) == setting.who && ($0["name"] as? String) == setting.option }
-            if (current?["value"] as? String) == setting.value { continue }
-            try tools.run("ceph", ["config", "set", setting.who, setting.option, setting.value])
-            set.append("\(setting.who)/\(setting.option)=\(setting.value)")
+            return (current?["value"] as? String) != setting.value
         }
-        return StepResult(step: "cluster-settings", changed: !set.isEmpty, detail: set.isEmpty ? nil : set.joined(separator: ", "))
+        if missing.isEmpty { return StepResult(step: "cluster-settings", changed: false) }
+        // One round trip for all of them (each `ceph` invocation costs about half a second).
+        var text = ""
+        for who in Set(missing.map(\.who)).sorted() {
+            text += "[\(who)]\n" + missing.filter { $0.who == who }.map { "\t\($0.option) = \($0.value)\n" }.joined()
+        }
+        let input = layout.bootstrapDir + "/settings.conf"
+        try Files.write(text, to: input, mode: 0o600)
+        try tools.run("ceph", ["config", "assimilate-conf", "-i", input, "-o", "/dev/null"])
+        return StepResult(step: "cluster-settings", changed: true,
+                          detail: missing.map { "\($0.who)/\($0.option)=\($0.value)" }.joined(separator: ", "))
     }
 
     /// Writes `entity`'s keyring (creating the key with `caps` when the monitor has none) unless the file holds one.
@@ -387,11 +394,8 @@ public final class Provisioner {
         let id = identity.daemonId
         let keyed = try ensureKeyring("mgr.\(id)", caps: ["mon", "allow profile mgr", "osd", "allow *", "mds", "allow *"],
                                       at: layout.mgrData(id) + "/keyring")
+        // Not waited for here: the OSDs do not need it, so they are created while it starts; `health` waits for it.
         let started = try launcher.ensureRunning(daemon("mgr", id))
-        try CephTools.wait("the manager to become available", seconds: 90) {
-            let stat = try tools.json(["mgr", "stat"], timeout: 20) as? [String: Any]
-            return (stat?["available"] as? Bool) == true
-        }
         return StepResult(step: "mgr", changed: keyed || started, detail: started ? "started mgr.\(id)" : nil)
     }
 
@@ -412,12 +416,27 @@ public final class Provisioner {
         }
         var actions: [String] = []
         var ids: [Int] = []
+        var mkfs: [(Int, Command)] = []
         for disk in disks {
-            let (id, action) = try prepareOSD(disk)
-            ids.append(id)
-            if let action { actions.append(action) }
-            if try launcher.ensureRunning(daemon("osd", String(id))) { actions.append("started osd.\(id)") }
+            let prepared = try prepareOSD(disk)
+            ids.append(prepared.id)
+            if let action = prepared.action { actions.append(action) }
+            if let command = prepared.mkfs { mkfs.append((prepared.id, command)) }
         }
+        // ceph-osd --mkfs writes a whole bluestore per disk: the disks are independent, so all at once.
+        let jobs = mkfs
+        let failures = ConcurrentResults(count: jobs.count)
+        DispatchQueue.concurrentPerform(iterations: jobs.count) { index in
+            do {
+                try jobs[index].1.run()
+            } catch {
+                failures.set(index, "osd.\(jobs[index].0): \(error)")
+            }
+        }
+        if let failure = failures.values.compactMap({ $0 }).first {
+            throw .failed("ceph-osd --mkfs failed for \(failure); see \(layout.cephLog)")
+        }
+        for id in ids where try launcher.ensureRunning(daemon("osd", String(id))) { actions.append("started osd.\(id)") }
         try CephTools.wait("OSDs \(ids.map { "osd.\($0)" }.joined(separator: ", ")) to come up", seconds: 120) {
             let up = Set(try osdDump().filter { ($0["up"] as? Int) == 1 }.compactMap { $0["osd"] as? Int })
             return ids.allSatisfy(up.contains)
@@ -426,8 +445,9 @@ public final class Provisioner {
                           detail: actions.isEmpty ? "osd " + ids.map(String.init).joined(separator: ", ") : actions.joined(separator: "; "))
     }
 
-    /// Makes `disk` a bluestore OSD of this cluster unless it already is one; returns its id and what was done.
-    func prepareOSD(_ disk: ResolvedDisk) throws(ProvisionError) -> (Int, String?) {
+    /// Makes `disk` a bluestore OSD of this cluster unless it already is one: its id, what was done, and the
+    /// `ceph-osd --mkfs` still to run (nil when the disk already holds the finished OSD).
+    func prepareOSD(_ disk: ResolvedDisk) throws(ProvisionError) -> (id: Int, action: String?, mkfs: Command?) {
         let fsid = identity.fsid
         var content = try StorageDiskCheck.probe(disk.device)
         if case .bluestore(let label) = content, label.clusterFSID == fsid, label.mkfsDone, let id = label.whoami {
@@ -435,8 +455,8 @@ public final class Provisioner {
             state.osdUUIDs[disk.key] = label.osdUUID
             state.osdIds[disk.key] = id
             try saveState()
-            let repaired = try ensureOSDDirectory(id: id, disk: disk, primeFromLabel: true)
-            return (id, repaired ? "restored the data directory of osd.\(id)" : nil)
+            let repaired = try ensureOSDDirectory(id: id, disk: disk, primeFromLabel: true, key: nil)
+            return (id, repaired ? "restored the data directory of osd.\(id)" : nil, nil)
         }
         switch content {
         case .empty:
@@ -459,11 +479,15 @@ public final class Provisioner {
             try StorageDiskCheck.wipe(disk.device)
         }
         // Decide the OSD's UUID before the monitor hears of it, so a rerun finds the same OSD.
-        let uuid = state.osdUUIDs[disk.key] ?? UUID().uuidString.lowercased()
+        let remembered = state.osdUUIDs[disk.key]
+        let uuid = remembered ?? UUID().uuidString.lowercased()
         state.osdUUIDs[disk.key] = uuid
         try saveState()
         let id: Int
-        if let existing = try osdDump().first(where: { ($0["uuid"] as? String)?.lowercased() == uuid }), let number = existing["osd"] as? Int {
+        var newKey: String?
+        // Only a remembered UUID can already be known to the monitor (a run that died after `ceph osd new`).
+        if remembered != nil, let existing = try osdDump().first(where: { ($0["uuid"] as? String)?.lowercased() == uuid }),
+           let number = existing["osd"] as? Int {
             id = number
         } else {
             let key: String
@@ -478,20 +502,21 @@ public final class Provisioner {
                 throw .failed("ceph osd new \(uuid) printed \(output), not an OSD id")
             }
             id = number
+            newKey = key
         }
         state.osdIds[disk.key] = id
         try saveState()
         fault("osds", .mid)
-        _ = try ensureOSDDirectory(id: id, disk: disk, primeFromLabel: false)
+        _ = try ensureOSDDirectory(id: id, disk: disk, primeFromLabel: false, key: newKey)
         let data = layout.osdData(id)
-        try tools.run("ceph-osd", ["-i", String(id), "--mkfs", "--osd-uuid", uuid, "--osd-data", data,
-                                   "--osd-objectstore", "bluestore", "--keyring", data + "/keyring"], timeout: 300)
-        return (id, "created osd.\(id) on \(disk.device)")
+        let mkfs = tools.command("ceph-osd", ["-i", String(id), "--mkfs", "--osd-uuid", uuid, "--osd-data", data,
+                                              "--osd-objectstore", "bluestore", "--keyring", data + "/keyring"], timeout: 300)
+        return (id, "created osd.\(id) on \(disk.device)", mkfs)
     }
 
     /// The OSD's data directory: `block` -> the disk's stable path, its keyring, and (for an existing OSD) the
     /// metadata primed from the bluestore label. Returns true when anything had to be written.
-    func ensureOSDDirectory(id: Int, disk: ResolvedDisk, primeFromLabel: Bool) throws(ProvisionError) -> Bool {
+    func ensureOSDDirectory(id: Int, disk: ResolvedDisk, primeFromLabel: Bool, key: String?) throws(ProvisionError) -> Bool {
         let data = layout.osdData(id)
         var changed = false
         if !primeFromLabel {
@@ -517,7 +542,17 @@ public final class Provisioner {
         }
         if !Self.hasKey(data + "/keyring") {
             let temporary = data + "/keyring.new"
-            try tools.run("ceph", ["auth", "get", "osd.\(id)", "-o", temporary])
+            if let key {
+                // Just created: the key is known, no round trip to the monitor.
+                unlink(temporary)
+                do {
+                    try Command("ceph-authtool", ["--create-keyring", temporary, "--name", "osd.\(id)", "--add-key", key]).run()
+                } catch {
+                    throw .failed("ceph-authtool could not write \(temporary): \(error)")
+                }
+            } else {
+                try tools.run("ceph", ["auth", "get", "osd.\(id)", "-o", temporary])
+            }
             chmod(temporary, 0o600)
             guard rename(temporary, data + "/keyring") == 0 else { throw .failed("cannot write \(data)/keyring") }
             changed = true
@@ -631,6 +666,10 @@ public final class Provisioner {
 
     func health() throws(ProvisionError) -> StepResult {
         var last = ""
+        try CephTools.wait("the manager to become available", seconds: 90) {
+            let stat = try tools.json(["mgr", "stat"], timeout: 20) as? [String: Any]
+            return (stat?["available"] as? Bool) == true
+        }
         try CephTools.wait("HEALTH_OK (or only expected single-node warnings)", seconds: options.healthTimeout, interval: 1) {
             let health = try tools.json(["health"], timeout: 20) as? [String: Any]
             let status = health?["status"] as? String ?? "?"
@@ -689,4 +728,18 @@ enum NodeAddresses {
         }
         return result
     }
+}
+
+/// Results written from concurrent workers, one slot each.
+final class ConcurrentResults: @unchecked Sendable {
+    private let lock = NSLock()
+    private var slots: [String?]
+
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+    func set(_ index: Int, _ value: String) {
+        lock.lock(); slots[index] = value; lock.unlock()
+    }
+
+    var values: [String?] { lock.lock(); defer { lock.unlock() }; return slots }
 }

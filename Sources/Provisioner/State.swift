@@ -13,7 +13,9 @@ public struct ProvisionEvent: Codable, Equatable, Sendable {
     public var detail: String?
 
     public init(event: String, step: String? = nil, changed: Bool? = nil, detail: String? = nil, time: Date = Date()) {
-        self.time = ISO8601DateFormatter().string(from: time)
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        self.time = formatter.string(from: time)
         self.event = event
         self.step = step
         self.changed = changed
