@@ -213,9 +213,9 @@ public struct MountTable: Sendable {
     }
 
     public static func current() -> MountTable {
-        let text = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        let text = procFile("/proc/self/mountinfo")
         var table = parse(mountinfo: text)
-        let swaps = (try? String(contentsOfFile: "/proc/swaps", encoding: .utf8)) ?? ""
+        let swaps = procFile("/proc/swaps")
         for line in swaps.split(separator: "\n").dropFirst() {
             guard let device = line.split(separator: " ").first else { continue }
             var info = stat()
@@ -224,6 +224,15 @@ public struct MountTable: Sendable {
             }
         }
         return table
+    }
+
+    /// Reads a /proc file whole. /proc files report size 0, and a read sized from that (as
+    /// `String(contentsOfFile:)` does) stops after the first page: with many mounts the table was cut short.
+    public static func procFile(_ path: String) -> String {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return "" }
+        defer { try? handle.close() }
+        let data = (try? handle.readToEnd()) ?? Data()
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// Parses /proc/self/mountinfo: field 3 is major:minor, field 5 the mount point, the source follows " - fstype".

@@ -171,3 +171,34 @@ struct InventoryDeviceTests {
         }
     }
 }
+
+@Suite("Mount table on a busy machine", .serialized)
+struct BusyMountTableTests {
+    @Test("a mount behind more than a page of /proc/self/mountinfo is still seen")
+    func manyMounts() throws {
+        guard try Capabilities.require(programs: ["losetup", "mkfs.ext4", "mount", "umount"]) else { return }
+        try withTemporaryDirectory { dir in
+            // 100 bind mounts with long paths push the mountinfo well past 4 KiB.
+            var binds: [String] = []
+            defer { for point in binds.reversed() { _ = try? Command("umount", [point]).run() } }
+            for index in 0..<100 {
+                let point = dir + "/bind-mount-point-with-a-rather-long-name-to-fill-the-table-\(index)"
+                try FileManager.default.createDirectory(atPath: point, withIntermediateDirectories: true)
+                try Command("mount", ["--bind", dir, point]).run()
+                binds.append(point)
+            }
+            #expect(MountTable.procFile("/proc/self/mountinfo").utf8.count > 8192)
+            try LoopDevice.with(.init(sizeBytes: 64 << 20), prepare: { file in
+                try Command("mkfs.ext4", ["-q", "-F", file]).run()
+            }) { loop in
+                let mountpoint = dir + "/zz-last"
+                try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
+                try Command("mount", [loop.path, mountpoint]).run()
+                defer { _ = try? Command("umount", [mountpoint]).run() }
+                let inventory = try InventoryScanner(options: InventoryOptions(onlyNames: [loop.name])).scan()
+                #expect(inventory.disks.first?.mounted == true)
+                #expect(inventory.disks.first?.mountpoints == [mountpoint])
+            }
+        }
+    }
+}
