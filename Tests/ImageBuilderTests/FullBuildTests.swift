@@ -60,6 +60,17 @@ struct FullBuildTests {
             let tools = try Command("debugfs", ["-R", "ls -p /usr/local/bin", ext4]).run().output
             for tool in ["aquarium-image", "aquarium-firstboot", "aquarium-provision"] { #expect(tools.contains("/\(tool)/")) }
             #expect(try cat("/usr/local/bin/aquarium_Seed.resources/example-seed.yaml").output.contains("version: 1"))
+            // Every overlay unit with [Install] WantedBy=X is enabled (a link in X.wants).
+            let units = Self.packageRoot + "/image/overlay/etc/systemd/system"
+            for name in try FileManager.default.contentsOfDirectory(atPath: units) where name.hasSuffix(".service") {
+                let text = try String(contentsOfFile: units + "/" + name, encoding: .utf8)
+                for line in text.split(separator: "\n") where line.hasPrefix("WantedBy=") {
+                    for target in line.dropFirst("WantedBy=".count).split(separator: " ") {
+                        let wants = try Command("debugfs", ["-R", "ls -p /etc/systemd/system/\(target).wants", ext4]).run().output
+                        #expect(wants.contains("/\(name)/"), "\(name) enabled for \(target): \(wants)")
+                    }
+                }
+            }
             let runDirectory = try Command("debugfs", ["-R", "ls -p /run", ext4]).run().output
             #expect(runDirectory.split(separator: "\n").count == 2, "only . and .. in /run: \(runDirectory)")
 
