@@ -92,10 +92,12 @@ public struct ImageBuild {
                 epoch: identity.epoch))
         }
         let boot = try RootfsBuilder.bootFiles(root: root)
-        let stick = try StickBuilder(logger: logger, reporter: reporter).assemble(
+        let builder = StickBuilder(logger: logger, reporter: reporter)
+        let stick = try builder.assemble(
             rootTree: root, boot: boot, commandLine: description.kernelCommandLine, layout: description.layout, identity: identity,
-            outputDirectory: output, compress: options.compress)
+            outputDirectory: output, compress: options.compress, summary: false)
         steps += stick.steps
+        builder.report(stick, steps: steps)
         let total = steps.reduce(0) { $0 + $1.1 }
         reporter.line(String(format: "built %@ in %.1f s (root filesystem %@)", stick.artifacts.image, total,
                              cached ? "from the cache" : "debootstrapped and cached"))

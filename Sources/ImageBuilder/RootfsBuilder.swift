@@ -39,11 +39,17 @@ public struct RootfsBuilder {
         let work = cacheDirectory + "/.debootstrap-\(key)"
         try? removeTree(work)
         defer { try? removeTree(work) }
+        var stepStart = Date()
+        func done(_ what: String) {
+            reporter.line(String(format: "  %@ took %.0f s", what, Date().timeIntervalSince(stepStart)))
+            stepStart = Date()
+        }
         reporter.line("debootstrap \(description.suite)/\(description.architecture) (\(description.variant)) from \(mirror)")
         try runTool(Command("debootstrap", ["--variant=\(description.variant)", "--arch=\(description.architecture)",
                                             "--components=\(description.components.joined(separator: ","))",
                                             description.suite, work, mirror]),
                     subject: work, what: "debootstrap", logger: logger)
+        done("debootstrap")
         reporter.line("installing \(packages.count) packages with apt in the chroot")
         try withChrootMounts(work) { () throws(ImageError) in
             try write("deb \(mirror) \(description.suite) \(description.components.joined(separator: " "))\n",
@@ -61,6 +67,7 @@ public struct RootfsBuilder {
         }
         try? FileManager.default.removeItem(atPath: work + "/usr/sbin/policy-rc.d")
         try removeContents(work + "/var/lib/apt/lists", keeping: ["lock", "partial"])
+        done("apt")
         reporter.line("writing the root filesystem cache \(archive)")
         let partial = archive + ".partial"
         do {
@@ -72,6 +79,7 @@ public struct RootfsBuilder {
             throw .failure(archive, "writing the root filesystem archive failed: \(error)")
         }
         guard rename(partial, archive) == 0 else { throw .failure(archive, "cannot move the archive into place: \(errnoText())") }
+        done("the cache archive")
         return (archive, false)
     }
 

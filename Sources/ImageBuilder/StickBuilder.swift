@@ -20,7 +20,7 @@ public struct StickBuilder {
 
     public func assemble(rootTree: String, boot: StickContent.BootFiles, commandLine: String, layout: StickLayout,
                          identity: BuildIdentity, outputDirectory: String, compress: Bool,
-                         exampleSeed: String? = nil) throws(ImageError) -> Result {
+                         exampleSeed: String? = nil, summary: Bool = true) throws(ImageError) -> Result {
         do {
             try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
         } catch {
@@ -50,11 +50,21 @@ public struct StickBuilder {
         reporter.line("writing the block map and checksums\(compress ? ", compressing" : "")")
         let artifacts = try ArtifactWriter.finish(image: image, compress: compress, logger: logger)
         let steps = assembly.steps + [("bmap, checksums" + (compress ? ", zstd" : ""), Date().timeIntervalSince(start))]
-        for (name, seconds) in steps { reporter.line("  " + name.padding(toLength: 24, withPad: " ", startingAt: 0) + String(format: "%7.2f s", seconds)) }
+        let result = Result(assembly: assembly, artifacts: artifacts, steps: steps)
+        if summary { report(result, steps: steps) }
+        return result
+    }
+
+    /// The closing summary: time per step, then the image's apparent, allocated and mapped size.
+    public func report(_ result: Result, steps: [(String, Double)]) {
+        for (name, seconds) in steps {
+            reporter.line("  " + name.padding(toLength: 46, withPad: " ", startingAt: 0) + String(format: "%7.2f s", seconds))
+        }
+        let image = result.artifacts.image
         reporter.line("""
-              \(image): \(BlockMap.humanSize(assembly.sizeBytes)) apparent, \(BlockMap.humanSize(assembly.allocatedBytes)) allocated, \
-            \(BlockMap.humanSize(artifacts.blockMap.mappedBytes)) mapped in \(artifacts.blockMap.ranges.count) ranges
+              \(image): \(BlockMap.humanSize(result.assembly.sizeBytes)) apparent, \
+            \(BlockMap.humanSize(result.assembly.allocatedBytes)) allocated, \
+            \(BlockMap.humanSize(result.artifacts.blockMap.mappedBytes)) mapped in \(result.artifacts.blockMap.ranges.count) ranges
             """)
-        return Result(assembly: assembly, artifacts: artifacts, steps: steps)
     }
 }
