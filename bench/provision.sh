@@ -51,6 +51,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'echo "bench/provision.sh failed at line $LINENO" >&2' ERR
 
 # A base port with 100 free ports on 127.0.0.1 from it.
 free_base() {
@@ -118,7 +119,11 @@ CONF
   ceph-authtool "$root/var/lib/ceph/tmp/mon.keyring" --import-keyring "$root/etc/ceph/ceph.client.admin.keyring" >/dev/null
   monmaptool --create --fsid "$fsid" --addv a "[v2:127.0.0.1:$base,v1:127.0.0.1:$((base + 1))]" "$root/var/lib/ceph/tmp/monmap" >/dev/null
   ceph-mon -c "$conf" --mkfs -i a --monmap "$root/var/lib/ceph/tmp/monmap" --keyring "$root/var/lib/ceph/tmp/mon.keyring"
-  setsid ceph-mon -c "$conf" -i a -f </dev/null >/dev/null 2>&1 & echo $! >"$root/run/bench/mon.pid"
+  setsid ceph-mon -c "$conf" -i a -f </dev/null >"$root/var/log/ceph/mon.out" 2>&1 & echo $! >"$root/run/bench/mon.pid"
+  if ! ceph -c "$conf" --connect-timeout 60 mon stat >/dev/null; then
+    echo "the baseline's monitor did not answer:" >&2; tail -20 "$root/var/log/ceph/mon.out" "$root/var/log/ceph/ceph-mon.a.log" >&2
+    exit 1
+  fi
   mkdir -p "$root/var/lib/ceph/mgr/ceph-a"
   ceph -c "$conf" auth get-or-create mgr.a mon 'allow profile mgr' osd 'allow *' mds 'allow *' \
     -o "$root/var/lib/ceph/mgr/ceph-a/keyring"
