@@ -216,7 +216,9 @@ public struct SystemdLauncher: DaemonLauncher {
     public func unitName(_ daemon: String) -> String { "aquarium-ceph-\(layout.cluster)-\(daemon).service" }
 
     public static func renderUnit(_ daemon: DaemonSpec, cluster: String) -> String {
-        let exec = daemon.argv.map { argument in
+        // systemd wants an absolute program path.
+        let program = Command.resolve(daemon.executable) ?? "/usr/bin/" + daemon.executable
+        let exec = ([program] + daemon.arguments).map { argument in
             argument.contains(" ") ? "\"" + argument + "\"" : argument
         }.joined(separator: " ")
         return """
@@ -225,7 +227,6 @@ public struct SystemdLauncher: DaemonLauncher {
         Description=Ceph \(daemon.name) (cluster \(cluster)), run by Aquarium
         After=network-online.target local-fs.target time-sync.target
         Wants=network-online.target
-        PartOf=aquarium-ceph.target
 
         [Service]
         Type=simple
@@ -236,7 +237,7 @@ public struct SystemdLauncher: DaemonLauncher {
         TimeoutStopSec=60
 
         [Install]
-        WantedBy=multi-user.target aquarium-ceph.target
+        WantedBy=multi-user.target
 
         """
     }

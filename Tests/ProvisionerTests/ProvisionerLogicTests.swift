@@ -76,7 +76,7 @@ import Testing
                               arguments: ["--cluster", "ceph", "-c", "/etc/ceph/ceph.conf", "-i", "node-01", "-f"],
                               configPath: "/etc/ceph/ceph.conf")
         let unit = SystemdLauncher.renderUnit(spec, cluster: "ceph")
-        #expect(unit.contains("ExecStart=ceph-mon --cluster ceph -c /etc/ceph/ceph.conf -i node-01 -f\n"))
+        #expect(unit.contains("ExecStart=/usr/bin/ceph-mon --cluster ceph -c /etc/ceph/ceph.conf -i node-01 -f\n"))
         #expect(unit.contains("Restart=on-failure"))
         #expect(unit.contains("WantedBy=multi-user.target"))
     }

@@ -1,0 +1,48 @@
+import Exec
+import Foundation
+import TestSupport
+import Testing
+@testable import Provisioner
+
+/// The Provisioner's systemd units: the one in image/overlay and the per-daemon units the systemd launcher writes,
+/// checked by systemd itself.
+@Suite struct ProvisionUnitFileTests {
+    static var unitPath: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("image/overlay/etc/systemd/system/aquarium-provision.service").path
+    }
+
+    static func verify(_ text: String, name: String) throws {
+        try withTemporaryDirectory { directory in
+            let copy = directory + "/" + name
+            try Data(text.utf8).write(to: URL(fileURLWithPath: copy))
+            let result = try Command("systemd-analyze", ["verify", copy]).run(acceptedStatuses: Set(0...255))
+            let complaints = (result.output + result.errorOutput).split(separator: "\n").filter { $0.contains(name) }
+            #expect(result.status == 0 && complaints.isEmpty, "\(result.output)\(result.errorOutput)")
+        }
+    }
+
+    @Test func provisionUnitRunsAfterFirstBootWithTheSystemdLauncher() throws {
+        let text = try String(contentsOfFile: Self.unitPath, encoding: .utf8)
+        #expect(text.contains("\nType=oneshot\n"))
+        #expect(text.contains("\nRequires=aquarium-firstboot.service\n"))
+        #expect(text.contains("After=aquarium-firstboot.service"))
+        #expect(text.contains("ExecStart=/usr/local/bin/aquarium-provision run --node-record /var/lib/aquarium/node.json --launcher systemd"))
+        guard try Capabilities.require(root: false, programs: ["systemd-analyze"]) else { return }
+        // The binary and FirstBoot's unit are not installed on the build host: stand-ins for the check.
+        let checked = text.replacingOccurrences(of: "/usr/local/bin/aquarium-provision", with: "/bin/true")
+            .replacingOccurrences(of: "Requires=aquarium-firstboot.service\n", with: "")
+        try Self.verify(checked, name: "aquarium-provision.service")
+    }
+
+    @Test func daemonUnitIsValid() throws {
+        guard try Capabilities.require(root: false, programs: ["systemd-analyze"]) else { return }
+        let layout = Layout(root: "/")
+        let spec = DaemonSpec(name: "osd.3", executable: "/bin/true",
+                              arguments: ["--cluster", "ceph", "-c", layout.cephConf, "-i", "3", "-f"], configPath: layout.cephConf)
+        let launcher = SystemdLauncher(layout: layout, logger: .init(label: "test"))
+        let name = launcher.unitName(spec.fileName)
+        #expect(name == "aquarium-ceph-ceph-osd.3.service")
+        try Self.verify(SystemdLauncher.renderUnit(spec, cluster: "ceph"), name: name)
+    }
+}
