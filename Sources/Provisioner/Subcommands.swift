@@ -49,14 +49,6 @@ public struct RunCommand: ParsableCommand {
 
     public func run() throws {
         let logger = global.logger("aquarium.provision")
-        let record = try NodeRecord.load(path: nodeRecord)
-        let seedPath = seed ?? record.seedPath ?? "/var/lib/aquarium/seed.yaml"
-        let loaded: Seed
-        do {
-            loaded = try SeedLoader.load(path: seedPath)
-        } catch {
-            throw ProvisionError.invalidInput(error.description)
-        }
         let faultText = faultInject ?? ProcessInfo.processInfo.environment["AQUARIUM_FAULT_INJECT"]
         var fault: FaultPoint?
         if let faultText, !faultText.isEmpty {
@@ -67,6 +59,18 @@ public struct RunCommand: ParsableCommand {
         }
         if let basePort, !(1024...65000).contains(basePort) {
             throw ProvisionError.invalidInput("--base-port \(basePort): expected 1024...65000")
+        }
+        let record = try NodeRecord.load(path: nodeRecord)
+        let seedPath = seed ?? record.seedPath ?? "/var/lib/aquarium/seed.yaml"
+        let loaded: Seed
+        do {
+            loaded = try SeedLoader.load(path: seedPath)
+        } catch {
+            throw ProvisionError.invalidInput(error.description)
+        }
+        if launcher == .systemd && Layout(root: root).root != "" {
+            throw ProvisionError.invalidInput("--launcher systemd manages this machine's units and needs --root /; "
+                + "use --launcher process with --root \(root)")
         }
         let options = ProvisionOptions(launcher: launcher, basePort: basePort, fault: fault, healthTimeout: healthTimeout)
         let provisioner = try Provisioner(seed: loaded, record: record, root: root, options: options, logger: logger)
@@ -124,7 +128,7 @@ public struct SupportBundleCommand: ParsableCommand {
     @Option(name: .long, help: "The bundle to write (FILE.tar.gz).")
     public var output: String
 
-    @Option(name: .long, help: "The seed, to include redacted and to scrub its secrets.")
+    @Option(name: .long, help: "The seed, to include redacted and to scrub its secrets (default ROOT/var/lib/aquarium/seed.yaml if present).")
     public var seed: String?
 
     @Option(name: .long, help: "The node record to include (default ROOT/var/lib/aquarium/node.json).")
@@ -134,8 +138,10 @@ public struct SupportBundleCommand: ParsableCommand {
 
     public func run() throws {
         var loaded: Seed?
-        if let seed {
-            do { loaded = try SeedLoader.load(path: seed) } catch { throw ProvisionError.invalidInput(error.description) }
+        // FirstBoot keeps the verified seed at /var/lib/aquarium/seed.yaml; its secrets are scrubbed from the bundle.
+        let defaultSeed = Layout(root: rootOptions.root).path("/var/lib/aquarium/seed.yaml")
+        if let path = seed ?? (FileManager.default.fileExists(atPath: defaultSeed) ? defaultSeed : nil) {
+            do { loaded = try SeedLoader.load(path: path) } catch { throw ProvisionError.invalidInput(error.description) }
         }
         let layout = Layout(root: rootOptions.root, cluster: loaded?.cluster.name ?? rootOptions.cluster)
         let bundle = SupportBundle(layout: layout, seed: loaded, nodeRecordPath: nodeRecord,

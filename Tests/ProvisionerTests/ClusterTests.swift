@@ -202,6 +202,19 @@ import Testing
             #expect(try rbdExport(fixture) == image)
             #expect(try cephfs(fixture, write: nil) == "hello through CephFS")
 
+            // A daemon that died is started again by the next run, and the cluster heals.
+            let osdPidFile = fixture.root + "/run/aquarium/ceph-osd.1.pid"
+            let osdPid = try #require(Int32(try String(contentsOfFile: osdPidFile, encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines)))
+            kill(osdPid, SIGKILL)
+            try CephTools.wait("osd.1 to die", seconds: 10) { !ProcessLauncher.alive(osdPid) }
+            let healed = try fixture.run(["--json"])
+            #expect(healed.status == 0, "\(healed.errorOutput)")
+            let healedReport = try JSONDecoder().decode(RunReport.self, from: healed.standardOutput)
+            #expect(healedReport.steps.filter(\.changed).map(\.step) == ["osds"])
+            #expect(healedReport.health == "HEALTH_OK")
+            #expect(try rbdExport(fixture) == image)
+
             // 5. status --json.
             let statusResult = try fixture.provision(["status", "--root", fixture.root, "--json"])
             #expect(statusResult.status == 0)

@@ -117,3 +117,25 @@ import Testing
         }
     }
 }
+
+@Suite struct ProvisionCommandLineTests {
+    @Test func systemdLauncherNeedsTheRealRoot() throws {
+        try withTemporaryDirectory { directory in
+            try "version: 1\nhost: {hostname: n}\ncluster: {role: bootstrap}\n".write(toFile: directory + "/seed.yaml", atomically: true, encoding: .utf8)
+            try "{\"storageDisks\": []}".write(toFile: directory + "/node.json", atomically: true, encoding: .utf8)
+            let result = try Products.run("aquarium-provision", ["run", "--seed", directory + "/seed.yaml", "--node-record",
+                                                                 directory + "/node.json", "--root", directory + "/root",
+                                                                 "--launcher", "systemd"])
+            #expect(result.status == 2)
+            #expect(result.errorOutput.contains("--root /"))
+            #expect(!FileManager.default.fileExists(atPath: directory + "/root"))
+        }
+    }
+
+    @Test(arguments: [["run", "--node-record", "/nonexistent/node.json"], ["run", "--fault-inject", "x:never"]])
+    func invalidInputExits2(arguments: [String]) throws {
+        let result = try Products.run("aquarium-provision", arguments)
+        #expect(result.status == 2, "\(result.errorOutput)")
+        #expect(result.errorOutput.contains(arguments.last ?? ""), "\(result.errorOutput)")
+    }
+}
