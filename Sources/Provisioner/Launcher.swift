@@ -61,6 +61,13 @@ public struct ProcessLauncher: DaemonLauncher {
     public func ensureRunning(_ daemon: DaemonSpec) throws(ProvisionError) -> Bool {
         if isRunning(daemon) { return false }
         try Files.makeDirectory(layout.pidDir)
+        // A run killed between starting the daemon and writing its pid file left it running: adopt it rather than
+        // start a second one that would fight it for its store and ports.
+        if let orphan = Self.findProcess(argv: daemon.argv) {
+            try Files.write("\(orphan)\n", to: pidFile(daemon.fileName))
+            logger.info("adopted \(daemon.name), already running as pid \(orphan)")
+            return false
+        }
         try Files.makeDirectory(layout.cephLog)
         try Files.makeDirectory(layout.cephRun)
         let output = layout.cephLog + "/\(layout.cluster)-\(daemon.fileName).out"
@@ -137,6 +144,20 @@ public struct ProcessLauncher: DaemonLauncher {
         guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return [] }
         return data.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
             .filter { !$0.isEmpty }
+    }
+
+    /// A live process whose command line is exactly `argv` (the configuration path in it makes it ours).
+    static func findProcess(argv: [String]) -> pid_t? {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        for entry in entries {
+            guard let pid = pid_t(entry), pid > 1, pid != getpid() else { continue }
+            let line = commandLine(pid)
+            guard line.count == argv.count, let first = line.first,
+                  (first as NSString).lastPathComponent == (argv[0] as NSString).lastPathComponent,
+                  Array(line.dropFirst()) == Array(argv.dropFirst()), alive(pid) else { continue }
+            return pid
+        }
+        return nil
     }
 
     /// True when `pid` is alive and runs a Ceph daemon with `-c configPath` (and, when given, `executable`).

@@ -8,10 +8,17 @@ public struct RootOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "The target root: / on a node, a directory for tests and development.")
     public var root: String = "/"
 
-    @Option(name: .long, help: "The Ceph cluster name (the seed's cluster.name).")
-    public var cluster: String = "ceph"
+    @Option(name: .customLong("cluster"), help: "The Ceph cluster name (default: the one the state file records, else ceph).")
+    public var clusterName: String?
 
     public init() {}
+
+    /// The cluster name given, else the one provisioned under the root.
+    public var cluster: String {
+        if let clusterName { return clusterName }
+        let state = try? ProvisionState.load(Layout(root: root).stateFile)
+        return state?.identity?.name ?? "ceph"
+    }
 }
 
 public struct RunCommand: ParsableCommand {

@@ -215,6 +215,15 @@ import Testing
             #expect(healedReport.health == "HEALTH_OK")
             #expect(try rbdExport(fixture) == image)
 
+            // A daemon whose pid file was lost (a run killed right after starting it) is adopted, not started twice.
+            let mgrPidFile = fixture.root + "/run/aquarium/ceph-mgr.node-01.pid"
+            let mgrPid = try String(contentsOfFile: mgrPidFile, encoding: .utf8)
+            try FileManager.default.removeItem(atPath: mgrPidFile)
+            let adopted = try fixture.run(["--json"])
+            #expect(adopted.status == 0, "\(adopted.errorOutput)")
+            #expect(try JSONDecoder().decode(RunReport.self, from: adopted.standardOutput).changed == false)
+            #expect(try String(contentsOfFile: mgrPidFile, encoding: .utf8) == mgrPid)
+
             // 5. status --json.
             let statusResult = try fixture.provision(["status", "--root", fixture.root, "--json"])
             #expect(statusResult.status == 0)
