@@ -68,6 +68,9 @@ enum Files {
             return true
         }
         fchmod(fd, mode)
+        // Replacing a file keeps its owner and group (Debian's /etc/shadow is root:shadow).
+        var existing = stat()
+        if stat(path, &existing) == 0 { fchown(fd, existing.st_uid, existing.st_gid) }
         let synced = fsync(fd) == 0
         close(fd)
         guard ok, synced, rename(temporary, path) == 0 else {

@@ -59,6 +59,7 @@ import Testing
             try "root:x:0:\nsudo:x:27:\nalice:x:1000:\n".write(toFile: root + "/etc/group", atomically: true, encoding: .utf8)
             try "root:*:19000:0:99999:7:::\nalice:$y$abc:19000:0:99999:7:::\n".write(toFile: root + "/etc/shadow", atomically: true, encoding: .utf8)
 
+            chown(root + "/etc/shadow", 0, 42)  // Debian: root:shadow
             let configurator = HostConfigurator(layout: Layout(root: root), seed: try Self.seed())
             let changed = try configurator.apply()
             #expect(changed.contains("/etc/hostname"))
@@ -75,6 +76,8 @@ import Testing
             #expect(shadow.contains("ops:\(Self.hash):"))
             #expect(shadow.contains("aquarium:!*:"))  // always exists, locked when not in the seed
             #expect(mode(root + "/etc/shadow") == 0o640)
+            var shadowInfo = stat()
+            if getuid() == 0 { #expect(stat(root + "/etc/shadow", &shadowInfo) == 0 && shadowInfo.st_gid == 42) }  // group kept
             let group = read(root, "/etc/group")
             #expect(group.contains("sudo:x:27:ops\n"))
             #expect(group.contains("ops:x:1001:\n"))
