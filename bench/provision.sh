@@ -56,7 +56,7 @@ trap 'echo "bench/provision.sh failed at line $LINENO" >&2' ERR
 # A base port with 100 free ports on 127.0.0.1 from it.
 free_base() {
   local base port busy
-  for base in $(shuf -i 300-590 -n 60); do
+  for base in $(shuf -i 200-326 -n 60); do  # below the ephemeral port range
     base=$((base * 100)); busy=0
     for port in $(seq "$base" $((base + 99))); do
       if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then busy=1; break; fi

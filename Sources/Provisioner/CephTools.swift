@@ -114,12 +114,14 @@ public enum Ports {
         return status == 0
     }
 
-    /// A base port with `count` free ports from it, searched from a pseudo-random start in 20000..<60000 so
+    /// A base port with `count` free ports from it, searched from a pseudo-random start in 20000..<32700 (below
+    /// Linux's ephemeral range, so an outgoing connection cannot take one between the check and the bind) so
     /// concurrent clusters on one machine rarely race for the same range.
     public static func findFreeRange(count: Int = 100) -> Int? {
-        let start = 20000 + Int.random(in: 0..<400) * 100
-        for offset in 0..<400 {
-            let base = 20000 + ((start - 20000 + offset * 100) % 40000)
+        let slots = 127
+        let start = Int.random(in: 0..<slots)
+        for offset in 0..<slots {
+            let base = 20000 + ((start + offset) % slots) * 100
             if (base..<(base + count)).allSatisfy(isFree) { return base }
         }
         return nil
