@@ -47,7 +47,8 @@ public enum StatusCollector {
                                   bootstrappedAt: state.bootstrappedAt)
         guard Files.exists(layout.cephConf) else { return report }
         let diskById = Dictionary(state.osdIds.map { ($0.value, $0.key) }, uniquingKeysWith: { first, _ in first })
-        if let status = try? tools.json(["status"], timeout: 15) as? [String: Any] {
+        // A monitor that does not answer within a few seconds is reported as unreachable, not waited for.
+        if let status = try? tools.json(["--connect-timeout", "5", "status"], timeout: 15) as? [String: Any] {
             let health = status["health"] as? [String: Any]
             report.health = health?["status"] as? String ?? "UNKNOWN"
             for (name, value) in (health?["checks"] as? [String: Any]) ?? [:] {

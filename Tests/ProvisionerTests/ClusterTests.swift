@@ -270,6 +270,17 @@ import Testing
             let stopped = try fixture.provision(["stop", "--root", fixture.root])
             #expect(stopped.status == 0)
             for pid in pids { #expect(!ProcessLauncher.alive(pid), "pid \(pid) still runs") }
+
+            // 8. With the cluster down, status says so (exit 1) and a support bundle can still be written.
+            let down = try fixture.provision(["status", "--root", fixture.root, "--json"])
+            #expect(down.status == 1)
+            let downReport = try JSONDecoder().decode(StatusReport.self, from: down.standardOutput)
+            #expect(downReport.health == "UNREACHABLE")
+            #expect(downReport.daemons.allSatisfy { !$0.running })
+            let lateBundle = fixture.directory + "/down.tar.gz"
+            let late = try fixture.provision(["support-bundle", "--root", fixture.root, "--output", lateBundle])
+            #expect(late.status == 0, "\(late.errorOutput)")
+            #expect(try Command("tar", ["-tzf", lateBundle]).run().output.contains("support-bundle/events.jsonl"))
         }
     }
 
