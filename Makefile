@@ -1,13 +1,15 @@
 # Aquarium boot & provisioning — the README's two commands live here.
 SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 
-.PHONY: demo test build deps clean
+.PHONY: demo inventory test build deps clean
 
-## demo: the main job (for now: build the tools and show this machine's disk inventory)
-demo: deps build
+## demo: the main job: build the USB stick image, boot it in QEMU with a sample seed (scripts/demo)
+demo:
+	./scripts/demo
+
+## inventory: this machine's disks as FirstBoot sees them
+inventory: deps build
 	.build/debug/aquarium-firstboot inventory
-	@echo
-	.build/debug/aquarium-firstboot inventory --json | jq -c '.disks[] | {path, sizeBytes, transport, isBootMedia}'
 
 ## test: build with warnings as errors and run every test (root, loop devices and real tools required)
 test: deps

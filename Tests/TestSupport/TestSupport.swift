@@ -6,6 +6,7 @@ import Foundation
 /// AQUARIUM_ALLOW_SKIP=1 to skip such tests knowingly.
 public struct MissingCapability: Error, CustomStringConvertible {
     public var what: String
+    public init(what: String) { self.what = what }
     public var description: String { "this test needs \(what); in CI that is a failure, locally set AQUARIUM_ALLOW_SKIP=1 to skip" }
 }
 

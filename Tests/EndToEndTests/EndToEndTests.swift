@@ -1,0 +1,139 @@
+import Exec
+import Foundation
+import QEMU
+import Testing
+import TestSupport
+
+/// The whole path on a real boot: the image built from image/, a seed injected into a copy of the
+/// stick, a QEMU/TCG node (OVMF, the stick as USB storage, SATA disks with serials) that provisions
+/// itself unattended and powers off (`aquarium.poweroff` on the kernel command line), and checks made
+/// from the host without mounting anything.
+@Suite("End to end: build, boot from USB, provision", .serialized)
+struct EndToEndTests {
+    static let gib: UInt64 = 1 << 30
+
+    struct Node {
+        var ssd: DiskImage
+        var hdds: [DiskImage]
+        var disks: [VirtualDisk] {
+            [VirtualDisk(path: ssd.path, serial: "AQ-SSD-0001", rotationRate: 1)]
+                + hdds.enumerated().map { VirtualDisk(path: $1.path, serial: "AQ-HDD-000\($0 + 1)", rotationRate: 7200) }
+        }
+    }
+
+    func blankNode(_ name: String) throws -> Node {
+        let dir = try E2E.shared.directory(name)
+        return Node(ssd: try .blank(dir + "/ssd.raw", sizeBytes: 12 * Self.gib),
+                    hdds: [try .blank(dir + "/hdd1.raw", sizeBytes: 20 * Self.gib),
+                           try .blank(dir + "/hdd2.raw", sizeBytes: 20 * Self.gib)])
+    }
+
+    func seededStick(_ name: String, seed: String, extra: [(String, String)] = []) throws -> Stick {
+        let env = E2E.shared
+        let stick = try Stick.copy(of: try env.image(), to: try env.directory(name) + "/stick.raw")
+        // Power off when done; FirstBoot is under test here, so the Provisioner is not started.
+        try stick.appendKernelArguments("aquarium.poweroff aquarium.provision=off")
+        try env.inject(stick, seed: seed, as: nil)
+        for (path, text) in extra { try env.inject(stick, seed: text, as: path) }
+        return stick
+    }
+
+    func reportJSON(_ stick: Stick, host: String) throws -> [String: Any] {
+        let listing = (try? stick.seedVolumeListing()) ?? "?"
+        let text = try #require(try stick.seedVolumeFile("reports/\(host).json"), "no report for \(host); volume: \(listing)")
+        return try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+    }
+
+    func sfdisk(_ path: String) throws -> [String: Any] {
+        let json = try Command("sfdisk", ["--json", path]).run().standardOutput
+        let table = try JSONSerialization.jsonObject(with: json) as? [String: Any]
+        return try #require(table?["partitiontable"] as? [String: Any])
+    }
+
+    func stateIdentity(_ disk: DiskImage) throws -> (diskGUID: String, partUUID: String, fsUUID: String, start: Int) {
+        let table = try sfdisk(disk.path)
+        let parts = try #require(table["partitions"] as? [[String: Any]])
+        let state = try #require(parts.first { $0["name"] as? String == "aquarium-state" }, "no aquarium-state partition: \(parts)")
+        let start = try #require(state["start"] as? Int)
+        let size = try #require(state["size"] as? Int)
+        let fsUUID = try Command("blkid", ["-p", "-O", String(start * 512), "-S", String(size * 512), "-s", "UUID", "-o", "value", disk.path])
+            .run().output.trimmingCharacters(in: .whitespacesAndNewlines)
+        return (try #require(table["id"] as? String), try #require(state["uuid"] as? String), fsUUID, start)
+    }
+
+    /// Reads a file from the ext4 state filesystem with debugfs at the partition's offset (no mount).
+    func stateFile(_ disk: DiskImage, _ path: String) throws -> String {
+        let identity = try stateIdentity(disk)
+        return try Command("debugfs", ["-R", "cat /\(path)", "\(disk.path)?offset=\(identity.start * 512)"]).run().output
+    }
+
+    @Test("happy path, second boot, and a replaced stick: the node selects the small SSD, provisions it and keeps its identity")
+    func happyPathSecondBootReplacedStick() throws {
+        guard try Capabilities.require(root: false, programs: ["qemu-system-x86_64", "mtype", "sfdisk", "debugfs"]) else { return }
+        let env = E2E.shared
+        let node = try blankNode("happy")
+        let hddBefore = try node.hdds.map { try $0.fingerprint() }
+        let stick = try seededStick("happy", seed: E2E.seed(hostname: "e2e-node-01", filesystem: "ext4"))
+
+        let first = try env.boot("happy-1", stick: stick, disks: node.disks)
+        #expect(first.ending == .exited(status: 0), "console tail: \(first.console.suffix(3000))")
+        let report = try reportJSON(stick, host: "e2e-node-01")
+        #expect(report["outcome"] as? String == "success", "report: \(report)")
+        let identity = try stateIdentity(node.ssd)
+        let record = try #require(try JSONSerialization.jsonObject(with: Data(try stateFile(node.ssd, "state/aquarium/node.json").utf8)) as? [String: Any])
+        #expect(record["hostname"] as? String == "e2e-node-01")
+        let nodeUUID = try #require(record["nodeUUID"] as? String)
+        #expect(try node.hdds.map { try $0.fingerprint() } == hddBefore, "the storage disks changed")
+        env.note("first boot to handoff: \(first.markerTimes[E2E.handoffMarker].map { String(format: "%.1f s", $0) } ?? "n/a"), whole run \(Int(first.seconds)) s")
+
+        // Second boot of the same node: mount only.
+        let second = try env.boot("happy-2", stick: stick, disks: node.disks)
+        #expect(second.ending == .exited(status: 0))
+        let again = try stateIdentity(node.ssd)
+        #expect(again.diskGUID == identity.diskGUID)
+        #expect(again.partUUID == identity.partUUID)
+        #expect(again.fsUUID == identity.fsUUID)
+        let record2 = try JSONSerialization.jsonObject(with: Data(try stateFile(node.ssd, "state/aquarium/node.json").utf8)) as? [String: Any]
+        #expect(record2?["nodeUUID"] as? String == nodeUUID)
+
+        // Replace the stick: a fresh copy of the image with the same seed brings the node back as itself.
+        let fresh = try seededStick("happy-fresh", seed: E2E.seed(hostname: "e2e-node-01", filesystem: "ext4"))
+        let third = try env.boot("happy-3", stick: fresh, disks: node.disks)
+        #expect(third.ending == .exited(status: 0))
+        let report3 = try reportJSON(fresh, host: "e2e-node-01")
+        #expect(report3["nodeUUID"] as? String == nodeUUID, "report: \(report3)")
+        #expect(try stateIdentity(node.ssd).fsUUID == identity.fsUUID)
+        #expect(try node.hdds.map { try $0.fingerprint() } == hddBefore)
+    }
+
+    @Test("refusal: the only candidate holds xfs and the seed says wipe: never — the node stops, says why, touches nothing")
+    func refusal() throws {
+        guard try Capabilities.require(root: false, programs: ["qemu-system-x86_64", "mkfs.xfs", "mtype"]) else { return }
+        let env = E2E.shared
+        let dir = try env.directory("refusal")
+        let disk = try DiskImage.blank(dir + "/data.raw", sizeBytes: 12 * Self.gib)
+        try Command("mkfs.xfs", ["-q", "-f", "-L", "data", disk.path]).run()
+        let before = try disk.fingerprint()
+        let stick = try seededStick("refusal", seed: E2E.seed(hostname: "e2e-refuse", filesystem: "xfs"))
+        let run = try env.boot("refusal", stick: stick, disks: [VirtualDisk(path: disk.path, serial: "AQ-DATA-0001", rotationRate: 1)])
+        #expect(run.ending == .exited(status: 0))
+        #expect(run.console.contains("wipe is never") || run.console.contains("disks.system.wipe"), "console tail: \(run.console.suffix(3000))")
+        #expect(run.console.components(separatedBy: "Linux version").count - 1 == 1, "the node rebooted")
+        let report = try reportJSON(stick, host: "e2e-refuse")
+        #expect(report["outcome"] as? String != "success")
+        #expect(try disk.fingerprint() == before, "the refused disk changed")
+    }
+
+    @Test("a per-node seed under seeds/<DMI serial>.yaml wins over seed.yaml")
+    func perNodeSeed() throws {
+        guard try Capabilities.require(root: false, programs: ["qemu-system-x86_64", "mtype"]) else { return }
+        let env = E2E.shared
+        let node = try blankNode("per-node")
+        let stick = try seededStick("per-node", seed: E2E.seed(hostname: "e2e-shared", filesystem: "ext4"),
+                                    extra: [("seeds/AQ-NODE-4711.yaml", E2E.seed(hostname: "e2e-node-4711", filesystem: "ext4"))])
+        let run = try env.boot("per-node", stick: stick, disks: node.disks, systemSerial: "AQ-NODE-4711")
+        #expect(run.ending == .exited(status: 0))
+        _ = try reportJSON(stick, host: "e2e-node-4711")
+        #expect(try stick.seedVolumeFile("reports/e2e-shared.json") == nil)
+    }
+}

@@ -1,0 +1,95 @@
+import Crypto
+import Exec
+import Foundation
+import GPT
+import TestSupport
+
+/// A copy of the built stick image that one end-to-end boot uses, edited from the host without
+/// mounting: the ESP and the AQUASEED volume are reached with mtools at their partition offsets.
+struct Stick {
+    let path: String
+
+    /// A sparse copy of `image`.
+    static func copy(of image: String, to path: String) throws -> Stick {
+        try? FileManager.default.removeItem(atPath: path)
+        try Command("cp", ["--sparse=always", image, path]).run()
+        return Stick(path: path)
+    }
+
+    func offset(ofPartitionType type: UUID) throws -> UInt64 {
+        let editor = try GPTEditor(path: path)
+        guard let entry = editor.entries.first(where: { $0.typeGUID == type }) else {
+            throw MissingCapability(what: "a partition of type \(type) on \(path)")
+        }
+        return entry.firstLBA * 512
+    }
+
+    var espOffset: UInt64 { get throws { try offset(ofPartitionType: GPTEditor.PartitionType.esp) } }
+    var seedOffset: UInt64 { get throws { try offset(ofPartitionType: GPTEditor.PartitionType.basicData) } }
+
+    /// Appends kernel command-line arguments to the loader entry (e.g. `aquarium.poweroff`).
+    func appendKernelArguments(_ arguments: String) throws {
+        let image = "\(path)@@\(try espOffset)"
+        let entry = try Command("mtype", ["-i", image, "::loader/entries/aquarium.conf"]).run().output
+        let edited = entry.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            line.hasPrefix("options ") ? line + " " + arguments : String(line)
+        }.joined(separator: "\n")
+        let temporary = FileManager.default.temporaryDirectory.appendingPathComponent("entry-\(UUID().uuidString).conf").path
+        defer { try? FileManager.default.removeItem(atPath: temporary) }
+        try Data(edited.utf8).write(to: URL(fileURLWithPath: temporary))
+        try Command("mcopy", ["-o", "-i", image, temporary, "::loader/entries/aquarium.conf"]).run()
+    }
+
+    /// A file from the AQUASEED volume, or nil when it is not there.
+    func seedVolumeFile(_ name: String) throws -> String? {
+        let result = try Command("mtype", ["-i", "\(path)@@\(try seedOffset)", "::" + name]).run(acceptedStatuses: [0, 1])
+        return result.status == 0 ? result.output : nil
+    }
+
+    func seedVolumeListing() throws -> String {
+        try Command("mdir", ["-/", "-b", "-i", "\(path)@@\(try seedOffset)", "::"]).run(acceptedStatuses: [0, 1]).output
+    }
+}
+
+/// A raw disk image for a QEMU node, and a fingerprint of its content that does not read gigabytes of
+/// holes: the allocated ranges (SEEK_DATA/SEEK_HOLE) and the SHA-256 of their bytes.
+struct DiskImage {
+    let path: String
+    let sizeBytes: UInt64
+
+    static func blank(_ path: String, sizeBytes: UInt64) throws -> DiskImage {
+        try? FileManager.default.removeItem(atPath: path)
+        guard FileManager.default.createFile(atPath: path, contents: nil), truncate(path, off_t(sizeBytes)) == 0 else {
+            throw MissingCapability(what: "a sparse file at \(path)")
+        }
+        return DiskImage(path: path, sizeBytes: sizeBytes)
+    }
+
+    func fingerprint() throws -> String {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw MissingCapability(what: "read access to \(path)") }
+        defer { close(fd) }
+        var ranges: [String] = []
+        var position: off_t = 0
+        let size = off_t(sizeBytes)
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var hasher = SHA256()
+        while position < size {
+            let data = lseek(fd, position, 3 /* SEEK_DATA */)
+            if data < 0 { break }
+            var hole = lseek(fd, data, 4 /* SEEK_HOLE */)
+            if hole < 0 { hole = size }
+            ranges.append("\(data)-\(hole)")
+            var offset = data
+            while offset < hole {
+                let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, min($0.count, Int(hole - offset)), offset) }
+                if count <= 0 { break }
+                hasher.update(data: buffer[0..<count])
+                offset += off_t(count)
+            }
+            position = hole
+        }
+        return ranges.joined(separator: ",") + ":" + hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+}
+
