@@ -20,12 +20,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 cd "$(dirname "$0")/.."
-if [ -z "$tool" ]; then
-  for candidate in .build/release/aquarium-image .build-*/release/aquarium-image .build/debug/aquarium-image \
-                   .build-*/debug/aquarium-image; do
-    if [ -x "$candidate" ]; then tool="$PWD/$candidate"; break; fi
-  done
-fi
+. bench/lib.sh
+[ -n "$tool" ] || tool=$(find_tool aquarium-image) || true
 [ -n "$tool" ] && [ -x "$tool" ] || { echo "aquarium-image not built: run 'swift build -c release' or pass --tool PATH" >&2; exit 2; }
 for program in sfdisk mkfs.vfat mcopy mmd mke2fs dd du; do
   command -v "$program" >/dev/null || { echo "missing program: $program" >&2; exit 2; }

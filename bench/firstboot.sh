@@ -17,12 +17,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 cd "$(dirname "$0")/.."
-if [ -z "$tool" ]; then
-  for candidate in .build/release/aquarium-firstboot .build-*/release/aquarium-firstboot .build/debug/aquarium-firstboot \
-                   .build-*/debug/aquarium-firstboot; do
-    if [ -x "$candidate" ]; then tool="$PWD/$candidate"; break; fi
-  done
-fi
+. bench/lib.sh
+[ -n "$tool" ] || tool=$(find_tool aquarium-firstboot) || true
 if [ -z "$tool" ] || [ ! -x "$tool" ]; then
   echo "aquarium-firstboot not built: run 'swift build -c release' or pass --tool PATH" >&2
   exit 2

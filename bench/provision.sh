@@ -17,12 +17,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 cd "$(dirname "$0")/.."
-if [ -z "$tool" ]; then
-  for candidate in .build/release/aquarium-provision .build-*/release/aquarium-provision .build/debug/aquarium-provision \
-                   .build-*/debug/aquarium-provision; do
-    if [ -x "$candidate" ]; then tool="$PWD/$candidate"; break; fi
-  done
-fi
+. bench/lib.sh
+[ -n "$tool" ] || tool=$(find_tool aquarium-provision) || true
 if [ -z "$tool" ] || [ ! -x "$tool" ]; then
   echo "aquarium-provision not built: run 'swift build' or pass --tool PATH" >&2
   exit 2
