@@ -100,6 +100,11 @@ final class E2E: @unchecked Sendable {
         print("e2e: \(line)")
     }
 
+    /// The console lines that report a unit that failed to start.
+    static func failedUnits(_ console: String) -> [String] {
+        console.split(separator: "\n").filter { $0.contains("Failed to start") }.map(String.init)
+    }
+
     /// A seed for a one-SSD, two-HDD node: the SSD becomes the system disk, the HDDs stay for OSDs.
     static func seed(hostname: String, filesystem: String) -> String {
         """

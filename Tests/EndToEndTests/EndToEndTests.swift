@@ -79,6 +79,7 @@ struct EndToEndTests {
         #expect(first.ending == .exited(status: 0), "console tail: \(first.console.suffix(3000))")
         let report = try reportJSON(stick, host: "e2e-node-01")
         #expect(report["outcome"] as? String == "success", "report: \(report)")
+        #expect(!first.console.contains("Failed to start"), "a unit failed on a good first boot: \(E2E.failedUnits(first.console))")
         let identity = try stateIdentity(node.ssd)
         let record = try #require(try JSONSerialization.jsonObject(with: Data(try stateFile(node.ssd, "state/aquarium/node.json").utf8)) as? [String: Any])
         #expect(record["hostname"] as? String == "e2e-node-01")
@@ -89,6 +90,7 @@ struct EndToEndTests {
         // Second boot of the same node: mount only.
         let second = try env.boot("happy-2", stick: stick, disks: node.disks)
         #expect(second.ending == .exited(status: 0))
+        #expect(!second.console.contains("Failed to start"), "a unit failed on the second boot: \(E2E.failedUnits(second.console))")
         let again = try stateIdentity(node.ssd)
         #expect(again.diskGUID == identity.diskGUID)
         #expect(again.partUUID == identity.partUUID)
