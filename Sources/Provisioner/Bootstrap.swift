@@ -54,21 +54,28 @@ public struct ProvisionOptions: Sendable {
     public var fault: FaultPoint?
     /// How long to wait for the cluster to report health after the services started.
     public var healthTimeout: Double
+    /// `role: join`: the port of the monitor at `cluster.join.address` (default: remembered, else 3300). Clusters of
+    /// the process launcher listen on their base port instead.
+    public var monPort: Int?
 
-    public init(launcher: LauncherKind = .systemd, basePort: Int? = nil, fault: FaultPoint? = nil, healthTimeout: Double = 300) {
+    public init(launcher: LauncherKind = .systemd, basePort: Int? = nil, fault: FaultPoint? = nil, healthTimeout: Double = 300,
+                monPort: Int? = nil) {
         self.launcher = launcher
         self.basePort = basePort
         self.fault = fault
         self.healthTimeout = healthTimeout
+        self.monPort = monPort
     }
 }
 
-/// Configures the host and bootstraps a single-node Ceph cluster from the seed, one idempotent step at a time.
+/// Configures the host and bootstraps a Ceph cluster from the seed (`role: bootstrap`) or adds this node's disks to one
+/// as OSDs (`role: join`, in Join.swift), one idempotent step at a time.
 /// Each step looks at the node first (files, daemons, the cluster's own view) and acts only on what is missing,
 /// so a rerun on a healthy node changes nothing and a rerun after a crash picks up where it stopped.
 public final class Provisioner {
     public static let bootstrapSteps = ["host", "identity", "keys", "monmap", "mon-mkfs", "mon", "cluster-settings",
-                                        "mgr", "osds", "rbd", "cephfs", "rgw", "health"]
+                                        "mgr", "join-token", "osds", "rbd", "cephfs", "rgw", "telemetry", "health"]
+    public static let joinSteps = ["host", "identity", "join", "osds", "health"]
     public static let s3AdminUser = "aquarium-admin"
 
     let seed: Seed
@@ -80,6 +87,8 @@ public final class Provisioner {
     let tools: CephTools
     let events: EventLog
     var state: ProvisionState
+    /// `role: join`: the seed's token, read before any step runs.
+    var joinToken: JoinToken?
 
     public init(seed: Seed, record: NodeRecord, root: String, options: ProvisionOptions, logger: Logger) throws(ProvisionError) {
         self.seed = seed
@@ -88,7 +97,7 @@ public final class Provisioner {
         self.options = options
         self.logger = logger
         self.launcher = Launchers.make(options.launcher, layout: layout, logger: logger)
-        self.tools = CephTools(layout: layout, logger: logger)
+        self.tools = CephTools(layout: layout, logger: logger, client: seed.cluster.role == .join ? JoinToken.entity : nil)
         self.events = EventLog(path: layout.eventsFile)
         self.state = try ProvisionState.load(layout.stateFile)
         if let identity = state.identity, identity.launcher != options.launcher {
@@ -117,15 +126,18 @@ public final class Provisioner {
             case .bootstrap:
                 steps = [("host", host), ("identity", makeIdentity), ("keys", keys), ("monmap", monmap),
                          ("mon-mkfs", monMkfs), ("mon", mon), ("cluster-settings", clusterSettings), ("mgr", mgr),
-                         ("osds", osds), ("rbd", rbd), ("cephfs", cephfs), ("rgw", rgw), ("health", health)]
+                         ("join-token", joinTokenStep), ("osds", osds), ("rbd", rbd), ("cephfs", cephfs), ("rgw", rgw),
+                         ("telemetry", telemetry), ("health", health)]
             case .join:
-                steps = [("host", host), ("join", { () throws(ProvisionError) -> StepResult in
-                    throw .failed("role: join is not implemented yet: this node's host configuration is done, but it "
-                        + "cannot join the cluster at \(self.seed.cluster.join?.address.description ?? "?") until the "
-                        + "join issue lands; bootstrap a single node with role: bootstrap")
-                })]
+                guard let join = seed.cluster.join else {
+                    throw .invalidInput("role: join needs cluster.join with the address and token of the cluster to join")
+                }
+                // A malformed token stops the run before anything is touched (exit 2).
+                joinToken = try JoinToken(parsing: join.token)
+                steps = [("host", host), ("identity", joinIdentity), ("join", joinCluster), ("osds", osds),
+                         ("health", health)]
             }
-            if seed.cluster.role == .bootstrap { try preflightDisks() }
+            try preflightDisks()
             for (name, body) in steps {
                 fault(name, .before)
                 events.append(ProvisionEvent(event: "step.started", step: name))
@@ -163,7 +175,7 @@ public final class Provisioner {
             switch try StorageDiskCheck.probe(resolved.device) {
             case .empty:
                 continue
-            case .bluestore(let label) where label.clusterFSID == (state.identity?.fsid ?? existingFSID()):
+            case .bluestore(let label) where label.clusterFSID == (joinToken?.fsid ?? state.identity?.fsid ?? existingFSID()):
                 continue
             case .bluestore(let label):
                 if seed.disks.storage.wipe == .never {
@@ -200,35 +212,10 @@ public final class Provisioner {
     func makeIdentity() throws(ProvisionError) -> StepResult {
         var decided = false
         if state.identity == nil {
-            let address: String
-            let publicNetwork: String
-            let clusterNetwork: String
-            let basePort: Int
-            switch options.launcher {
-            case .process:
-                address = "127.0.0.1"
-                publicNetwork = "127.0.0.0/8"
-                clusterNetwork = "127.0.0.0/8"
-                guard let port = options.basePort ?? Ports.findFreeRange() else {
-                    throw .failed("no range of 100 free ports on 127.0.0.1 found; pass --base-port")
-                }
-                basePort = port
-            case .systemd:
-                guard let network = seed.network.publicNetwork else {
-                    throw .invalidInput("the seed has no network.public_network; the monitor needs an address in it")
-                }
-                guard let own = NodeAddresses.find(in: network, seed: seed) else {
-                    throw .failed("this node has no address in the public network \(network); check the seed's "
-                        + "network.interfaces and that the links are up")
-                }
-                address = own
-                publicNetwork = network.description
-                clusterNetwork = seed.network.clusterNetwork?.description ?? network.description
-                basePort = options.basePort ?? 3300
-            }
+            let node = try decideNodeAddress(for: "the monitor")
             state.identity = ClusterIdentity(fsid: existingFSID() ?? UUID().uuidString.lowercased(), name: seed.cluster.name,
-                                             daemonId: daemonId, address: address, basePort: basePort,
-                                             publicNetwork: publicNetwork, clusterNetwork: clusterNetwork,
+                                             daemonId: daemonId, address: node.address, basePort: node.basePort,
+                                             publicNetwork: node.publicNetwork, clusterNetwork: node.clusterNetwork,
                                              launcher: options.launcher)
             try saveState()
             decided = true
@@ -240,6 +227,29 @@ public final class Provisioner {
         try Files.makeDirectory(layout.crashDir)
         return StepResult(step: "identity", changed: decided || written,
                           detail: "fsid \(identity.fsid), mon \(identity.monAddressVector)")
+    }
+
+    /// Where this node's daemons bind: 127.0.0.1 in a free port range (process launcher), else the node's address in
+    /// the seed's public network. `who` names what needs the address, for the message.
+    func decideNodeAddress(for who: String) throws(ProvisionError)
+        -> (address: String, publicNetwork: String, clusterNetwork: String, basePort: Int) {
+        switch options.launcher {
+        case .process:
+            guard let port = options.basePort ?? Ports.findFreeRange() else {
+                throw .failed("no range of 100 free ports on 127.0.0.1 found; pass --base-port")
+            }
+            return ("127.0.0.1", "127.0.0.0/8", "127.0.0.0/8", port)
+        case .systemd:
+            guard let network = seed.network.publicNetwork else {
+                throw .invalidInput("the seed has no network.public_network; \(who) needs an address in it")
+            }
+            guard let own = NodeAddresses.find(in: network, seed: seed) else {
+                throw .failed("this node has no address in the public network \(network); check the seed's "
+                    + "network.interfaces and that the links are up")
+            }
+            return (own, network.description, seed.network.clusterNetwork?.description ?? network.description,
+                    options.basePort ?? 3300)
+        }
     }
 
     /// An fsid already on the node (a configuration file from an earlier run whose state file was lost).
@@ -412,7 +422,9 @@ public final class Provisioner {
             return resolved
         }
         if disks.isEmpty {
-            throw .invalidInput("the node record lists no storage disks; a bootstrap node needs at least one OSD")
+            throw .invalidInput(seed.cluster.role == .join
+                ? "the node record lists no storage disks; a joining node adds its storage disks as OSDs, without any it has nothing to add"
+                : "the node record lists no storage disks; a bootstrap node needs at least one OSD")
         }
         var actions: [String] = []
         var ids: [Int] = []
@@ -426,7 +438,9 @@ public final class Provisioner {
         // ceph-osd --mkfs writes a whole bluestore per disk: the disks are independent, so all at once.
         let jobs = mkfs
         let failures = ConcurrentResults(count: jobs.count)
+        let layout = layout
         DispatchQueue.concurrentPerform(iterations: jobs.count) { index in
+            defer { unlink(layout.osdData(jobs[index].0) + "/keyfile") }
             do {
                 try jobs[index].1.run()
             } catch {
@@ -486,8 +500,17 @@ public final class Provisioner {
         let id: Int
         var newKey: String?
         // Only a remembered UUID can already be known to the monitor (a run that died after `ceph osd new`).
-        if remembered != nil, let existing = try osdDump().first(where: { ($0["uuid"] as? String)?.lowercased() == uuid }),
-           let number = existing["osd"] as? Int {
+        var existing: Int?
+        if remembered != nil, let osd = try osdDump().first(where: { ($0["uuid"] as? String)?.lowercased() == uuid }) {
+            existing = osd["osd"] as? Int
+        }
+        if let number = existing, identity.join != nil {
+            // A joined node may not read OSD keys (`auth get`); the half-made OSD never ran, so it goes and is made
+            // again (`osd purge-new` is in the join entity's profile).
+            try tools.run("ceph", ["osd", "purge-new", "osd.\(number)", "--yes-i-really-mean-it"])
+            existing = nil
+        }
+        if let number = existing {
             id = number
         } else {
             let key: String
@@ -509,8 +532,15 @@ public final class Provisioner {
         fault("osds", .mid)
         _ = try ensureOSDDirectory(id: id, disk: disk, primeFromLabel: false, key: newKey)
         let data = layout.osdData(id)
+        // The bare key for --keyfile, which makes mkfs keep it in the bluestore label (`osd_key`), so
+        // `ceph-bluestore-tool prime-osd-dir` can restore the keyring without asking the monitor. Removed after mkfs.
+        guard let key = Redactor.keyringKeys(Files.read(data + "/keyring") ?? "").first else {
+            throw .failed("\(data)/keyring holds no key")
+        }
+        try Files.write(key, to: data + "/keyfile", mode: 0o600)
         let mkfs = tools.command("ceph-osd", ["-i", String(id), "--mkfs", "--osd-uuid", uuid, "--osd-data", data,
-                                              "--osd-objectstore", "bluestore", "--keyring", data + "/keyring"], timeout: 300)
+                                              "--osd-objectstore", "bluestore", "--keyring", data + "/keyring",
+                                              "--keyfile", data + "/keyfile"], timeout: 300)
         return (id, "created osd.\(id) on \(disk.device)", mkfs)
     }
 
@@ -550,8 +580,12 @@ public final class Provisioner {
                 } catch {
                     throw .failed("ceph-authtool could not write \(temporary): \(error)")
                 }
-            } else {
+            } else if identity.join == nil {
                 try tools.run("ceph", ["auth", "get", "osd.\(id)", "-o", temporary])
+            } else {
+                throw .failed("the keyring of osd.\(id) is missing from \(data) and its bluestore label on \(disk.device) "
+                    + "holds no key (an OSD made before keys were kept there); copy it from the bootstrap node with "
+                    + "`ceph auth get osd.\(id) -o \(data)/keyring`, then rerun")
             }
             chmod(temporary, 0o600)
             guard rename(temporary, data + "/keyring") == 0 else { throw .failed("cannot write \(data)/keyring") }
@@ -664,12 +698,38 @@ public final class Provisioner {
         return (keys.0, keys.1, true)
     }
 
-    func health() throws(ProvisionError) -> StepResult {
-        var last = ""
+    func waitForManager() throws(ProvisionError) {
         try CephTools.wait("the manager to become available", seconds: 90) {
             let stat = try tools.json(["mgr", "stat"], timeout: 20) as? [String: Any]
             return (stat?["available"] as? Bool) == true
         }
+    }
+
+    /// Ceph's telemetry module (a manager module that is always on, reporting nothing until opted in): opted in
+    /// with `cluster.telemetry: true`, off otherwise; a rerun after the seed changed turns it off again.
+    func telemetry() throws(ProvisionError) -> StepResult {
+        try waitForManager()
+        let status = try tools.json(["telemetry", "status"], timeout: 30) as? [String: Any]
+        let enabled = (status?["enabled"] as? Bool) == true
+        let wanted = seed.cluster.telemetry
+        if enabled == wanted {
+            return StepResult(step: "telemetry", changed: false, detail: wanted ? "on (license sharing-1-0)" : "off")
+        }
+        if wanted {
+            try tools.run("ceph", ["telemetry", "on", "--license", Self.telemetryLicense], timeout: 60)
+            return StepResult(step: "telemetry", changed: true, detail: "turned on (license \(Self.telemetryLicense))")
+        }
+        try tools.run("ceph", ["telemetry", "off"], timeout: 60)
+        return StepResult(step: "telemetry", changed: true, detail: "turned off (cluster.telemetry is false)")
+    }
+
+    static let telemetryLicense = "sharing-1-0"
+
+    func health() throws(ProvisionError) -> StepResult {
+        var last = ""
+        // A joined node may not ask the manager (its key only has the OSD bootstrap profile); the monitor's health
+        // covers what matters to it.
+        if identity.join == nil { try waitForManager() }
         try CephTools.wait("HEALTH_OK (or only expected single-node warnings)", seconds: options.healthTimeout, interval: 1) {
             let health = try tools.json(["health"], timeout: 20) as? [String: Any]
             let status = health?["status"] as? String ?? "?"
@@ -681,7 +741,8 @@ public final class Provisioner {
         if state.bootstrappedAt == nil {
             state.bootstrappedAt = ISO8601DateFormatter().string(from: Date())
             try saveState()
-            events.append(ProvisionEvent(event: "node.bootstrapped", detail: "cluster \(identity.fsid): \(last)"))
+            events.append(ProvisionEvent(event: identity.join == nil ? "node.bootstrapped" : "node.joined",
+                                         detail: "cluster \(identity.fsid): \(last)"))
         }
         return StepResult(step: "health", changed: false, detail: last)
     }

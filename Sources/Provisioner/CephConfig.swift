@@ -22,6 +22,28 @@ public struct ClusterIdentity: Codable, Equatable, Sendable {
     public var publicNetwork: String
     public var clusterNetwork: String
     public var launcher: LauncherKind
+    /// Set on a node that joined a cluster (`role: join`): the monitor it was told about. Such a node runs no monitor;
+    /// `address` and `basePort` are its own (its OSDs bind there).
+    public var join: JoinTarget?
+
+    public init(fsid: String, name: String, daemonId: String, address: String, basePort: Int, publicNetwork: String,
+                clusterNetwork: String, launcher: LauncherKind, join: JoinTarget? = nil) {
+        self.fsid = fsid
+        self.name = name
+        self.daemonId = daemonId
+        self.address = address
+        self.basePort = basePort
+        self.publicNetwork = publicNetwork
+        self.clusterNetwork = clusterNetwork
+        self.launcher = launcher
+        self.join = join
+    }
+
+    /// The Ceph client this node's tools act as: the admin on the bootstrap node, the join entity on a joined node.
+    public var clientName: String { join == nil ? "client.admin" : JoinToken.entity }
+
+    /// `mon_host` for ceph.conf: this node's own monitor, or the one it joined.
+    public var monHost: String { join?.monHost ?? monAddressVector }
 
     public var monV2Port: Int { basePort }
     public var monV1Port: Int { basePort + 1 }
@@ -30,25 +52,45 @@ public struct ClusterIdentity: Codable, Equatable, Sendable {
     }
 }
 
+/// A monitor of the cluster a node joins: the seed's `cluster.join.address` and the port (3300, or `--mon-port`).
+public struct JoinTarget: Codable, Equatable, Sendable {
+    public var address: String
+    public var port: Int
+
+    public init(address: String, port: Int) {
+        self.address = address
+        self.port = port
+    }
+
+    /// `ADDRESS:PORT`, IPv6 in brackets.
+    public var endpoint: String { address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)" }
+    /// msgr2 only: the monitor hands out its full address vector once connected.
+    public var monHost: String { "[v2:\(endpoint)]" }
+}
+
 /// Renders `ceph.conf`. Only what the daemons need before they can reach the monitor lives here (fsid, mon_host,
 /// networks, paths, ports); cluster-wide settings such as pool defaults go into the monitor's configuration database
 /// (`ceph config set`), where they can change as the cluster grows.
 public enum CephConfig {
     public static func render(_ identity: ClusterIdentity, layout: Layout, rgwPort: Int?) -> String {
-        var global: [(String, String)] = [
-            ("fsid", identity.fsid),
-            ("mon_initial_members", identity.daemonId),
-            ("mon_host", identity.monAddressVector),
+        var global: [(String, String)] = [("fsid", identity.fsid)]
+        if identity.join == nil { global.append(("mon_initial_members", identity.daemonId)) }
+        global += [
+            ("mon_host", identity.monHost),
             ("public_network", identity.publicNetwork),
             ("cluster_network", identity.clusterNetwork),
             ("auth_cluster_required", "cephx"),
             ("auth_service_required", "cephx"),
             ("auth_client_required", "cephx"),
-            // Read at mkfs time by the first monitor, so they belong here as well as in the config database.
-            ("osd_pool_default_size", "1"),
-            ("osd_pool_default_min_size", "1"),
-            ("mon_allow_pool_size_one", "true"),
         ]
+        if identity.join == nil {
+            // Read at mkfs time by the first monitor, so they belong here as well as in the config database.
+            global += [
+                ("osd_pool_default_size", "1"),
+                ("osd_pool_default_min_size", "1"),
+                ("mon_allow_pool_size_one", "true"),
+            ]
+        }
         if identity.launcher == .process {
             // Several clusters (tests, benchmarks, developers) share this machine: bind only to loopback, in our own
             // port range, with every path under the root.
@@ -77,7 +119,12 @@ public enum CephConfig {
         text += section("global", global)
         text += section("mon", [("keyring", layout.path("/var/lib/ceph/mon/$cluster-$id/keyring"))])
         text += section("mgr", [("keyring", layout.path("/var/lib/ceph/mgr/$cluster-$id/keyring"))])
-        text += section("osd", [("keyring", layout.path("/var/lib/ceph/osd/$cluster-$id/keyring"))])
+        text += section("osd", [
+            ("keyring", layout.path("/var/lib/ceph/osd/$cluster-$id/keyring")),
+            // Each node is its own CRUSH host, named as in the seed (not the machine's current host name, which the
+            // host step may only have written for the next boot, and which test "nodes" on one machine share).
+            ("crush_location", "root=default host=\(identity.daemonId)"),
+        ])
         text += section("mds", [("keyring", layout.path("/var/lib/ceph/mds/$cluster-$id/keyring"))])
         if let rgwPort {
             let endpoint = identity.launcher == .process ? "endpoint=\(identity.address):\(rgwPort)" : "port=\(rgwPort)"

@@ -7,16 +7,21 @@ import Logging
 public struct CephTools: Sendable {
     public let layout: Layout
     public let logger: Logger
+    /// The client `ceph` acts as when not the default `client.admin` (a joined node: `client.aquarium-join`).
+    public let client: String?
 
-    public init(layout: Layout, logger: Logger) {
+    public init(layout: Layout, logger: Logger, client: String? = nil) {
         self.layout = layout
         self.logger = logger
+        self.client = client == "client.admin" ? nil : client
     }
 
-    /// `tool --cluster NAME -c CONF arguments...`, killed after `timeout` seconds.
+    /// `tool --cluster NAME -c CONF arguments...`, killed after `timeout` seconds. The `ceph` tool gets `--name` when
+    /// this node acts as another client than the admin (the daemons' own tools never do).
     public func command(_ tool: String, _ arguments: [String], timeout: Int = 120) -> Command {
-        Command("timeout", ["--kill-after=10", String(timeout), tool, "--cluster", layout.cluster, "-c", layout.cephConf]
-            + arguments)
+        let name = tool == "ceph" ? client.map { ["--name", $0] } ?? [] : []
+        return Command("timeout", ["--kill-after=10", String(timeout), tool, "--cluster", layout.cluster, "-c", layout.cephConf]
+            + name + arguments)
     }
 
     @discardableResult

@@ -19,6 +19,8 @@ public struct Layout: Sendable, Equatable {
     public var etcCeph: String { path("/etc/ceph") }
     public var cephConf: String { path("/etc/ceph/\(cluster).conf") }
     public var adminKeyring: String { path("/etc/ceph/\(cluster).client.admin.keyring") }
+    /// A joined node's key for `client.aquarium-join` (Ceph's default keyring path for that name).
+    public var joinKeyring: String { path("/etc/ceph/\(cluster).\(JoinToken.entity).keyring") }
     public var cephLib: String { path("/var/lib/ceph") }
     public var bootstrapDir: String { path("/var/lib/ceph/tmp/aquarium-bootstrap") }
     public var monKeyring: String { bootstrapDir + "/mon.keyring" }
@@ -36,6 +38,8 @@ public struct Layout: Sendable, Equatable {
     public var stateFile: String { aquariumState + "/provision-state.json" }
     public var eventsFile: String { aquariumState + "/events.jsonl" }
     public var s3CredentialsFile: String { aquariumState + "/s3-admin.json" }
+    /// The bootstrap node's join token (mode 0600), printed by `aquarium-provision join-token`.
+    public var joinTokenFile: String { aquariumState + "/join-token" }
     public var pidDir: String { path("/run/aquarium") }
     public var systemdUnitDir: String { path("/etc/systemd/system") }
 }

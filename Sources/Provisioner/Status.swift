@@ -22,6 +22,8 @@ public struct StatusReport: Codable, Equatable, Sendable {
     }
 
     public var cluster: String
+    /// `bootstrap` or `join` (a node that added its OSDs to the cluster of another node's monitor).
+    public var role: String?
     public var fsid: String?
     /// `HEALTH_OK`, `HEALTH_WARN`, `HEALTH_ERR`, or `UNREACHABLE` when the monitor does not answer.
     public var health: String
@@ -38,10 +40,12 @@ public enum StatusCollector {
     public static func collect(root: String, cluster: String, logger: Logger) -> StatusReport {
         let layout = Layout(root: root, cluster: cluster)
         let state = (try? ProvisionState.load(layout.stateFile)) ?? ProvisionState()
-        let tools = CephTools(layout: layout, logger: logger)
+        // A joined node asks as its join entity, which may read the maps and health but not the manager or CephFS.
+        let tools = CephTools(layout: layout, logger: logger, client: state.identity?.clientName)
         let launcherKind = state.identity?.launcher ?? .process
         let daemons = Launchers.make(launcherKind, layout: layout, logger: logger).running()
-        var report = StatusReport(cluster: cluster, fsid: state.identity?.fsid, health: "UNREACHABLE", checks: [:],
+        var report = StatusReport(cluster: cluster, role: state.identity.map { $0.join == nil ? "bootstrap" : "join" },
+                                  fsid: state.identity?.fsid, health: "UNREACHABLE", checks: [:],
                                   monitors: [], launcher: state.identity?.launcher.rawValue, daemons: daemons, osds: [],
                                   services: StatusReport.Services(rbdPools: [], cephfs: [], s3Endpoint: nil, s3CredentialsFile: nil),
                                   bootstrappedAt: state.bootstrappedAt)
@@ -81,7 +85,7 @@ public enum StatusCollector {
 
     public static func render(_ report: StatusReport) -> String {
         var lines: [String] = []
-        lines.append("cluster   \(report.cluster) \(report.fsid ?? "(not bootstrapped)")")
+        lines.append("cluster   \(report.cluster) \(report.fsid ?? "(not bootstrapped)")\(report.role == "join" ? " (joined)" : "")")
         lines.append("health    \(report.health)")
         for (name, message) in report.checks.sorted(by: { $0.key < $1.key }) { lines.append("          \(name): \(message)") }
         lines.append("mons      \(report.monitors.isEmpty ? "-" : report.monitors.joined(separator: ", "))")

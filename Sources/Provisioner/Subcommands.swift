@@ -49,6 +49,9 @@ public struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "Seconds to wait for the cluster's health.")
     public var healthTimeout: Double = 300
 
+    @Option(name: .long, help: "role: join: the port of the monitor at cluster.join.address (default 3300; a process-launcher cluster listens on its base port).")
+    public var monPort: Int?
+
     @Flag(name: .long, help: "Print the run report as JSON.")
     public var json = false
 
@@ -67,6 +70,9 @@ public struct RunCommand: ParsableCommand {
         if let basePort, !(1024...65000).contains(basePort) {
             throw ProvisionError.invalidInput("--base-port \(basePort): expected 1024...65000")
         }
+        if let monPort, !(1...65535).contains(monPort) {
+            throw ProvisionError.invalidInput("--mon-port \(monPort): expected 1...65535")
+        }
         let record = try NodeRecord.load(path: nodeRecord)
         let seedPath = seed ?? record.seedPath ?? "/var/lib/aquarium/seed.yaml"
         let loaded: Seed
@@ -79,7 +85,11 @@ public struct RunCommand: ParsableCommand {
             throw ProvisionError.invalidInput("--launcher systemd manages this machine's units and needs --root /; "
                 + "use --launcher process with --root \(root)")
         }
-        let options = ProvisionOptions(launcher: launcher, basePort: basePort, fault: fault, healthTimeout: healthTimeout)
+        if monPort != nil && loaded.cluster.role != .join {
+            throw ProvisionError.invalidInput("--mon-port is for role: join; this seed has role: \(loaded.cluster.role.rawValue)")
+        }
+        let options = ProvisionOptions(launcher: launcher, basePort: basePort, fault: fault, healthTimeout: healthTimeout,
+                                       monPort: monPort)
         let provisioner = try Provisioner(seed: loaded, record: record, root: root, options: options, logger: logger)
         let report = try provisioner.run { result in
             if !json {
@@ -121,6 +131,29 @@ public struct StatusCommand: ParsableCommand {
             print(StatusCollector.render(report))
         }
         if report.health == "UNREACHABLE" { throw ExitCode(AquariumExit.runtimeFailure.rawValue) }
+    }
+}
+
+public struct JoinTokenCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "join-token",
+        abstract: "Print the token other nodes put into their seed's cluster.join.token (a secret).")
+
+    @OptionGroup public var global: GlobalOptions
+
+    @Option(name: .long, help: "The target root: / on a node, a directory for tests and development.")
+    public var root: String = "/"
+
+    public init() {}
+
+    public func run() throws {
+        let path = Layout(root: root).joinTokenFile
+        guard let text = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }) else {
+            throw ProvisionError.failed("there is no join token at \(path): only a node bootstrapped with role: bootstrap "
+                + "has one (written by the join-token step of `aquarium-provision run`)")
+        }
+        let token = try JoinToken(parsing: text)
+        print(token.text)
     }
 }
 

@@ -35,6 +35,11 @@ public struct Redactor: Sendable {
             if fields.count > 1, fields[1].hasPrefix("$") { redactor.add([String(fields[1])]) }
         }
         if let seed { redactor.add(seed.secrets) }
+        // The bootstrap node's join token (its key is also in the monitor's keyring-free auth database, so it is
+        // named here explicitly).
+        if let token = Files.read(layout.joinTokenFile)?.trimmingCharacters(in: .whitespacesAndNewlines), !token.isEmpty {
+            redactor.add([token] + token.split(separator: ".", maxSplits: 1).dropFirst().map(String.init))
+        }
         return redactor
     }
 
@@ -101,7 +106,8 @@ public struct SupportBundle {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         if let data = try? encoder.encode(report) { files.append(("status.json", String(decoding: data, as: UTF8.self))) }
         if report.health != "UNREACHABLE" {
-            let tools = CephTools(layout: layout, logger: logger)
+            let state = try? ProvisionState.load(layout.stateFile)
+            let tools = CephTools(layout: layout, logger: logger, client: state?.identity?.clientName)
             for (name, arguments) in [("ceph-status.txt", ["status"]), ("ceph-health-detail.txt", ["health", "detail"]),
                                       ("ceph-osd-tree.txt", ["osd", "tree"]), ("ceph-df.txt", ["df"]),
                                       ("ceph-fs-status.txt", ["fs", "status"]), ("ceph-config-dump.txt", ["config", "dump"])] {

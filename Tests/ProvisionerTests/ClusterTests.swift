@@ -64,7 +64,10 @@ import Testing
     static func withCluster(_ body: (Fixture, [LoopDevice]) throws -> Void) throws {
         try withTemporaryDirectory { directory in
             try LoopDevice.withMany([disk, disk]) { loops in
-                let rgwPort = try #require(Ports.findFreeRange(count: 1), "no free port on 127.0.0.1")
+                // Not from Ports.findFreeRange: its ranges start at multiples of 100, where process-launcher monitors
+                // (this cluster's own, or those of tests running in parallel) bind. 32700-32767 is in no such range
+                // and below the ephemeral ports.
+                let rgwPort = try #require((32700..<32768).shuffled().first(where: Ports.isFree), "no free port on 127.0.0.1")
                 let fixture = Fixture(directory: directory)
                 try seed(rgwPort: rgwPort).write(toFile: fixture.seed, atomically: true, encoding: .utf8)
                 let disks = loops.map { "{\"path\": \"\($0.path)\"}" }.joined(separator: ",")
@@ -143,7 +146,8 @@ import Testing
         try Self.withCluster { fixture, loops in
             // 1. Die at each step (and in the middle of the steps that have one); each rerun resumes the last.
             let faults = ["host", "identity", "keys:mid", "keys", "monmap", "mon-mkfs:mid", "mon-mkfs", "mon",
-                          "cluster-settings", "mgr", "osds:mid", "osds", "rbd", "cephfs", "rgw:mid", "rgw", "health:before"]
+                          "cluster-settings", "mgr", "join-token", "osds:mid", "osds", "rbd", "cephfs", "rgw:mid", "rgw",
+                          "telemetry", "health:before"]
             for fault in faults {
                 do {
                     let result = try fixture.run(["--fault-inject", fault])
@@ -251,7 +255,11 @@ import Testing
             let extracted = fixture.directory + "/bundle"
             try FileManager.default.createDirectory(atPath: extracted, withIntermediateDirectories: true)
             try Command("tar", ["-xzf", bundle, "-C", extracted]).run()
-            var secrets = [Self.passwordHash, try fixture.credentials().secretKey, try fixture.credentials().accessKey]
+            // The join token (FSID.KEY) and its key, which no keyring on this node holds.
+            let joinToken = try String(contentsOfFile: fixture.root + "/var/lib/aquarium/join-token", encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            var secrets = [Self.passwordHash, try fixture.credentials().secretKey, try fixture.credentials().accessKey,
+                           joinToken, try JoinToken(parsing: joinToken).key]
             let keyrings = try Command("find", [fixture.root, "-name", "*keyring*", "-type", "f"]).run().output.split(separator: "\n")
             #expect(keyrings.count >= 7)  // admin, mon, mgr, 2 osd, mds, rgw
             for keyring in keyrings {

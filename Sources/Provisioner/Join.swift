@@ -1,0 +1,129 @@
+import Exec
+import Foundation
+import Seed
+
+/// Joining: the bootstrap node's `join-token` step, and the steps of a `role: join` node, which runs no monitor,
+/// manager or service: it adds its storage disks as OSDs of the cluster whose monitor the seed names.
+extension Provisioner {
+    // MARK: bootstrap node
+
+    /// Creates (or repairs the caps of) `client.aquarium-join` and writes the token `FSID.KEY` mode 0600 to
+    /// `/var/lib/aquarium/join-token`. The token never appears in the step's detail, events or logs.
+    func joinTokenStep() throws(ProvisionError) -> StepResult {
+        var actions: [String] = []
+        let entity = JoinToken.entity
+        let wantedCaps = stride(from: 0, to: JoinToken.caps.count, by: 2).map { (JoinToken.caps[$0], JoinToken.caps[$0 + 1]) }
+        let existing = try tools.run("ceph", ["auth", "get", entity, "--format", "json"], accepted: [0, 2])
+        var key: String?
+        if existing.status == 0,
+           let entries = try? JSONSerialization.jsonObject(with: existing.standardOutput) as? [[String: Any]],
+           let entry = entries.first(where: { ($0["entity"] as? String) == entity }) {
+            key = entry["key"] as? String
+            let caps = (entry["caps"] as? [String: String]) ?? [:]
+            if caps != Dictionary(uniqueKeysWithValues: wantedCaps) {
+                try tools.run("ceph", ["auth", "caps", entity] + JoinToken.caps)
+                actions.append("set the caps of \(entity)")
+            }
+        } else {
+            let created = try tools.run("ceph", ["auth", "get-or-create", entity] + JoinToken.caps + ["--format", "json"])
+            let entries = try? JSONSerialization.jsonObject(with: created.standardOutput) as? [[String: Any]]
+            key = entries?.first?["key"] as? String
+            actions.append("created \(entity)")
+        }
+        guard let key, JoinToken.isCephxKey(key) else {
+            throw .failed("the monitor returned no usable key for \(entity)")
+        }
+        let token = JoinToken(fsid: identity.fsid, key: key)
+        if try Files.write(token.text + "\n", to: layout.joinTokenFile, mode: 0o600) {
+            actions.append("wrote \(layout.joinTokenFile)")
+        }
+        return StepResult(step: "join-token", changed: !actions.isEmpty,
+                          detail: (actions.isEmpty ? "" : actions.joined(separator: "; ") + "; ")
+                            + "`aquarium-provision join-token` prints it")
+    }
+
+    // MARK: joining node
+
+    /// The cluster from the token, the monitor from the seed, this node's own address and ports; writes ceph.conf and
+    /// the join entity's keyring.
+    func joinIdentity() throws(ProvisionError) -> StepResult {
+        guard let token = joinToken, let join = seed.cluster.join else {
+            throw .invalidInput("role: join needs cluster.join with the address and token of the cluster to join")
+        }
+        let previous = state.identity
+        if let previous, previous.fsid != token.fsid, !state.osdIds.isEmpty {
+            let osds = state.osdIds.values.sorted().map { "osd.\($0)" }.joined(separator: ", ")
+            throw .refused("this node already holds \(osds) of cluster \(previous.fsid); the seed's token is for cluster "
+                + "\(token.fsid). Restore the old token, or take the disks out of the old cluster first")
+        }
+        if previous?.fsid != token.fsid {
+            // Decisions about disks only hold within one cluster.
+            state.osdUUIDs = [:]
+            state.osdIds = [:]
+        }
+        let node: (address: String, publicNetwork: String, clusterNetwork: String, basePort: Int)
+        if let previous, previous.join != nil {
+            node = (previous.address, previous.publicNetwork, previous.clusterNetwork, previous.basePort)
+        } else {
+            node = try decideNodeAddress(for: "this node's OSDs")
+        }
+        let port = options.monPort ?? previous?.join?.port ?? 3300
+        let decided = ClusterIdentity(fsid: token.fsid, name: seed.cluster.name, daemonId: daemonId, address: node.address,
+                                      basePort: node.basePort, publicNetwork: node.publicNetwork,
+                                      clusterNetwork: node.clusterNetwork, launcher: options.launcher,
+                                      join: JoinTarget(address: join.address.description, port: port))
+        var changed = false
+        if decided != previous {
+            state.identity = decided
+            try saveState()
+            changed = true
+        }
+        let conf = CephConfig.render(decided, layout: layout, rgwPort: nil)
+        if try Files.write(conf, to: layout.cephConf) { changed = true }
+        let keyring = "[\(JoinToken.entity)]\n\tkey = \(token.key)\n"
+        if try Files.write(keyring, to: layout.joinKeyring, mode: 0o600) { changed = true }
+        try Files.makeDirectory(layout.cephLog)
+        try Files.makeDirectory(layout.cephRun)
+        try Files.makeDirectory(layout.crashDir)
+        var detail = "fsid \(token.fsid), mon \(decided.monHost)"
+        let services = [seed.cluster.services.rbd.map { _ in "rbd" }, seed.cluster.services.rgw.map { _ in "rgw" },
+                        seed.cluster.services.cephfs.map { _ in "cephfs" }].compactMap { $0 }
+        if !services.isEmpty {
+            detail += "; services (\(services.joined(separator: ", "))) run on the bootstrap node, not here"
+        }
+        return StepResult(step: "identity", changed: changed, detail: detail)
+    }
+
+    /// Checks that the monitor answers the join entity and belongs to the token's cluster, before anything is created.
+    func joinCluster() throws(ProvisionError) -> StepResult {
+        guard let target = identity.join else { throw .failed("the identity step did not record the cluster to join") }
+        let result = try tools.run("ceph", ["--connect-timeout", "10", "fsid", "--format", "json"], timeout: 30,
+                                   accepted: Set(0...255))
+        let text = (result.errorOutput + result.output).lowercased()
+        if result.status == 0 {
+            let object = try? JSONSerialization.jsonObject(with: result.standardOutput) as? [String: Any]
+            guard let fsid = (object?["fsid"] as? String)?.lowercased() else {
+                throw .failed("the monitor at \(target.endpoint) answered `ceph fsid` without an fsid: \(result.output.prefix(200))")
+            }
+            guard fsid == identity.fsid else {
+                throw .refused("the cluster at \(target.endpoint) is \(fsid), but cluster.join.token is for cluster "
+                    + "\(identity.fsid); nothing was created. Check cluster.join.address, or copy the token again with "
+                    + "`aquarium-provision join-token` on that cluster's bootstrap node")
+            }
+            return StepResult(step: "join", changed: false, detail: "cluster \(fsid) answers at \(target.endpoint)")
+        }
+        if result.status == 13 || text.contains("permission denied") || text.contains("access denied") {
+            throw .refused("the monitor at \(target.endpoint) does not accept cluster.join.token (its key is not the "
+                + "cluster's \(JoinToken.entity) key: a token of another cluster, or one replaced since); nothing was "
+                + "created. Copy the token again with `aquarium-provision join-token` on the bootstrap node")
+        }
+        if result.status == 124 || result.status == 137 || text.contains("timed out") {
+            throw .failed("no monitor answers at \(target.endpoint) (cluster.join.address, port \(target.port)); check that "
+                + "the bootstrap node is up and reachable from here and that the address is right"
+                + (options.launcher == .process ? " (process launcher: pass the bootstrap cluster's base port with --mon-port)" : "")
+                + "; nothing was created")
+        }
+        throw .failed("cannot reach the cluster at \(target.endpoint): `ceph fsid` exited \(result.status): "
+            + String(result.errorOutput.suffix(300)))
+    }
+}

@@ -1,0 +1,58 @@
+import Foundation
+
+/// The token a node needs to join a cluster: `FSID.KEY`, the cluster's fsid and the cephx key of the cluster's join
+/// entity (`client.aquarium-join`). It fits the seed's token syntax (16-256 of `A-Z a-z 0-9 + / = . _ -`).
+/// A secret: whoever holds it can add OSDs to the cluster.
+public struct JoinToken: Equatable, Sendable, CustomStringConvertible {
+    /// The cephx entity the bootstrap node creates for joining nodes.
+    public static let entity = "client.aquarium-join"
+    /// Its capabilities: Ceph's own profile for adding OSDs (`osd new`, `osd purge-new`, and reading the maps, which
+    /// also answers `ceph health` and `ceph status`). No access to data, keys or the configuration database.
+    public static let caps = ["mon", "allow profile bootstrap-osd"]
+
+    /// Lowercase UUID.
+    public var fsid: String
+    /// A cephx key as `ceph auth get-key` prints it (base64 of 28 bytes: type 1, creation time, length 16, secret).
+    public var key: String
+
+    public init(fsid: String, key: String) {
+        self.fsid = fsid.lowercased()
+        self.key = key
+    }
+
+    /// `FSID.KEY`, what `aquarium-provision join-token` prints.
+    public var text: String { "\(fsid).\(key)" }
+
+    /// Never the key: tokens end up in messages.
+    public var description: String { "join token for cluster \(fsid)" }
+
+    /// Reads a token; a malformed one is invalid input (exit 2) with a message that says what a token looks like and
+    /// where to get one. The message never repeats the token.
+    public init(parsing text: String) throws(ProvisionError) {
+        let help = "; a join token is FSID.KEY (the cluster's fsid, a dot, a cephx key, about 77 characters): print it "
+            + "with `aquarium-provision join-token` on the bootstrap node and copy it into cluster.join.token"
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let dot = trimmed.firstIndex(of: ".") else {
+            throw .invalidInput("cluster.join.token is not a join token of this tool (no '.' between fsid and key)" + help)
+        }
+        let fsid = String(trimmed[..<dot])
+        let key = String(trimmed[trimmed.index(after: dot)...])
+        guard fsid.count == 36, UUID(uuidString: fsid) != nil else {
+            throw .invalidInput("cluster.join.token does not start with a cluster fsid (a UUID such as "
+                + "c1548103-2615-4764-ae5d-1ab67261fb22)" + help)
+        }
+        guard Self.isCephxKey(key) else {
+            throw .invalidInput("cluster.join.token's part after the fsid is not a cephx key (base64 of a 16-byte AES "
+                + "secret, starting with AQ)" + help)
+        }
+        self.init(fsid: fsid, key: key)
+    }
+
+    /// True for a cephx key in Ceph's encoding: `u16 type = 1 (AES)`, `utime created` (8 bytes), `u16 length = 16`,
+    /// 16 bytes of secret; base64 with padding.
+    public static func isCephxKey(_ key: String) -> Bool {
+        guard key.count == 40, let data = Data(base64Encoded: key), data.count == 28 else { return false }
+        let bytes = [UInt8](data)
+        return bytes[0] == 1 && bytes[1] == 0 && bytes[10] == 16 && bytes[11] == 0
+    }
+}
