@@ -72,9 +72,20 @@ public struct ApplyEngine {
                 interrupted.insert(disk.path)
             }
         }
-        let plannerOptions = PlannerOptions(ownMountpoints: PlannerOptions.ownMountpoints(root: root.isEmpty ? "/" : root),
-                                            interruptedDisks: interrupted)
-        return (SystemDiskPlanner.plan(seed: seed, inventory: inventory, options: plannerOptions), inventory)
+        // On a running node the record is at hand (the state is mounted): its storage disks are this node's OSDs.
+        let known = Self.recordedStorageDisks(FileManager.default.contents(atPath: inRoot("/" + NodeRecord.relativePath)))
+        return (SystemDiskPlanner.plan(seed: seed, inventory: inventory, options: plannerOptions(interrupted, known)), inventory)
+    }
+
+    func plannerOptions(_ interrupted: Set<String>, _ known: Set<String>) -> PlannerOptions {
+        PlannerOptions(ownMountpoints: PlannerOptions.ownMountpoints(root: root.isEmpty ? "/" : root),
+                       interruptedDisks: interrupted, knownStorageDisks: known)
+    }
+
+    /// The stable identities of the storage disks a node record lists (none when there is no readable record).
+    static func recordedStorageDisks(_ data: Data?) -> Set<String> {
+        guard let data, let record = try? JSONDecoder().decode(RecordedIdentity.self, from: data) else { return [] }
+        return Set((record.storageDisks ?? []).map(\.stableIdentity))
     }
 
     public func run(seed loaded: LoadedSeed) throws -> ApplyResult {
@@ -83,7 +94,8 @@ public struct ApplyEngine {
         // plans from what the first left.
         let lock = try RunLock(path: inRoot("/run/aquarium-firstboot.lock"))
         defer { lock.release() }
-        let (plan, inventory) = try plan(seed: seed)
+        let (firstPlan, inventory) = try plan(seed: seed)
+        var plan = firstPlan
         guard let system = plan.systemDisk, let mode = system.mode,
               let disk = inventory.disks.first(where: { $0.path == system.path }) else {
             throw ApplyError(.refused, "refused: no system disk. " + SystemDiskPlanner.render(plan))
@@ -135,6 +147,13 @@ public struct ApplyEngine {
             // The record on the disk is the node's identity (the journal may be gone).
             if let node = recorded.nodeUUID { identity.nodeUUID = node }
             if let created = recorded.createdAt { identity.createdAt = created }
+            // Its storage disks have become OSDs since (bluestore): they stay this node's storage disks. Only the
+            // storage choice can change here; the system disk was chosen by its layout.
+            let known = Set((recorded.storageDisks ?? []).map(\.stableIdentity))
+            if !known.isEmpty {
+                let again = SystemDiskPlanner.plan(seed: seed, inventory: inventory, options: plannerOptions([], known))
+                if again.systemDisk?.path == plan.systemDisk?.path { plan = again }
+            }
         }
         try step(.layout) { try layout(filesystemUUID: identity.filesystemUUID, filesystem: identity.filesystem) }
         var record = NodeRecord(nodeUUID: identity.nodeUUID, hostname: seed.host.hostname, cluster: seed.cluster.name,
@@ -346,10 +365,12 @@ public struct ApplyEngine {
     /// The parts of an existing node record that identify the node (decoded leniently: older records may lack
     /// newer fields).
     struct RecordedIdentity: Decodable {
+        struct Disk: Decodable { var stableIdentity: String }
         var hostname: String
         var cluster: String?
         var nodeUUID: String?
         var createdAt: String?
+        var storageDisks: [Disk]?
     }
 
     /// A later boot must find this node's record (or none yet) on the disk it reuses; returns it when there is one.
@@ -554,9 +575,14 @@ enum Handoff {
             logger.notice("\(line)")
             return line
         }
-        if ProcessInfo.processInfo.environment["INVOCATION_ID"] != nil,
-           (try? Command("systemctl", ["start", "--no-block", "aquarium-provision.service"]).run()) != nil {
-            return "handoff: started aquarium-provision.service"
+        if ProcessInfo.processInfo.environment["INVOCATION_ID"] != nil {
+            // Under systemd, at boot. This node's /etc (the overlay) came up after systemd read its units: reload, then
+            // ask for multi-user.target again so the units enabled on earlier boots (the Ceph daemons) start like
+            // any unit enabled at boot, and start the Provisioner.
+            _ = try? Command("systemctl", ["daemon-reload"]).run()
+            if (try? Command("systemctl", ["start", "--no-block", "multi-user.target", "aquarium-provision.service"]).run()) != nil {
+                return "handoff: started aquarium-provision.service"
+            }
         }
         do {
             try Command(provision, ["run"]).run()

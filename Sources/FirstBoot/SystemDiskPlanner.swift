@@ -47,10 +47,15 @@ public struct PlannerOptions: Sendable, Equatable {
     /// Disks (by path) whose on-disk step journal names this node and is unfinished: an interrupted first boot
     /// to resume.
     public var interruptedDisks: Set<String>
+    /// Stable identities of the storage disks this node's previous node record lists. Once the Provisioner made
+    /// them OSDs they hold Ceph bluestore; they stay this node's storage disks whatever `disks.storage.wipe` says
+    /// (the Provisioner checks that the OSD belongs to this node's cluster before it adopts one).
+    public var knownStorageDisks: Set<String>
 
-    public init(ownMountpoints: [String] = [], interruptedDisks: Set<String> = []) {
+    public init(ownMountpoints: [String] = [], interruptedDisks: Set<String> = [], knownStorageDisks: Set<String> = []) {
         self.ownMountpoints = ownMountpoints
         self.interruptedDisks = interruptedDisks
+        self.knownStorageDisks = knownStorageDisks
     }
 
     /// The own mount points for a target root ("/" on a node).
@@ -240,13 +245,15 @@ public enum SystemDiskPlanner {
         for disk in disks where disk.path != chosen?.disk.path {
             var storageReasons = usageReasons(disk, options: options, allowOwnMounts: false)
             storageReasons += matchReasons(disk, match: storageRule.match, key: "disks.storage.match")
+            let ownOSD = options.knownStorageDisks.contains(disk.stableIdentity) && holdsOnlyBluestore(disk)
             if AquariumLayout.statePartition(of: disk)?.uuid?.lowercased() == expectedUUID {
                 storageReasons.append("carries this node's Aquarium system layout")
-            } else if let content = storageContentReason(disk, wipe: storageRule.wipe) {
+            } else if !ownOSD, let content = storageContentReason(disk, wipe: storageRule.wipe) {
                 storageReasons.append(content)
             }
             if chosen != nil && storageReasons.isEmpty {
-                var why = ["eligible and matches disks.storage.match"]
+                var why = [ownOSD ? "this node's storage disk (its previous node record lists it) holding a Ceph OSD"
+                                  : "eligible and matches disks.storage.match"]
                 if candidates.contains(where: { $0.disk.path == disk.path }), let chosenDisk = chosen?.disk {
                     why.append("not chosen as system disk: \(chosenDisk.path) is preferred")
                 }
@@ -356,6 +363,12 @@ public enum SystemDiskPlanner {
             }
             return "\(content) (\(key) is never)"
         }
+    }
+
+    /// True when libblkid found a Ceph bluestore label and nothing else (no partition table, no other signature).
+    static func holdsOnlyBluestore(_ disk: Disk) -> Bool {
+        let types = Set(disk.signatures.map(\.type) + disk.partitions.compactMap(\.fsType))
+        return types == ["ceph_bluestore"] && disk.partitionTable == nil
     }
 
     /// Storage disks: `aquarium` also accepts a disk that only holds a Ceph OSD (bluestore) or an Aquarium layout.
@@ -519,7 +532,9 @@ public enum SystemDiskPlanner {
             lines.append("system disk: none — \(plan.refusal ?? "no disk is eligible")")
         }
         for disk in plan.storageDisks {
-            lines.append("storage disk: \(disk.displayPath) (\(describe(disk)))" + (disk.content.map { " — \($0)" } ?? ""))
+            let own = disk.reasons.first { $0.hasPrefix("this node's storage disk") }
+            lines.append("storage disk: \(disk.displayPath) (\(describe(disk)))" + (disk.content.map { " — \($0)" } ?? "")
+                + (own.map { "; \($0)" } ?? ""))
         }
         for disk in plan.rejected {
             lines.append("rejected \(disk.path): " + disk.reasons.joined(separator: "; "))

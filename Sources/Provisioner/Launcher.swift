@@ -272,13 +272,30 @@ public struct SystemdLauncher: DaemonLauncher {
         let changed = try Files.write(Self.renderUnit(daemon, cluster: layout.cluster), to: layout.systemdUnitDir + "/" + unit)
         if !changed && isRunning(daemon) { return false }
         do {
-            if changed { try Command("systemctl", ["daemon-reload"]).run() }
+            if changed {
+                // A new or different unit: load it, enable it for later boots, (re)start it once.
+                try Command("systemctl", ["daemon-reload"]).run()
+                try Command("systemctl", ["enable", unit]).run()
+                try Command("systemctl", ["restart", unit]).run()
+                return true
+            }
+            if isEnabled(unit) {
+                // Unchanged and enabled: systemd starts it at boot (FirstBoot pulls in the units this node enabled
+                // once its /etc is up), possibly a moment after this run looked. Waiting for that start, or starting
+                // it again after a crash, changes nothing on the node.
+                try Command("systemctl", ["start", unit]).run()
+                logger.info("\(unit) is enabled but was not active; started it")
+                return false
+            }
             try Command("systemctl", ["enable", "--now", unit]).run()
-            if changed { try Command("systemctl", ["restart", unit]).run() }
         } catch {
             throw .failed("cannot start \(unit): \(error); see `journalctl -u \(unit)`")
         }
         return true
+    }
+
+    func isEnabled(_ unit: String) -> Bool {
+        (try? Command("systemctl", ["is-enabled", "--quiet", unit]).run()) != nil
     }
 
     public func running() -> [RunningDaemon] {

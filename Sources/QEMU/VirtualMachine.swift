@@ -135,9 +135,12 @@ public struct VirtualMachineRunner {
 
     /// Boots `machine`; returns when the guest exits, when one of `stopMarkers` appears on the
     /// console (the machine is then stopped after `graceSeconds`), or after `timeoutSeconds`.
-    /// `watchMarkers` are only timed. Only the QEMU process started here is ever signalled.
+    /// `watchMarkers` are only timed. `whileRunning` is called once, with the machine still up, when
+    /// the first stop marker appears (to talk to the guest through its forwarded ports); the grace
+    /// period starts after it returns. Only the QEMU process started here is ever signalled.
     public func run(_ machine: VirtualMachine, timeoutSeconds: Double, stopMarkers: [String] = [],
-                    watchMarkers: [String] = [], graceSeconds: Double = 0) throws -> VirtualMachineRun {
+                    watchMarkers: [String] = [], graceSeconds: Double = 0,
+                    whileRunning: ((String) -> Void)? = nil) throws -> VirtualMachineRun {
         guard let executable = Command.resolve(qemu) else {
             throw CommandError(command: Command(qemu), status: nil, standardError: "", reason: "QEMU is not installed (apt-get install qemu-system-x86 ovmf)")
         }
@@ -165,7 +168,10 @@ public struct VirtualMachineRunner {
             for marker in stopMarkers + watchMarkers where markerTimes[marker] == nil && console.contains(marker) {
                 markerTimes[marker] = elapsed
                 logger.info("console: '\(marker)' after \(Int(elapsed)) s")
-                if stopMarkers.contains(marker) && stopAt == nil { stopAt = Date().addingTimeInterval(graceSeconds) }
+                if stopMarkers.contains(marker) && stopAt == nil {
+                    if process.isRunning { whileRunning?(marker) }
+                    stopAt = Date().addingTimeInterval(graceSeconds)
+                }
             }
             if !process.isRunning {
                 ending = .exited(status: process.terminationStatus)

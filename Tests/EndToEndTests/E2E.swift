@@ -13,7 +13,7 @@ final class E2E: @unchecked Sendable {
     let root: String
     let cache: String
     private let lock = NSLock()
-    private var built: Result<String, Error>?
+    private var built: [Profile: Result<String, Error>] = [:]
 
     private init() {
         let environment = ProcessInfo.processInfo.environment
@@ -32,14 +32,17 @@ final class E2E: @unchecked Sendable {
         return path
     }
 
-    /// Builds the image from image/ once, with the minimal profile (no Ceph: these boots test FirstBoot;
-    /// the tools inside are statically linked builds).
-    func image() throws -> String {
+    /// The image profiles the boots use: "minimal" (no Ceph) for the FirstBoot boots, "full" (the appliance, with
+    /// Ceph) for the boot that provisions a cluster.
+    enum Profile: String { case minimal, full }
+
+    /// Builds the image from image/ once per profile (the tools inside are statically linked builds).
+    func image(_ profile: Profile = .minimal) throws -> String {
         lock.lock()
         defer { lock.unlock() }
-        if let built { return try built.get() }
+        if let result = built[profile] { return try result.get() }
         let result = Result { () throws -> String in
-            let output = try directory("out")
+            let output = try directory("out-" + profile.rawValue)
             let start = Date()
             // The tools that go into the image must run without a Swift toolchain: scripts/build-node-tools
             // makes statically linked builds, and `build` installs the ones beside the aquarium-image it runs.
@@ -47,17 +50,18 @@ final class E2E: @unchecked Sendable {
                 throw MissingCapability(what: "AQUARIUM_NODE_TOOLS (run scripts/run-tests, which builds the node tools)")
             }
             let run = try Command(tools + "/aquarium-image", ["build", "--description", E2E.repository + "/image",
-                                                             "--output", output, "--cache", cache, "--profile", "minimal", "--quiet"])
+                                                             "--output", output, "--cache", cache, "--profile", profile.rawValue,
+                                                             "--quiet"])
                 .run(acceptedStatuses: Set(0...255))
             guard run.status == 0 else {
                 throw CommandError(command: run.command, status: run.status, standardError: run.errorOutput, reason: "image build failed")
             }
-            note("image build: \(Int(Date().timeIntervalSince(start))) s")
+            note("image build (\(profile.rawValue)): \(Int(Date().timeIntervalSince(start))) s")
             let images = try FileManager.default.contentsOfDirectory(atPath: output).filter { $0.hasSuffix(".raw") }
             guard let image = images.first else { throw MissingCapability(what: "a .raw image in \(output)") }
             return output + "/" + image
         }
-        built = result
+        built[profile] = result
         return try result.get()
     }
 
@@ -73,17 +77,41 @@ final class E2E: @unchecked Sendable {
         }
     }
 
-    /// Boots a node until it powers off (at most 15 minutes under TCG); the console is kept in logs/.
-    func boot(_ name: String, stick: Stick, disks: [VirtualDisk], systemSerial: String? = nil) throws -> VirtualMachineRun {
+    /// Boots a node until it powers off (at most `timeout` seconds under TCG), or until one of `stopMarkers` appears
+    /// on the console (`whileRunning` runs first, with the node still up); the console is kept in logs/.
+    func boot(_ name: String, stick: Stick, disks: [VirtualDisk], systemSerial: String? = nil, timeout: Double = 900,
+              forwards: [(host: Int, guest: Int)] = [], stopMarkers: [String] = [], watchMarkers: [String] = [],
+              whileRunning: ((String) -> Void)? = nil) throws -> VirtualMachineRun {
         let logs = try directory("logs")
         let vars = logs + "/\(name).OVMF_VARS.fd"
         try? FileManager.default.removeItem(atPath: vars)
         try FileManager.default.copyItem(atPath: "/usr/share/OVMF/OVMF_VARS_4M.fd", toPath: vars)
         let machine = VirtualMachine(stick: stick.path, disks: disks, memoryMiB: 2048, cpus: 2, systemSerial: systemSerial,
-                                     firmwareVars: vars, consoleLog: logs + "/\(name).console.log")
-        let run = try VirtualMachineRunner().run(machine, timeoutSeconds: 900, watchMarkers: ["Linux version", E2E.handoffMarker])
+                                     firmwareVars: vars, consoleLog: logs + "/\(name).console.log", forwards: forwards)
+        let run = try VirtualMachineRunner().run(machine, timeoutSeconds: timeout, stopMarkers: stopMarkers,
+                                                 watchMarkers: ["Linux version", E2E.handoffMarker] + watchMarkers,
+                                                 whileRunning: whileRunning)
         note("boot \(name): \(run.ending) after \(Int(run.seconds)) s; kernel at \(run.markerTimes["Linux version"].map { Int($0) } ?? -1) s, handoff at \(run.markerTimes[E2E.handoffMarker].map { Int($0) } ?? -1) s")
         return run
+    }
+
+    /// A TCP port on 127.0.0.1 that nothing listens on now (the kernel picks it).
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw MissingCapability(what: "a TCP socket") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Bool in
+                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        guard bound else { throw MissingCapability(what: "a free TCP port on 127.0.0.1") }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     /// Appends a figure to logs/figures.txt (boot times, build time) for the record.
@@ -106,7 +134,8 @@ final class E2E: @unchecked Sendable {
     }
 
     /// A seed for a one-SSD, two-HDD node: the SSD becomes the system disk, the HDDs stay for OSDs.
-    static func seed(hostname: String, filesystem: String) -> String {
+    /// `services` goes under `cluster:` (indented by the caller's YAML: two spaces).
+    static func seed(hostname: String, filesystem: String, services: String = "") -> String {
         """
         version: 1
         host:
@@ -121,7 +150,7 @@ final class E2E: @unchecked Sendable {
             match: {rotational: true}
         cluster:
           role: bootstrap
-
+        \(services)
         """
     }
 }

@@ -28,11 +28,13 @@ struct EndToEndTests {
                            try .blank(dir + "/hdd2.raw", sizeBytes: 20 * Self.gib)])
     }
 
-    func seededStick(_ name: String, seed: String, extra: [(String, String)] = []) throws -> Stick {
+    /// A copy of the image with `seed` (and `extra` files) on its seed volume. By default the node powers off when
+    /// done and the Provisioner is not started (FirstBoot is under test).
+    func seededStick(_ name: String, seed: String, extra: [(String, String)] = [], profile: E2E.Profile = .minimal,
+                     kernelArguments: String = "aquarium.poweroff aquarium.provision=off") throws -> Stick {
         let env = E2E.shared
-        let stick = try Stick.copy(of: try env.image(), to: try env.directory(name) + "/stick.raw")
-        // Power off when done; FirstBoot is under test here, so the Provisioner is not started.
-        try stick.appendKernelArguments("aquarium.poweroff aquarium.provision=off")
+        let stick = try Stick.copy(of: try env.image(profile), to: try env.directory(name) + "/stick.raw")
+        if !kernelArguments.isEmpty { try stick.appendKernelArguments(kernelArguments) }
         try env.inject(stick, seed: seed, as: nil)
         for (path, text) in extra { try env.inject(stick, seed: text, as: path) }
         return stick

@@ -238,6 +238,44 @@ struct ApplyDeviceTests {
         }
     }
 
+    @Test("a later boot keeps the storage disks the Provisioner turned into OSDs (bluestore), under wipe: never")
+    func storageDisksStayAfterBecomingOSDs() throws {
+        guard try Capabilities.require(programs: Self.tools) else { return }
+        try LoopDevice.withMany([.init(sizeBytes: Harness.gib), .init(sizeBytes: 2 * Harness.gib)]) { loops in
+            try Harness.withRoot { root in
+                let storage = loops[1]
+                let seed = try Harness.writeSeed(root + "/..", Harness.seedText(disks: [
+                    "  system:", "    match: {min_size: 512MiB, max_size: 1536MiB}",
+                    "  storage:", "    match: {min_size: 1536MiB}", "    wipe: never",
+                ]))
+                let first = try Harness.apply(seed: seed, root: root, devices: loops)
+                #expect(first.status == 0, "\(first.errorOutput)")
+                #expect(try Harness.nodeRecord(root).storageDisks.map(\.path) == [storage.path])
+
+                // What `ceph-osd --mkfs` leaves at the start of a raw device: libblkid reports ceph_bluestore.
+                let fd = open(storage.path, O_WRONLY)
+                try #require(fd >= 0)
+                let label = Array("bluestore block device\n\(UUID().uuidString.lowercased())\n".utf8)
+                #expect(label.withUnsafeBytes { pwrite(fd, $0.baseAddress, label.count, 0) } == label.count)
+                fsync(fd)
+                close(fd)
+                #expect(try Harness.blkid(storage.path)["TYPE"] == "ceph_bluestore")
+
+                // "Reboot": the record on the system disk lists the disk, so it stays this node's storage disk.
+                StateMounts.unmount(root: root)
+                let reboot = try Harness.apply(seed: seed, root: root, devices: loops, yes: false)
+                #expect(reboot.status == 0, "\(reboot.errorOutput)")
+                #expect(reboot.output.contains("this node's storage disk"), "\(reboot.output)")
+                #expect(try Harness.nodeRecord(root).storageDisks.map(\.path) == [storage.path])
+
+                // With the state mounted, `plan` reads the record too and agrees.
+                let plan = try Harness.planJSON(try Harness.plan(seed: seed, devices: loops, extra: ["--root", root]))
+                let planned = (plan["storageDisks"] as? [[String: Any]])?.compactMap { $0["path"] as? String }
+                #expect(planned == [storage.path], "\(plan)")
+            }
+        }
+    }
+
     @Test("second apply only mounts: partition table and filesystem UUID unchanged")
     func secondBootMountsOnly() throws {
         guard try Capabilities.require(programs: Self.tools) else { return }
