@@ -5,7 +5,7 @@ import Seed
 
 /// Where a run dies on purpose (`--fault-inject STEP[:WHEN]` or `AQUARIUM_FAULT_INJECT`), to prove that a rerun
 /// converges. `before`: at the start of the step; `mid`: part-way (where a step has an interesting middle: keys,
-/// mon-mkfs, osds, rgw); `after` (default): once the step's actions are done but before it is recorded.
+/// mon-mkfs, osds, rgw, replication); `after` (default): once the step's actions are done but before it is recorded.
 public struct FaultPoint: Equatable, Sendable, CustomStringConvertible {
     public enum When: String, Sendable, CaseIterable { case before, mid, after }
     public var step: String
@@ -74,7 +74,8 @@ public struct ProvisionOptions: Sendable {
 /// so a rerun on a healthy node changes nothing and a rerun after a crash picks up where it stopped.
 public final class Provisioner {
     public static let bootstrapSteps = ["host", "identity", "keys", "monmap", "mon-mkfs", "mon", "cluster-settings",
-                                        "mgr", "join-token", "osds", "rbd", "cephfs", "rgw", "telemetry", "health"]
+                                        "mgr", "join-token", "osds", "rbd", "cephfs", "rgw", "replication", "telemetry",
+                                        "health"]
     public static let joinSteps = ["host", "identity", "join", "osds", "health"]
     public static let s3AdminUser = "aquarium-admin"
 
@@ -127,7 +128,7 @@ public final class Provisioner {
                 steps = [("host", host), ("identity", makeIdentity), ("keys", keys), ("monmap", monmap),
                          ("mon-mkfs", monMkfs), ("mon", mon), ("cluster-settings", clusterSettings), ("mgr", mgr),
                          ("join-token", joinTokenStep), ("osds", osds), ("rbd", rbd), ("cephfs", cephfs), ("rgw", rgw),
-                         ("telemetry", telemetry), ("health", health)]
+                         ("replication", replication), ("telemetry", telemetry), ("health", health)]
             case .join:
                 guard let join = seed.cluster.join else {
                     throw .invalidInput("role: join needs cluster.join with the address and token of the cluster to join")
@@ -371,7 +372,9 @@ public final class Provisioner {
 
     func clusterSettings() throws(ProvisionError) -> StepResult {
         let dump = (try tools.json(["config", "dump"]) as? [[String: Any]]) ?? []
-        let missing = CephConfig.singleNodeSettings.filter { setting in
+        // The pool defaults only for a new cluster; once set, the `replication` step grows them.
+        let fresh = ReplicationDefaults.parse(dump).size == nil
+        let missing = (CephConfig.clusterSettings + (fresh ? CephConfig.singleNodeReplication : [])).filter { setting in
             let current = dump.first { ($0["section"] as? String) == setting.who && ($0["name"] as? String) == setting.option }
             return (current?["value"] as? String) != setting.value
         }

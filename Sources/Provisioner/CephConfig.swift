@@ -83,14 +83,9 @@ public enum CephConfig {
             ("auth_service_required", "cephx"),
             ("auth_client_required", "cephx"),
         ]
-        if identity.join == nil {
-            // Read at mkfs time by the first monitor, so they belong here as well as in the config database.
-            global += [
-                ("osd_pool_default_size", "1"),
-                ("osd_pool_default_min_size", "1"),
-                ("mon_allow_pool_size_one", "true"),
-            ]
-        }
+        // No pool defaults here: a daemon's configuration file outranks the monitor's configuration database, so
+        // sizes written here would pin the monitor to them when the `replication` step grows them. The
+        // `cluster-settings` step puts them in the database before any pool exists.
         if identity.launcher == .process {
             // Several clusters (tests, benchmarks, developers) share this machine: bind only to loopback, in our own
             // port range, with every path under the root.
@@ -141,18 +136,23 @@ public enum CephConfig {
         "\n[\(name)]\n" + options.map { "\t\($0.0) = \($0.1)\n" }.joined()
     }
 
-    /// Cluster-wide settings for a single node, set in the monitor's configuration database. `grow` these as nodes
-    /// join (pool size 3 and min_size 2 from three hosts on).
-    public static let singleNodeSettings: [(who: String, option: String, value: String)] = [
-        ("global", "osd_pool_default_size", "1"),
-        ("global", "osd_pool_default_min_size", "1"),
+    /// Cluster-wide settings in the monitor's configuration database, set by the `cluster-settings` step on every run.
+    public static let clusterSettings: [(who: String, option: String, value: String)] = [
+        // Pools of size 1 (one node) need it; it stays once they grow (it only permits size 1, it sets nothing).
         ("global", "mon_allow_pool_size_one", "true"),
-        // Size 1 is what a single node can do; do not warn about it on every `ceph -s`.
-        ("global", "mon_warn_on_pool_no_redundancy", "false"),
         // Small pools; the autoscaler grows them with the data.
         ("global", "osd_pool_default_pg_num", "8"),
         ("global", "osd_pool_default_pgp_num", "8"),
         ("mon", "auth_allow_insecure_global_id_reclaim", "false"),
+    ]
+
+    /// Pool defaults of a new cluster (one node), set by `cluster-settings` only while the configuration database has
+    /// no `osd_pool_default_size`: from then on the `replication` step owns them and grows them as hosts join.
+    public static let singleNodeReplication: [(who: String, option: String, value: String)] = [
+        ("global", "osd_pool_default_size", "1"),
+        ("global", "osd_pool_default_min_size", "1"),
+        // Size 1 is what a single node can do; do not warn about it on every `ceph -s` (removed once pools grow).
+        ("global", "mon_warn_on_pool_no_redundancy", "false"),
     ]
 
     /// Health checks a freshly bootstrapped single node may show without anything being wrong.

@@ -60,6 +60,9 @@ public struct ProvisionState: Codable, Equatable, Sendable {
     /// OSD id for each storage disk once the monitor assigned it.
     public var osdIds: [String: Int] = [:]
     public var bootstrappedAt: String?
+    /// The `replication` step: the min_size each pool it grew is still to get (see `ReplicationPlan.make`). Optional so
+    /// state files written before it still load.
+    public var replicationPending: [String: Int]?
 
     public init() {}
 

@@ -36,6 +36,50 @@ struct ImageUnitTests {
         #expect(text.split(separator: "\n").contains("ConditionKernelCommandLine=!aquarium.provision=off"))
     }
 
+    /// `aquarium-provision.timer` reruns the Provisioner through its own oneshot unit: aquarium-provision.service keeps
+    /// RemainAfterExit=yes (active after the boot's run), so a timer could not start that one again.
+    @Test("the periodic rerun: a timer, not during the first 10 minutes, and a unit guarded like the boot's run")
+    func periodicRerun() throws {
+        let timer = try String(contentsOfFile: Self.overlay + "/aquarium-provision.timer", encoding: .utf8)
+        let rerun = try String(contentsOfFile: Self.overlay + "/aquarium-provision-reconcile.service", encoding: .utf8)
+        let boot = try String(contentsOfFile: Self.overlay + "/aquarium-provision.service", encoding: .utf8)
+        func lines(_ text: String) -> [Substring] {
+            text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces)[...] }.filter { !$0.hasPrefix("#") }
+        }
+        func value(_ key: String, in text: String) -> String? {
+            lines(text).first { $0.hasPrefix(key + "=") }.map { String($0.dropFirst(key.count + 1)) }
+        }
+        // The timer: first 15 minutes after boot (end-to-end boots last up to about 8), then 10 minutes after each rerun.
+        #expect(value("Unit", in: timer) == "aquarium-provision-reconcile.service")
+        #expect(value("OnBootSec", in: timer) == "15min")
+        #expect(value("OnUnitInactiveSec", in: timer) == "10min")
+        #expect(!lines(timer).contains { $0.hasPrefix("OnActiveSec=") || $0.hasPrefix("OnStartupSec=") || $0.hasPrefix("OnCalendar=") })
+        #expect(lines(timer).contains("[Install]") && value("WantedBy", in: timer) == "timers.target")
+        // The rerun: a oneshot that becomes inactive again, not enabled itself, the boot's command and guards,
+        // ordered after the boot's run and only when FirstBoot succeeded on this boot.
+        #expect(value("Type", in: rerun) == "oneshot")
+        #expect(value("RemainAfterExit", in: rerun) == nil && value("RemainAfterExit", in: boot) == "yes")
+        #expect(!lines(rerun).contains("[Install]"))
+        #expect(value("ExecStart", in: rerun) == value("ExecStart", in: boot))
+        #expect(lines(rerun).filter { $0.hasPrefix("Condition") } == lines(boot).filter { $0.hasPrefix("Condition") })
+        #expect(value("After", in: rerun)?.split(separator: " ").contains("aquarium-provision.service") == true)
+        #expect(value("Requisite", in: rerun) == "aquarium-firstboot.service")
+
+        guard try Capabilities.require(root: false, programs: ["systemd-analyze"]) else { return }
+        // The binary and FirstBoot's unit are not installed on the build host: stand-ins for the check.
+        try withTemporaryDirectory { directory in
+            let service = rerun.replacingOccurrences(of: "/usr/local/bin/aquarium-provision", with: "/bin/true")
+                .replacingOccurrences(of: "Requisite=aquarium-firstboot.service\n", with: "")
+            try Data(service.utf8).write(to: URL(fileURLWithPath: directory + "/aquarium-provision-reconcile.service"))
+            try Data(timer.utf8).write(to: URL(fileURLWithPath: directory + "/aquarium-provision.timer"))
+            let result = try Command("systemd-analyze", ["verify", directory + "/aquarium-provision.timer",
+                                                          directory + "/aquarium-provision-reconcile.service"])
+                .run(acceptedStatuses: Set(0...255))
+            let complaints = (result.output + result.errorOutput).split(separator: "\n").filter { $0.contains("aquarium-provision") }
+            #expect(result.status == 0 && complaints.isEmpty, "\(result.output)\(result.errorOutput)")
+        }
+    }
+
     @Test("sshd waits for this node's host keys on the system disk")
     func sshOrdering() throws {
         let dropIn = try String(contentsOfFile: Self.overlay + "/ssh.service.d/aquarium.conf", encoding: .utf8)

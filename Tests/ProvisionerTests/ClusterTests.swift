@@ -147,7 +147,7 @@ import Testing
             // 1. Die at each step (and in the middle of the steps that have one); each rerun resumes the last.
             let faults = ["host", "identity", "keys:mid", "keys", "monmap", "mon-mkfs:mid", "mon-mkfs", "mon",
                           "cluster-settings", "mgr", "join-token", "osds:mid", "osds", "rbd", "cephfs", "rgw:mid", "rgw",
-                          "telemetry", "health:before"]
+                          "replication", "telemetry", "health:before"]
             for fault in faults {
                 do {
                     let result = try fixture.run(["--fault-inject", fault])

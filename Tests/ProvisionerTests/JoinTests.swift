@@ -68,6 +68,15 @@ import Testing
         ((try json(a, ["osd", "dump"]) as? [String: Any])?["osds"] as? [[String: Any]]) ?? []
     }
 
+    /// Every pool's [size, min_size].
+    static func pools(_ a: Node) throws -> [String: [Int]] {
+        Dictionary(uniqueKeysWithValues: PoolReplication.parse(try json(a, ["osd", "pool", "ls", "detail"])).map { ($0.name, [$0.size, $0.minSize]) })
+    }
+
+    static func defaults(_ a: Node) throws -> ReplicationDefaults {
+        ReplicationDefaults.parse(try json(a, ["config", "dump"]))
+    }
+
     static func report(_ result: CommandResult) throws -> RunReport {
         try JSONDecoder().decode(RunReport.self, from: result.standardOutput)
     }
@@ -78,7 +87,7 @@ import Testing
 
     /// Bootstrap A, join B with A's token (after refusing a malformed token, one of another cluster and one with an
     /// unknown key), data through both OSDs, reruns change nothing, status and support bundle on B, telemetry on and
-    /// off on A, B's stop stops only B.
+    /// off on A, A's rerun grows the pools to size 2, B's stop stops only B and shrinks nothing.
     @Test func joinASecondNode() throws {
         guard try Capabilities.require(programs: Self.programs) else { return }
         let started = Date()
@@ -249,17 +258,34 @@ import Testing
                     #expect(found.isEmpty, "a secret is in \(found)")
                 }
 
-                // 6. Telemetry off on A after the seed changed; only that step changes, health stays OK.
+                // 6. A's rerun grows the pools to B's host (2 hosts: size 2, min_size 1), and turns telemetry off (the seed
+                // changed); nothing else changes and health is OK once the second copies are made.
+                #expect(try Self.pools(a) == ["device_health_metrics": [1, 1], "jointest": [1, 1]])
                 try a.writeSeed("  role: bootstrap\n  telemetry: false\n")
-                let off = try a.run(["--json", "--health-timeout", "60"])
-                #expect(off.status == 0, "\(off.errorOutput)")
-                let offReport = try Self.report(off)
-                #expect(offReport.steps.filter(\.changed).map(\.step) == ["telemetry"], "\(offReport.steps.filter(\.changed))")
-                #expect(offReport.health == "HEALTH_OK")
+                let grown = try a.run(["--json", "--health-timeout", "120"])
+                #expect(grown.status == 0, "\(grown.errorOutput)")
+                let grownReport = try Self.report(grown)
+                #expect(grownReport.steps.filter(\.changed).map(\.step) == ["replication", "telemetry"],
+                        "\(grownReport.steps.filter(\.changed))")
+                #expect(grownReport.steps.first { $0.step == "replication" }?.detail?.contains("2 hosts with OSDs") == true)
+                #expect(grownReport.health == "HEALTH_OK")
+                #expect(try Self.pools(a) == ["device_health_metrics": [2, 1], "jointest": [2, 1]])
+                #expect(try Self.defaults(a) == ReplicationDefaults(size: 2, minSize: 1, noRedundancyWarningOff: false))
+                // Each object now has a copy on both hosts.
+                let acting = (try Self.json(a, ["osd", "map", "jointest", "object-0"]) as? [String: Any])?["acting"] as? [Int]
+                #expect(Set(acting ?? []) == [aOSD, bOSD], "\(acting ?? [])")
                 let telemetryOff = try Self.json(a, ["telemetry", "status"]) as? [String: Any]
                 #expect(telemetryOff?["enabled"] as? Bool == false)
+                // Nothing left to grow: a rerun changes nothing.
+                let again = try a.run(["--json", "--health-timeout", "60"])
+                #expect(again.status == 0, "\(again.errorOutput)")
+                let againReport = try Self.report(again)
+                #expect(againReport.changed == false, "\(againReport.steps.filter(\.changed))")
 
                 // 7. B's stop stops B's OSD only.
+                let onB = try #require(try (0..<16).first { index in
+                    ((try Self.json(a, ["osd", "map", "jointest", "object-\(index)"]) as? [String: Any])?["acting_primary"] as? Int) == bOSD
+                })
                 let aPids = try ["mon.node-a", "mgr.node-a", "osd.\(aOSD)"].map(a.pid)
                 let bPid = try b.pid("osd.\(bOSD)")
                 let stopped = try b.provision(["stop", "--root", b.root])
@@ -271,6 +297,21 @@ import Testing
                     return now.contains { ($0["osd"] as? Int) == bOSD && ($0["up"] as? Int) == 0 }
                         && now.contains { ($0["osd"] as? Int) == aOSD && ($0["up"] as? Int) == 1 }
                 }
+
+                // 8. With B down, the second copy keeps an object whose primary was on B readable, and A's rerun shrinks nothing: B's
+                // host still holds an OSD in the CRUSH map. Health is not OK (B's OSD is down), which the run reports.
+                let back = a.directory + "/back"
+                try? FileManager.default.removeItem(atPath: back)
+                try Self.admin(a, "rados", ["-p", "jointest", "get", "object-\(onB)", back])
+                #expect(try Data(contentsOf: URL(fileURLWithPath: back)) == Data(contentsOf: URL(fileURLWithPath: payload)))
+                let beforeDown = a.events.read().count
+                let degraded = try a.run(["--health-timeout", "3"])
+                #expect(degraded.status == 1, "\(degraded.errorOutput)")
+                #expect(degraded.errorOutput.contains("HEALTH_OK"), "\(degraded.errorOutput)")
+                let downEvents = Array(a.events.read().dropFirst(beforeDown))
+                #expect(downEvents.contains { $0.event == "step.unchanged" && $0.step == "replication" }, "\(downEvents)")
+                #expect(try Self.pools(a) == ["device_health_metrics": [2, 1], "jointest": [2, 1]])
+                #expect(try Self.defaults(a) == ReplicationDefaults(size: 2, minSize: 1, noRedundancyWarningOff: false))
             }
         }
         let seconds = Date().timeIntervalSince(started)
