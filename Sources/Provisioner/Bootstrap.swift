@@ -733,13 +733,18 @@ public final class Provisioner {
         // A joined node may not ask the manager (its key only has the OSD bootstrap profile); the monitor's health
         // covers what matters to it.
         if identity.join == nil { try waitForManager() }
-        try CephTools.wait("HEALTH_OK (or only expected single-node warnings)", seconds: options.healthTimeout, interval: 1) {
-            let health = try tools.json(["health"], timeout: 20) as? [String: Any]
-            let status = health?["status"] as? String ?? "?"
-            let checks = Set(((health?["checks"] as? [String: Any]) ?? [:]).keys)
-            last = status + (checks.isEmpty ? "" : " " + checks.sorted().joined(separator: ","))
-            if status == "HEALTH_OK" { return true }
-            return status == "HEALTH_WARN" && checks.isSubset(of: CephConfig.expectedSingleNodeChecks)
+        do {
+            try CephTools.wait("HEALTH_OK (or only expected single-node warnings)", seconds: options.healthTimeout, interval: 1) {
+                let health = try tools.json(["health"], timeout: 20) as? [String: Any]
+                let status = health?["status"] as? String ?? "?"
+                let checks = Set(((health?["checks"] as? [String: Any]) ?? [:]).keys)
+                last = status + (checks.isEmpty ? "" : " " + checks.sorted().joined(separator: ","))
+                if status == "HEALTH_OK" { return true }
+                return status == "HEALTH_WARN" && checks.isSubset(of: CephConfig.expectedSingleNodeChecks)
+            }
+        } catch {
+            // Say what the cluster reported last (a node down: OSD_DOWN, PG_DEGRADED, ...); `ceph health detail` says more.
+            throw last.isEmpty ? error : .failed("\(error.description); the cluster reports \(last) (see `ceph health detail`)")
         }
         if state.bootstrappedAt == nil {
             state.bootstrappedAt = ISO8601DateFormatter().string(from: Date())

@@ -305,9 +305,9 @@ import Testing
                 try Self.admin(a, "rados", ["-p", "jointest", "get", "object-\(onB)", back])
                 #expect(try Data(contentsOf: URL(fileURLWithPath: back)) == Data(contentsOf: URL(fileURLWithPath: payload)))
                 let beforeDown = a.events.read().count
-                let degraded = try a.run(["--health-timeout", "3"])
+                let degraded = try a.run(["--health-timeout", "1"])
                 #expect(degraded.status == 1, "\(degraded.errorOutput)")
-                #expect(degraded.errorOutput.contains("HEALTH_OK"), "\(degraded.errorOutput)")
+                #expect(degraded.errorOutput.contains("HEALTH_OK") && degraded.errorOutput.contains("OSD_DOWN"), "\(degraded.errorOutput)")
                 let downEvents = Array(a.events.read().dropFirst(beforeDown))
                 #expect(downEvents.contains { $0.event == "step.unchanged" && $0.step == "replication" }, "\(downEvents)")
                 #expect(try Self.pools(a) == ["device_health_metrics": [2, 1], "jointest": [2, 1]])
