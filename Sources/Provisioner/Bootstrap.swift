@@ -374,11 +374,22 @@ public final class Provisioner {
         let dump = (try tools.json(["config", "dump"]) as? [[String: Any]]) ?? []
         // The pool defaults only for a new cluster; once set, the `replication` step grows them.
         let fresh = ReplicationDefaults.parse(dump).size == nil
-        let missing = (CephConfig.clusterSettings + (fresh ? CephConfig.singleNodeReplication : [])).filter { setting in
+        // Set once: a value already in the database (an operator's tuning, say) is kept, not fought on every run.
+        // `assimilate-conf` below would not overwrite it either.
+        var missing: [(who: String, option: String, value: String)] = []
+        var kept: [String] = []
+        for setting in CephConfig.clusterSettings + (fresh ? CephConfig.singleNodeReplication : []) {
             let current = dump.first { ($0["section"] as? String) == setting.who && ($0["name"] as? String) == setting.option }
-            return (current?["value"] as? String) != setting.value
+            if let value = current?["value"] as? String {
+                if value != setting.value { kept.append("\(setting.who)/\(setting.option)=\(value)") }
+            } else {
+                missing.append(setting)
+            }
         }
-        if missing.isEmpty { return StepResult(step: "cluster-settings", changed: false) }
+        if missing.isEmpty {
+            return StepResult(step: "cluster-settings", changed: false,
+                              detail: kept.isEmpty ? nil : "kept the cluster's own " + kept.joined(separator: ", "))
+        }
         // One round trip for all of them (each `ceph` invocation costs about half a second).
         var text = ""
         for who in Set(missing.map(\.who)).sorted() {

@@ -136,7 +136,8 @@ public enum CephConfig {
         "\n[\(name)]\n" + options.map { "\t\($0.0) = \($0.1)\n" }.joined()
     }
 
-    /// Cluster-wide settings in the monitor's configuration database, set by the `cluster-settings` step on every run.
+    /// Cluster-wide settings in the monitor's configuration database, set by the `cluster-settings` step when absent
+    /// (a value the cluster already has, an operator's tuning say, is kept).
     public static let clusterSettings: [(who: String, option: String, value: String)] = [
         // Pools of size 1 (one node) need it; it stays once they grow (it only permits size 1, it sets nothing).
         ("global", "mon_allow_pool_size_one", "true"),

@@ -191,13 +191,19 @@ import Testing
             #expect(try rbdExport(fixture) == image)
             #expect(try cephfs(fixture, write: "hello through CephFS") == "hello through CephFS")
 
-            // 4. A rerun on the healthy cluster changes nothing, and every step says so in the events.
+            // 4. A rerun on the healthy cluster changes nothing, and every step says so in the events. An operator's
+            // tuning of one of our settings is kept, not fought.
+            try fixture.ceph("ceph", ["config", "set", "global", "osd_pool_default_pg_num", "16"])
             let before = EventLog(path: fixture.root + "/var/lib/aquarium/events.jsonl").read().count
             let rerun = try fixture.run(["--json"])
             #expect(rerun.status == 0, "\(rerun.errorOutput)")
             let rerunReport = try JSONDecoder().decode(RunReport.self, from: rerun.standardOutput)
             #expect(rerunReport.changed == false)
             #expect(rerunReport.steps.filter(\.changed).map(\.step) == [])
+            let settings = rerunReport.steps.first { $0.step == "cluster-settings" }?.detail ?? ""
+            #expect(settings.contains("global/osd_pool_default_pg_num=16"), "cluster-settings: \(settings)")
+            #expect(try fixture.ceph("ceph", ["config", "get", "mon", "osd_pool_default_pg_num"]).output
+                .trimmingCharacters(in: .whitespacesAndNewlines) == "16")
             let newEvents = Array(EventLog(path: fixture.root + "/var/lib/aquarium/events.jsonl").read().dropFirst(before))
             #expect(newEvents.filter { $0.event == "step.unchanged" }.map { $0.step ?? "" } == Provisioner.bootstrapSteps)
             #expect(newEvents.last?.event == "run.finished" && newEvents.last?.changed == false)
