@@ -580,6 +580,12 @@ enum Handoff {
             // ask for multi-user.target again so the units enabled on earlier boots (the Ceph daemons) start like
             // any unit enabled at boot, and start the Provisioner.
             _ = try? Command("systemctl", ["daemon-reload"]).run()
+            // Likewise this node's host name and network configuration (systemd-networkd read the image's).
+            if let name = try? String(contentsOfFile: "/etc/hostname", encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines), !name.isEmpty {
+                _ = name.withCString { sethostname($0, strlen($0)) }
+            }
+            _ = try? Command("networkctl", ["reload"]).run()
             if (try? Command("systemctl", ["start", "--no-block", "multi-user.target", "aquarium-provision.service"]).run()) != nil {
                 return "handoff: started aquarium-provision.service"
             }

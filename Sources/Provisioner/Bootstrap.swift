@@ -206,8 +206,22 @@ public final class Provisioner {
 
     func host() throws(ProvisionError) -> StepResult {
         let changed = try HostConfigurator(layout: layout, seed: seed).apply()
-        return StepResult(step: "host", changed: !changed.isEmpty,
-                          detail: changed.isEmpty ? nil : "wrote " + changed.joined(separator: ", "))
+        var detail = changed.isEmpty ? [] : ["wrote " + changed.joined(separator: ", ")]
+        if layout.root.isEmpty && options.launcher == .systemd {
+            // On the node itself the running system follows the files now, not at the next boot: the monitor binds to
+            // the seed's static address in the next steps.
+            if changed.contains(where: { $0.hasPrefix("/etc/systemd/network/") }) {
+                if (try? Command("networkctl", ["reload"]).run()) != nil {
+                    detail.append("reloaded systemd-networkd")
+                } else {
+                    logger.warning("networkctl reload failed: the new network configuration applies at the next boot")
+                }
+            }
+            if RunningHost.name() != seed.host.hostname, RunningHost.set(seed.host.hostname) {
+                detail.append("set the running host name")
+            }
+        }
+        return StepResult(step: "host", changed: !changed.isEmpty, detail: detail.isEmpty ? nil : detail.joined(separator: "; "))
     }
 
     func makeIdentity() throws(ProvisionError) -> StepResult {
@@ -247,6 +261,17 @@ public final class Provisioner {
             guard let own = NodeAddresses.find(in: network, seed: seed) else {
                 throw .failed("this node has no address in the public network \(network); check the seed's "
                     + "network.interfaces and that the links are up")
+            }
+            if layout.root.isEmpty, !NodeAddresses.local().contains(own) {
+                // A static address of the seed that systemd-networkd is still configuring (the host step reloaded it).
+                do {
+                    try CephTools.wait("the seed's address \(own) to be configured", seconds: 90) {
+                        NodeAddresses.local().contains(own)
+                    }
+                } catch {
+                    throw .failed("the seed's address \(own) (network.interfaces) is on no interface of this node after "
+                        + "90 s; check the interface's name or mac in the seed against `ip -br link`, and that its link is up")
+                }
             }
             return (own, network.description, seed.network.clusterNetwork?.description ?? network.description,
                     options.basePort ?? 3300)
@@ -776,6 +801,19 @@ public struct S3Credentials: Codable, Equatable, Sendable {
 }
 
 /// This node's addresses, for the systemd launcher.
+/// The running system's host name (the kernel's), as opposed to /etc/hostname.
+enum RunningHost {
+    static func name() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count) == 0 else { return "" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    static func set(_ name: String) -> Bool {
+        name.withCString { sethostname($0, strlen($0)) } == 0
+    }
+}
+
 enum NodeAddresses {
     /// A static address of the seed in `network`, else an address of a local interface in it.
     static func find(in network: IPNetwork, seed: Seed) -> String? {

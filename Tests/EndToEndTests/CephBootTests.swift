@@ -37,8 +37,20 @@ extension EndToEndTests {
         let hdd = try DiskImage.blank(dir + "/hdd.raw", sizeBytes: 20 * Self.gib)
         let disks = [VirtualDisk(path: ssd.path, serial: "AQ-SSD-0001", rotationRate: 1),
                      VirtualDisk(path: hdd.path, serial: "AQ-HDD-0001", rotationRate: 7200)]
-        // One OSD and RGW: what an S3 request needs, and the quickest cluster to bootstrap under TCG.
-        let seed = E2E.seed(hostname: "e2e-ceph", filesystem: "ext4", services: "  services:\n    rgw: {port: 7480}\n")
+        // One OSD and RGW: what an S3 request needs, and the quickest cluster to bootstrap under TCG. A static address
+        // on the NIC chosen by its MAC, as production seeds have (QEMU's user network: the guest is 10.0.2.15, the
+        // gateway 10.0.2.2, DNS 10.0.2.3; the port forward goes to 10.0.2.15).
+        let network = """
+            network:
+              interfaces:
+                - mac: "52:54:00:12:34:56"
+                  addresses: [10.0.2.15/24]
+                  gateway: 10.0.2.2
+              nameservers: [10.0.2.3]
+              public_network: 10.0.2.0/24
+            """
+        let seed = E2E.seed(hostname: "e2e-ceph", filesystem: "ext4", services: "  services:\n    rgw: {port: 7480}\n",
+                            network: network)
         let done = "]: done: "
 
         // First boot: FirstBoot, then the Provisioner with the systemd launcher; the node powers off when it is done.

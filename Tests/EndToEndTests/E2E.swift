@@ -135,13 +135,14 @@ final class E2E: @unchecked Sendable {
 
     /// A seed for a one-SSD, two-HDD node: the SSD becomes the system disk, the HDDs stay for OSDs.
     /// `services` goes under `cluster:` (indented by the caller's YAML: two spaces).
-    static func seed(hostname: String, filesystem: String, services: String = "") -> String {
+    /// `network` replaces the default (DHCP, public network 10.0.2.0/24: QEMU's user network).
+    static func seed(hostname: String, filesystem: String, services: String = "",
+                     network: String = "network:\n  public_network: 10.0.2.0/24") -> String {
         """
         version: 1
         host:
           hostname: \(hostname)
-        network:
-          public_network: 10.0.2.0/24
+        \(network)
         disks:
           system:
             match: {rotational: false, max_size: 16GiB}
