@@ -47,11 +47,14 @@ public struct VirtualMachine: Equatable, Sendable {
     /// Host port -> guest port TCP forwards on 127.0.0.1 (user-mode networking).
     public var forwards: [(host: Int, guest: Int)]
     public var macAddress: String
+    /// The guest address the forwards go to; nil: the one QEMU's DHCP hands out (10.0.2.15).
+    public var guestAddress: String?
 
     public init(stick: String, stickFormat: String = "raw", disks: [VirtualDisk], memoryMiB: Int = 2048, cpus: Int = 2,
                 systemSerial: String? = nil, firmwareCode: String = "/usr/share/OVMF/OVMF_CODE_4M.fd",
                 firmwareVars: String, consoleLog: String, showConsole: Bool = false,
-                forwards: [(host: Int, guest: Int)] = [], macAddress: String = "52:54:00:12:34:56") {
+                forwards: [(host: Int, guest: Int)] = [], macAddress: String = "52:54:00:12:34:56",
+                guestAddress: String? = nil) {
         self.stick = stick
         self.stickFormat = stickFormat
         self.disks = disks
@@ -64,6 +67,7 @@ public struct VirtualMachine: Equatable, Sendable {
         self.showConsole = showConsole
         self.forwards = forwards
         self.macAddress = macAddress
+        self.guestAddress = guestAddress
     }
 
     public static func == (lhs: VirtualMachine, rhs: VirtualMachine) -> Bool { lhs.arguments == rhs.arguments }
@@ -100,7 +104,9 @@ public struct VirtualMachine: Equatable, Sendable {
             }
         }
         var netdev = "user,id=net0"
-        for forward in forwards { netdev += ",hostfwd=tcp:127.0.0.1:\(forward.host)-:\(forward.guest)" }
+        for forward in forwards {
+            netdev += ",hostfwd=tcp:127.0.0.1:\(forward.host)-\(guestAddress ?? ""):\(forward.guest)"
+        }
         args += ["-netdev", netdev, "-device", "virtio-net-pci,netdev=net0,mac=\(macAddress)"]
         return args
     }

@@ -38,13 +38,15 @@ extension EndToEndTests {
         let disks = [VirtualDisk(path: ssd.path, serial: "AQ-SSD-0001", rotationRate: 1),
                      VirtualDisk(path: hdd.path, serial: "AQ-HDD-0001", rotationRate: 7200)]
         // One OSD and RGW: what an S3 request needs, and the quickest cluster to bootstrap under TCG. A static address
-        // on the NIC chosen by its MAC, as production seeds have (QEMU's user network: the guest is 10.0.2.15, the
-        // gateway 10.0.2.2, DNS 10.0.2.3; the port forward goes to 10.0.2.15).
+        // on the NIC chosen by its MAC, as production seeds have, and not the one QEMU's DHCP hands out (10.0.2.15):
+        // the image's default network (DHCP) is up first on every boot, so the monitor and the forward only reach the
+        // node if the seed's network configuration really took over (gateway 10.0.2.2, DNS 10.0.2.3).
+        let address = "10.0.2.20"
         let network = """
             network:
               interfaces:
                 - mac: "52:54:00:12:34:56"
-                  addresses: [10.0.2.15/24]
+                  addresses: [\(address)/24]
                   gateway: 10.0.2.2
               nameservers: [10.0.2.3]
               public_network: 10.0.2.0/24
@@ -58,6 +60,7 @@ extension EndToEndTests {
         let first = try env.boot("ceph-1", stick: stick, disks: disks, timeout: 1500, watchMarkers: [done])
         #expect(first.ending == .exited(status: 0), "console tail: \(first.console.suffix(3000))")
         try #require(first.console.contains("]: done: changed, HEALTH_OK"), "no healthy cluster; console tail: \(first.console.suffix(4000))")
+        #expect(first.console.contains("mon [v2:\(address):3300"), "the monitor is not on the seed's address")
         #expect(!first.console.contains("Failed to start"), "a unit failed: \(E2E.failedUnits(first.console))")
         env.note("ceph boot 1: handoff at \(first.markerTimes[E2E.handoffMarker].map { Int($0) } ?? -1) s, HEALTH_OK at \(first.markerTimes[done].map { Int($0) } ?? -1) s")
 
@@ -82,7 +85,7 @@ extension EndToEndTests {
         let payload = "aquarium end to end \(UUID().uuidString)"
         var s3: Result<String, Error> = .failure(MissingCapability(what: "the S3 request (the Provisioner never finished)"))
         let second = try env.boot("ceph-2", stick: again, disks: disks, timeout: 900, forwards: [(host: port, guest: 7480)],
-                                  stopMarkers: [done]) { _ in
+                                  guestAddress: address, stopMarkers: [done]) { _ in
             s3 = Result {
                 try Command("/usr/bin/python3", [script, "http://127.0.0.1:\(port)", keys.accessKey, keys.secretKey, payload])
                     .run().output

@@ -80,14 +80,16 @@ final class E2E: @unchecked Sendable {
     /// Boots a node until it powers off (at most `timeout` seconds under TCG), or until one of `stopMarkers` appears
     /// on the console (`whileRunning` runs first, with the node still up); the console is kept in logs/.
     func boot(_ name: String, stick: Stick, disks: [VirtualDisk], systemSerial: String? = nil, timeout: Double = 900,
-              forwards: [(host: Int, guest: Int)] = [], stopMarkers: [String] = [], watchMarkers: [String] = [],
+              forwards: [(host: Int, guest: Int)] = [], guestAddress: String? = nil, stopMarkers: [String] = [],
+              watchMarkers: [String] = [],
               whileRunning: ((String) -> Void)? = nil) throws -> VirtualMachineRun {
         let logs = try directory("logs")
         let vars = logs + "/\(name).OVMF_VARS.fd"
         try? FileManager.default.removeItem(atPath: vars)
         try FileManager.default.copyItem(atPath: "/usr/share/OVMF/OVMF_VARS_4M.fd", toPath: vars)
         let machine = VirtualMachine(stick: stick.path, disks: disks, memoryMiB: 2048, cpus: 2, systemSerial: systemSerial,
-                                     firmwareVars: vars, consoleLog: logs + "/\(name).console.log", forwards: forwards)
+                                     firmwareVars: vars, consoleLog: logs + "/\(name).console.log", forwards: forwards,
+                                     guestAddress: guestAddress)
         let run = try VirtualMachineRunner().run(machine, timeoutSeconds: timeout, stopMarkers: stopMarkers,
                                                  watchMarkers: ["Linux version", E2E.handoffMarker] + watchMarkers,
                                                  whileRunning: whileRunning)

@@ -32,6 +32,9 @@ struct QEMUTests {
         #expect(value(after: "-smbios", containing: "type=1,serial=NODE-7"))
         #expect(value(after: "-netdev", containing: "hostfwd=tcp:127.0.0.1:17480-:7480"))
         #expect(value(after: "-drive", containing: "if=pflash,format=raw,readonly=on"))
+        var fixed = machine([])
+        fixed.guestAddress = "10.0.2.20"
+        #expect(fixed.arguments.contains { $0.contains("hostfwd=tcp:127.0.0.1:17480-10.0.2.20:7480") })
     }
 
     @Test("--disk parsing", arguments: [
