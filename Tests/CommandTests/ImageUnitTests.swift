@@ -21,13 +21,8 @@ struct ImageUnitTests {
         guard try Capabilities.require(root: false, programs: ["systemd-analyze"]) else { return }
         let text = try String(contentsOfFile: Self.overlay + "/" + unit, encoding: .utf8)
         #expect(text.split(separator: "\n").contains { $0 == guardLine[...] }, "\(unit) lacks \(guardLine)")
-        try withTemporaryDirectory { directory in
-            let copy = directory + "/" + unit
-            try Data(text.utf8).write(to: URL(fileURLWithPath: copy))
-            let result = try Command("systemd-analyze", ["verify", copy]).run(acceptedStatuses: Set(0...255))
-            let complaints = (result.output + result.errorOutput).split(separator: "\n").filter { $0.contains(unit) }
-            #expect(result.status == 0 && complaints.isEmpty, "\(result.output)\(result.errorOutput)")
-        }
+        let complaints = try systemdVerifyComplaints([(unit, text)])
+        #expect(complaints.isEmpty, "\(complaints)")
     }
 
     @Test("the end-to-end boots can switch the Provisioner off (its own unit tests verify the rest)")
@@ -67,17 +62,11 @@ struct ImageUnitTests {
 
         guard try Capabilities.require(root: false, programs: ["systemd-analyze"]) else { return }
         // The binary and FirstBoot's unit are not installed on the build host: stand-ins for the check.
-        try withTemporaryDirectory { directory in
-            let service = rerun.replacingOccurrences(of: "/usr/local/bin/aquarium-provision", with: "/bin/true")
-                .replacingOccurrences(of: "Requisite=aquarium-firstboot.service\n", with: "")
-            try Data(service.utf8).write(to: URL(fileURLWithPath: directory + "/aquarium-provision-reconcile.service"))
-            try Data(timer.utf8).write(to: URL(fileURLWithPath: directory + "/aquarium-provision.timer"))
-            let result = try Command("systemd-analyze", ["verify", directory + "/aquarium-provision.timer",
-                                                          directory + "/aquarium-provision-reconcile.service"])
-                .run(acceptedStatuses: Set(0...255))
-            let complaints = (result.output + result.errorOutput).split(separator: "\n").filter { $0.contains("aquarium-provision") }
-            #expect(result.status == 0 && complaints.isEmpty, "\(result.output)\(result.errorOutput)")
-        }
+        let service = rerun.replacingOccurrences(of: "/usr/local/bin/aquarium-provision", with: "/bin/true")
+            .replacingOccurrences(of: "Requisite=aquarium-firstboot.service\n", with: "")
+        let complaints = try systemdVerifyComplaints([("aquarium-provision.timer", timer),
+                                                      ("aquarium-provision-reconcile.service", service)])
+        #expect(complaints.isEmpty, "\(complaints)")
     }
 
     @Test("sshd waits for this node's host keys on the system disk")

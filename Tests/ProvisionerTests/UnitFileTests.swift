@@ -13,13 +13,8 @@ import Testing
     }
 
     static func verify(_ text: String, name: String) throws {
-        try withTemporaryDirectory { directory in
-            let copy = directory + "/" + name
-            try Data(text.utf8).write(to: URL(fileURLWithPath: copy))
-            let result = try Command("systemd-analyze", ["verify", copy]).run(acceptedStatuses: Set(0...255))
-            let complaints = (result.output + result.errorOutput).split(separator: "\n").filter { $0.contains(name) }
-            #expect(result.status == 0 && complaints.isEmpty, "\(result.output)\(result.errorOutput)")
-        }
+        let complaints = try systemdVerifyComplaints([(name, text)])
+        #expect(complaints.isEmpty, "\(complaints)")
     }
 
     @Test func provisionUnitRunsAfterFirstBootWithTheSystemdLauncher() throws {

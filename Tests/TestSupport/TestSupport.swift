@@ -110,3 +110,18 @@ public enum Products {
         try Command(try path(name), arguments).run(input: input, acceptedStatuses: Set(0...255))
     }
 }
+
+/// `systemd-analyze verify` on unit files given as (file name, text), written side by side into a temporary directory
+/// (so a timer finds its service). Returns what it complains about these units; empty when they verify.
+public func systemdVerifyComplaints(_ units: [(name: String, text: String)]) throws -> [String] {
+    try withTemporaryDirectory { directory in
+        for unit in units { try Data(unit.text.utf8).write(to: URL(fileURLWithPath: directory + "/" + unit.name)) }
+        let result = try Command("systemd-analyze", ["verify"] + units.map { directory + "/" + $0.name })
+            .run(acceptedStatuses: Set(0...255))
+        let output = result.output + result.errorOutput
+        let complaints = output.split(separator: "\n").map(String.init)
+            .filter { line in units.contains { line.contains($0.name) } }
+        if result.status != 0 && complaints.isEmpty { return ["exit \(result.status): \(output)"] }
+        return complaints
+    }
+}
