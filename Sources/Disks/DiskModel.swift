@@ -121,6 +121,9 @@ public struct Disk: Codable, Equatable, Sendable {
     public var backingFile: String?
     /// Why libblkid could not read the disk, when it could not (e.g. no medium).
     public var probeError: String?
+    /// libblkid recognises nothing, yet the first or last MiB holds non-zero bytes (outside Aquarium's step journal):
+    /// raw data such as plain dm-crypt or a wiped header. Such a disk is not empty.
+    public var unrecognisedData: Bool
 
     public init(name: String, path: String, byId: [String] = [], byPath: [String] = [], sizeBytes: UInt64,
                 logicalSectorSize: Int = 512, physicalSectorSize: Int = 512, rotational: Bool = false,
@@ -128,7 +131,8 @@ public struct Disk: Codable, Equatable, Sendable {
                 model: String? = nil, vendor: String? = nil, serial: String? = nil, wwn: String? = nil,
                 partitionTable: String? = nil, signatures: [Signature] = [], partitions: [Partition] = [],
                 mounted: Bool = false, holders: [String] = [], isBootMedia: Bool = false, isCdrom: Bool = false,
-                mountpoints: [String] = [], backingFile: String? = nil, probeError: String? = nil) {
+                mountpoints: [String] = [], backingFile: String? = nil, probeError: String? = nil,
+                unrecognisedData: Bool = false) {
         self.name = name
         self.path = path
         self.byId = byId
@@ -154,12 +158,13 @@ public struct Disk: Codable, Equatable, Sendable {
         self.mountpoints = mountpoints
         self.backingFile = backingFile
         self.probeError = probeError
+        self.unrecognisedData = unrecognisedData
     }
 
     enum CodingKeys: String, CodingKey {
         case name, path, byId, byPath, sizeBytes, logicalSectorSize, physicalSectorSize, rotational, removable, readOnly
         case transport, model, vendor, serial, wwn, partitionTable, signatures, partitions, mounted, holders, isBootMedia
-        case isCdrom, mountpoints, backingFile, probeError
+        case isCdrom, mountpoints, backingFile, probeError, unrecognisedData
     }
 
     /// Decodes a saved inventory leniently: missing lists are empty, missing flags false,
@@ -191,6 +196,7 @@ public struct Disk: Codable, Equatable, Sendable {
         mountpoints = try c.decodeIfPresent([String].self, forKey: .mountpoints) ?? []
         backingFile = try c.decodeIfPresent(String.self, forKey: .backingFile)
         probeError = try c.decodeIfPresent(String.self, forKey: .probeError)
+        unrecognisedData = try c.decodeIfPresent(Bool.self, forKey: .unrecognisedData) ?? false
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -220,15 +226,21 @@ public struct Disk: Codable, Equatable, Sendable {
         try c.encode(mountpoints, forKey: .mountpoints)
         try c.encode(backingFile, forKey: .backingFile)
         try c.encode(probeError, forKey: .probeError)
+        try c.encode(unrecognisedData, forKey: .unrecognisedData)
     }
 
-    /// The most stable identity this disk has: WWN, then serial, then the first by-id link, then the path.
+    /// The most stable identity this disk has: WWN, then serial, then the first by-id link, then a loop device's
+    /// backing file, then the path (`path:` identities are not stable: kernel names change between boots).
     public var stableIdentity: String {
         if let wwn, !wwn.isEmpty { return "wwn:" + wwn }
         if let serial, !serial.isEmpty { return "serial:" + serial }
-        if let first = byId.first { return "by-id:" + first }
+        if let first = byId.sorted().first { return "by-id:" + first }
+        if let backingFile, !backingFile.isEmpty { return "file:" + backingFile }
         return "path:" + path
     }
+
+    /// Whether `stableIdentity` names this disk whatever its kernel name is.
+    public var hasStableIdentity: Bool { !stableIdentity.hasPrefix("path:") }
 }
 
 /// What `aquarium-firstboot inventory --json` prints.

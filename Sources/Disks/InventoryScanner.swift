@@ -162,7 +162,50 @@ public struct InventoryScanner {
         } catch {
             disk.probeError = String(describing: error)
             logger.info("cannot probe \(disk.path): \(error)")
+            return
         }
+        if disk.signatures.isEmpty && disk.partitionTable == nil {
+            disk.unrecognisedData = Self.edgesHoldData(path: disk.path, sizeBytes: disk.sizeBytes)
+        }
+    }
+
+    /// True when the first or the last MiB of the device holds a non-zero byte outside Aquarium's step journal.
+    static func edgesHoldData(path: String, sizeBytes: UInt64) -> Bool {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        let mib: UInt64 = 1 << 20
+        var ranges: [Range<UInt64>] = [0..<min(sizeBytes, mib)]
+        if sizeBytes > mib { ranges.append(max(mib, sizeBytes - mib)..<sizeBytes) }
+        let journal = AquariumMarks.journalRange
+        var buffer = [UInt8](repeating: 0, count: Int(mib))
+        for range in ranges {
+            let count = Int(range.upperBound - range.lowerBound)
+            var done = 0
+            while done < count {
+                let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(range.lowerBound) + off_t(done)) }
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { break }
+                done += n
+            }
+            // Compare 4 KiB blocks with zeros (memcmp); look at single bytes only in a block that differs.
+            let block = 4096
+            let zeros = [UInt8](repeating: 0, count: block)
+            var start = 0
+            while start < done {
+                let length = min(block, done - start)
+                let differs = buffer.withUnsafeBytes { bytes in
+                    zeros.withUnsafeBytes { memcmp(bytes.baseAddress! + start, $0.baseAddress!, length) != 0 }
+                }
+                if differs {
+                    for index in start..<(start + length) where buffer[index] != 0 {
+                        if !journal.contains(range.lowerBound + UInt64(index)) { return true }
+                    }
+                }
+                start += length
+            }
+        }
+        return false
     }
 
     private func partitionPath(_ diskPath: String, _ number: Int) -> String {

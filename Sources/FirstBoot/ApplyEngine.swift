@@ -3,6 +3,7 @@ import Exec
 import Foundation
 import GPT
 import Logging
+import NodeContract
 import Parted
 import Seed
 
@@ -18,14 +19,20 @@ public struct ApplyOptions: Sendable {
     public var faultPoint: FaultPoint?
     /// Start `aquarium-provision` at the end (when it exists).
     public var handoff: Bool
+    /// This machine's DMI serial and NIC addresses, which a seed's `host.machine` must name.
+    public var machine: MachineFacts
+    /// The time `expires` is compared with.
+    public var now: Date
 
     public init(root: String = "/", yes: Bool = false, onlyDevices: Set<String>? = nil, faultPoint: FaultPoint? = nil,
-                handoff: Bool = true) {
+                handoff: Bool = true, machine: MachineFacts = .current(), now: Date = Date()) {
         self.root = root
         self.yes = yes
         self.onlyDevices = onlyDevices
         self.faultPoint = faultPoint
         self.handoff = handoff
+        self.machine = machine
+        self.now = now
     }
 }
 
@@ -65,27 +72,26 @@ public struct ApplyEngine {
         let scanner = InventoryScanner(options: InventoryOptions(onlyNames: options.onlyDevices), logger: logger)
         var inventory = try scanner.scan()
         FullMountTable.correct(&inventory)
-        var interrupted: Set<String> = []
+        var journals: [String: JournalRecord] = [:]
         for disk in inventory.disks where !disk.isCdrom {
-            if let record = StepJournal.read(device: disk.path), !record.isComplete,
-               record.hostname == seed.host.hostname, record.cluster == seed.cluster.name {
-                interrupted.insert(disk.path)
-            }
+            if let record = StepJournal.read(device: disk.path) { journals[disk.path] = record }
         }
         // On a running node the record is at hand (the state is mounted): its storage disks are this node's OSDs.
         let known = Self.recordedStorageDisks(FileManager.default.contents(atPath: inRoot("/" + NodeRecord.relativePath)))
-        return (SystemDiskPlanner.plan(seed: seed, inventory: inventory, options: plannerOptions(interrupted, known)), inventory)
+        let bound = seed.host.machine.map { $0.mismatch(dmiSerial: options.machine.dmiSerial, macs: options.machine.macs) == nil } ?? false
+        return (SystemDiskPlanner.plan(seed: seed, inventory: inventory,
+                                       options: plannerOptions(journals, known, bound: bound)), inventory)
     }
 
-    func plannerOptions(_ interrupted: Set<String>, _ known: Set<String>) -> PlannerOptions {
+    func plannerOptions(_ journals: [String: JournalRecord], _ known: Set<String>, bound: Bool) -> PlannerOptions {
         PlannerOptions(ownMountpoints: PlannerOptions.ownMountpoints(root: root.isEmpty ? "/" : root),
-                       interruptedDisks: interrupted, knownStorageDisks: known)
+                       journals: journals, knownStorageDisks: known, seedBoundToMachine: bound)
     }
 
     /// The stable identities of the storage disks a node record lists (none when there is no readable record).
     static func recordedStorageDisks(_ data: Data?) -> Set<String> {
-        guard let data, let record = try? JSONDecoder().decode(RecordedIdentity.self, from: data) else { return [] }
-        return Set((record.storageDisks ?? []).map(\.stableIdentity))
+        guard let data, let record = try? NodeRecord.decode(data, file: NodeRecord.relativePath) else { return [] }
+        return Set(record.storageDisks.map(\.stableIdentity))
     }
 
     public func run(seed loaded: LoadedSeed) throws -> ApplyResult {
@@ -94,11 +100,26 @@ public struct ApplyEngine {
         // plans from what the first left.
         let lock = try RunLock(path: inRoot("/run/aquarium-firstboot.lock"))
         defer { lock.release() }
+        // A seed for another machine is refused before any disk is looked at.
+        if let machine = seed.host.machine, let problem = machine.mismatch(dmiSerial: options.machine.dmiSerial,
+                                                                         macs: options.machine.macs) {
+            throw ApplyError(.refused, "refused: the seed \(loaded.path) is bound to another machine (\(problem)); "
+                + "put this machine's own seed on the stick (seeds/<DMI serial>.yaml or seeds/<MAC with dashes>.yaml)")
+        }
         let (firstPlan, inventory) = try plan(seed: seed)
         var plan = firstPlan
         guard let system = plan.systemDisk, let mode = system.mode,
               let disk = inventory.disks.first(where: { $0.path == system.path }) else {
             throw ApplyError(.refused, "refused: no system disk. " + SystemDiskPlanner.render(plan))
+        }
+        if let expires = seed.expires, options.now > expires.date {
+            // An expired seed may still mount this node's own system disk (the node keeps booting); it prepares nothing.
+            guard mode == .reuse else {
+                throw ApplyError(.refused, "refused: the seed \(loaded.path) expired at \(expires.text) (expires); it would "
+                    + "\(mode == .create ? "partition and format" : "finish preparing") \(system.displayPath). Make a "
+                    + "fresh seed (and signature) for this node")
+            }
+            logger.warning("the seed \(loaded.path) expired at \(expires.text); it is used only to mount this node's system disk")
         }
         if mode == .create && !options.yes {
             throw ApplyError(.refused, "refused: apply would partition and format \(system.displayPath)"
@@ -113,7 +134,7 @@ public struct ApplyEngine {
         // The disk steps are skipped once done; mount, layout and record are idempotent and run on every boot.
         let skippable: Set<ApplyStep> = [.wipe, .partition, .identities, .mkfs]
         func step(_ name: ApplyStep, _ body: () throws -> Void) throws {
-            if skippable.contains(name), let record = journal, record.isDone(name) { return }
+            if skippable.contains(name), let record = journal, let entry = name.journalStep, record.isDone(entry) { return }
             if var record = journal {
                 record.sequence += 1
                 record.steps[name.rawValue] = "started"
@@ -136,22 +157,35 @@ public struct ApplyEngine {
         // Identities: from the journal (create/resume) or from the disk itself (reuse).
         var identity = try identities(disk: disk, journal: journal, seed: seed)
         if mode != .reuse {
-            try step(.wipe) { try wipe(disk) }
-            try step(.partition) { try createTable(disk) }
-            try step(.identities) { try setIdentities(disk, identity) }
-            try step(.mkfs) { try makeFilesystem(partition: partition, disk: disk, identity) }
+            // Each destructive step holds the disk exclusively and first checks it is still the planned disk.
+            try step(.wipe) {
+                try exclusively(disk) { claim in
+                    try claim.wipeSignatures()
+                    // The wipe cleared the journal slots too (no older journal survives): this run's record goes back.
+                    if let record = journal { try StepJournal.write(device: disk.path, record: record) }
+                }
+            }
+            try step(.partition) { try exclusively(disk) { _ in try createTable(disk) } }
+            try step(.identities) { try exclusively(disk) { _ in try setIdentities(disk, identity) } }
+            try step(.mkfs) {
+                // mkfs claims the partition itself: check the disk, release it, format.
+                try exclusively(disk) { _ in }
+                try makeFilesystem(partition: partition, disk: disk, identity)
+            }
         }
         try ensurePartitionNode(disk: disk.path, partition: partition)
         try step(.mount) { try mountState(partition: partition, filesystem: identity.filesystem) }
         if mode == .reuse, let recorded = try verifyOwner(seed: seed) {
             // The record on the disk is the node's identity (the journal may be gone).
-            if let node = recorded.nodeUUID { identity.nodeUUID = node }
-            if let created = recorded.createdAt { identity.createdAt = created }
+            identity.nodeUUID = recorded.nodeUUID
+            identity.createdAt = recorded.createdAt
             // Its storage disks have become OSDs since (bluestore): they stay this node's storage disks. Only the
             // storage choice can change here; the system disk was chosen by its layout.
-            let known = Set((recorded.storageDisks ?? []).map(\.stableIdentity))
+            let known = Set(recorded.storageDisks.map(\.stableIdentity))
             if !known.isEmpty {
-                let again = SystemDiskPlanner.plan(seed: seed, inventory: inventory, options: plannerOptions([], known))
+                let bound = seed.host.machine != nil  // a mismatch was refused above
+                let again = SystemDiskPlanner.plan(seed: seed, inventory: inventory,
+                                                   options: plannerOptions([:], known, bound: bound))
                 if again.systemDisk?.path == plan.systemDisk?.path { plan = again }
             }
         }
@@ -163,13 +197,10 @@ public struct ApplyEngine {
                                                   partitionUUIDs: [AquariumLayout.partitionName: identity.partitionUUID],
                                                   filesystem: identity.filesystem, filesystemUUID: identity.filesystemUUID),
                                 storageDisks: plan.storageDisks.map {
-                                    .init(stableIdentity: $0.stableIdentity, path: $0.path, wwn: $0.wwn, serial: $0.serial,
-                                          byId: $0.byId, sizeBytes: $0.sizeBytes)
+                                    DiskIdentity(stableIdentity: $0.stableIdentity, path: $0.path, wwn: $0.wwn,
+                                                 serial: $0.serial, byId: $0.byId, sizeBytes: $0.sizeBytes)
                                 },
-                                bootMedia: inventory.disks.first(where: \.isBootMedia).map {
-                                    .init(stableIdentity: $0.stableIdentity, path: $0.path, wwn: $0.wwn, serial: $0.serial,
-                                          byId: $0.byId, sizeBytes: $0.sizeBytes)
-                                },
+                                bootMedia: inventory.disks.first(where: \.isBootMedia).map(DiskIdentity.init),
                                 seedPath: "/" + NodeRecord.seedRelativePath,
                                 createdAt: identity.createdAt, updatedAt: timestamp())
         // The record is rewritten on every boot (paths and storage disks may change); createdAt is kept.
@@ -209,6 +240,8 @@ public struct ApplyEngine {
             return record
         case .create:
             options.faultPoint?.trigger(.journal, after: false)
+            // No journal older than this run may outlive its first record (a stale one could outrank it).
+            try exclusively(disk) { _ in try StepJournal.clear(device: disk.path) }
             let node = UUID().uuidString.lowercased()
             let record = JournalRecord(
                 sequence: 1, nodeUUID: node, hostname: seed.host.hostname, cluster: seed.cluster.name,
@@ -235,7 +268,7 @@ public struct ApplyEngine {
         }
         let onDisk = StepJournal.read(device: disk.path)
         let editor = try? GPTEditor(path: disk.path, sectorSize: disk.logicalSectorSize)
-        return Identity(nodeUUID: onDisk?.nodeUUID ?? DeterministicUUID.make("aquarium-node/\(partUUID)").uuidString.lowercased(),
+        return Identity(nodeUUID: onDisk?.nodeUUID ?? AquariumLayout.derivedNodeUUID(partitionUUID: partUUID),
                         diskGUID: editor?.diskGUID.uuidString.lowercased() ?? onDisk?.diskGUID ?? "",
                         partitionUUID: partUUID.lowercased(), filesystemUUID: fsUUID.lowercased(), filesystem: fsType,
                         createdAt: onDisk?.startedAt ?? timestamp())
@@ -243,52 +276,16 @@ public struct ApplyEngine {
 
     // MARK: - disk steps
 
-    /// Zeroes the signatures of what was on the disk: its first and last MiB (both GPTs, MBR, whole-disk
-    /// filesystems), the first MiB of each old partition and 8 KiB around every signature libblkid reported —
-    /// never the journal slots.
-    func wipe(_ disk: Disk) throws {
-        let size = disk.sizeBytes
-        var ranges: [Range<UInt64>] = [0..<min(size, 1 << 20)]
-        if size > 1 << 20 { ranges.append((size - (1 << 20))..<size) }
-        for part in disk.partitions where part.startBytes < size {
-            ranges.append(part.startBytes..<min(size, part.startBytes + min(part.sizeBytes, 1 << 20)))
+    /// Runs `body` while holding `disk` exclusively, after checking it is still the planned disk (exit 3 otherwise).
+    func exclusively(_ disk: Disk, _ body: (DiskClaim) throws -> Void) throws {
+        let claim: DiskClaim
+        do {
+            claim = try DiskClaim(disk, logger: logger)
+        } catch {
+            throw ApplyError(.refused, "refused: \(error.message)")
         }
-        for signature in disk.signatures {
-            if let offset = signature.offsetBytes, offset < size {
-                let start = offset >= 4096 ? offset - 4096 : 0
-                ranges.append(start..<min(size, offset + 4096))
-            }
-        }
-        let fd = open(disk.path, O_RDWR | O_CLOEXEC)
-        guard fd >= 0 else { throw ApplyError(.runtime, "cannot open \(disk.path) to wipe it: \(errnoText())") }
-        defer { close(fd) }
-        let journal = StepJournal.offset..<(StepJournal.offset + UInt64(2 * StepJournal.slotSize))
-        for range in ranges {
-            for piece in subtract(range, journal) where !piece.isEmpty {
-                try zero(fd, piece, path: disk.path)
-            }
-        }
-        guard fsync(fd) == 0 else { throw ApplyError(.runtime, "fsync \(disk.path) failed: \(errnoText())") }
-    }
-
-    func subtract(_ range: Range<UInt64>, _ hole: Range<UInt64>) -> [Range<UInt64>] {
-        guard range.overlaps(hole) else { return [range] }
-        var pieces: [Range<UInt64>] = []
-        if range.lowerBound < hole.lowerBound { pieces.append(range.lowerBound..<hole.lowerBound) }
-        if range.upperBound > hole.upperBound { pieces.append(hole.upperBound..<range.upperBound) }
-        return pieces
-    }
-
-    func zero(_ fd: Int32, _ range: Range<UInt64>, path: String) throws {
-        let chunk = [UInt8](repeating: 0, count: 1 << 16)
-        var position = range.lowerBound
-        while position < range.upperBound {
-            let count = Int(min(UInt64(chunk.count), range.upperBound - position))
-            let n = chunk.withUnsafeBytes { pwrite(fd, $0.baseAddress, count, off_t(position)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw ApplyError(.runtime, "cannot wipe \(path) at byte \(position): \(errnoText())") }
-            position += UInt64(n)
-        }
+        defer { claim.close() }
+        try body(claim)
     }
 
     /// A fresh GPT with one partition over the whole disk, 1 MiB aligned; the kernel is told (BLKPG).
@@ -362,27 +359,19 @@ public struct ApplyEngine {
         try Command("mount", ["-t", filesystem, partition, stateDirectory]).run()
     }
 
-    /// The parts of an existing node record that identify the node (decoded leniently: older records may lack
-    /// newer fields).
-    struct RecordedIdentity: Decodable {
-        struct Disk: Decodable { var stableIdentity: String }
-        var hostname: String
-        var cluster: String?
-        var nodeUUID: String?
-        var createdAt: String?
-        var storageDisks: [Disk]?
-    }
-
     /// A later boot must find this node's record (or none yet) on the disk it reuses; returns it when there is one.
-    func verifyOwner(seed: Seed) throws -> RecordedIdentity? {
+    func verifyOwner(seed: Seed) throws -> NodeRecord? {
         let path = stateDirectory + "/" + AquariumLayout.bindDirectories[0].source + "/node.json"
         guard let data = FileManager.default.contents(atPath: path) else { return nil }
-        guard let record = try? JSONDecoder().decode(RecordedIdentity.self, from: data) else {
-            throw ApplyError(.runtime, "\(path) is not a valid node record; inspect it, then remove it to continue")
+        let record: NodeRecord
+        do {
+            record = try NodeRecord.decode(data, file: path)
+        } catch {
+            throw ApplyError(.invalid, "\(error.message). Inspect it, then remove it to continue")
         }
-        if record.hostname != seed.host.hostname || (record.cluster ?? seed.cluster.name) != seed.cluster.name {
+        if record.hostname != seed.host.hostname || record.cluster != seed.cluster.name {
             throw ApplyError(.refused, "refused: the system disk belongs to \(record.hostname) of cluster "
-                + "\(record.cluster ?? "?") (\(path)), not \(seed.host.hostname) of \(seed.cluster.name)")
+                + "\(record.cluster) (\(path)), not \(seed.host.hostname) of \(seed.cluster.name)")
         }
         return record
     }
@@ -458,13 +447,10 @@ public struct ApplyEngine {
         var record = record
         let path = inRoot("/" + NodeRecord.relativePath)
         if let data = FileManager.default.contents(atPath: path),
-           let previous = try? JSONDecoder().decode(RecordedIdentity.self, from: data), previous.nodeUUID == record.nodeUUID,
-           let created = previous.createdAt {
-            record.createdAt = created
+           let previous = try? NodeRecord.decode(data, file: path), previous.nodeUUID == record.nodeUUID {
+            record.createdAt = previous.createdAt
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try writeAtomically(path, try encoder.encode(record))
+        try writeAtomically(path, try record.encoded())
         logger.notice("node record written to \(path)")
         return record
     }

@@ -1,5 +1,6 @@
 import CommandSupport
 import Foundation
+@_exported import NodeContract
 import Seed
 
 /// A failure of `plan`/`apply` with the exit code it stands for and a message that names the device or file.
@@ -34,6 +35,9 @@ public enum ApplyStep: String, CaseIterable, Codable, Sendable {
 
     /// Steps recorded in the on-disk journal.
     public static let journalled: [ApplyStep] = [.wipe, .partition, .identities, .mkfs, .mount, .layout, .record]
+
+    /// The journal's name for this step (nil: not journalled).
+    public var journalStep: JournalStep? { JournalStep(rawValue: rawValue) }
 }
 
 /// `--fault-inject STEP` or `STEP:after` (also `AQUARIUM_FAULT_INJECT`): the process kills itself with SIGKILL when
@@ -70,81 +74,6 @@ public struct FaultPoint: Equatable, Sendable, CustomStringConvertible {
     }
 }
 
-/// The node record handed to the Provisioner: /var/lib/aquarium/node.json (docs/firstboot.md).
-public struct NodeRecord: Codable, Equatable, Sendable {
-    public struct SystemDisk: Codable, Equatable, Sendable {
-        public var stableIdentity: String
-        public var path: String
-        public var wwn: String?
-        public var serial: String?
-        public var byId: [String]
-        public var diskGUID: String
-        /// GPT partition name -> PARTUUID.
-        public var partitionUUIDs: [String: String]
-        public var filesystem: String
-        public var filesystemUUID: String
-
-        enum CodingKeys: String, CodingKey {
-            case stableIdentity, path, wwn, serial, byId, diskGUID, partitionUUIDs, filesystem, filesystemUUID
-        }
-
-        /// Unknown values are null, never missing.
-        public func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(stableIdentity, forKey: .stableIdentity)
-            try c.encode(path, forKey: .path)
-            try c.encode(wwn, forKey: .wwn)
-            try c.encode(serial, forKey: .serial)
-            try c.encode(byId, forKey: .byId)
-            try c.encode(diskGUID, forKey: .diskGUID)
-            try c.encode(partitionUUIDs, forKey: .partitionUUIDs)
-            try c.encode(filesystem, forKey: .filesystem)
-            try c.encode(filesystemUUID, forKey: .filesystemUUID)
-        }
-    }
-
-    public struct StorageDisk: Codable, Equatable, Sendable {
-        public var stableIdentity: String
-        public var path: String
-        public var wwn: String?
-        public var serial: String?
-        public var byId: [String]
-        public var sizeBytes: UInt64
-
-        enum CodingKeys: String, CodingKey { case stableIdentity, path, wwn, serial, byId, sizeBytes }
-
-        public func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(stableIdentity, forKey: .stableIdentity)
-            try c.encode(path, forKey: .path)
-            try c.encode(wwn, forKey: .wwn)
-            try c.encode(serial, forKey: .serial)
-            try c.encode(byId, forKey: .byId)
-            try c.encode(sizeBytes, forKey: .sizeBytes)
-        }
-    }
-
-    public var version: Int = 1
-    public var nodeUUID: String
-    public var hostname: String
-    public var cluster: String
-    public var seedSHA256: String
-    public var systemDisk: SystemDisk
-    public var storageDisks: [StorageDisk]
-    /// The disk FirstBoot was booted from (holding / or the seed volume), which the Provisioner must never touch.
-    public var bootMedia: StorageDisk?
-    /// The verified seed, copied (mode 0600) into the node's state for the Provisioner: `/var/lib/aquarium/seed.yaml`.
-    public var seedPath: String
-    /// When the system disk was prepared.
-    public var createdAt: String
-    /// The last boot that mounted it.
-    public var updatedAt: String
-
-    public static let relativePath = "var/lib/aquarium/node.json"
-    /// Where the verified seed is copied, relative to the target root.
-    public static let seedRelativePath = "var/lib/aquarium/seed.yaml"
-}
-
 /// A loaded, verified seed and where it came from.
 public struct LoadedSeed: Sendable {
     public var seed: Seed
@@ -174,3 +103,5 @@ func timestamp(_ date: Date = Date()) -> String {
     formatter.formatOptions = [.withInternetDateTime]
     return formatter.string(from: date)
 }
+
+func errnoText() -> String { String(cString: strerror(errno)) }

@@ -26,6 +26,8 @@ public struct TargetOptions: ParsableArguments, Sendable {
 
     public init() {}
 
+    var machine: MachineFacts { MachineFacts.current(dmiSerialPath: dmiSerialPath, netDirectory: netDirectory) }
+
     var onlyNames: Set<String>? {
         onlyDevices.isEmpty ? nil : Set(onlyDevices.map { ($0 as NSString).lastPathComponent })
     }
@@ -80,7 +82,8 @@ public struct PlanCommand: ParsableCommand {
             }
             plan = SystemDiskPlanner.plan(seed: loaded.seed, inventory: document)
         } else {
-            let engine = ApplyEngine(options: ApplyOptions(root: target.root, onlyDevices: target.onlyNames),
+            let engine = ApplyEngine(options: ApplyOptions(root: target.root, onlyDevices: target.onlyNames,
+                                                           machine: target.machine),
                                      logger: global.logger("aquarium.firstboot.plan"))
             plan = try engine.plan(seed: loaded.seed).0
         }
@@ -154,7 +157,8 @@ public struct ApplyCommand: ParsableCommand {
             report.seedSHA256 = seed.sha256
             report.seedTrust = seed.trust
             let options = ApplyOptions(root: target.root, yes: yes, onlyDevices: target.onlyNames,
-                                       faultPoint: faultPointText.flatMap(FaultPoint.init), handoff: !noHandoff)
+                                       faultPoint: faultPointText.flatMap(FaultPoint.init), handoff: !noHandoff,
+                                       machine: target.machine)
             let engine = ApplyEngine(options: options, logger: logger)
             do {
                 let result = try engine.run(seed: seed)

@@ -1,61 +1,34 @@
 import Disks
 import Foundation
 import GPT
+import NodeContract
 import Seed
 
 // The system-disk selection policy (issue 4, docs/plan.md). Pure: the same seed, inventory and
 // options always give the same plan, whatever order the inventory lists the disks in.
-
-/// Names and GUIDs of the Aquarium system-disk layout.
-public enum AquariumLayout {
-    /// The GPT partition name of the state partition.
-    public static let partitionName = "aquarium-state"
-    /// Discoverable Partitions Specification: /var.
-    public static let partitionType = "4d21b016-b534-45c2-a9fb-5c16e091fd2d"
-    /// The filesystem label (XFS allows 12 characters).
-    public static let filesystemLabel = "aquarium"
-    /// Where the state filesystem is mounted, relative to the target root.
-    public static let stateMountpoint = "/var/lib/aquarium-system"
-    /// Directories of the target root that live on the state filesystem (bind mounts), and where.
-    public static let bindDirectories: [(target: String, source: String)] = [
-        ("/var/lib/aquarium", "state/aquarium"),
-        ("/var/lib/ceph", "state/ceph"),
-        ("/var/log", "state/log"),
-    ]
-    /// /etc is an overlay: the image's /etc below, this node's changes in `etc/upper` on the state filesystem.
-    public static let etcUpper = "etc/upper"
-    public static let etcWork = "etc/work"
-
-    /// The state partition's PARTUUID for a node: derived from the cluster and host name so that the plan can
-    /// recognise "this node's layout" from an inventory alone.
-    public static func statePartitionUUID(cluster: String, hostname: String) -> String {
-        DeterministicUUID.make("aquarium-state/\(cluster)/\(hostname)").uuidString.lowercased()
-    }
-
-    /// The aquarium-state partition of `disk`, when the disk carries an Aquarium layout (GPT, that name, /var type).
-    public static func statePartition(of disk: Disk) -> Partition? {
-        guard disk.partitionTable == "gpt" else { return nil }
-        return disk.partitions.first { $0.name == partitionName && $0.typeGuid?.lowercased() == partitionType }
-    }
-}
 
 /// Facts the plan needs beyond the seed and the inventory. All explicit, so the planner stays pure.
 public struct PlannerOptions: Sendable, Equatable {
     /// Mount points that are Aquarium's own state mounts in the target root (a disk mounted only there is not
     /// "in use": it is this node's system disk, already mounted by an earlier run).
     public var ownMountpoints: [String]
-    /// Disks (by path) whose on-disk step journal names this node and is unfinished: an interrupted first boot
-    /// to resume.
-    public var interruptedDisks: Set<String>
+    /// The step journal found on each disk (by path). An unfinished journal of this node on a disk that still holds
+    /// exactly what it records is an interrupted first boot to resume; any journal names the node a layout belongs to.
+    public var journals: [String: JournalRecord]
     /// Stable identities of the storage disks this node's previous node record lists. Once the Provisioner made
     /// them OSDs they hold Ceph bluestore; they stay this node's storage disks whatever `disks.storage.wipe` says
     /// (the Provisioner checks that the OSD belongs to this node's cluster before it adopts one).
     public var knownStorageDisks: Set<String>
+    /// The seed is bound to this machine (`host.machine` matched): it stands for this machine's node and may replace
+    /// an Aquarium layout of another node here (as `host.reinstall` does for one node UUID).
+    public var seedBoundToMachine: Bool
 
-    public init(ownMountpoints: [String] = [], interruptedDisks: Set<String> = [], knownStorageDisks: Set<String> = []) {
+    public init(ownMountpoints: [String] = [], journals: [String: JournalRecord] = [:], knownStorageDisks: Set<String> = [],
+                seedBoundToMachine: Bool = false) {
         self.ownMountpoints = ownMountpoints
-        self.interruptedDisks = interruptedDisks
+        self.journals = journals
         self.knownStorageDisks = knownStorageDisks
+        self.seedBoundToMachine = seedBoundToMachine
     }
 
     /// The own mount points for a target root ("/" on a node).
@@ -173,13 +146,22 @@ public enum SystemDiskPlanner {
         var reasonsByPath: [String: [String]] = [:]
         var candidates: [(disk: Disk, mode: SystemDiskMode)] = []
         var ownLayoutDisks: [Disk] = []
+        var facts: [String: DiskFacts] = [:]
         for disk in disks {
-            let mode = systemMode(disk, expectedUUID: expectedUUID, options: options)
+            let journal = options.journals[disk.path]
+            let owner = AquariumLayout.owner(of: disk, journal: journal, cluster: seed.cluster.name,
+                                             hostname: seed.host.hostname)
+            facts[disk.path] = DiskFacts(aquariumOwner: owner, reinstallNode: seed.host.reinstall,
+                                         seedBoundToMachine: options.seedBoundToMachine,
+                                         knownStorageDisk: options.knownStorageDisks.contains(disk.stableIdentity))
+            let mode = systemMode(disk, owner: owner, journal: journal, seed: seed)
             if mode == .reuse || mode == .resume { ownLayoutDisks.append(disk) }
             var reasons = usageReasons(disk, options: options, allowOwnMounts: mode != .create)
             reasons += matchReasons(disk, match: system.match, key: "disks.system.match")
-            if mode == .create, let content = contentReason(disk, wipe: system.wipe, key: "disks.system.wipe") {
-                reasons.append(content)
+            if mode == .create, let content = DiskPolicy.contentRefusal(disk, use: .systemDisk, rule: system.wipe.rule,
+                                                                        key: "disks.system.wipe", facts: facts[disk.path]!) {
+                reasons.append(content.description)
+                if let journal, let stale = staleJournal(journal, disk: disk, seed: seed) { reasons.append(stale) }
             }
             reasonsByPath[disk.path] = reasons
             if reasons.isEmpty { candidates.append((disk, mode)) }
@@ -245,11 +227,16 @@ public enum SystemDiskPlanner {
         for disk in disks where disk.path != chosen?.disk.path {
             var storageReasons = usageReasons(disk, options: options, allowOwnMounts: false)
             storageReasons += matchReasons(disk, match: storageRule.match, key: "disks.storage.match")
-            let ownOSD = options.knownStorageDisks.contains(disk.stableIdentity) && holdsOnlyBluestore(disk)
+            let ownOSD = options.knownStorageDisks.contains(disk.stableIdentity) && DiskPolicy.holdsOnlyBluestore(disk)
             if AquariumLayout.statePartition(of: disk)?.uuid?.lowercased() == expectedUUID {
                 storageReasons.append("carries this node's Aquarium system layout")
-            } else if !ownOSD, let content = storageContentReason(disk, wipe: storageRule.wipe) {
-                storageReasons.append(content)
+            } else if let content = DiskPolicy.contentRefusal(disk, use: .storage, rule: storageRule.wipe.rule,
+                                                               key: "disks.storage.wipe", facts: facts[disk.path] ?? DiskFacts()) {
+                storageReasons.append(content.description)
+            }
+            if !disk.hasStableIdentity {
+                storageReasons.append("has no stable identity (WWN, serial, by-id link): the Provisioner could not find "
+                    + "it again after a reboot, so it is not made an OSD")
             }
             if chosen != nil && storageReasons.isEmpty {
                 var why = [ownOSD ? "this node's storage disk (its previous node record lists it) holding a Ceph OSD"
@@ -282,32 +269,28 @@ public enum SystemDiskPlanner {
 
     // MARK: - rules
 
-    static func systemMode(_ disk: Disk, expectedUUID: String, options: PlannerOptions) -> SystemDiskMode {
-        // An unfinished journal wins: the layout may already be complete except for its last steps.
-        if options.interruptedDisks.contains(disk.path) { return .resume }
-        if let state = AquariumLayout.statePartition(of: disk), state.uuid?.lowercased() == expectedUUID { return .reuse }
+    static func systemMode(_ disk: Disk, owner: AquariumOwner?, journal: JournalRecord?, seed: Seed) -> SystemDiskMode {
+        // An unfinished journal of this node wins, but only on a disk that still holds exactly what the journal says
+        // it wrote (or still nothing): anything else is content, judged by the wipe policy like any other disk.
+        if let journal, !journal.isComplete, journal.hostname == seed.host.hostname, journal.cluster == seed.cluster.name,
+           journal.mismatch(disk) == nil {
+            return .resume
+        }
+        if owner == .thisNode { return .reuse }
         return .create
+    }
+
+    /// Why a journal of this node on `disk` is not resumed (the disk changed since), for the plan's reasons.
+    static func staleJournal(_ journal: JournalRecord, disk: Disk, seed: Seed) -> String? {
+        guard !journal.isComplete, journal.hostname == seed.host.hostname, journal.cluster == seed.cluster.name,
+              let mismatch = journal.mismatch(disk) else { return nil }
+        return "its step journal (an interrupted first boot of this node, started \(journal.startedAt)) is stale: "
+            + "\(mismatch); the disk is judged by its content, not resumed"
     }
 
     /// Reasons a disk can never be used, whatever the seed says.
     static func usageReasons(_ disk: Disk, options: PlannerOptions, allowOwnMounts: Bool) -> [String] {
-        var reasons: [String] = []
-        if disk.isCdrom { reasons.append("is a CD-ROM") }
-        if disk.isBootMedia { reasons.append("is boot media (holds the running system or the seed volume)") }
-        if disk.readOnly { reasons.append("is read-only") }
-        let foreign = disk.mountpoints.filter { point in
-            !(allowOwnMounts && options.ownMountpoints.contains { point == $0 || point.hasPrefix($0 + "/") })
-        }
-        if !foreign.isEmpty {
-            reasons.append("is mounted (\(foreign.joined(separator: ", ")))")
-        } else if disk.mounted && disk.mountpoints.isEmpty {
-            reasons.append("is mounted")
-        }
-        if !disk.holders.isEmpty {
-            reasons.append("is held by \(disk.holders.joined(separator: ", ")) (device-mapper, LVM or MD)")
-        }
-        if let error = disk.probeError { reasons.append("its content could not be read (\(error))") }
-        return reasons
+        DiskPolicy.usageRefusals(disk, ignoredMountpoints: allowOwnMounts ? options.ownMountpoints : []).map(\.description)
     }
 
     /// Reasons a disk does not satisfy a `match` (`key` names the seed key in messages).
@@ -349,63 +332,9 @@ public enum SystemDiskPlanner {
         return reasons
     }
 
-    /// Why the content of `disk` forbids creating a system disk on it under `wipe`, or nil.
-    static func contentReason(_ disk: Disk, wipe: WipePolicy, key: String) -> String? {
-        guard let content = describeContent(disk) else { return nil }
-        switch wipe {
-        case .always: return nil
-        case .aquarium:
-            if AquariumLayout.statePartition(of: disk) != nil { return nil }
-            return "\(content) (\(key) is aquarium: only an earlier Aquarium layout may be replaced)"
-        case .never:
-            if AquariumLayout.statePartition(of: disk) != nil {
-                return "carries an earlier Aquarium layout of another node (\(key) is never; set it to aquarium to replace it)"
-            }
-            return "\(content) (\(key) is never)"
-        }
-    }
-
-    /// True when libblkid found a Ceph bluestore label and nothing else (no partition table, no other signature).
-    static func holdsOnlyBluestore(_ disk: Disk) -> Bool {
-        let types = Set(disk.signatures.map(\.type) + disk.partitions.compactMap(\.fsType))
-        return types == ["ceph_bluestore"] && disk.partitionTable == nil
-    }
-
-    /// Storage disks: `aquarium` also accepts a disk that only holds a Ceph OSD (bluestore) or an Aquarium layout.
-    static func storageContentReason(_ disk: Disk, wipe: WipePolicy) -> String? {
-        guard let content = describeContent(disk) else { return nil }
-        switch wipe {
-        case .always: return nil
-        case .aquarium:
-            let types = Set(disk.signatures.map(\.type) + disk.partitions.compactMap(\.fsType))
-            if !types.isEmpty && types.isSubset(of: ["ceph_bluestore", "LVM2_member"]) { return nil }
-            if AquariumLayout.statePartition(of: disk) != nil { return nil }
-            return "\(content) (disks.storage.wipe is aquarium: only an earlier Ceph OSD may be reused)"
-        case .never:
-            return "\(content) (disks.storage.wipe is never)"
-        }
-    }
-
     /// What is on a disk, in words; nil when libblkid found nothing.
     public static func describeContent(_ disk: Disk) -> String? {
-        if let table = disk.partitionTable {
-            let parts = disk.partitions.map { part -> String in
-                var text = "\(part.number)"
-                if let fs = part.fsType { text += " \(fs)" + (part.fsLabel.map { " '\($0)'" } ?? "") }
-                if let name = part.name, !name.isEmpty { text += " named '\(name)'" }
-                return text
-            }
-            let count = disk.partitions.count
-            return "holds a \(table) partition table with \(count) partition\(count == 1 ? "" : "s")"
-                + (parts.isEmpty ? "" : " (" + parts.joined(separator: ", ") + ")")
-        }
-        let nonTable = disk.signatures.filter { $0.usage != "partition_table" }
-        if let first = nonTable.first {
-            return "holds \(first.type)" + (first.label.map { " '\($0)'" } ?? "")
-                + (nonTable.count > 1 ? " and \(nonTable.count - 1) more signature(s)" : "")
-        }
-        if let first = disk.signatures.first { return "holds a \(first.type) signature" }
-        return nil
+        DiskPolicy.describeContent(disk) ?? (disk.unrecognisedData ? "holds data libblkid does not recognise" : nil)
     }
 
     // MARK: - identity and preference

@@ -1,6 +1,8 @@
 import Exec
 import Foundation
+import Disks
 import Logging
+import NodeContract
 import Seed
 
 /// Where a run dies on purpose (`--fault-inject STEP[:WHEN]` or `AQUARIUM_FAULT_INJECT`), to prove that a rerun
@@ -90,6 +92,8 @@ public final class Provisioner {
     var state: ProvisionState
     /// `role: join`: the seed's token, read before any step runs.
     var joinToken: JoinToken?
+    /// The node record's storage disks found on this machine (by identity) by the preflight.
+    var storageDisks: [ResolvedDisk] = []
 
     public init(seed: Seed, record: NodeRecord, root: String, options: ProvisionOptions, logger: Logger) throws(ProvisionError) {
         self.seed = seed
@@ -168,28 +172,28 @@ public final class Provisioner {
     }
 
     /// Refuses (exit 3) before anything runs when a storage disk is the system disk, in use, or holds data the seed
-    /// does not allow wiping.
+    /// does not allow wiping. A storage disk that is not on this machine (pulled, dead) is skipped and reported.
     func preflightDisks() throws(ProvisionError) {
-        for disk in record.storageDisks {
-            let resolved = try StorageDiskCheck.resolve(disk)
-            try StorageDiskCheck.checkNotInUse(resolved, record: record)
-            switch try StorageDiskCheck.probe(resolved.device) {
-            case .empty:
+        let inventory = try StorageDiskCheck.inventory(logger: logger)
+        var missing: [String] = []
+        var present: [ResolvedDisk] = []
+        for identity in record.storageDisks {
+            guard let resolved = try StorageDiskCheck.resolve(identity, in: inventory) else {
+                missing.append(identity.displayName)
+                logger.warning("the storage disk \(identity.displayName) is not on this machine; it is skipped")
+                events.append(ProvisionEvent(event: "disk.missing", detail: "\(identity.displayName) (\(identity.stableIdentity), "
+                    + "was \(identity.path)): not found by its identity; skipped, nothing else is used in its place"))
                 continue
-            case .bluestore(let label) where label.clusterFSID == (joinToken?.fsid ?? state.identity?.fsid ?? existingFSID()):
-                continue
-            case .bluestore(let label):
-                if seed.disks.storage.wipe == .never {
-                    throw .refused("the storage disk \(resolved.key) (\(resolved.device)) is an OSD of another Ceph cluster "
-                        + "(\(label.clusterFSID)); set disks.storage.wipe: aquarium in the seed to reuse it")
-                }
-            case .other(let what):
-                if seed.disks.storage.wipe != .always {
-                    throw .refused("the storage disk \(resolved.key) (\(resolved.device)) holds \(what); the seed's "
-                        + "disks.storage.wipe is \(seed.disks.storage.wipe.rawValue), so it is left alone. Set wipe: always to use it")
-                }
             }
+            try StorageDiskCheck.checkNotInUse(resolved, record: record, inventory: inventory)
+            let (probed, label) = StorageDiskCheck.probe(resolved.disk)
+            try StorageDiskCheck.checkContent(resolved, probed: probed, label: label, seed: seed,
+                                              clusterFSID: joinToken?.fsid ?? state.identity?.fsid ?? existingFSID())
+            present.append(resolved)
         }
+        state.missingDisks = missing.isEmpty ? nil : missing
+        try saveState()
+        storageDisks = present
     }
 
     func fault(_ step: String, _ when: FaultPoint.When) {
@@ -432,7 +436,8 @@ public final class Provisioner {
         if Self.hasKey(path) { return false }
         try Files.makeDirectory((path as NSString).deletingLastPathComponent)
         let temporary = path + ".new"
-        unlink(temporary)
+        // Created 0600 before ceph writes the key into it (it keeps an existing file's mode).
+        try Files.createPrivate(temporary)
         try tools.run("ceph", ["auth", "get-or-create", entity] + caps + ["-o", temporary])
         chmod(temporary, 0o600)
         guard rename(temporary, path) == 0 else { throw .failed("cannot rename \(temporary) to \(path)") }
@@ -455,10 +460,10 @@ public final class Provisioner {
     }
 
     func osds() throws(ProvisionError) -> StepResult {
-        let disks = try record.storageDisks.map { (disk) throws(ProvisionError) -> ResolvedDisk in
-            let resolved = try StorageDiskCheck.resolve(disk)
-            try StorageDiskCheck.checkNotInUse(resolved, record: record)
-            return resolved
+        let disks = storageDisks
+        if disks.isEmpty && !record.storageDisks.isEmpty {
+            throw .failed("none of the node record's storage disks is on this machine ("
+                + record.storageDisks.map(\.displayName).joined(separator: ", ") + "); see `aquarium-provision status`")
         }
         if disks.isEmpty {
             throw .invalidInput(seed.cluster.role == .join
@@ -502,8 +507,8 @@ public final class Provisioner {
     /// `ceph-osd --mkfs` still to run (nil when the disk already holds the finished OSD).
     func prepareOSD(_ disk: ResolvedDisk) throws(ProvisionError) -> (id: Int, action: String?, mkfs: Command?) {
         let fsid = identity.fsid
-        var content = try StorageDiskCheck.probe(disk.device)
-        if case .bluestore(let label) = content, label.clusterFSID == fsid, label.mkfsDone, let id = label.whoami {
+        let (probed, label) = StorageDiskCheck.probe(disk.disk)
+        if let label, DiskPolicy.holdsOnlyBluestore(probed), label.clusterFSID == fsid, label.mkfsDone, let id = label.whoami {
             // Ours and complete. Make sure the data directory is there (it lives on the system disk).
             state.osdUUIDs[disk.key] = label.osdUUID
             state.osdIds[disk.key] = id
@@ -511,25 +516,16 @@ public final class Provisioner {
             let repaired = try ensureOSDDirectory(id: id, disk: disk, primeFromLabel: true, key: nil)
             return (id, repaired ? "restored the data directory of osd.\(id)" : nil, nil)
         }
-        switch content {
+        switch StorageDiskCheck.content(probed, label: label) {
         case .empty:
             break
         case .bluestore(let label) where label.clusterFSID == fsid:
             // An interrupted mkfs of ours: start that disk over.
-            try StorageDiskCheck.wipe(disk.device)
-            content = .empty
-        case .bluestore(let label):
-            guard seed.disks.storage.wipe != .never else {
-                throw .refused("the storage disk \(disk.key) (\(disk.device)) is an OSD of another Ceph cluster "
-                    + "(\(label.clusterFSID)); set disks.storage.wipe: aquarium in the seed to reuse it")
-            }
-            try StorageDiskCheck.wipe(disk.device)
-        case .other(let what):
-            guard seed.disks.storage.wipe == .always else {
-                throw .refused("the storage disk \(disk.key) (\(disk.device)) holds \(what); the seed's disks.storage.wipe "
-                    + "is \(seed.disks.storage.wipe.rawValue), so it is left alone. Set wipe: always to use it")
-            }
-            try StorageDiskCheck.wipe(disk.device)
+            try StorageDiskCheck.wipe(disk, logger: logger)
+        case .bluestore, .other:
+            // The one policy decides (the preflight asked it too; the disk is checked again right before the wipe).
+            try StorageDiskCheck.checkContent(disk, probed: probed, label: label, seed: seed, clusterFSID: fsid)
+            try StorageDiskCheck.wipe(disk, logger: logger)
         }
         // Decide the OSD's UUID before the monitor hears of it, so a rerun finds the same OSD.
         let remembered = state.osdUUIDs[disk.key]
@@ -613,13 +609,11 @@ public final class Provisioner {
             let temporary = data + "/keyring.new"
             if let key {
                 // Just created: the key is known, no round trip to the monitor.
+                // Written directly (0600 from the start): a key never goes on a command line.
                 unlink(temporary)
-                do {
-                    try Command("ceph-authtool", ["--create-keyring", temporary, "--name", "osd.\(id)", "--add-key", key]).run()
-                } catch {
-                    throw .failed("ceph-authtool could not write \(temporary): \(error)")
-                }
+                try Files.write("[osd.\(id)]\n\tkey = \(key)\n", to: temporary, mode: 0o600)
             } else if identity.join == nil {
+                try Files.createPrivate(temporary)
                 try tools.run("ceph", ["auth", "get", "osd.\(id)", "-o", temporary])
             } else {
                 throw .failed("the keyring of osd.\(id) is missing from \(data) and its bluestore label on \(disk.device) "

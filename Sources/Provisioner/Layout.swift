@@ -53,6 +53,16 @@ enum Files {
         try write(Data(contents.utf8), to: path, mode: mode)
     }
 
+    /// Creates `path` empty with mode 0600 (replacing what was there), for a program to write a secret into.
+    static func createPrivate(_ path: String) throws(ProvisionError) {
+        unlink(path)
+        try makeDirectory((path as NSString).deletingLastPathComponent)
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw .failed("cannot create \(path): \(String(cString: strerror(errno)))") }
+        fchmod(fd, 0o600)
+        close(fd)
+    }
+
     @discardableResult
     static func write(_ data: Data, to path: String, mode: mode_t = 0o644) throws(ProvisionError) -> Bool {
         let manager = FileManager.default

@@ -36,8 +36,10 @@ public struct EventLog: Sendable {
         data.append(0x0a)
         try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
                                                  withIntermediateDirectories: true)
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        // 0600: an event may quote a failing command's output.
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         guard fd >= 0 else { return }
+        fchmod(fd, 0o600)
         _ = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
         close(fd)
     }
@@ -63,6 +65,8 @@ public struct ProvisionState: Codable, Equatable, Sendable {
     /// The `replication` step: the min_size each pool it grew is still to get (see `ReplicationPlan.make`). Optional so
     /// state files written before it still load.
     public var replicationPending: [String: Int]?
+    /// Storage disks of the node record that the last run did not find on this machine (by their stable identity).
+    public var missingDisks: [String]?
 
     public init() {}
 

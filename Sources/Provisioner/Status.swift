@@ -34,6 +34,8 @@ public struct StatusReport: Codable, Equatable, Sendable {
     public var osds: [OSD]
     public var services: Services
     public var bootstrappedAt: String?
+    /// Storage disks of the node record that the last run did not find on this machine (skipped, never replaced).
+    public var missingDisks: [String] = []
 }
 
 public enum StatusCollector {
@@ -49,6 +51,7 @@ public enum StatusCollector {
                                   monitors: [], launcher: state.identity?.launcher.rawValue, daemons: daemons, osds: [],
                                   services: StatusReport.Services(rbdPools: [], cephfs: [], s3Endpoint: nil, s3CredentialsFile: nil),
                                   bootstrappedAt: state.bootstrappedAt)
+        report.missingDisks = state.missingDisks ?? []
         guard Files.exists(layout.cephConf) else { return report }
         let diskById = Dictionary(state.osdIds.map { ($0.value, $0.key) }, uniquingKeysWith: { first, _ in first })
         // A monitor that does not answer within a few seconds is reported as unreachable, not waited for.
@@ -93,6 +96,9 @@ public enum StatusCollector {
         lines.append("daemons   \(daemonText.isEmpty ? "-" : daemonText.joined(separator: ", ")) [\(report.launcher ?? "-")]")
         let osdText = report.osds.map { "osd.\($0.id) \($0.up ? "up" : "down")/\($0.in ? "in" : "out")\($0.disk.map { " on \($0)" } ?? "")" }
         lines.append("osds      \(osdText.isEmpty ? "-" : osdText.joined(separator: ", "))")
+        if !report.missingDisks.isEmpty {
+            lines.append("missing   \(report.missingDisks.joined(separator: ", ")) (storage disks not on this machine; skipped)")
+        }
         lines.append("rbd       \(report.services.rbdPools.isEmpty ? "-" : report.services.rbdPools.joined(separator: ", "))")
         lines.append("cephfs    \(report.services.cephfs.isEmpty ? "-" : report.services.cephfs.joined(separator: ", "))")
         lines.append("s3        \(report.services.s3Endpoint ?? "-")\(report.services.s3CredentialsFile.map { " (keys in \($0))" } ?? "")")

@@ -1,6 +1,8 @@
 import ArgumentParser
 import CommandSupport
+import Crypto
 import Foundation
+import NodeContract
 import Seed
 
 /// Options every subcommand that works on a provisioned root shares.
@@ -74,10 +76,21 @@ public struct RunCommand: ParsableCommand {
             throw ProvisionError.invalidInput("--mon-port \(monPort): expected 1...65535")
         }
         let record = try NodeRecord.load(path: nodeRecord)
-        let seedPath = seed ?? record.seedPath ?? "/var/lib/aquarium/seed.yaml"
+        let seedPath = seed ?? Layout(root: root).path(record.seedPath)
+        guard let seedData = FileManager.default.contents(atPath: seedPath) else {
+            throw ProvisionError.invalidInput("cannot read the seed \(seedPath); FirstBoot copies the verified seed there, "
+                + "or pass --seed FILE")
+        }
+        let digest = SHA256.hash(data: seedData).map { String(format: "%02x", $0) }.joined()
+        if seed == nil && digest != record.seedSHA256.lowercased() {
+            // Only the seed FirstBoot verified (signature, machine binding, expiry) runs unattended.
+            throw ProvisionError.refused("the seed \(seedPath) (SHA-256 \(digest)) is not the one FirstBoot verified "
+                + "(the node record \(nodeRecord) says \(record.seedSHA256)); reboot so FirstBoot verifies it, or pass "
+                + "--seed FILE to run a seed by hand")
+        }
         let loaded: Seed
         do {
-            loaded = try SeedLoader.load(path: seedPath)
+            loaded = try SeedLoader.parse(data: seedData, file: seedPath)
         } catch {
             throw ProvisionError.invalidInput(error.description)
         }

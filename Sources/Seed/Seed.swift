@@ -1,3 +1,5 @@
+import Foundation
+
 // The seed file v1 model: what one node is told to become. Documented in docs/seed.md;
 // the JSON Schema is Resources/seed.schema.json. Every value here has been validated by
 // `SeedLoader`, so consumers can put it on a command line or into a file as it is.
@@ -10,15 +12,21 @@ public struct Seed: Sendable, Equatable, Encodable {
     public var network: Network
     public var disks: Disks
     public var cluster: Cluster
+    /// After this moment the seed is refused (`expires`, RFC 3339), so an old signed seed cannot be replayed.
+    public var expires: SeedTime?
 
     public init(version: Int = 1, host: Host, network: Network = Network(), disks: Disks = Disks(),
-                cluster: Cluster) {
+                cluster: Cluster, expires: SeedTime? = nil) {
         self.version = version
         self.host = host
         self.network = network
         self.disks = disks
         self.cluster = cluster
+        self.expires = expires
     }
+
+    /// True when a disk may be wiped under this seed without looking at its content (`wipe: always` anywhere).
+    public var wipesAnything: Bool { disks.system.wipe == .always || disks.storage.wipe == .always }
 
     // MARK: host
 
@@ -31,12 +39,50 @@ public struct Seed: Sendable, Equatable, Encodable {
         public var ntpServers: [String]
         /// Users to create or configure. The user `aquarium` always exists; it is locked unless listed here.
         public var users: [User]
+        /// The machine this seed is for (`host.machine`): FirstBoot refuses the seed on any other machine.
+        public var machine: Machine?
+        /// `host.reinstall`: the node UUID (lowercase) whose Aquarium system disk this seed may replace.
+        public var reinstall: String?
 
-        public init(hostname: String, timezone: String? = nil, ntpServers: [String] = [], users: [User] = []) {
+        public init(hostname: String, timezone: String? = nil, ntpServers: [String] = [], users: [User] = [],
+                    machine: Machine? = nil, reinstall: String? = nil) {
             self.hostname = hostname
             self.timezone = timezone
             self.ntpServers = ntpServers
             self.users = users
+            self.machine = machine
+            self.reinstall = reinstall
+        }
+    }
+
+    /// Binds a seed to one machine: its DMI system serial and/or the MAC address of one of its NICs. When both are
+    /// given, both must match.
+    public struct Machine: Sendable, Equatable, Encodable {
+        /// The DMI system serial (`/sys/class/dmi/id/product_serial`), compared exactly.
+        public var serial: String?
+        /// A NIC's MAC address, normalised to lowercase `52:54:00:12:34:56`.
+        public var mac: String?
+
+        public init(serial: String? = nil, mac: String? = nil) {
+            self.serial = serial
+            self.mac = mac
+        }
+
+        /// Why this machine (its DMI serial and NIC MACs) is not the one named, or nil when it is.
+        public func mismatch(dmiSerial: String?, macs: [String]) -> String? {
+            var problems: [String] = []
+            if let serial {
+                let actual = dmiSerial?.trimmingCharacters(in: .whitespacesAndNewlines)
+                if actual != serial {
+                    problems.append("host.machine.serial is '\(serial)' but this machine's DMI serial is "
+                        + (actual.map { "'\($0)'" } ?? "unknown"))
+                }
+            }
+            if let mac, !macs.map({ $0.lowercased() }).contains(mac) {
+                problems.append("host.machine.mac is \(mac) but this machine's NICs are "
+                    + (macs.isEmpty ? "none" : macs.sorted().joined(separator: ", ")))
+            }
+            return problems.isEmpty ? nil : problems.joined(separator: "; ")
         }
     }
 
@@ -217,6 +263,34 @@ public struct Seed: Sendable, Equatable, Encodable {
         /// The file system name, default `cephfs` (same rules as pool names).
         public var name: String
         public init(name: String = "cephfs") { self.name = name }
+    }
+}
+
+/// A moment in time as the seed gives it (RFC 3339), kept with its text for messages.
+public struct SeedTime: Sendable, Equatable, Encodable, CustomStringConvertible {
+    public var date: Date
+    public var text: String
+
+    public init(date: Date, text: String) {
+        self.date = date
+        self.text = text
+    }
+
+    /// Parses RFC 3339 (`2026-12-31T23:59:59Z`, `2026-12-31T23:59:59+01:00`, fractional seconds allowed).
+    public init?(rfc3339 text: String) {
+        let plain = ISO8601DateFormatter()
+        plain.formatOptions = [.withInternetDateTime]
+        let fractional = ISO8601DateFormatter()
+        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        guard text.count <= 40, let date = plain.date(from: text) ?? fractional.date(from: text) else { return nil }
+        self.init(date: date, text: text)
+    }
+
+    public var description: String { text }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(text)
     }
 }
 

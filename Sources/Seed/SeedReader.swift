@@ -1,3 +1,4 @@
+import Foundation
 import Yams
 
 /// A path into the document for messages: `network.interfaces[1].gateway`.
@@ -365,7 +366,7 @@ final class SeedReader {
 
     // MARK: the seed
 
-    static let rootKeys = ["version", "host", "network", "disks", "cluster"]
+    static let rootKeys = ["version", "host", "network", "disks", "cluster", "expires"]
 
     func readSeed() -> Seed? {
         guard let rootNode = document.root else {
@@ -391,15 +392,31 @@ final class SeedReader {
         let network = root["network"].map { readNetwork($0, path.key("network")) } ?? Seed.Network()
         let disks = root["disks"].map { readDisks($0, path.key("disks")) } ?? Seed.Disks()
         let cluster = required(root, "cluster").map { readCluster($0, path.key("cluster")) }
+        let expires: SeedTime? = root["expires"].flatMap { node in
+            parsed(node, path.key("expires")) { text in
+                SeedTime(rfc3339: text).map { .success($0) }
+                    ?? .failure(Problem("'\(SeedSyntax.printable(text))' is not an RFC 3339 time such as "
+                                        + "2026-12-31T23:59:59Z (quote it)"))
+            }
+        }
         guard issues.isEmpty, let host, let cluster else { return nil }
-        return Seed(version: 1, host: host, network: network, disks: disks, cluster: cluster)
+        return Seed(version: 1, host: host, network: network, disks: disks, cluster: cluster, expires: expires)
     }
 
     // MARK: host
 
     func readHost(_ node: Node, _ path: KeyPath) -> Seed.Host {
         var host = Seed.Host(hostname: "")
-        guard let fields = mapping(node, path, keys: ["hostname", "timezone", "ntp_servers", "users"]) else { return host }
+        guard let fields = mapping(node, path, keys: ["hostname", "timezone", "ntp_servers", "users", "machine", "reinstall"])
+        else { return host }
+        if let node = fields["machine"] { host.machine = readMachine(node, path.key("machine")) }
+        if let node = fields["reinstall"] {
+            host.reinstall = parsed(node, path.key("reinstall")) { text in
+                UUID(uuidString: text).map { .success($0.uuidString.lowercased()) }
+                    ?? .failure(Problem("'\(SeedSyntax.printable(text))' is not a node UUID such as "
+                                        + "0f8e2c1a-5b7d-4e09-9a3c-2d6f1e8b7c40 (the report or the refusal names it)"))
+            }
+        }
         if let node = required(fields, "hostname") {
             host.hostname = checked(node, path.key("hostname"), SeedSyntax.hostnameProblem) ?? ""
         }
@@ -429,6 +446,30 @@ final class SeedReader {
             }
         }
         return host
+    }
+
+    func readMachine(_ node: Node, _ path: KeyPath) -> Seed.Machine? {
+        guard let fields = mapping(node, path, keys: ["serial", "mac"]) else { return nil }
+        var machine = Seed.Machine()
+        if let node = fields["serial"] {
+            machine.serial = checked(node, path.key("serial")) { text in
+                if text.isEmpty || text.count > 128 || text.contains(where: { $0.isNewline || $0 == "/" }) {
+                    return "'\(SeedSyntax.printable(text))' is not a DMI system serial (1 to 128 characters, no '/' "
+                        + "or line breaks; `cat /sys/class/dmi/id/product_serial` shows it)"
+                }
+                return nil
+            }
+        }
+        if let node = fields["mac"] {
+            machine.mac = parsed(node, path.key("mac")) { text in
+                SeedSyntax.normalizedMAC(text).map { .success($0) }
+                    ?? .failure(Problem("'\(SeedSyntax.printable(text))' is not a MAC address such as 52:54:00:12:34:56"))
+            }
+        }
+        if fields["serial"] == nil && fields["mac"] == nil {
+            report(node.mark, path, "give serial (the DMI system serial) and/or mac (a NIC's MAC address)")
+        }
+        return machine
     }
 
     func readUser(_ node: Node, _ path: KeyPath) -> Seed.User? {

@@ -70,9 +70,7 @@ import Testing
                 let rgwPort = try #require((32700..<32768).shuffled().first(where: Ports.isFree), "no free port on 127.0.0.1")
                 let fixture = Fixture(directory: directory)
                 try seed(rgwPort: rgwPort).write(toFile: fixture.seed, atomically: true, encoding: .utf8)
-                let disks = loops.map { "{\"path\": \"\($0.path)\"}" }.joined(separator: ",")
-                try "{\"hostname\": \"node-01\", \"node_uuid\": \"4f1c\", \"storage_disks\": [\(disks)]}"
-                    .write(toFile: fixture.record, atomically: true, encoding: .utf8)
+                try NodeRecordFixture.write(to: fixture.record, hostname: "node-01", storage: loops, seed: fixture.seed)
                 defer {
                     _ = try? Command("umount", ["-l", directory + "/mnt"]).run(acceptedStatuses: Set(0...255))
                     _ = try? fixture.provision(["stop", "--root", fixture.root])
@@ -306,8 +304,8 @@ import Testing
                 try Command("mkfs.ext4", ["-q", "-L", "precious", file]).run()
             }) { loop in
                 try Self.seed(rgwPort: 7480).write(toFile: directory + "/seed.yaml", atomically: true, encoding: .utf8)
-                try "{\"hostname\": \"node-01\", \"storageDisks\": [\"\(loop.path)\"]}"
-                    .write(toFile: directory + "/node.json", atomically: true, encoding: .utf8)
+                try NodeRecordFixture.write(to: directory + "/node.json", hostname: "node-01", storage: [loop],
+                                            seed: directory + "/seed.yaml")
                 let result = try Command(try Products.path("aquarium-provision"),
                                          ["run", "--seed", directory + "/seed.yaml", "--node-record", directory + "/node.json",
                                           "--root", directory + "/root", "--launcher", "process"]).run(acceptedStatuses: Set(0...255))
@@ -326,8 +324,8 @@ import Testing
         try withTemporaryDirectory { directory in
             try LoopDevice.with(.init(sizeBytes: 64 << 20)) { loop in
                 try Self.seed(rgwPort: 7480).write(toFile: directory + "/seed.yaml", atomically: true, encoding: .utf8)
-                try "{\"hostname\": \"node-01\", \"system_disk\": {\"path\": \"\(loop.path)\"}, \"storage_disks\": [\"\(loop.path)\"]}"
-                    .write(toFile: directory + "/node.json", atomically: true, encoding: .utf8)
+                try NodeRecordFixture.write(to: directory + "/node.json", hostname: "node-01", storage: [loop],
+                                            seed: directory + "/seed.yaml", systemDisk: loop)
                 let result = try Command(try Products.path("aquarium-provision"),
                                          ["run", "--seed", directory + "/seed.yaml", "--node-record", directory + "/node.json",
                                           "--root", directory + "/root", "--launcher", "process"]).run(acceptedStatuses: Set(0...255))

@@ -25,8 +25,7 @@ import Testing
             self.directory = directory
             self.hostname = hostname
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            try "{\"hostname\": \"\(hostname)\", \"storage_disks\": [{\"path\": \"\(disk.path)\"}]}"
-                .write(toFile: record, atomically: true, encoding: .utf8)
+            try NodeRecordFixture.write(to: record, hostname: hostname, storage: [disk], seed: seed)
         }
 
         func provision(_ arguments: [String]) throws -> CommandResult {

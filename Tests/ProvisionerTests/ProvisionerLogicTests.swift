@@ -122,7 +122,7 @@ import Testing
     @Test func systemdLauncherNeedsTheRealRoot() throws {
         try withTemporaryDirectory { directory in
             try "version: 1\nhost: {hostname: n}\ncluster: {role: bootstrap}\n".write(toFile: directory + "/seed.yaml", atomically: true, encoding: .utf8)
-            try "{\"storageDisks\": []}".write(toFile: directory + "/node.json", atomically: true, encoding: .utf8)
+            try NodeRecordFixture.write(to: directory + "/node.json", hostname: "n", storage: [], seed: directory + "/seed.yaml")
             let result = try Products.run("aquarium-provision", ["run", "--seed", directory + "/seed.yaml", "--node-record",
                                                                  directory + "/node.json", "--root", directory + "/root",
                                                                  "--launcher", "systemd"])
