@@ -228,3 +228,80 @@ public final class ArchiveReader {
         }
     }
 }
+
+/// The compressions `DecompressingReader` undoes: single streams, no container (libarchive's raw format).
+public enum StreamCompression: String, Sendable, CaseIterable {
+    case zstd, xz, gzip
+}
+
+/// The single owner of a libarchive reader that decompresses one zstd, xz or gzip stream (not an archive:
+/// libarchive's "raw" format with exactly that filter). Reads are sequential; call `close()` to learn about
+/// failures at the end of the stream, `deinit` only frees.
+public final class DecompressingReader {
+    private var archive: OpaquePointer?
+    public let path: String
+    public let compression: StreamCompression
+    /// Decompressed bytes returned so far.
+    public private(set) var position: UInt64 = 0
+    private var ended = false
+
+    public init(path: String, compression: StreamCompression) throws(ArchiveError) {
+        self.path = path
+        self.compression = compression
+        guard let archive = archive_read_new() else { throw ArchiveError(operation: "archive_read_new for", path: path, message: "out of memory") }
+        self.archive = archive
+        try check(archive, "enable the raw format for", path, archive_read_support_format_raw(archive))
+        switch compression {
+        case .zstd: try check(archive, "enable zstd for", path, archive_read_support_filter_zstd(archive))
+        case .xz: try check(archive, "enable xz for", path, archive_read_support_filter_xz(archive))
+        case .gzip: try check(archive, "enable gzip for", path, archive_read_support_filter_gzip(archive))
+        }
+        try check(archive, "open", path, archive_read_open_filename(archive, path, 1 << 20))
+        var entry: OpaquePointer?
+        let status = archive_read_next_header(archive, &entry)
+        if status == ARCHIVE_EOF {
+            throw ArchiveError(operation: "decompress", path: path, message: "the \(compression.rawValue) stream holds no data")
+        }
+        try check(archive, "decompress", path, status)
+        // The raw format accepts anything: make sure the filter really is the one asked for.
+        let expected: Int32 = switch compression {
+        case .zstd: ARCHIVE_FILTER_ZSTD
+        case .xz: ARCHIVE_FILTER_XZ
+        case .gzip: ARCHIVE_FILTER_GZIP
+        }
+        guard archive_filter_count(archive) > 1, archive_filter_code(archive, 0) == expected else {
+            throw ArchiveError(operation: "decompress", path: path, message: "is not a \(compression.rawValue) stream")
+        }
+    }
+
+    deinit {
+        if let archive { archive_read_free(archive) }
+    }
+
+    /// Reads up to `buffer.count` decompressed bytes; 0 only at the end of the stream. A damaged or cut-off
+    /// stream throws with libarchive's message.
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws(ArchiveError) -> Int {
+        guard let archive else { throw ArchiveError(operation: "read", path: path, message: "stream already closed") }
+        if ended || buffer.count == 0 { return 0 }
+        let count = archive_read_data(archive, buffer.baseAddress, buffer.count)
+        if count < 0 {
+            let message = optionalString(archive_error_string(archive)) ?? "libarchive status \(count)"
+            throw ArchiveError(operation: "decompress", path: path,
+                               message: "\(message), after \(position) decompressed bytes")
+        }
+        if count == 0 { ended = true }
+        position += UInt64(count)
+        return count
+    }
+
+    /// Frees the reader, reporting a failure libarchive only notices at the end.
+    public func close() throws(ArchiveError) {
+        guard let archive else { return }
+        let status = archive_read_close(archive)
+        defer {
+            archive_read_free(archive)
+            self.archive = nil
+        }
+        try check(archive, "close", path, status)
+    }
+}

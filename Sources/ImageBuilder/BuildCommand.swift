@@ -47,19 +47,14 @@ public struct ImageBuild {
         guard getuid() == 0 else {
             throw .invalid("aquarium-image build", "needs root (debootstrap, chroot, file owners); run it with sudo")
         }
+        // Before any slow work: an image whose tools cannot run on the node is not worth building.
+        try Self.checkTools(options.tools)
         let description = try ImageDescription.load(directory: options.descriptionDirectory)
         let profile = options.profile ?? description.defaultProfile
         let packages = try description.packages(profile: profile)
         let identity = BuildIdentity(imageName: description.name, epoch: try BuildIdentity.epochFromEnvironment())
         let mirror: String
         if let given = options.mirror { mirror = given } else { mirror = try AptSources.mirror(suite: description.suite) }
-        for tool in options.tools where !FileManager.default.isExecutableFile(atPath: tool) {
-            throw .invalid(tool, "is not an executable; build the tools with `swift build -c release --static-swift-stdlib`")
-        }
-        for tool in options.tools where Self.linksSwiftRuntimeDynamically(tool) {
-            reporter.line("warning: \(tool) links the Swift runtime dynamically and will not run in the image; "
-                          + "build it with --static-swift-stdlib")
-        }
         var steps: [(String, Double)] = []
         func timed<T>(_ name: String, _ body: () throws(ImageError) -> T) throws(ImageError) -> T {
             let start = Date()
@@ -104,6 +99,20 @@ public struct ImageBuild {
         return Result(stick: stick, rootArchive: archive, rootFromCache: cached, steps: steps)
     }
 
+    /// Refuses (exit 2) a tool that is missing or links the Swift runtime dynamically: the node has no Swift
+    /// runtime, so the image would boot into tools that cannot start.
+    public static func checkTools(_ tools: [String]) throws(ImageError) {
+        for tool in tools where !FileManager.default.isExecutableFile(atPath: tool) {
+            throw .invalid(tool, "is not an executable; build the node tools with `scripts/build-node-tools` and run the "
+                           + "aquarium-image in the directory it prints (or pass its tools with --tool)")
+        }
+        for tool in tools where linksSwiftRuntimeDynamically(tool) {
+            throw .invalid(tool, "links the Swift runtime dynamically (libswiftCore.so) and cannot run in the image, which has "
+                           + "no Swift runtime; build the node tools with `scripts/build-node-tools` (release, "
+                           + "--static-swift-stdlib) and run the aquarium-image in the directory it prints (or pass its tools with --tool)")
+        }
+    }
+
     static func linksSwiftRuntimeDynamically(_ path: String) -> Bool {
         guard let handle = FileHandle(forReadingAtPath: path) else { return false }
         defer { try? handle.close() }
@@ -119,7 +128,8 @@ public struct BuildCommand: ParsableCommand {
         commandName: "build",
         abstract: "Build the USB stick image: debootstrap (cached), overlay, our tools, initramfs, GPT image, bmap, checksums.",
         discussion: """
-            Needs root. The Debian mirror comes from this host's apt sources unless --mirror is given. The root \
+            Needs root. The tools installed in the image must be statically linked builds (`scripts/build-node-tools`); \
+            a tool that links the Swift runtime dynamically is refused (exit 2) before anything slow starts. The Debian mirror comes from this host's apt sources unless --mirror is given. The root \
             filesystem is cached in --cache keyed by suite, architecture and packages, so a rebuild does not download \
             again. With SOURCE_DATE_EPOCH set, two builds from the same cache give a byte-identical NAME.raw.
             """)

@@ -42,27 +42,57 @@ public struct Flasher {
     /// The bmap for `image`: the given file, else IMAGE.bmap beside it, else one computed from the
     /// image's allocated extents.
     public static func loadBlockMap(image: String, bmap: String?) throws(ImageError) -> BlockMap {
-        let candidate = bmap ?? image + ".bmap"
-        if FileManager.default.fileExists(atPath: candidate) {
-            guard let data = FileManager.default.contents(atPath: candidate), let text = String(data: data, encoding: .utf8) else {
-                throw .invalid(candidate, "cannot read the bmap file")
+        try loadBlockMap(input: ImageInput(path: image, compression: nil), bmap: bmap)
+    }
+
+    /// The bmap for `input`. A raw image: the given file, else IMAGE.bmap beside it, else one computed from the
+    /// image's allocated extents. A compressed image: the given file, else the raw image's bmap beside it
+    /// (NAME.raw.bmap for NAME.raw.zst), else IMAGE.bmap; without one it is refused, as a stream has no extents.
+    public static func loadBlockMap(input: ImageInput, bmap: String?) throws(ImageError) -> BlockMap {
+        let image = input.path
+        let candidates = bmap.map { [$0] } ?? (input.compression == nil ? [image + ".bmap"] : input.bmapCandidates)
+        guard let candidate = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+            if let bmap { throw .invalid(bmap, "the bmap file does not exist") }
+            if input.compression != nil {
+                throw .invalid(image, "is \(input.compression!.rawValue)-compressed and has no bmap of its raw image "
+                               + "(looked for \(candidates.joined(separator: ", "))); put NAME.raw.bmap beside it, pass "
+                               + "--bmap FILE, or decompress it (`\(input.decompressCommand)`) and use the raw image")
             }
-            let map = try BlockMap.parse(text, subject: candidate)
+            return try BlockMap.create(imagePath: image)
+        }
+        guard let data = FileManager.default.contents(atPath: candidate), let text = String(data: data, encoding: .utf8) else {
+            throw .invalid(candidate, "cannot read the bmap file")
+        }
+        if ImageInput.classify(Array(data.prefix(16))) != .unknown {
+            throw .invalid(candidate, "is not a bmap file (it starts like an image or a compressed stream)")
+        }
+        let map = try BlockMap.parse(text, subject: candidate)
+        if input.compression == nil {
             var info = stat()
             if stat(image, &info) == 0, UInt64(info.st_size) != map.imageSize {
                 throw .invalid(candidate, "describes an image of \(map.imageSize) bytes, but \(image) has \(info.st_size)")
             }
-            return map
+        } else {
+            // The decompressed length is checked when the stream ends; a stream cannot skip backwards.
+            for (previous, next) in zip(map.ranges, map.ranges.dropFirst()) where next.first <= previous.last {
+                throw .invalid(candidate, "range \(next.first)-\(next.last) does not follow \(previous.first)-\(previous.last); "
+                               + "a compressed image needs ascending ranges: make the bmap again from the raw image")
+            }
         }
-        if bmap != nil { throw .invalid(candidate, "the bmap file does not exist") }
-        return try BlockMap.create(imagePath: image)
+        return map
     }
 
     /// Flashes after the safety checks passed. `device` must be the whole disk.
     public func flash(image: String, map: BlockMap, device: String, deviceBytes: UInt64, sectorSize: Int) throws(ImageError) -> FlashReport {
-        let source = open(image, O_RDONLY | O_CLOEXEC)
-        guard source >= 0 else { throw .invalid(image, "cannot open the image: \(errnoText())") }
-        defer { close(source) }
+        try flash(input: ImageInput(path: image, compression: nil), map: map, device: device, deviceBytes: deviceBytes,
+                  sectorSize: sectorSize)
+    }
+
+    /// Flashes a raw or compressed image after the safety checks passed. `device` must be the whole disk. A compressed
+    /// image is decompressed on the fly: mapped ranges are written, the bytes between them decompressed and dropped.
+    public func flash(input: ImageInput, map: BlockMap, device: String, deviceBytes: UInt64, sectorSize: Int) throws(ImageError) -> FlashReport {
+        let image = input.path
+        let source = try ImageReader(input)
         // O_EXCL on a block device: the kernel refuses while anything mounts or holds it.
         let target = open(device, O_WRONLY | O_EXCL | O_CLOEXEC)
         if target < 0 {
@@ -78,13 +108,34 @@ public struct Flasher {
         let start = Date()
         var lastReport = Date.distantPast
         var buffer = [UInt8](repeating: 0, count: chunkBytes)
+        // A damaged image found while writing leaves a partial stick: say so.
+        func partial(_ error: ImageError) -> ImageError {
+            var error = error
+            error.message += "; \(device) now holds a partial image: do not boot it, flash it again with a good image"
+            return error
+        }
         for range in map.ranges {
             let (offset, count) = map.byteRange(of: range)
             var hasher = range.checksum.map { _ in AnyHasher(map.checksumType) }
             var done: UInt64 = 0
             while done < count {
                 let want = Int(min(UInt64(chunkBytes), count - done))
-                let n = try Self.fill(&buffer, count: want, fd: source, at: offset + done, path: image)
+                let n: Int
+                do {
+                    n = try source.read(into: &buffer, count: want, at: offset + done)
+                } catch {
+                    reporter.endProgress()
+                    throw written > 0 ? partial(error) : error
+                }
+                guard n > 0 else {
+                    let error = ImageError.invalid(image, input.compression == nil
+                        ? "ends before byte \(offset + done); it is shorter than its bmap says"
+                        : "decompresses to only \(offset + done) bytes, but its bmap describes an image of \(map.imageSize) bytes: "
+                          + "the stream is cut off or the bmap belongs to another image; download or copy the image again and "
+                          + "check it against SHA256SUMS")
+                    reporter.endProgress()
+                    throw written > 0 ? partial(error) : error
+                }
                 buffer.withUnsafeBytes { hasher?.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
                 try Self.writeAll(buffer, count: n, fd: target, at: offset + done, path: device)
                 done += UInt64(n)
@@ -100,9 +151,16 @@ public struct Flasher {
                 }
             }
             if let expected = range.checksum, let hasher, hasher.hex() != expected {
-                throw .invalid(image, "blocks \(range.first)-\(range.last) of the image do not match the bmap's checksum: "
-                               + "the image or the bmap is damaged (check SHA256SUMS)")
+                reporter.endProgress()
+                throw partial(.invalid(image, "blocks \(range.first)-\(range.last) of the \(input.compression == nil ? "" : "decompressed ")"
+                                       + "image do not match the bmap's checksum: the image or the bmap is damaged (check SHA256SUMS)"))
             }
+        }
+        do {
+            try source.finish(expectedBytes: map.imageSize)
+        } catch {
+            reporter.endProgress()
+            throw partial(error)
         }
         guard fsync(target) == 0 else { throw .failure(device, "flushing the writes failed: \(errnoText())") }
         reporter.endProgress()
@@ -112,7 +170,7 @@ public struct Flasher {
 
         let relocated = try relocateGPT(device: device, deviceBytes: deviceBytes, sectorSize: sectorSize)
         let verifyStart = Date()
-        let verified = try verify(image: image, map: map, device: device)
+        let verified = try verify(input: input, map: map, device: device)
         rereadPartitionTable(device)
         return FlashReport(bytesWritten: written, writeSeconds: writeSeconds, verifySeconds: Date().timeIntervalSince(verifyStart),
                            rangesVerified: verified, gptRelocated: relocated)
@@ -150,9 +208,16 @@ public struct Flasher {
         guard let handle = FileHandle(forReadingAtPath: image), let head = try? handle.read(upToCount: headBytes),
               head.count == headBytes else { return nil }
         try? handle.close()
+        return relocatedHead(head: [UInt8](head), deviceBytes: deviceBytes, sectorSize: sectorSize)
+    }
+
+    /// The same for an image whose first `34 * sectorSize` bytes are `head`.
+    static func relocatedHead(head: [UInt8], deviceBytes: UInt64, sectorSize: Int) -> [UInt8]? {
+        let headBytes = 34 * sectorSize
+        guard head.count == headBytes else { return nil }
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("aquarium-gpt-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        guard FileManager.default.createFile(atPath: scratch, contents: head), truncate(scratch, off_t(deviceBytes)) == 0,
+        guard FileManager.default.createFile(atPath: scratch, contents: Data(head)), truncate(scratch, off_t(deviceBytes)) == 0,
               var editor = try? GPTEditor(path: scratch, sectorSize: sectorSize),
               (try? editor.write(deviceSectorCount: deviceBytes / UInt64(sectorSize))) != nil,
               let reader = FileHandle(forReadingAtPath: scratch), let patched = try? reader.read(upToCount: headBytes) else {
@@ -167,6 +232,15 @@ public struct Flasher {
     /// number of ranges checked.
     @discardableResult
     public func verify(image: String, map: BlockMap, device: String) throws(ImageError) -> Int {
+        try verify(input: ImageInput(path: image, compression: nil), map: map, device: device)
+    }
+
+    /// `verify` for a raw or compressed image. For a compressed one every mapped range is decompressed and hashed
+    /// (checked against the bmap's checksum too) and compared with the device's bytes; the stream must end exactly
+    /// at the image's size.
+    @discardableResult
+    public func verify(input: ImageInput, map: BlockMap, device: String) throws(ImageError) -> Int {
+        let image = input.path
         let fd = open(device, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .invalid(device, "cannot open for reading: \(errnoText())") }
         defer { close(fd) }
@@ -175,18 +249,40 @@ public struct Flasher {
         var info = stat()
         let deviceBytes = Self.sizeOf(fd: fd, info: &info)
         let sectorSize = Self.sectorSize(fd: fd, info: info)
-        let head = Self.relocatedHead(image: image, deviceBytes: deviceBytes, sectorSize: sectorSize)
+        let head: [UInt8]?
+        if input.compression == nil {
+            head = Self.relocatedHead(image: image, deviceBytes: deviceBytes, sectorSize: sectorSize)
+        } else {
+            let reader = try ImageReader(input)
+            var bytes = [UInt8](repeating: 0, count: 34 * sectorSize)
+            let n = try reader.read(into: &bytes, count: bytes.count, at: 0)
+            head = n == bytes.count ? Self.relocatedHead(head: bytes, deviceBytes: deviceBytes, sectorSize: sectorSize) : nil
+        }
+        let stream = input.compression == nil ? nil : try ImageReader(input)
         let total = map.mappedBytes
         var checked: UInt64 = 0
         let start = Date()
         var lastReport = Date.distantPast
         for range in map.ranges {
             let (offset, count) = map.byteRange(of: range)
-            guard let expectedSum = range.checksum else { continue }
-            var expected = expectedSum
-            if let head, offset < UInt64(head.count) {
-                // This range holds the GPT head that flashing rewrote: expect the image's bytes patched with it.
-                expected = try Self.digest(of: image, offset: offset, count: count, patch: head, type: map.checksumType)
+            var expected: String
+            if let stream {
+                // The raw bytes come from the stream: check them against the bmap, expect them (with the GPT head
+                // as flashing left it) on the device.
+                let sums = try Self.digest(of: stream, offset: offset, count: count, patch: head ?? [], type: map.checksumType)
+                if let stated = range.checksum, stated != sums.plain {
+                    reporter.endProgress()
+                    throw .invalid(image, "blocks \(range.first)-\(range.last) of the decompressed image do not match the bmap's "
+                                   + "checksum: the image or the bmap is damaged (check SHA256SUMS)")
+                }
+                expected = sums.patched
+            } else {
+                guard let expectedSum = range.checksum else { continue }
+                expected = expectedSum
+                if let head, offset < UInt64(head.count) {
+                    // This range holds the GPT head that flashing rewrote: expect the image's bytes patched with it.
+                    expected = try Self.digest(of: image, offset: offset, count: count, patch: head, type: map.checksumType)
+                }
             }
             let actual = try BlockMap.digest(fd: fd, path: device, offset: offset, count: count, type: map.checksumType)
             checked += count
@@ -200,8 +296,39 @@ public struct Flasher {
                 throw .failure(device, failure.description.replacingOccurrences(of: "\(device): ", with: ""))
             }
         }
+        try stream?.finish(expectedBytes: map.imageSize)
         reporter.endProgress()
         return map.ranges.count
+    }
+
+    /// The digests of `count` bytes at `offset` of a (decompressing) reader: as they are, and with `patch` laid over
+    /// the image's first bytes.
+    static func digest(of reader: ImageReader, offset: UInt64, count: UInt64, patch: [UInt8],
+                       type: BlockMap.ChecksumType) throws(ImageError) -> (plain: String, patched: String) {
+        var plain = AnyHasher(type)
+        var patched = AnyHasher(type)
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var done: UInt64 = 0
+        while done < count {
+            let want = Int(min(UInt64(buffer.count), count - done))
+            let n = try reader.read(into: &buffer, count: want, at: offset + done)
+            guard n > 0 else {
+                throw .invalid(reader.input.path, "decompresses to only \(offset + done) bytes, fewer than its bmap describes: the "
+                               + "stream is cut off or the bmap belongs to another image; download or copy the image again")
+            }
+            buffer.withUnsafeBytes { plain.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            let position = offset + done
+            if position < UInt64(patch.count) {
+                var bytes = Array(buffer[0..<n])
+                let end = min(Int(position) + n, patch.count)
+                for index in Int(position)..<end { bytes[index - Int(position)] = patch[index] }
+                bytes.withUnsafeBytes { patched.update($0) }
+            } else {
+                buffer.withUnsafeBytes { patched.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            }
+            done += UInt64(n)
+        }
+        return (plain.hex(), patched.hex())
     }
 
     static func digest(of image: String, offset: UInt64, count: UInt64, patch: [UInt8], type: BlockMap.ChecksumType) throws(ImageError) -> String {
@@ -241,19 +368,6 @@ public struct Flasher {
         var size: Int32 = 512
         // BLKSSZGET
         return ioctl(fd, 0x1268, &size) == 0 && size > 0 ? Int(size) : 512
-    }
-
-    static func fill(_ buffer: inout [UInt8], count: Int, fd: Int32, at offset: UInt64, path: String) throws(ImageError) -> Int {
-        var done = 0
-        while done < count {
-            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { throw .failure(path, "read failed at byte \(offset + UInt64(done)): \(errnoText())") }
-            if n == 0 { break }
-            done += n
-        }
-        guard done > 0 else { throw .invalid(path, "ends before byte \(offset); it is shorter than its bmap says") }
-        return done
     }
 
     static func writeAll(_ buffer: [UInt8], count: Int, fd: Int32, at offset: UInt64, path: String) throws(ImageError) {

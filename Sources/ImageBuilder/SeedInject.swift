@@ -64,15 +64,36 @@ public struct SeedInjector {
         return Flasher.sectorSize(fd: fd, info: fstat(fd, &info) == 0 ? info : stat())
     }
 
-    /// Checks `as`: a relative path of a .yaml file, no `..`, as FirstBoot looks them up.
+    /// The dash form of a MAC address as a seed name (FAT forbids ':').
+    public static let macNameExample = "seeds/52-54-00-12-34-56.yaml"
+
+    /// Checks `as`: seed.yaml or seeds/NAME.yaml, as FirstBoot looks them up, and a name that mtools and FAT store
+    /// exactly as given. mtools reads `X:` as a drive letter (`seeds/a:b.yaml` would become `seeds/b.yaml`), FAT
+    /// forbids `"*<>?|\` and control characters, and `..` or a leading `/` would leave the seed directory.
     public static func validateTargetPath(_ path: String) throws(ImageError) -> String {
-        let trimmed = path.hasPrefix("/") ? String(path.dropFirst()) : path
-        let parts = trimmed.split(separator: "/", omittingEmptySubsequences: false)
-        guard !trimmed.isEmpty, !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }),
-              trimmed.hasSuffix(".yaml"), parts.count <= 2, parts.count == 1 || parts[0] == "seeds" else {
-            throw .invalid(path, "--as must be seed.yaml or seeds/NAME.yaml (where FirstBoot looks)")
+        let subject = "--as '\(path.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "\\u{\(String($0.value, radix: 16))}" : String($0) }.joined())'"
+        let dashHint = "; for a MAC address use the dash form, \(macNameExample)"
+        if path.contains(":") {
+            throw .invalid(subject, "':' is not allowed: mtools reads it as a drive letter and FAT forbids it\(dashHint)")
         }
-        return trimmed
+        if path.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+            throw .invalid(subject, "control characters are not allowed in a FAT file name\(dashHint)")
+        }
+        if let bad = path.first(where: { "\\\"*<>?|".contains($0) }) {
+            throw .invalid(subject, "'\(bad)' is not allowed in a FAT file name (FAT forbids \\ \" * < > ? |)\(dashHint)")
+        }
+        if path.hasPrefix("/") {
+            throw .invalid(subject, "must be relative to the seed volume (seed.yaml or seeds/NAME.yaml), without a leading '/'")
+        }
+        if path.contains("..") {
+            throw .invalid(subject, "'..' is not allowed; use seed.yaml or seeds/NAME.yaml\(dashHint)")
+        }
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard !path.isEmpty, !parts.contains(where: { $0.isEmpty || $0 == "." }), path.hasSuffix(".yaml"),
+              parts.count <= 2, parts.count == 1 || parts[0] == "seeds", parts.last != ".yaml", path.utf8.count <= 255 else {
+            throw .invalid(subject, "must be seed.yaml or seeds/NAME.yaml (where FirstBoot looks)\(dashHint)")
+        }
+        return path
     }
 
     /// Validates the seed and its `.sig` (against `trustedKeys` when given, else against the keys the image in
@@ -171,13 +192,15 @@ public struct SeedInjectCommand: ParsableCommand {
         discussion: """
             No mount and no loop device: mtools writes at the partition's offset. The seed must validate (exit 2 \
             otherwise). When the image trusts seed keys (/etc/aquarium/trusted-seed-keys in its root filesystem) or \
-            keys are given, SEED.sig must verify (exit 3 otherwise). A mounted stick is refused (exit 3).
+            keys are given, SEED.sig must verify (exit 3 otherwise). A mounted stick is refused (exit 3). --as names \
+            that mtools or FAT would change or interpret (':' anywhere, '\\', '"*<>?|', control characters, '..', a \
+            leading '/') are refused (exit 2): name a MAC seed in the dash form, seeds/52-54-00-12-34-56.yaml.
             """)
 
     @OptionGroup public var global: GlobalOptions
     @Argument(help: "An image file (NAME.raw) or a flashed stick (/dev/sdX).") public var target: String
     @Argument(help: "The seed file; SEED.sig is written too when it exists.") public var seed: String
-    @Option(name: .customLong("as"), help: "Where on the seed volume: seed.yaml (default) or seeds/NAME.yaml.")
+    @Option(name: .customLong("as"), help: "Where on the seed volume: seed.yaml (default) or seeds/NAME.yaml; for a MAC address the dash form, seeds/52-54-00-12-34-56.yaml.")
     public var destination = StickContent.seedPath
     @Option(name: .customLong("public-key"), help: "Require a signature by this public key (repeatable) instead of the image's keys.")
     public var publicKeys: [String] = []
