@@ -80,8 +80,14 @@ public struct ApplyReport: Codable, Equatable, Sendable {
         let paths = [directory + "/" + baseName + ".txt", directory + "/" + baseName + ".json"]
         func attempt() throws {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            try writeAtomically(paths[0], textData)
-            try writeAtomically(paths[1], jsonData)
+            // The volume is someone else's: never follow a link planted there (reports/ itself or a report name).
+            let fd = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard fd >= 0 else {
+                throw ApplyError(.refused, "refused to write the report into \(directory): \(errnoText()) (a symbolic link?)")
+            }
+            defer { close(fd) }
+            try writeNoFollow(directory: fd, name: baseName + ".txt", data: textData, shown: paths[0])
+            try writeNoFollow(directory: fd, name: baseName + ".json", data: jsonData, shown: paths[1])
         }
         do {
             try attempt()
@@ -91,6 +97,32 @@ public struct ApplyReport: Codable, Equatable, Sendable {
             try attempt()
         }
         return paths
+    }
+
+    /// Writes `name` in the directory `directory` (a descriptor) through a temporary name, never following links.
+    func writeNoFollow(directory: Int32, name: String, data: Data, shown: String) throws {
+        let temporary = "." + name + ".tmp"
+        unlinkat(directory, temporary, 0)
+        let fd = openat(directory, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ApplyError(.runtime, "cannot write \(shown): \(errnoText())") }
+        var done = 0
+        var failed = false
+        data.withUnsafeBytes { buffer in
+            while done < buffer.count {
+                let n = Glibc.write(fd, buffer.baseAddress! + done, buffer.count - done)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { failed = true; return }
+                done += n
+            }
+        }
+        let synced = fsync(fd) == 0
+        close(fd)
+        // renameat replaces a link named `name` itself, never what it points to.
+        guard !failed, synced, renameat(directory, temporary, directory, name) == 0 else {
+            let reason = errnoText()
+            unlinkat(directory, temporary, 0)
+            throw ApplyError(.runtime, "cannot write \(shown): \(reason)")
+        }
     }
 
     /// Writes `reports/<baseName>.{txt,json}` into the FAT filesystem on `device` with mtools (no mount needed).

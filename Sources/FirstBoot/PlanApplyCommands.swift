@@ -69,6 +69,10 @@ public struct PlanCommand: ParsableCommand {
         defer { for mount in mounts { _ = try? Command("umount", [mount]).run(); try? FileManager.default.removeItem(atPath: mount) } }
         var sink = ReportSink()
         let loaded = try target.finder(global).find(explicitPath: seed, mounts: &mounts, sink: &sink)
+        let machine = target.machine
+        if let bound = loaded.seed.host.machine, let problem = bound.mismatch(dmiSerial: machine.dmiSerial, macs: machine.macs) {
+            throw ApplyError(.refused, "refused: the seed \(loaded.path) is bound to another machine (\(problem))")
+        }
         let plan: Plan
         if let inventory {
             guard let data = FileManager.default.contents(atPath: inventory) else {
@@ -152,6 +156,12 @@ public struct ApplyCommand: ParsableCommand {
         do {
             let seed = try finder.find(explicitPath: seed, mounts: &mounts, sink: &sink)
             loaded = seed
+            let machine = target.machine
+            if let bound = seed.seed.host.machine, let problem = bound.mismatch(dmiSerial: machine.dmiSerial, macs: machine.macs) {
+                // Not this machine's seed: the report is named by this machine's serial, not the seed's host name.
+                throw ApplyError(.refused, "refused: the seed \(seed.path) is bound to another machine (\(problem)); put "
+                    + "this machine's own seed on the stick (seeds/<DMI serial>.yaml or seeds/<MAC with dashes>.yaml)")
+            }
             report.hostname = seed.seed.host.hostname
             report.seedPath = seed.path
             report.seedSHA256 = seed.sha256

@@ -181,17 +181,19 @@ public struct SeedFinder {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         mounts.append(directory)
         guard type == "vfat" else {
-            try Command("mount", ["-o", "ro", device, directory]).run()
+            try Command("mount", ["-o", "ro,nodev,nosuid,noexec", device, directory]).run()
             return (directory, nil)
         }
         for file in files {
             for name in [file, file + SeedSignature.signatureSuffix] {
-                guard let result = try? Mtools.command("mtype", ["-i", device, "::" + name]).run(),
-                      result.status == 0 else { continue }
+                // At most one byte more than a seed may hold: an oversized file is refused by the loader, never read whole.
+                guard let result = try? BoundedOutput.run(Mtools.command("mtype", ["-i", device, "::" + name]),
+                                                          limit: SeedLoader.maximumFileSize + 1, what: "mtype \(name)")
+                else { continue }
                 let target = directory + "/" + name
                 try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent,
                                                         withIntermediateDirectories: true)
-                try result.standardOutput.write(to: URL(fileURLWithPath: target))
+                try result.data.write(to: URL(fileURLWithPath: target))
             }
         }
         logger.info("read the seed volume \(device) with mtools into \(directory)")
@@ -216,9 +218,12 @@ public struct SeedFinder {
 
     /// Reads the bytes once, verifies them against the trusted keys, and parses exactly those bytes.
     public func load(file: String, reportDirectory: String?, via: String) throws -> LoadedSeed {
-        guard let data = FileManager.default.contents(atPath: file) else {
+        // Bounded: never more than one byte past the largest seed (the loader then says it is too large).
+        guard let handle = FileHandle(forReadingAtPath: file),
+              let data = try? handle.read(upToCount: SeedLoader.maximumFileSize + 1) ?? Data() else {
             throw ApplyError(.invalid, "cannot read the seed \(file) (from \(via))")
         }
+        try? handle.close()
         let trust: SeedTrust
         do {
             trust = try SeedSignature.verifySeed(data: data, path: file, trustedKeysDirectory: trustedKeysDirectory)

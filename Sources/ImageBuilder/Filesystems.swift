@@ -112,7 +112,12 @@ public struct FATVolume: Sendable {
         let command = Command("mtype", ["-i", drive, "::/" + file], environment: mtoolsEnvironment)
         let what = "reading \(file) from the FAT filesystem at byte \(offsetBytes)"
         logger.debug("running \(command) (at most \(maximumBytes) bytes)")
-        let result = try BoundedOutput.run(command, limit: maximumBytes, subject: image, what: what)
+        let result: BoundedOutput.Result
+        do {
+            result = try BoundedOutput.run(command, limit: maximumBytes, what: what)
+        } catch {
+            throw .failure(image, error.description)
+        }
         guard !result.exceeded else {
             throw .invalid(image, "\(file) in the FAT filesystem at byte \(offsetBytes) is larger than \(maximumBytes / 1024) KiB, "
                            + "the most a seed or report may be; replace it with a valid seed (`aquarium-image seed check`)")
@@ -223,100 +228,3 @@ public struct Ext4Volume: Sendable {
     }
 }
 
-/// Runs a program and keeps at most `limit` bytes of its standard output. Exec's `Command.run` collects all output,
-/// which is right for our own tools' output but not for a file read off a volume someone else wrote; this stops
-/// reading one byte past the limit and stops the program. (It belongs in Exec's runner once that grows a bound.)
-enum BoundedOutput {
-    struct Result {
-        var data: Data
-        var exceeded: Bool
-    }
-
-    static func run(_ command: Command, limit: Int, subject: String, what: String) throws(ImageError) -> Result {
-        guard let path = Command.resolve(command.executable) else {
-            throw .failure(subject, "\(what) failed: \(command.executable) is not installed (install mtools)")
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = command.arguments
-        if !command.environment.isEmpty {
-            process.environment = ProcessInfo.processInfo.environment.merging(command.environment) { _, new in new }
-        }
-        let outPipe = Pipe()
-        let errPipe = Pipe()
-        process.standardOutput = outPipe
-        process.standardError = errPipe
-        process.standardInput = FileHandle.nullDevice
-        do {
-            try process.run()
-        } catch {
-            throw .failure(subject, "\(what) failed: \(command.executable) could not start: \(error)")
-        }
-        let errors = ErrorTail()
-        let errorReader = Thread { errors.drain(errPipe.fileHandleForReading) }
-        errorReader.start()
-        let fd = outPipe.fileHandleForReading.fileDescriptor
-        var data = Data()
-        var chunk = [UInt8](repeating: 0, count: 64 << 10)
-        var exceeded = false
-        while true {
-            let want = min(chunk.count, limit + 1 - data.count)
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, want) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            data.append(contentsOf: chunk[0..<n])
-            if data.count > limit {
-                exceeded = true
-                // Our own child: stop it rather than read the rest.
-                process.terminate()
-                break
-            }
-        }
-        try? outPipe.fileHandleForReading.close()
-        process.waitUntilExit()
-        errors.wait()
-        if exceeded { return Result(data: Data(data.prefix(limit)), exceeded: true) }
-        guard process.terminationReason == .exit, process.terminationStatus == 0 else {
-            let status = process.terminationReason == .exit ? "status \(process.terminationStatus)" : "signal \(process.terminationStatus)"
-            let detail = errors.text.trimmingCharacters(in: .whitespacesAndNewlines)
-            throw .failure(subject, "\(what) failed: \(command.executable) ended with \(status)\(detail.isEmpty ? "" : ": " + detail) "
-                           + "(command: \(command))")
-        }
-        return Result(data: data, exceeded: false)
-    }
-
-    /// Standard error, drained so the program never blocks on it; only its last 16 KiB are kept.
-    private final class ErrorTail: @unchecked Sendable {
-        private let lock = NSCondition()
-        private var data = Data()
-        private var done = false
-
-        func drain(_ handle: FileHandle) {
-            while true {
-                let chunk = handle.availableData
-                lock.lock()
-                if chunk.isEmpty {
-                    done = true
-                    lock.broadcast()
-                    lock.unlock()
-                    return
-                }
-                data.append(chunk)
-                if data.count > 16 << 10 { data = Data(data.suffix(16 << 10)) }
-                lock.unlock()
-            }
-        }
-
-        func wait() {
-            lock.lock()
-            while !done { lock.wait() }
-            lock.unlock()
-        }
-
-        var text: String {
-            lock.lock()
-            defer { lock.unlock() }
-            return String(decoding: data, as: UTF8.self)
-        }
-    }
-}

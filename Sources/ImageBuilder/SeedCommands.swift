@@ -160,6 +160,9 @@ public struct SeedSignCommand: ParsableCommand {
     @Argument(help: "Seed files to sign.")
     public var files: [String]
 
+    @Flag(name: .long, help: "Sign a seed with wipe: always that names no machine (host.machine): any node could replay it.")
+    public var unbound = false
+
     public init() {}
 
     public func validate() throws {
@@ -171,7 +174,12 @@ public struct SeedSignCommand: ParsableCommand {
         for file in files {
             // Sign exactly the bytes that were validated.
             let data = try SeedSignature.readFile(file)
-            _ = try SeedLoader.parse(data: data, file: file)
+            let seed = try SeedLoader.parse(data: data, file: file)
+            if seed.wipesAnything && seed.host.machine == nil && !unbound {
+                // A signed seed that may wipe any disk must be bound to its machine, or a copy wipes another node.
+                throw ImageError.refused(file, "has wipe: always but no host.machine: signed, it could be copied to any "
+                    + "node's name and wipe that node. Add host.machine (serial and/or mac) or pass --unbound")
+            }
             let signature = try SeedSignature.sign(data: data, privateKey: privateKey)
             let signaturePath = try SeedSignature.writeSignature(signature, forSeedAt: file)
             print("\(file): signed with \(privateKey.publicKey.fingerprint), wrote \(signaturePath)")

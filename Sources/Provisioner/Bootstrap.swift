@@ -194,6 +194,12 @@ public final class Provisioner {
         state.missingDisks = missing.isEmpty ? nil : missing
         try saveState()
         storageDisks = present
+        if present.isEmpty && !missing.isEmpty {
+            // Nothing this node could add or keep; stop before anything is created or started.
+            throw .failed("none of the node record's storage disks is on this machine (" + missing.joined(separator: ", ")
+                + "): they are found by their identity only, never by a kernel name another disk may have now. "
+                + "Attach them, or rerun FirstBoot to choose storage disks again; `aquarium-provision status` lists them")
+        }
     }
 
     func fault(_ step: String, _ when: FaultPoint.When) {

@@ -328,7 +328,7 @@ struct ApplyDeviceTests {
                 let other = try Harness.writeSeed(root + "/..", Harness.seedText(hostname: "node2"), name: "node2.yaml")
                 let refused = try Harness.apply(seed: other, root: root, devices: [disk])
                 #expect(refused.status == 3)
-                #expect(refused.errorOutput.contains("earlier Aquarium layout of another node"))
+                #expect(refused.errorOutput.contains("holds the Aquarium state of another node"))
                 #expect(try Command("sfdisk", ["--json", disk.path]).run().output == table)
             }
         }
