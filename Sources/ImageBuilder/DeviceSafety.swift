@@ -44,14 +44,19 @@ public enum DeviceSafety {
     /// Every reason to refuse `disk`, most serious first (empty: flashing may go ahead).
     public static func refusals(for disk: Disk, imageBytes: UInt64, allowNonRemovable: Bool) -> [FlashRefusal] {
         var reasons: [FlashRefusal] = []
-        let system = disk.mountpoints.filter { systemMountpoints.contains($0) || $0 == "[SWAP]" }
-        if !system.isEmpty {
-            reasons.append(.runningSystem(mountpoints: system))
-        } else if disk.mounted || !disk.mountpoints.isEmpty {
-            reasons.append(.mounted(mountpoints: disk.mountpoints))
+        // The usage rules are the one disk policy's (Disks.DiskPolicy), shared with FirstBoot and the Provisioner. A stick
+        // that carries an Aquarium seed volume counts as boot media there but may be flashed again: only the running
+        // system's disk is refused here.
+        for refusal in DiskPolicy.usageRefusals(disk) {
+            switch refusal {
+            case .mounted(let points):
+                let system = points.filter { systemMountpoints.contains($0) || $0 == "[SWAP]" }
+                reasons.append(system.isEmpty ? .mounted(mountpoints: points) : .runningSystem(mountpoints: system))
+            case .held(let holders): reasons.append(.held(by: holders))
+            case .readOnly: reasons.append(.readOnly)
+            case .cdrom, .bootMedia, .unreadable, .content, .unrecognisedData, .otherNode, .foreignOSD: break
+            }
         }
-        if !disk.holders.isEmpty { reasons.append(.held(by: disk.holders)) }
-        if disk.readOnly { reasons.append(.readOnly) }
         if disk.sizeBytes < imageBytes { reasons.append(.tooSmall(deviceBytes: disk.sizeBytes, imageBytes: imageBytes)) }
         if !allowNonRemovable && !(disk.removable || disk.transport == .usb) {
             reasons.append(.notRemovable(transport: disk.transport.rawValue))

@@ -232,3 +232,31 @@ struct SafetyTests {
         }
     }
 }
+
+/// Reports on a seed volume someone else wrote never follow a planted symbolic link.
+@Suite("Safety: reports on the seed volume")
+struct ReportLinkTests {
+    @Test func reportsNeverFollowLinks() throws {
+        try withTemporaryDirectory { directory in
+            let victim = directory + "/victim"
+            try FileManager.default.createDirectory(atPath: victim, withIntermediateDirectories: true)
+            try Data("keep me\n".utf8).write(to: URL(fileURLWithPath: victim + "/file"))
+            let report = ApplyReport(outcome: "success", exitCode: 0, dmiSerial: nil)
+            // reports/ itself is a link: refused, nothing lands in the link's target.
+            let linkedVolume = directory + "/linked"
+            try FileManager.default.createDirectory(atPath: linkedVolume, withIntermediateDirectories: true)
+            try FileManager.default.createSymbolicLink(atPath: linkedVolume + "/reports", withDestinationPath: victim)
+            #expect(throws: ApplyError.self) { _ = try report.write(to: linkedVolume + "/reports", seed: nil) }
+            #expect(try FileManager.default.contentsOfDirectory(atPath: victim) == ["file"])
+            // A report name that is a link: the link is replaced, its target untouched.
+            let volume = directory + "/volume/reports"
+            try FileManager.default.createDirectory(atPath: volume, withIntermediateDirectories: true)
+            try FileManager.default.createSymbolicLink(atPath: volume + "/\(report.baseName).txt", withDestinationPath: victim + "/file")
+            let paths = try report.write(to: volume, seed: nil)
+            #expect(paths.count == 2)
+            #expect(try String(contentsOfFile: victim + "/file", encoding: .utf8) == "keep me\n")
+            #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: volume + "/\(report.baseName).txt")) == nil)
+            #expect(try String(contentsOfFile: volume + "/\(report.baseName).txt", encoding: .utf8).contains("success"))
+        }
+    }
+}

@@ -179,6 +179,10 @@ import Testing
             // The S3 keys file is private.
             var info = stat()
             #expect(stat(fixture.root + "/var/lib/aquarium/s3-admin.json", &info) == 0 && info.st_mode & 0o777 == 0o600)
+            // So are every keyring and the event log (an event may quote a failing command).
+            let exposed = try Command("find", [fixture.root, "(", "-name", "*keyring*", "-o", "-name", "events.jsonl", ")",
+                                               "-type", "f", "-perm", "/077"]).run().output
+            #expect(exposed.isEmpty, "readable by others: \(exposed)")
 
             // 3. Data through each service, read back with real clients.
             #expect(try s3(fixture, "write", "hello through RGW") == "hello through RGW")
@@ -238,7 +242,7 @@ import Testing
             let statusReport = try JSONDecoder().decode(StatusReport.self, from: statusResult.standardOutput)
             #expect(statusReport.health == report.health)
             #expect(statusReport.osds.count == 2 && statusReport.osds.allSatisfy { $0.up && $0.in })
-            #expect(Set(statusReport.osds.compactMap(\.disk)) == Set(loops.map(\.path)))
+            #expect(Set(statusReport.osds.compactMap(\.disk)) == Set(loops.map(NodeRecordFixture.identity)))
             #expect(statusReport.services.rbdPools == ["rbd"])
             #expect(statusReport.services.cephfs == ["cephfs"])
             #expect(statusReport.services.s3Endpoint == (try fixture.credentials()).endpoint)

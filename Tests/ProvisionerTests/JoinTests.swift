@@ -185,8 +185,8 @@ import Testing
                 let tree = (try Self.json(a, ["osd", "tree"]) as? [String: Any])?["nodes"] as? [[String: Any]] ?? []
                 let hosts = Dictionary(uniqueKeysWithValues: tree.filter { ($0["type"] as? String) == "host" }
                     .map { ($0["name"] as? String ?? "?", ($0["children"] as? [Int]) ?? []) })
-                let aOSD = try #require(try a.state.osdIds[loops[0].path])
-                let bOSD = try #require(try b.state.osdIds[loops[1].path])
+                let aOSD = try #require(try a.state.osdIds[NodeRecordFixture.identity(loops[0])])
+                let bOSD = try #require(try b.state.osdIds[NodeRecordFixture.identity(loops[1])])
                 #expect(hosts == ["node-a": [aOSD], "node-b": [bOSD]], "\(hosts)")
                 #expect(!(try Self.isEmpty(loops[1])))
                 // B's OSD binds in B's own port range, A's in A's.
@@ -237,7 +237,7 @@ import Testing
                 #expect(status.role == "join" && status.fsid == fsid && status.health == "HEALTH_OK")
                 #expect(status.monitors == ["node-a"])
                 #expect(status.daemons.map(\.name) == ["osd.\(bOSD)"] && status.daemons.allSatisfy(\.running))
-                #expect(status.osds.first { $0.id == bOSD }?.disk == loops[1].path)
+                #expect(status.osds.first { $0.id == bOSD }?.disk == NodeRecordFixture.identity(loops[1]))
                 #expect(!bStatus.output.contains(token.key))
 
                 // The support bundle of B holds neither the token nor any key.
