@@ -33,6 +33,8 @@ let package = Package(
         // GUID Partition Table identities libparted 3.5 cannot set (type GUIDs, partition and disk GUIDs),
         // written in place with both headers' CRCs; also moves the backup header to a device's end.
         .target(name: "GPT", dependencies: ["SystemErrors"], swiftSettings: strict),
+        // The one file layer: positional I/O (EINTR, short transfers) and one atomic write.
+        .target(name: "FileLayer", swiftSettings: strict),
         // errno -> Swift errors, shared by the wrappers.
         .target(name: "SystemErrors", swiftSettings: strict),
 
@@ -40,17 +42,17 @@ let package = Package(
         .target(name: "Exec", dependencies: ["SystemErrors", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         // The disk model and the inventory of this machine's block devices.
-        .target(name: "Disks", dependencies: ["Udev", "Blkid", "SystemErrors",
+        .target(name: "Disks", dependencies: ["Udev", "Blkid", "SystemErrors", "FileLayer",
                                               .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         // Seed file v1: model, parser, validation, schema, signatures.
-        .target(name: "Seed", dependencies: [.product(name: "Yams", package: "Yams"),
+        .target(name: "Seed", dependencies: ["FileLayer", .product(name: "Yams", package: "Yams"),
                                              .product(name: "Crypto", package: "swift-crypto")],
                 resources: [.copy("Resources/seed.schema.json"), .copy("Resources/example-seed.yaml")],
                 swiftSettings: strict),
         // The one contract between FirstBoot and the Provisioner: the versioned node record, the step journal and the
         // state layout.
-        .target(name: "NodeContract", dependencies: ["CommandSupport", "Disks", "GPT", "Seed"], swiftSettings: strict),
+        .target(name: "NodeContract", dependencies: ["CommandSupport", "Disks", "GPT", "Seed", "FileLayer"], swiftSettings: strict),
         // QEMU machines like the nodes: typed argv, console watching (the demo and end-to-end tests).
         .target(name: "QEMU", dependencies: ["Exec", "CommandSupport",
                                              .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -68,7 +70,7 @@ let package = Package(
                                                      .product(name: "Logging", package: "swift-log"),
                                                      .product(name: "Yams", package: "Yams")],
                 swiftSettings: strict),
-        .target(name: "FirstBoot", dependencies: ["CommandSupport", "Seed", "Disks", "NodeContract", "Parted", "GPT", "Blkid", "Exec",
+        .target(name: "FirstBoot", dependencies: ["CommandSupport", "Seed", "Disks", "NodeContract", "FileLayer", "Parted", "GPT", "Blkid", "Exec",
                                                   .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                   .product(name: "Crypto", package: "swift-crypto"),
                                                   .product(name: "Logging", package: "swift-log")],
@@ -96,6 +98,7 @@ let package = Package(
                     swiftSettings: strict),
         .testTarget(name: "ProvisionerTests", dependencies: ["Provisioner", "Seed", "Disks", "NodeContract", "TestSupport"],
                     swiftSettings: strict),
+        .testTarget(name: "FileLayerTests", dependencies: ["FileLayer"], swiftSettings: strict),
         .testTarget(name: "QEMUTests", dependencies: ["QEMU", "TestSupport"], swiftSettings: strict),
         // Build the image, boot it in QEMU from USB, provision unattended (runs in CI; minutes, not seconds).
         .testTarget(name: "EndToEndTests", dependencies: ["QEMU", "GPT", "Exec", "TestSupport",

@@ -1,3 +1,4 @@
+import FileLayer
 import Foundation
 import Logging
 
@@ -79,13 +80,12 @@ public final class DiskClaim {
         var position = range.lowerBound
         while position < range.upperBound {
             let count = Int(min(UInt64(chunk.count), range.upperBound - position))
-            let n = chunk.withUnsafeBytes { pwrite(fd, $0.baseAddress, count, off_t(position)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else {
-                throw DiskClaimError(kind: .failed, message: "cannot write zeros to \(disk.path) at byte \(position): "
-                    + String(cString: strerror(errno)))
+            do {
+                try FileIO.write(fd, Array(chunk[0..<count]), at: position, path: disk.path)
+            } catch {
+                throw DiskClaimError(kind: .failed, message: "cannot wipe: \(error)")
             }
-            position += UInt64(n)
+            position += UInt64(count)
         }
     }
 
@@ -117,8 +117,10 @@ public final class DiskClaim {
 
     /// Flushes what was written to the device.
     public func sync() throws(DiskClaimError) {
-        guard fsync(fd) == 0 else {
-            throw DiskClaimError(kind: .failed, message: "fsync \(disk.path) failed: \(String(cString: strerror(errno)))")
+        do {
+            try FileIO.sync(fd, path: disk.path)
+        } catch {
+            throw DiskClaimError(kind: .failed, message: error.description)
         }
     }
 

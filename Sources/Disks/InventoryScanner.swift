@@ -1,4 +1,5 @@
 import Blkid
+import FileLayer
 import Foundation
 import Logging
 import SystemErrors
@@ -181,12 +182,9 @@ public struct InventoryScanner {
         var buffer = [UInt8](repeating: 0, count: Int(mib))
         for range in ranges {
             let count = Int(range.upperBound - range.lowerBound)
-            var done = 0
-            while done < count {
-                let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(range.lowerBound) + off_t(done)) }
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { break }
-                done += n
+            let done = buffer.withUnsafeMutableBytes { bytes -> Int in
+                let slice = UnsafeMutableRawBufferPointer(rebasing: bytes[0..<count])
+                do { return try FileIO.read(fd, into: slice, at: range.lowerBound, path: path) } catch { return 0 }
             }
             // Compare 4 KiB blocks with zeros (memcmp); look at single bytes only in a block that differs.
             let block = 4096

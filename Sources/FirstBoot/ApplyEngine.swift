@@ -1,5 +1,6 @@
 import Disks
 import Exec
+import FileLayer
 import Foundation
 import GPT
 import Logging
@@ -460,19 +461,12 @@ public struct ApplyEngine {
     }
 }
 
-/// Writes `data` to a temporary file beside `path`, fsyncs, and renames it into place.
+/// Replaces `path` with `data` atomically (the one file layer: FileLayer.AtomicFile).
 func writeAtomically(_ path: String, _ data: Data, mode: mode_t = 0o644) throws {
-    let directory = (path as NSString).deletingLastPathComponent
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    let temporary = path + ".tmp"
-    unlink(temporary)
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
-    guard fd >= 0 else { throw ApplyError(.runtime, "cannot write \(temporary): \(errnoText())") }
-    let written = data.withUnsafeBytes { write(fd, $0.baseAddress, data.count) }
-    let synced = fsync(fd) == 0
-    close(fd)
-    guard written == data.count, synced, rename(temporary, path) == 0 else {
-        throw ApplyError(.runtime, "cannot write \(path): \(errnoText())")
+    do {
+        try AtomicFile.write(data, to: path, mode: mode)
+    } catch {
+        throw ApplyError(.runtime, error.description)
     }
 }
 

@@ -1,4 +1,5 @@
 import Exec
+import FileLayer
 import Foundation
 import Seed
 
@@ -101,27 +102,10 @@ public struct ApplyReport: Codable, Equatable, Sendable {
 
     /// Writes `name` in the directory `directory` (a descriptor) through a temporary name, never following links.
     func writeNoFollow(directory: Int32, name: String, data: Data, shown: String) throws {
-        let temporary = "." + name + ".tmp"
-        unlinkat(directory, temporary, 0)
-        let fd = openat(directory, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw ApplyError(.runtime, "cannot write \(shown): \(errnoText())") }
-        var done = 0
-        var failed = false
-        data.withUnsafeBytes { buffer in
-            while done < buffer.count {
-                let n = Glibc.write(fd, buffer.baseAddress! + done, buffer.count - done)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { failed = true; return }
-                done += n
-            }
-        }
-        let synced = fsync(fd) == 0
-        close(fd)
-        // renameat replaces a link named `name` itself, never what it points to.
-        guard !failed, synced, renameat(directory, temporary, directory, name) == 0 else {
-            let reason = errnoText()
-            unlinkat(directory, temporary, 0)
-            throw ApplyError(.runtime, "cannot write \(shown): \(reason)")
+        do {
+            try AtomicFile.write(data, named: name, inDirectory: directory, shown: shown)
+        } catch {
+            throw ApplyError(.runtime, error.description)
         }
     }
 

@@ -1,4 +1,5 @@
 import Disks
+import FileLayer
 import Foundation
 import GPT
 
@@ -136,14 +137,12 @@ public enum StepJournal {
         let fd = open(device, O_RDWR | O_CLOEXEC)
         guard fd >= 0 else { throw ContractError(.runtime, "cannot open \(device) to write the step journal: \(errnoText())") }
         defer { close(fd) }
-        var done = 0
-        while done < buffer.count {
-            let n = buffer.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, buffer.count - done, position + off_t(done)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw ContractError(.runtime, "cannot write the step journal to \(device): \(errnoText())") }
-            done += n
+        do {
+            try FileIO.write(fd, buffer, at: UInt64(position), path: device)
+            try FileIO.sync(fd, path: device)
+        } catch {
+            throw ContractError(.runtime, "the step journal: \(error)", cause: error)
         }
-        guard fsync(fd) == 0 else { throw ContractError(.runtime, "cannot flush the step journal on \(device): \(errnoText())") }
     }
 
     /// Whether `range` (bytes) overlaps the journal slots.

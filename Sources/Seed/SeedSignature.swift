@@ -1,4 +1,5 @@
 import Crypto
+import FileLayer
 import Foundation
 
 #if canImport(Glibc)
@@ -432,13 +433,10 @@ public enum SeedSignature {
 
     /// Writes `data` to a temporary file beside `path` and renames it over `path`.
     static func replaceFile(_ path: String, _ data: Data, mode: mode_t) throws(SeedSignatureError) {
-        let temporary = path + ".tmp-\(getpid())"
-        unlink(temporary)
-        try writeNewFile(temporary, data, mode: mode)
-        if rename(temporary, path) != 0 {
-            let code = errno
-            unlink(temporary)
-            throw SeedSignatureError(.io, path: path, "cannot write: \(String(cString: strerror(code)))")
+        do {
+            try AtomicFile.write(data, to: path, mode: mode)
+        } catch {
+            throw SeedSignatureError(.io, path: path, "cannot write: \(String(cString: strerror(error.code)))")
         }
     }
 }

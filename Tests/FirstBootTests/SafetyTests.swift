@@ -260,3 +260,19 @@ struct ReportLinkTests {
         }
     }
 }
+
+/// A seed is read at most one byte past the 256 KiB limit, then refused: never read whole.
+@Suite("Safety: bounded seed reads")
+struct BoundedSeedTests {
+    @Test func anOversizedSeedIsRefusedWithoutReadingItWhole() throws {
+        try withTemporaryDirectory { directory in
+            let seed = directory + "/huge.yaml"
+            var text = Harness.seedText()
+            text += String(repeating: "# padding padding padding padding padding padding padding padding\n", count: 20_000)
+            try Data(text.utf8).write(to: URL(fileURLWithPath: seed))
+            let run = try Harness.tool(["plan", "--seed", seed, "--inventory", "/nonexistent/inventory.json"] + Harness.hermetic)
+            #expect(run.status == 2, "\(run.errorOutput)")
+            #expect(run.errorOutput.contains(seed) && run.errorOutput.contains("262144"), "\(run.errorOutput)")
+        }
+    }
+}
