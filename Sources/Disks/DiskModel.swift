@@ -249,3 +249,17 @@ public struct Inventory: Codable, Equatable, Sendable {
 
     public init(disks: [Disk]) { self.disks = disks }
 }
+
+/// World Wide Names as udev, sysfs and seeds spell them.
+public enum WWN {
+    /// The form two WWNs are compared in: lower case, without `0x`, `naa.`, `eui.`, `wwn-0x` or `wwn-` (a udev
+    /// `ID_WWN` "0x5000c500a1b2c3d4", a sysfs wwid "naa.5000c500a1b2c3d4" and a by-id name "wwn-0x5000..." compare equal).
+    public static func comparable(_ wwn: String?) -> String {
+        guard var text = wwn?.lowercased() else { return "" }
+        for prefix in ["wwn-0x", "wwn-", "0x", "naa.", "eui."] where text.hasPrefix(prefix) {
+            text = String(text.dropFirst(prefix.count))
+            break
+        }
+        return text
+    }
+}

@@ -115,7 +115,7 @@ public struct InventoryScanner {
         disk.serial = disk.serial ?? sysfs(name, "serial") ?? sysfs(name, "device/serial")
         disk.model = disk.model ?? sysfs(name, "device/model")
         disk.vendor = disk.vendor ?? sysfs(name, "device/vendor")
-        disk.wwn = disk.wwn ?? Self.normalizedWWN(sysfs(name, "wwid") ?? sysfs(name, "device/wwid"))
+        disk.wwn = disk.wwn ?? Self.wwnFromWWID(sysfs(name, "wwid") ?? sysfs(name, "device/wwid"))
 
         // Mounts: the disk, its partitions, and what is stacked on them.
         var devnums: [String] = []
@@ -225,7 +225,7 @@ public struct InventoryScanner {
     }
 
     /// "naa.5000c500a1b2c3d4" / "eui.0025..." / "0x5000..." -> "0x5000c500a1b2c3d4"; other wwid forms stay null.
-    static func normalizedWWN(_ wwid: String?) -> String? {
+    static func wwnFromWWID(_ wwid: String?) -> String? {
         guard let wwid else { return nil }
         let lower = wwid.lowercased()
         for prefix in ["naa.", "eui.", "0x"] where lower.hasPrefix(prefix) {

@@ -304,7 +304,7 @@ public enum SystemDiskPlanner {
         if let serial = match.serial, !(disk.serial.map { glob(serial, $0) } ?? false) {
             reasons.append("serial \(disk.serial ?? "unknown") does not match \(k)serial '\(serial)'")
         }
-        if let wwn = match.wwn, normalizedWWN(disk.wwn) != normalizedWWN(wwn) {
+        if let wwn = match.wwn, WWN.comparable(disk.wwn) != WWN.comparable(wwn) {
             reasons.append("WWN \(disk.wwn ?? "unknown") is not \(k)wwn \(wwn)")
         }
         if let model = match.model, !(disk.model.map { glob(model, $0) } ?? false) {
@@ -344,7 +344,7 @@ public enum SystemDiskPlanner {
     /// The canonical order of disks: by their most stable identity (WWN, serial, by-id, a loop device's backing
     /// file); only disks with none of these fall back to the path.
     static func identityKey(_ disk: Disk) -> (rank: Int, value: String, path: String) {
-        if let wwn = disk.wwn, !wwn.isEmpty { return (IdentityRank.wwn.rawValue, normalizedWWN(wwn), disk.path) }
+        if let wwn = disk.wwn, !wwn.isEmpty { return (IdentityRank.wwn.rawValue, WWN.comparable(wwn), disk.path) }
         if let serial = disk.serial, !serial.isEmpty { return (IdentityRank.serial.rawValue, serial, disk.path) }
         if let link = disk.byId.sorted().first { return (IdentityRank.byId.rawValue, link, disk.path) }
         if let file = disk.backingFile, !file.isEmpty { return (IdentityRank.backingFile.rawValue, file, disk.path) }
@@ -390,14 +390,6 @@ public enum SystemDiskPlanner {
         }
     }
 
-    static func normalizedWWN(_ wwn: String?) -> String {
-        guard var text = wwn?.lowercased() else { return "" }
-        for prefix in ["0x", "naa.", "eui.", "wwn-0x", "wwn-"] where text.hasPrefix(prefix) {
-            text = String(text.dropFirst(prefix.count))
-            break
-        }
-        return text
-    }
 
     static func glob(_ pattern: String, _ value: String) -> Bool { fnmatch(pattern, value, 0) == 0 }
 

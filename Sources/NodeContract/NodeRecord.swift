@@ -72,7 +72,7 @@ public struct DiskIdentity: Codable, Equatable, Sendable {
     public func matches(_ disk: Disk) -> Bool {
         if stableIdentity.hasPrefix("path:") { return false }
         if disk.stableIdentity == stableIdentity { return true }
-        if let wwn, !wwn.isEmpty, let other = disk.wwn, other.lowercased() == wwn.lowercased() { return true }
+        if let wwn, !wwn.isEmpty, let other = disk.wwn, WWN.comparable(other) == WWN.comparable(wwn) { return true }
         if let serial, !serial.isEmpty, disk.serial == serial { return true }
         if !byId.isEmpty, !Set(byId).isDisjoint(with: disk.byId) { return true }
         return false

@@ -43,7 +43,7 @@ struct InventoryLogicTests {
         ("naa.", nil),
     ] as [(String, String?)])
     func wwn(_ input: String, _ expected: String?) {
-        #expect(InventoryScanner.normalizedWWN(input) == expected)
+        #expect(InventoryScanner.wwnFromWWID(input) == expected)
     }
 
     @Test("mountinfo parsing, escaped mount points, root devices")
