@@ -33,6 +33,8 @@ let package = Package(
         // GUID Partition Table identities libparted 3.5 cannot set (type GUIDs, partition and disk GUIDs),
         // written in place with both headers' CRCs; also moves the backup header to a device's end.
         .target(name: "GPT", dependencies: ["SystemErrors"], swiftSettings: strict),
+        // Documented JSON: one encoder configuration and `null` for unknown values.
+        .target(name: "JSONCoding", swiftSettings: strict),
         // The one file layer: positional I/O (EINTR, short transfers) and one atomic write.
         .target(name: "FileLayer", swiftSettings: strict),
         // errno -> Swift errors, shared by the wrappers.
@@ -42,7 +44,7 @@ let package = Package(
         .target(name: "Exec", dependencies: ["SystemErrors", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         // The disk model and the inventory of this machine's block devices.
-        .target(name: "Disks", dependencies: ["Udev", "Blkid", "SystemErrors", "FileLayer",
+        .target(name: "Disks", dependencies: ["Udev", "Blkid", "SystemErrors", "FileLayer", "JSONCoding",
                                               .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         // Seed file v1: model, parser, validation, schema, signatures.
@@ -52,7 +54,7 @@ let package = Package(
                 swiftSettings: strict),
         // The one contract between FirstBoot and the Provisioner: the versioned node record, the step journal and the
         // state layout.
-        .target(name: "NodeContract", dependencies: ["CommandSupport", "Disks", "GPT", "Seed", "FileLayer"], swiftSettings: strict),
+        .target(name: "NodeContract", dependencies: ["CommandSupport", "Disks", "GPT", "Seed", "FileLayer", "JSONCoding"], swiftSettings: strict),
         // QEMU machines like the nodes: typed argv, console watching (the demo and end-to-end tests).
         .target(name: "QEMU", dependencies: ["Exec", "CommandSupport",
                                              .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -70,7 +72,7 @@ let package = Package(
                                                      .product(name: "Logging", package: "swift-log"),
                                                      .product(name: "Yams", package: "Yams")],
                 swiftSettings: strict),
-        .target(name: "FirstBoot", dependencies: ["CommandSupport", "Seed", "Disks", "NodeContract", "FileLayer", "Parted", "GPT", "Blkid", "Exec",
+        .target(name: "FirstBoot", dependencies: ["CommandSupport", "Seed", "Disks", "NodeContract", "FileLayer", "JSONCoding", "Parted", "GPT", "Blkid", "Exec",
                                                   .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                   .product(name: "Crypto", package: "swift-crypto"),
                                                   .product(name: "Logging", package: "swift-log")],

@@ -1,3 +1,5 @@
+import JSONCoding
+
 /// The disk model shared by inventory, planning and the node record.
 ///
 /// JSON contract (docs/inventory.md): camelCase keys, unknown values are `null`, lists are
@@ -13,10 +15,10 @@ public struct Signature: Codable, Equatable, Sendable {
     /// libblkid's name: "xfs", "ext4", "LVM2_member", "linux_raid_member", "ceph_bluestore", "gpt", "PMBR", ...
     public var type: String
     /// "filesystem", "raid", "crypto", "other" or "partition_table" (null when libblkid did not say).
-    public var usage: String?
-    public var label: String?
-    public var uuid: String?
-    public var offsetBytes: UInt64?
+    @Nullable public var usage: String?
+    @Nullable public var label: String?
+    @Nullable public var uuid: String?
+    @Nullable public var offsetBytes: UInt64?
 
     public init(type: String, usage: String? = nil, label: String? = nil, uuid: String? = nil, offsetBytes: UInt64? = nil) {
         self.type = type
@@ -25,32 +27,23 @@ public struct Signature: Codable, Equatable, Sendable {
         self.uuid = uuid
         self.offsetBytes = offsetBytes
     }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(type, forKey: .type)
-        try c.encode(usage, forKey: .usage)
-        try c.encode(label, forKey: .label)
-        try c.encode(uuid, forKey: .uuid)
-        try c.encode(offsetBytes, forKey: .offsetBytes)
-    }
 }
 
 /// One partition of a disk's partition table.
 public struct Partition: Codable, Equatable, Sendable {
     public var number: Int
-    public var path: String?
+    @Nullable public var path: String?
     public var startBytes: UInt64
     public var sizeBytes: UInt64
     /// GPT partition name.
-    public var name: String?
+    @Nullable public var name: String?
     /// GPT type GUID (lower case), or an MBR type such as "0x83".
-    public var typeGuid: String?
+    @Nullable public var typeGuid: String?
     /// GPT partition UUID (PARTUUID).
-    public var uuid: String?
-    public var fsType: String?
-    public var fsLabel: String?
-    public var fsUuid: String?
+    @Nullable public var uuid: String?
+    @Nullable public var fsType: String?
+    @Nullable public var fsLabel: String?
+    @Nullable public var fsUuid: String?
 
     public init(number: Int, path: String?, startBytes: UInt64, sizeBytes: UInt64, name: String? = nil,
                 typeGuid: String? = nil, uuid: String? = nil, fsType: String? = nil, fsLabel: String? = nil,
@@ -65,20 +58,6 @@ public struct Partition: Codable, Equatable, Sendable {
         self.fsType = fsType
         self.fsLabel = fsLabel
         self.fsUuid = fsUuid
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(number, forKey: .number)
-        try c.encode(path, forKey: .path)
-        try c.encode(startBytes, forKey: .startBytes)
-        try c.encode(sizeBytes, forKey: .sizeBytes)
-        try c.encode(name, forKey: .name)
-        try c.encode(typeGuid, forKey: .typeGuid)
-        try c.encode(uuid, forKey: .uuid)
-        try c.encode(fsType, forKey: .fsType)
-        try c.encode(fsLabel, forKey: .fsLabel)
-        try c.encode(fsUuid, forKey: .fsUuid)
     }
 }
 
@@ -98,12 +77,12 @@ public struct Disk: Codable, Equatable, Sendable {
     public var removable: Bool
     public var readOnly: Bool
     public var transport: Transport
-    public var model: String?
-    public var vendor: String?
-    public var serial: String?
-    public var wwn: String?
+    @Nullable public var model: String?
+    @Nullable public var vendor: String?
+    @Nullable public var serial: String?
+    @Nullable public var wwn: String?
     /// "gpt", "dos", ... or null when the disk has no partition table.
-    public var partitionTable: String?
+    @Nullable public var partitionTable: String?
     /// Everything libblkid recognises on the whole disk, partition tables included (what `wipefs` lists).
     public var signatures: [Signature]
     public var partitions: [Partition]
@@ -118,9 +97,9 @@ public struct Disk: Codable, Equatable, Sendable {
     /// Mount points of the disk and its partitions.
     public var mountpoints: [String]
     /// For loop devices: the backing file.
-    public var backingFile: String?
+    @Nullable public var backingFile: String?
     /// Why libblkid could not read the disk, when it could not (e.g. no medium).
-    public var probeError: String?
+    @Nullable public var probeError: String?
     /// libblkid recognises nothing, yet the first or last MiB holds non-zero bytes (outside Aquarium's step journal):
     /// raw data such as plain dm-crypt or a wiped header. Such a disk is not empty.
     public var unrecognisedData: Bool
@@ -197,36 +176,6 @@ public struct Disk: Codable, Equatable, Sendable {
         backingFile = try c.decodeIfPresent(String.self, forKey: .backingFile)
         probeError = try c.decodeIfPresent(String.self, forKey: .probeError)
         unrecognisedData = try c.decodeIfPresent(Bool.self, forKey: .unrecognisedData) ?? false
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(name, forKey: .name)
-        try c.encode(path, forKey: .path)
-        try c.encode(byId, forKey: .byId)
-        try c.encode(byPath, forKey: .byPath)
-        try c.encode(sizeBytes, forKey: .sizeBytes)
-        try c.encode(logicalSectorSize, forKey: .logicalSectorSize)
-        try c.encode(physicalSectorSize, forKey: .physicalSectorSize)
-        try c.encode(rotational, forKey: .rotational)
-        try c.encode(removable, forKey: .removable)
-        try c.encode(readOnly, forKey: .readOnly)
-        try c.encode(transport, forKey: .transport)
-        try c.encode(model, forKey: .model)
-        try c.encode(vendor, forKey: .vendor)
-        try c.encode(serial, forKey: .serial)
-        try c.encode(wwn, forKey: .wwn)
-        try c.encode(partitionTable, forKey: .partitionTable)
-        try c.encode(signatures, forKey: .signatures)
-        try c.encode(partitions, forKey: .partitions)
-        try c.encode(mounted, forKey: .mounted)
-        try c.encode(holders, forKey: .holders)
-        try c.encode(isBootMedia, forKey: .isBootMedia)
-        try c.encode(isCdrom, forKey: .isCdrom)
-        try c.encode(mountpoints, forKey: .mountpoints)
-        try c.encode(backingFile, forKey: .backingFile)
-        try c.encode(probeError, forKey: .probeError)
-        try c.encode(unrecognisedData, forKey: .unrecognisedData)
     }
 
     /// The most stable identity this disk has: WWN, then serial, then the first by-id link, then a loop device's

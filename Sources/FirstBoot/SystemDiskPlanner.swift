@@ -1,6 +1,7 @@
 import Disks
 import Foundation
 import GPT
+import JSONCoding
 import NodeContract
 import Seed
 
@@ -58,45 +59,24 @@ public struct PlannedDisk: Codable, Equatable, Sendable {
     public var name: String
     public var stableIdentity: String
     public var byId: [String]
-    public var wwn: String?
-    public var serial: String?
-    public var model: String?
-    public var vendor: String?
+    @Nullable public var wwn: String?
+    @Nullable public var serial: String?
+    @Nullable public var model: String?
+    @Nullable public var vendor: String?
     public var sizeBytes: UInt64
     public var logicalSectorSize: Int
     public var rotational: Bool
     public var transport: String
     /// What is on the disk now, in words (null: nothing libblkid knows).
-    public var content: String?
+    @Nullable public var content: String?
     /// System disk only: create, reuse or resume.
-    public var mode: SystemDiskMode?
+    @Nullable public var mode: SystemDiskMode?
     /// Why this disk was chosen.
     public var reasons: [String]
 
     enum CodingKeys: String, CodingKey {
         case path, displayPath, name, stableIdentity, byId, wwn, serial, model, vendor, sizeBytes, logicalSectorSize
         case rotational, transport, content, mode, reasons
-    }
-
-    /// Unknown values are encoded as null, never left out (docs/plan.md).
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(path, forKey: .path)
-        try c.encode(displayPath, forKey: .displayPath)
-        try c.encode(name, forKey: .name)
-        try c.encode(stableIdentity, forKey: .stableIdentity)
-        try c.encode(byId, forKey: .byId)
-        try c.encode(wwn, forKey: .wwn)
-        try c.encode(serial, forKey: .serial)
-        try c.encode(model, forKey: .model)
-        try c.encode(vendor, forKey: .vendor)
-        try c.encode(sizeBytes, forKey: .sizeBytes)
-        try c.encode(logicalSectorSize, forKey: .logicalSectorSize)
-        try c.encode(rotational, forKey: .rotational)
-        try c.encode(transport, forKey: .transport)
-        try c.encode(content, forKey: .content)
-        try c.encode(mode, forKey: .mode)
-        try c.encode(reasons, forKey: .reasons)
     }
 }
 
@@ -110,29 +90,19 @@ public struct RejectedDisk: Codable, Equatable, Sendable {
 
 /// The plan: `aquarium-firstboot plan --json` prints it (docs/plan.md).
 public struct Plan: Codable, Equatable, Sendable {
-    public var systemDisk: PlannedDisk?
+    @Nullable public var systemDisk: PlannedDisk?
     public var storageDisks: [PlannedDisk]
     public var rejected: [RejectedDisk]
     /// What `apply` will do, in order, in words.
     public var actions: [String]
     /// Why no system disk was chosen (null when one was).
-    public var refusal: String?
+    @Nullable public var refusal: String?
     /// The filesystem the state partition gets (or has).
     public var filesystem: String
 
     public var isRefused: Bool { systemDisk == nil }
 
     enum CodingKeys: String, CodingKey { case systemDisk, storageDisks, rejected, actions, refusal, filesystem }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(systemDisk, forKey: .systemDisk)
-        try c.encode(storageDisks, forKey: .storageDisks)
-        try c.encode(rejected, forKey: .rejected)
-        try c.encode(actions, forKey: .actions)
-        try c.encode(refusal, forKey: .refusal)
-        try c.encode(filesystem, forKey: .filesystem)
-    }
 }
 
 public enum SystemDiskPlanner {
@@ -490,9 +460,5 @@ public enum SystemDiskPlanner {
 
 extension Plan {
     /// The documented JSON (docs/plan.md).
-    public func json() throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(self), as: UTF8.self)
-    }
+    public func json() throws -> String { try JSONCoding.text(self) }
 }

@@ -1,6 +1,7 @@
 import CommandSupport
 import Disks
 import Foundation
+import JSONCoding
 
 /// A broken or unreadable node contract document (exit 2), or a mismatch that must stop the caller (exit 3).
 public struct ContractError: Error, AquariumExitCoded, CustomStringConvertible, Sendable {
@@ -32,8 +33,8 @@ public struct DiskIdentity: Codable, Equatable, Sendable {
     /// `wwn:...`, `serial:...`, `by-id:...` or `file:...` (a loop device's backing file); see `Disk.stableIdentity`.
     public var stableIdentity: String
     public var path: String
-    public var wwn: String?
-    public var serial: String?
+    @Nullable public var wwn: String?
+    @Nullable public var serial: String?
     public var byId: [String]
     public var sizeBytes: UInt64
 
@@ -53,17 +54,6 @@ public struct DiskIdentity: Codable, Equatable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey { case stableIdentity, path, wwn, serial, byId, sizeBytes }
-
-    /// Unknown values are null, never missing.
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(stableIdentity, forKey: .stableIdentity)
-        try c.encode(path, forKey: .path)
-        try c.encode(wwn, forKey: .wwn)
-        try c.encode(serial, forKey: .serial)
-        try c.encode(byId, forKey: .byId)
-        try c.encode(sizeBytes, forKey: .sizeBytes)
-    }
 
     /// A name for messages: a by-id link, else the stable identity.
     public var displayName: String { byId.sorted().first ?? stableIdentity }
@@ -109,8 +99,8 @@ public struct NodeRecord: Codable, Equatable, Sendable {
     public struct SystemDisk: Codable, Equatable, Sendable {
         public var stableIdentity: String
         public var path: String
-        public var wwn: String?
-        public var serial: String?
+        @Nullable public var wwn: String?
+        @Nullable public var serial: String?
         public var byId: [String]
         public var diskGUID: String
         /// GPT partition name -> PARTUUID.
@@ -135,20 +125,6 @@ public struct NodeRecord: Codable, Equatable, Sendable {
             case stableIdentity, path, wwn, serial, byId, diskGUID, partitionUUIDs, filesystem, filesystemUUID
         }
 
-        /// Unknown values are null, never missing.
-        public func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(stableIdentity, forKey: .stableIdentity)
-            try c.encode(path, forKey: .path)
-            try c.encode(wwn, forKey: .wwn)
-            try c.encode(serial, forKey: .serial)
-            try c.encode(byId, forKey: .byId)
-            try c.encode(diskGUID, forKey: .diskGUID)
-            try c.encode(partitionUUIDs, forKey: .partitionUUIDs)
-            try c.encode(filesystem, forKey: .filesystem)
-            try c.encode(filesystemUUID, forKey: .filesystemUUID)
-        }
-
         /// The system disk as an identity to locate.
         public var identity: DiskIdentity {
             DiskIdentity(stableIdentity: stableIdentity, path: path, wwn: wwn, serial: serial, byId: byId, sizeBytes: 0)
@@ -164,7 +140,7 @@ public struct NodeRecord: Codable, Equatable, Sendable {
     public var systemDisk: SystemDisk
     public var storageDisks: [DiskIdentity]
     /// The disk FirstBoot was booted from (holding / or the seed volume), which the Provisioner must never touch.
-    public var bootMedia: DiskIdentity?
+    @Nullable public var bootMedia: DiskIdentity?
     /// The verified seed, copied (mode 0600) into the node's state for the Provisioner: `/var/lib/aquarium/seed.yaml`.
     public var seedPath: String
     /// When the system disk was prepared.
@@ -212,32 +188,13 @@ public struct NodeRecord: Codable, Equatable, Sendable {
         updatedAt = try c.decode(String.self, forKey: .updatedAt)
     }
 
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(version, forKey: .version)
-        try c.encode(nodeUUID, forKey: .nodeUUID)
-        try c.encode(hostname, forKey: .hostname)
-        try c.encode(cluster, forKey: .cluster)
-        try c.encode(seedSHA256, forKey: .seedSHA256)
-        try c.encode(systemDisk, forKey: .systemDisk)
-        try c.encode(storageDisks, forKey: .storageDisks)
-        try c.encode(bootMedia, forKey: .bootMedia)
-        try c.encode(seedPath, forKey: .seedPath)
-        try c.encode(createdAt, forKey: .createdAt)
-        try c.encode(updatedAt, forKey: .updatedAt)
-    }
-
     /// Relative to the target root.
     public static let relativePath = "var/lib/aquarium/node.json"
     /// Where the verified seed is copied, relative to the target root.
     public static let seedRelativePath = "var/lib/aquarium/seed.yaml"
 
     /// The record as written: sorted keys, pretty printed.
-    public func encoded() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return try encoder.encode(self)
-    }
+    public func encoded() throws -> Data { try JSONCoding.encoder().encode(self) }
 
     /// Decodes a record; errors (exit 2) name `file` and what is wrong in JSON terms.
     public static func decode(_ data: Data, file: String) throws(ContractError) -> NodeRecord {
