@@ -15,6 +15,7 @@ inventory: deps build
 test: deps
 	./scripts/cleanup-test-devices
 	$(SWIFT) build --build-tests
+	./scripts/check-run-tests
 	./scripts/run-tests
 
 build:

@@ -3,14 +3,16 @@
 #   1. aquarium-image assemble (libparted + GPTEditor, mkfs.vfat --offset + mtools, mke2fs -d -E offset=, bmap, SHA256SUMS),
 #   2. a shell baseline doing the same job the classic way: sfdisk on the image, each filesystem built in its own file
 #      (mkfs.vfat + mcopy -s, mke2fs -d), then dd conv=sparse,notrunc into place (no bmap, no checksums).
-# Prints wall time, apparent and allocated size as a table. Needs sfdisk, mkfs.vfat, mtools, mke2fs.
+# Prints wall time (median of --runs runs per side, default 5, the sides alternating and the page cache dropped before
+# each run; any failed run fails the benchmark), apparent and allocated size as a table. Needs sfdisk, mkfs.vfat,
+# mtools, mke2fs.
 # Usage: bench/assemble.sh [--tool PATH] [--root TREE] [--runs N]
 #   --root: a real root tree (e.g. `aquarium-image build --keep-root` leaves OUT/.rootfs-NAME); default: synthetic.
 set -euo pipefail
 
 tool=""
 root=""
-runs=3
+runs=5
 while [ $# -gt 0 ]; do
   case "$1" in
     --tool) tool="$2"; shift 2 ;;
@@ -29,6 +31,8 @@ done
 
 work="$(mktemp -d /tmp/aquarium-bench-assemble-XXXXXX)"
 trap 'rm -rf "$work"' EXIT
+[ "$runs" -ge 1 ] 2>/dev/null || { echo "--runs must be a positive number" >&2; exit 2; }
+BENCH_LOG="$work/bench.log"
 
 if [ -z "$root" ]; then
   root="$work/root"
@@ -47,7 +51,7 @@ export SOURCE_DATE_EPOCH=1700000000
 
 ours() {
   "$tool" assemble --quiet --root "$root" --kernel "$kernel" --initrd "$initrd" --bootloader "$efi" \
-    --output "$work/ours" --name bench >/dev/null
+    --output "$work/ours" --name bench
 }
 
 baseline() {
@@ -78,24 +82,18 @@ TABLE
   rm -f "$out/esp.fat" "$out/root.ext4" "$out/seed.fat"
 }
 
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-measure() {
-  local samples=()
-  for _ in $(seq "$runs"); do
-    sync; [ "$(id -u)" = 0 ] && echo 3 > /proc/sys/vm/drop_caches
-    local start end; start=$(date +%s%N); "$@"; end=$(date +%s%N)
-    samples+=($(( (end - start) / 1000000 )))
-  done
-  median "${samples[@]}"
-}
+ours_samples=()
+base_samples=()
+ours_run() { drop_caches; run_timed ours_samples ours; }
+base_run() { drop_caches; run_timed base_samples baseline; }
+
+echo "root tree: $root ($(du -sh --apparent-size "$root" | cut -f1), $(find "$root" | wc -l) entries); $runs runs per side, alternating" >&2
+alternate "$runs" ours_run base_run
 row() {
   awk -v l="$1" -v ms="$2" -v a="$(stat -c %s "$3")" -v b="$(( $(stat -c %b "$3") * 512 ))" \
     'BEGIN { printf "%-58s %8.2f %10.0f %10.0f\n", l, ms / 1000, a / 1048576, b / 1048576 }'
 }
-
-echo "root tree: $root ($(du -sh --apparent-size "$root" | cut -f1), $(find "$root" | wc -l) entries); median of $runs runs" >&2
-ours_ms=$(measure ours)
-base_ms=$(measure baseline)
-printf '%-58s %8s %10s %10s\n' "method" "wall s" "MiB" "alloc MiB"
-row "aquarium-image assemble (incl. bmap + SHA256SUMS)" "$ours_ms" "$work/ours/bench.raw"
-row "shell: sfdisk + mkfs.vfat + mcopy + mke2fs -d + dd" "$base_ms" "$work/base/bench.raw"
+printf '%-58s %8s %10s %10s\n' "method (median of $runs runs, page cache dropped before each)" "wall s" "MiB" "alloc MiB"
+row "aquarium-image assemble (incl. bmap + SHA256SUMS)" "$(median "${ours_samples[@]}")" "$work/ours/bench.raw"
+row "shell: sfdisk + mkfs.vfat + mcopy + mke2fs -d + dd" "$(median "${base_samples[@]}")" "$work/base/bench.raw"
+echo "samples (ms): aquarium-image ${ours_samples[*]}; shell ${base_samples[*]}" >&2

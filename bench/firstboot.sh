@@ -5,6 +5,8 @@
 #      sfdisk + mkfs.xfs + mount.
 # Needs root, losetup, sfdisk, mkfs.xfs, lsblk, lshw. Everything it creates (loop devices, files, mounts) is removed
 # on exit. Usage: bench/firstboot.sh [--tool PATH] [--runs N]
+# --runs: samples per task (default 5). apply and its baseline alternate which goes first, each sample on a fresh
+# 100 GiB sparse loop disk with the page cache dropped before it; any failed run fails the benchmark.
 set -euo pipefail
 
 tool=""
@@ -30,31 +32,30 @@ done
 
 work="$(mktemp -d /tmp/aquarium-bench-XXXXXX)"
 loops=()
+# unmount_root ROOT: what apply mounted under ROOT (the state layout), innermost first.
+unmount_root() {
+  local point
+  for point in etc var/log var/lib/ceph var/lib/aquarium var/lib/aquarium-system; do
+    if mountpoint -q "$1/$point" 2>/dev/null; then umount "$1/$point"; fi
+  done
+}
 cleanup() {
   set +e
-  for point in "$work/root/etc" "$work/root/var/log" "$work/root/var/lib/ceph" "$work/root/var/lib/aquarium" \
-               "$work/root/var/lib/aquarium-system" "$work/baseline-mnt"; do
-    mountpoint -q "$point" 2>/dev/null && umount "$point"
-  done
+  local root
+  for root in "$work"/root-*; do [ -d "$root" ] && unmount_root "$root"; done
+  for point in "$work"/baseline-mnt-*; do mountpoint -q "$point" 2>/dev/null && umount "$point"; done
   for loop in "${loops[@]}"; do losetup -d "$loop" 2>/dev/null; done
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-now_ns() { date +%s%N; }
-# median of the arguments (milliseconds)
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-# time_cmd VAR command...: runs the command $runs times, sets VAR to the median in ms
+[ "$runs" -ge 1 ] 2>/dev/null || { echo "--runs must be a positive number" >&2; exit 2; }
+BENCH_LOG="$work/bench.log"
+# time_cmd VAR command...: runs the command $runs times (any failure stops the benchmark), sets VAR to the median in ms
 time_cmd() {
   local var="$1"; shift
-  local samples=()
-  for _ in $(seq "$runs"); do
-    local start end
-    start=$(now_ns)
-    "$@" >/dev/null 2>&1
-    end=$(now_ns)
-    samples+=($(( (end - start) / 1000000 )))
-  done
+  local samples=() i
+  for i in $(seq "$runs"); do run_timed samples "$@"; done
   printf -v "$var" '%s' "$(median "${samples[@]}")"
 }
 
@@ -88,36 +89,51 @@ host:
 cluster:
   role: bootstrap
 EOF
-truncate -s 100G "$work/big-a.img" "$work/big-b.img"
-big_a=$(losetup --find --show "$work/big-a.img"); loops+=("$big_a")
-big_b=$(losetup --find --show "$work/big-b.img"); loops+=("$big_b")
-mkdir -p "$work/root/etc" "$work/baseline-mnt"
-start=$(now_ns)
-"$tool" apply --seed "$work/seed.yaml" --root "$work/root" --yes --no-handoff --only-device "${big_a#/dev/}" \
-  >"$work/apply.out" 2>&1 || { cat "$work/apply.out" >&2; exit 1; }
-t_apply=$(( ($(now_ns) - start) / 1000000 ))
-# Fast path: everything unmounted ("reboot"), then apply again (mount only).
-for point in etc var/log var/lib/ceph var/lib/aquarium var/lib/aquarium-system; do umount "$work/root/$point"; done
-start=$(now_ns)
-"$tool" apply --seed "$work/seed.yaml" --root "$work/root" --no-handoff --only-device "${big_a#/dev/}" >/dev/null 2>&1
-t_reboot=$(( ($(now_ns) - start) / 1000000 ))
-
-start=$(now_ns)
-printf 'label: gpt\nstart=2048, type=4D21B016-B534-45C2-A9FB-5C16E091FD2D, name=aquarium-state\n' | sfdisk -q "$big_b" >/dev/null
-partx --add "$big_b" 2>/dev/null || true
-mkfs.xfs -q -f -L aquarium "${big_b}p1"
-mount "${big_b}p1" "$work/baseline-mnt"
-t_base=$(( ($(now_ns) - start) / 1000000 ))
+# fresh_disk NAME: a new 100 GiB sparse loop device; prints its path.
+fresh_disk() { truncate -s 100G "$work/$1.img"; losetup --find --show "$work/$1.img"; }
+apply_samples=(); reboot_samples=(); base_samples=()
+apply_side() {
+  local disk root="$work/root-$1"
+  disk=$(fresh_disk "apply-$1"); loops+=("$disk")
+  mkdir -p "$root/etc"
+  drop_caches
+  run_timed apply_samples "$tool" apply --seed "$work/seed.yaml" --root "$root" --yes --no-handoff --only-device "${disk#/dev/}"
+  # Fast path: everything unmounted ("reboot"), then apply again (mount only).
+  unmount_root "$root"
+  drop_caches
+  run_timed reboot_samples "$tool" apply --seed "$work/seed.yaml" --root "$root" --no-handoff --only-device "${disk#/dev/}"
+  unmount_root "$root"
+}
+baseline_apply() {
+  local disk=$1 mnt=$2
+  printf 'label: gpt\nstart=2048, type=4D21B016-B534-45C2-A9FB-5C16E091FD2D, name=aquarium-state\n' | sfdisk -q "$disk" >/dev/null
+  partx --add "$disk" 2>/dev/null || true
+  mkfs.xfs -q -f -L aquarium "${disk}p1"
+  mount "${disk}p1" "$mnt"
+}
+baseline_side() {
+  local disk mnt="$work/baseline-mnt-$1"
+  disk=$(fresh_disk "base-$1"); loops+=("$disk")
+  mkdir -p "$mnt"
+  drop_caches
+  run_timed base_samples baseline_apply "$disk" "$mnt"
+  umount "$mnt"
+}
+alternate "$runs" apply_side baseline_side
+t_apply=$(median "${apply_samples[@]}")
+t_reboot=$(median "${reboot_samples[@]}")
+t_base=$(median "${base_samples[@]}")
 
 printf '\n%-58s %10s %8s\n' "task" "ms" "disks"
 printf '%-58s %10s %8s\n' "----" "--" "-----"
 printf '%-58s %10s %8s\n' "aquarium-firstboot inventory --json (median of $runs)" "$t_inv" "$count_inv"
 printf '%-58s %10s %8s\n' "lsblk -J -O (median of $runs)" "$t_lsblk" "$count_lsblk"
 printf '%-58s %10s %8s\n' "lshw -json -class disk (median of $runs)" "$t_lshw" "$count_lshw"
-printf '%-58s %10s %8s\n' "aquarium-firstboot apply, 100 GiB sparse loop (first boot)" "$t_apply" "1"
-printf '%-58s %10s %8s\n' "aquarium-firstboot apply, same disk (later boot, mount only)" "$t_reboot" "1"
-printf '%-58s %10s %8s\n' "baseline: sfdisk + mkfs.xfs + mount, 100 GiB sparse loop" "$t_base" "1"
+printf '%-58s %10s %8s\n' "aquarium-firstboot apply, 100 GiB sparse loop (median of $runs)" "$t_apply" "1"
+printf '%-58s %10s %8s\n' "aquarium-firstboot apply, same disk, mount only (median of $runs)" "$t_reboot" "1"
+printf '%-58s %10s %8s\n' "baseline: sfdisk + mkfs.xfs + mount, 100 GiB (median of $runs)" "$t_base" "1"
 echo
 echo "disks: what each tool lists as disks (lsblk: top-level block devices incl. zram/ram; lshw lists no loop devices)."
 echo "apply does more than the baseline: plan (inventory + libblkid probes), step journal with fsyncs, GPT identities,"
 echo "state layout (binds, /etc overlay, units) and the node record."
+echo "samples (ms): apply ${apply_samples[*]}; mount only ${reboot_samples[*]}; baseline ${base_samples[*]}" >&2

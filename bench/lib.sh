@@ -8,3 +8,40 @@ find_tool() {
   done
   return 1
 }
+
+# median NUMBER...: the median of the arguments (the mean of the middle two for an even count).
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {if (NR == 0) exit 1; print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+# drop_caches: writes back dirty pages and drops the page cache (root), so no side starts with a warmer cache.
+drop_caches() { sync; if [ "$(id -u)" = 0 ]; then echo 3 > /proc/sys/vm/drop_caches; fi; }
+
+# run_timed VAR COMMAND...: runs COMMAND once (output to $BENCH_LOG, default /dev/null) and appends its wall time in
+# milliseconds to the array VAR. It runs in a subshell: COMMAND cannot set variables. A failed run stops the benchmark with its status and its log: a failure is never
+# printed as a figure. (Not inside $(...), where bash turns set -e off.)
+run_timed() {
+  local -n samples_ref=$1; shift
+  local start end rc=0
+  start=$(date +%s%N)
+  # In a subshell with errexit on and not in a `||` list (which would switch errexit off inside the function),
+  # so a failing step inside a shell function fails the run too.
+  set +e
+  ( set -e; "$@" ) >>"${BENCH_LOG:-/dev/null}" 2>&1
+  rc=$?
+  set -e
+  end=$(date +%s%N)
+  if [ "$rc" != 0 ]; then
+    echo "benchmark run failed (exit $rc): $*" >&2
+    [ -n "${BENCH_LOG:-}" ] && tail -30 "$BENCH_LOG" >&2
+    exit 1
+  fi
+  samples_ref+=($(( (end - start) / 1000000 )))
+}
+
+# alternate RUNS A B: runs the functions A and B RUNS times each, alternating which goes first (A B, B A, A B, ...),
+# so neither side always runs on a machine the other has just warmed up or loaded.
+alternate() {
+  local runs=$1 a=$2 b=$3 i
+  for i in $(seq 1 "$runs"); do
+    if [ $((i % 2)) = 1 ]; then "$a" "$i"; "$b" "$i"; else "$b" "$i"; "$a" "$i"; fi
+  done
+}

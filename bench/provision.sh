@@ -5,10 +5,13 @@
 #      ceph-mon --mkfs, ceph osd new, ceph-osd --mkfs) and the same single-node settings.
 # Everything runs on 127.0.0.1 under temporary roots. Needs root, losetup and the Ceph packages (scripts/install-deps).
 # Every daemon, loop device and file it creates is removed on exit. Usage: bench/provision.sh [--tool PATH] [--runs N]
+# --runs: samples per side and OSD count (default 3: a sample takes 20-40 s); the two sides alternate which goes first,
+# each side's daemons are stopped before the next sample, and any failed or timed-out run fails the benchmark.
+# BENCH_HEALTH_TIMEOUT: seconds the baseline may wait for HEALTH_OK (default 600).
 set -euo pipefail
 
 tool=""
-runs=1
+runs=3
 while [ $# -gt 0 ]; do
   case "$1" in
     --tool) tool="$2"; shift 2 ;;
@@ -18,6 +21,7 @@ while [ $# -gt 0 ]; do
 done
 cd "$(dirname "$0")/.."
 . bench/lib.sh
+[ "$runs" -ge 1 ] 2>/dev/null || { echo "--runs must be a positive number" >&2; exit 2; }
 [ -n "$tool" ] || tool=$(find_tool aquarium-provision) || true
 if [ -z "$tool" ] || [ ! -x "$tool" ]; then
   echo "aquarium-provision not built: run 'swift build' or pass --tool PATH" >&2
@@ -29,19 +33,25 @@ done
 
 work=$(mktemp -d /tmp/aquarium-bench-provision-XXXXXX)
 loops=()
+# stop_baseline ROOT: stops the daemons the baseline started under ROOT (only those: the command line must carry
+# this root's ceph.conf).
+stop_baseline() {
+  local root=$1 pidfile pid
+  for pidfile in "$root"/run/bench/*.pid; do
+    [ -f "$pidfile" ] || continue
+    pid=$(cat "$pidfile")
+    if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "-c $root/etc/ceph/ceph.conf"; then
+      kill "$pid"; for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    rm -f "$pidfile"
+  done
+}
 cleanup() {
   set +e
   for root in "$work"/*/root; do
     [ -d "$root" ] || continue
     "$tool" stop --root "$root" >/dev/null 2>&1
-    for pidfile in "$root"/run/bench/*.pid; do
-      [ -f "$pidfile" ] || continue
-      pid=$(cat "$pidfile")
-      # Only our own daemons: the command line must carry this root's ceph.conf.
-      if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "-c $root/etc/ceph/ceph.conf"; then
-        kill "$pid"; for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      fi
-    done
+    stop_baseline "$root"
   done
   for loop in "${loops[@]}"; do losetup -d "$loop"; done
   rm -rf "$work"
@@ -135,8 +145,14 @@ CONF
     ceph-osd -c "$conf" -i "$id" --mkfs --osd-uuid "$uuid" --osd-objectstore bluestore >/dev/null 2>&1
     setsid ceph-osd -c "$conf" -i "$id" -f </dev/null >/dev/null 2>&1 & echo $! >"$root/run/bench/osd.$id.pid"
   done
-  until [ "$(ceph -c "$conf" osd stat -f json 2>/dev/null | sed -n 's/.*"num_up_osds":\([0-9]*\).*/\1/p')" = "$n" ] &&
-        ceph -c "$conf" health 2>/dev/null | grep -q '^HEALTH_OK'; do
+  local deadline=$(( $(date +%s) + ${BENCH_HEALTH_TIMEOUT:-600} ))
+  until [ "$(ceph -c "$conf" --connect-timeout 10 osd stat -f json 2>/dev/null | sed -n 's/.*"num_up_osds":\([0-9]*\).*/\1/p')" = "$n" ] &&
+        ceph -c "$conf" --connect-timeout 10 health 2>/dev/null | grep -q '^HEALTH_OK'; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "the baseline did not reach HEALTH_OK with $n OSDs up within ${BENCH_HEALTH_TIMEOUT:-600} s:" >&2
+      ceph -c "$conf" --connect-timeout 10 status >&2 || true
+      exit 1
+    fi
     sleep 0.5
   done
 }
@@ -144,40 +160,47 @@ CONF
 printf 'version: 1\nhost: {hostname: bench-node}\ncluster: {role: bootstrap}\n' >"$work/seed.yaml"
 
 declare -A results
+# One sample of each side for $osds OSDs; sample number $1.
+aquarium_side() {
+  local dir="$work/aq-$osds-$1" disks records start end rerun_end
+  mkdir -p "$dir"
+  mapfile -t disks < <(make_disks "$osds" "$dir"); loops+=("${disks[@]}")
+  [ "${#disks[@]}" = "$osds" ] || { echo "could not make $osds loop devices" >&2; exit 1; }
+  records=$(printf '{"path":"%s"},' "${disks[@]}")
+  echo "{\"hostname\":\"bench-node\",\"storageDisks\":[${records%,}]}" >"$dir/node.json"
+  start=$(now)
+  "$tool" run --seed "$work/seed.yaml" --node-record "$dir/node.json" --root "$dir/root" --launcher process \
+    --base-port "$(free_base)" >"$dir/run.log" 2>&1 || { cat "$dir/run.log" >&2; exit 1; }
+  end=$(now)
+  "$tool" run --seed "$work/seed.yaml" --node-record "$dir/node.json" --root "$dir/root" --launcher process \
+    >"$dir/rerun.log" 2>&1 || { cat "$dir/rerun.log" >&2; exit 1; }
+  rerun_end=$(now)
+  grep -q "nothing changed" "$dir/rerun.log" || { echo "the rerun changed something:" >&2; cat "$dir/rerun.log" >&2; exit 1; }
+  results[aq,$osds]="${results[aq,$osds]:-} $(awk "BEGIN {print $end - $start}")"
+  results[rerun,$osds]="${results[rerun,$osds]:-} $(awk "BEGIN {print $rerun_end - $end}")"
+  "$tool" stop --root "$dir/root" >/dev/null
+}
+shell_side() {
+  local dir="$work/sh-$osds-$1" disks start end
+  mkdir -p "$dir"
+  mapfile -t disks < <(make_disks "$osds" "$dir"); loops+=("${disks[@]}")
+  [ "${#disks[@]}" = "$osds" ] || { echo "could not make $osds loop devices" >&2; exit 1; }
+  start=$(now)
+  manual_bootstrap "$dir/root" "$(free_base)" "${disks[@]}"
+  end=$(now)
+  results[sh,$osds]="${results[sh,$osds]:-} $(awk "BEGIN {print $end - $start}")"
+  stop_baseline "$dir/root"
+}
 for osds in 1 2; do
-  for run in $(seq 1 "$runs"); do
-    # aquarium-provision
-    dir="$work/aq-$osds-$run"; mkdir -p "$dir"
-    mapfile -t disks < <(make_disks "$osds" "$dir"); loops+=("${disks[@]}")
-    records=$(printf '{"path":"%s"},' "${disks[@]}")
-    echo "{\"hostname\":\"bench-node\",\"storageDisks\":[${records%,}]}" >"$dir/node.json"
-    start=$(now)
-    "$tool" run --seed "$work/seed.yaml" --node-record "$dir/node.json" --root "$dir/root" --launcher process \
-      --base-port "$(free_base)" >"$dir/run.log" 2>&1 || { cat "$dir/run.log" >&2; exit 1; }
-    end=$(now)
-    "$tool" run --seed "$work/seed.yaml" --node-record "$dir/node.json" --root "$dir/root" --launcher process \
-      >"$dir/rerun.log" 2>&1 || { cat "$dir/rerun.log" >&2; exit 1; }
-    rerun_end=$(now)
-    grep -q "nothing changed" "$dir/rerun.log" || { echo "the rerun changed something:" >&2; cat "$dir/rerun.log" >&2; exit 1; }
-    results[aq,$osds]="${results[aq,$osds]:-} $(awk "BEGIN {print $end - $start}")"
-    results[rerun,$osds]="${results[rerun,$osds]:-} $(awk "BEGIN {print $rerun_end - $end}")"
-    "$tool" stop --root "$dir/root" >/dev/null
-
-    # the shell baseline
-    dir="$work/sh-$osds-$run"; mkdir -p "$dir"
-    mapfile -t disks < <(make_disks "$osds" "$dir"); loops+=("${disks[@]}")
-    start=$(now)
-    manual_bootstrap "$dir/root" "$(free_base)" "${disks[@]}"
-    end=$(now)
-    results[sh,$osds]="${results[sh,$osds]:-} $(awk "BEGIN {print $end - $start}")"
-  done
+  alternate "$runs" aquarium_side shell_side
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {printf "%.1f", (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+median_of() { local values; read -r -a values <<<"$1"; printf '%.1f' "$(median "${values[@]}")"; }
 echo
-echo "seed -> HEALTH_OK with all OSDs up, median of $runs run(s), seconds ($(nproc) CPUs, $(ceph --version | awk '{print $3}'))"
+echo "seed -> HEALTH_OK with all OSDs up, median of $runs runs per side (alternating), seconds ($(nproc) CPUs, $(ceph --version | awk '{print $3}'))"
 printf '%-6s %22s %22s %26s\n' "OSDs" "aquarium-provision" "manual shell script" "aquarium rerun (no-op)"
 for osds in 1 2; do
-  printf '%-6s %22s %22s %26s\n' "$osds" "$(echo "${results[aq,$osds]}" | median)" "$(echo "${results[sh,$osds]}" | median)" \
-    "$(echo "${results[rerun,$osds]}" | median)"
+  printf '%-6s %22s %22s %26s\n' "$osds" "$(median_of "${results[aq,$osds]}")" "$(median_of "${results[sh,$osds]}")" \
+    "$(median_of "${results[rerun,$osds]}")"
 done
+echo "samples (s): $(for key in "${!results[@]}"; do printf '%s:%s; ' "$key" "${results[$key]}"; done)" >&2

@@ -10,7 +10,9 @@ public struct BootCommand: ParsableCommand {
         abstract: "Boot a stick image in QEMU like a node: UEFI, the stick as USB storage, SATA disks with serials.",
         discussion: """
             --disk PATH:SERIAL[:ssd|hdd][:virtio] attaches a raw disk image (repeatable); 'ssd' reports \
-            rotation rate 1, 'hdd' 7200. The console is shown and saved to --console-log. The machine \
+            rotation rate 1, 'hdd' 7200. The console is shown and saved to --console-log. The guest's user \
+            network is restricted (restrict=on): DHCP and --forward work, nothing leaves this machine unless \
+            --allow-outbound is given. The machine \
             stops when the guest powers off, when --stop-on TEXT appears on the console, or after --timeout.
             """)
 
@@ -37,6 +39,10 @@ public struct BootCommand: ParsableCommand {
     @Option(name: .customLong("forward"), help: "HOSTPORT:GUESTPORT TCP forward on 127.0.0.1; repeatable.")
     public var forwards: [String] = []
 
+    @Flag(name: .customLong("allow-outbound"),
+          help: "Let the guest reach addresses beyond QEMU's virtual network through this host (default: restrict=on, nothing leaves this machine).")
+    public var allowOutbound = false
+
     @Flag(help: "Do not show the console on standard output.")
     public var quiet = false
 
@@ -53,7 +59,8 @@ public struct BootCommand: ParsableCommand {
             return (host: parts[0], guest: parts[1])
         }
         let machine = VirtualMachine(stick: stick, disks: parsed, systemSerial: systemSerial, firmwareVars: vars,
-                                     consoleLog: consoleLog, showConsole: !quiet, forwards: forwardPairs)
+                                     consoleLog: consoleLog, showConsole: !quiet, forwards: forwardPairs,
+                                     allowOutbound: allowOutbound)
         let result = try VirtualMachineRunner(logger: global.logger("aquarium.vm"))
             .run(machine, timeoutSeconds: timeout, stopMarkers: stopOn)
         printError("boot ended after \(Int(result.seconds)) s: \(result.ending); console saved to \(consoleLog)")

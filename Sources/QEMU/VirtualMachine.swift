@@ -49,12 +49,16 @@ public struct VirtualMachine: Equatable, Sendable {
     public var macAddress: String
     /// The guest address the forwards go to; nil: the one QEMU's DHCP hands out (10.0.2.15).
     public var guestAddress: String?
+    /// False (the default): user networking with `restrict=on`, so the guest reaches nothing beyond QEMU's virtual
+    /// network (DHCP still works, and the host's port forwards); its connections to any other address fail at once
+    /// and nothing it sends leaves this machine. True lets it reach the outside through the host.
+    public var allowOutbound: Bool
 
     public init(stick: String, stickFormat: String = "raw", disks: [VirtualDisk], memoryMiB: Int = 2048, cpus: Int = 2,
                 systemSerial: String? = nil, firmwareCode: String = "/usr/share/OVMF/OVMF_CODE_4M.fd",
                 firmwareVars: String, consoleLog: String, showConsole: Bool = false,
                 forwards: [(host: Int, guest: Int)] = [], macAddress: String = "52:54:00:12:34:56",
-                guestAddress: String? = nil) {
+                guestAddress: String? = nil, allowOutbound: Bool = false) {
         self.stick = stick
         self.stickFormat = stickFormat
         self.disks = disks
@@ -68,6 +72,7 @@ public struct VirtualMachine: Equatable, Sendable {
         self.forwards = forwards
         self.macAddress = macAddress
         self.guestAddress = guestAddress
+        self.allowOutbound = allowOutbound
     }
 
     public static func == (lhs: VirtualMachine, rhs: VirtualMachine) -> Bool { lhs.arguments == rhs.arguments }
@@ -104,6 +109,7 @@ public struct VirtualMachine: Equatable, Sendable {
             }
         }
         var netdev = "user,id=net0"
+        if !allowOutbound { netdev += ",restrict=on" }
         for forward in forwards {
             netdev += ",hostfwd=tcp:127.0.0.1:\(forward.host)-\(guestAddress ?? ""):\(forward.guest)"
         }
@@ -169,7 +175,7 @@ public struct VirtualMachineRunner {
         var stopAt: Date?
         while ending == nil {
             Thread.sleep(forTimeInterval: 0.5)
-            let console = (try? String(contentsOfFile: machine.consoleLog, encoding: .utf8)) ?? ""
+            let console = Self.readConsole(machine.consoleLog)
             let elapsed = Date().timeIntervalSince(start)
             for marker in stopMarkers + watchMarkers where markerTimes[marker] == nil && console.contains(marker) {
                 markerTimes[marker] = elapsed
@@ -189,9 +195,16 @@ public struct VirtualMachineRunner {
                 ending = .timedOut
             }
         }
-        let console = (try? String(contentsOfFile: machine.consoleLog, encoding: .utf8)) ?? ""
+        let console = Self.readConsole(machine.consoleLog)
         return VirtualMachineRun(ending: ending ?? .timedOut, seconds: Date().timeIntervalSince(start),
                                  markerTimes: markerTimes, console: console)
+    }
+
+    /// The console so far, decoded leniently: a stray byte (firmware output, a garbled line) becomes U+FFFD instead of
+    /// turning the whole console into nothing, which would make every "the console does not contain X" check pass.
+    public static func readConsole(_ path: String) -> String {
+        guard let data = FileManager.default.contents(atPath: path) else { return "" }
+        return String(decoding: data, as: UTF8.self)
     }
 
     private func stop(_ process: Process) {

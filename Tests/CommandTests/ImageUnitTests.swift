@@ -16,6 +16,7 @@ struct ImageUnitTests {
     @Test("units verify, and each has its guard", arguments: [
         ("aquarium-poweroff.service", "ConditionKernelCommandLine=aquarium.poweroff"),
         ("aquarium-ssh-keygen.service", "ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key"),
+        ("aquarium-netcheck.service", "ConditionKernelCommandLine=aquarium.netcheck"),
     ])
     func verify(unit: String, guardLine: String) throws {
         guard try Capabilities.require(root: false, programs: ["systemd-analyze"]) else { return }
@@ -74,5 +75,28 @@ struct ImageUnitTests {
         let dropIn = try String(contentsOfFile: Self.overlay + "/ssh.service.d/aquarium.conf", encoding: .utf8)
         #expect(dropIn.contains("After=aquarium-firstboot.service aquarium-ssh-keygen.service"))
         #expect(dropIn.contains("Wants=aquarium-ssh-keygen.service"))
+    }
+
+    @Test("chrony has no time source but the seed's: no pool, no server, and it reads the directory the Provisioner writes")
+    func chronyWithoutOutsideServers() throws {
+        let text = try String(contentsOfFile: Self.overlay + "/../../chrony/chrony.conf", encoding: .utf8)
+        let directives = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        #expect(!directives.contains { ["pool", "server", "peer"].contains($0.split(separator: " ").first.map(String.init) ?? "") },
+                "\(directives)")
+        #expect(!directives.contains { $0.contains("/run/chrony-dhcp") }, "servers from DHCP would be outside ones too")
+        // HostConfig writes the seed's host.ntp_servers to /etc/chrony/sources.d/aquarium.sources.
+        #expect(directives.contains("sourcedir /etc/chrony/sources.d"))
+    }
+
+    @Test("the netcheck script is valid bash and only ever uses its address as a /dev/tcp path")
+    func netcheckScript() throws {
+        guard try Capabilities.require(root: false, programs: ["bash"]) else { return }
+        let script = Self.overlay + "/../../../usr/local/lib/aquarium/netcheck"
+        #expect(FileManager.default.isExecutableFile(atPath: script))
+        let check = try Command("bash", ["-n", script]).run(acceptedStatuses: Set(0...255))
+        #expect(check.status == 0, "\(check.errorOutput)")
+        let text = try String(contentsOfFile: script, encoding: .utf8)
+        #expect(!text.contains("eval"))
     }
 }

@@ -19,13 +19,16 @@ extension EndToEndTests {
     from botocore.config import Config
     endpoint, access, secret, payload = sys.argv[1:5]
     s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=access, aws_secret_access_key=secret,
-                      region_name="us-east-1", config=Config(retries={"max_attempts": 10}, connect_timeout=30, read_timeout=120))
+                      region_name="us-east-1", config=Config(retries={"max_attempts": 3}, connect_timeout=10, read_timeout=60))
     s3.create_bucket(Bucket="aquarium-e2e")
     s3.put_object(Bucket="aquarium-e2e", Key="hello.txt", Body=payload.encode())
     body = s3.get_object(Bucket="aquarium-e2e", Key="hello.txt")["Body"].read().decode()
     buckets = [b["Name"] for b in s3.list_buckets()["Buckets"]]
     sys.stdout.write(body + "\\n" + ",".join(buckets))
     """
+
+    /// Seconds the S3 probe may take (3 attempts with 10 s connect and 60 s read timeouts fit well inside).
+    static let s3ProbeLimit = 300
 
     @Test("Ceph: the node bootstraps Ceph from its seed, keeps its cluster across a reboot, and answers S3 on a forwarded port")
     func cephBootstrapRebootAndS3() throws {
@@ -58,7 +61,7 @@ extension EndToEndTests {
         // First boot: FirstBoot, then the Provisioner with the systemd launcher; the node powers off when it is done.
         let stick = try seededStick("ceph", seed: seed, profile: .full, kernelArguments: "aquarium.poweroff")
         let first = try env.boot("ceph-1", stick: stick, disks: disks, timeout: 1500, watchMarkers: [done])
-        #expect(first.ending == .exited(status: 0), "console tail: \(first.console.suffix(3000))")
+        E2E.expectPoweredOff(first, "ceph-1")
         try #require(first.console.contains("]: done: changed, HEALTH_OK"), "no healthy cluster; console tail: \(first.console.suffix(4000))")
         #expect(first.console.contains("mon [v2:\(address):3300"), "the monitor is not on the seed's address")
         #expect(!first.console.contains("Failed to start"), "a unit failed: \(E2E.failedUnits(first.console))")
@@ -86,9 +89,15 @@ extension EndToEndTests {
         var s3: Result<String, Error> = .failure(MissingCapability(what: "the S3 request (the Provisioner never finished)"))
         let second = try env.boot("ceph-2", stick: again, disks: disks, timeout: 900, forwards: [(host: port, guest: 7480)],
                                   guestAddress: address, stopMarkers: [done]) { _ in
+            // Bounded: the probe runs while the boot loop waits, before its timeout check, and boto3 retries.
             s3 = Result {
-                try Command("/usr/bin/python3", [script, "http://127.0.0.1:\(port)", keys.accessKey, keys.secretKey, payload])
-                    .run().output
+                let probe = try Command("/usr/bin/python3", [script, "http://127.0.0.1:\(port)", keys.accessKey, keys.secretKey, payload])
+                    .timeLimited(Self.s3ProbeLimit).run(acceptedStatuses: Set(0...255))
+                guard probe.status == 0 else {
+                    throw CommandError(command: probe.command, status: probe.status, standardError: probe.errorOutput,
+                                       reason: probe.timedOut ? "the S3 probe exceeded \(Self.s3ProbeLimit) s" : "the S3 probe failed")
+                }
+                return probe.output
             }
         }
         #expect(second.ending == .marker(done), "console tail: \(second.console.suffix(3000))")

@@ -1,6 +1,7 @@
 import Exec
 import Foundation
 import QEMU
+import Testing
 import TestSupport
 
 /// Shared state of the end-to-end suite: one image build per run (the root filesystem cache makes
@@ -9,6 +10,9 @@ final class E2E: @unchecked Sendable {
     static let shared = E2E()
     /// FirstBoot's handoff line on the console ("aquarium-firstboot[PID]: handoff: ...").
     static let handoffMarker = "]: handoff: "
+
+    /// Seconds an image build may take (each profile).
+    static let imageBuildLimit = 1500
 
     let root: String
     let cache: String
@@ -49,12 +53,15 @@ final class E2E: @unchecked Sendable {
             guard let tools = ProcessInfo.processInfo.environment["AQUARIUM_NODE_TOOLS"] else {
                 throw MissingCapability(what: "AQUARIUM_NODE_TOOLS (run scripts/run-tests, which builds the node tools)")
             }
+            // Bounded: a cold build (debootstrap from the mirror, then apt) takes about 5 minutes here; a hung mirror
+            // must fail the suite with a message instead of eating CI's time.
             let run = try Command(tools + "/aquarium-image", ["build", "--description", E2E.repository + "/image",
                                                              "--output", output, "--cache", cache, "--profile", profile.rawValue,
                                                              "--quiet"])
-                .run(acceptedStatuses: Set(0...255))
+                .timeLimited(Self.imageBuildLimit).run(acceptedStatuses: Set(0...255))
             guard run.status == 0 else {
-                throw CommandError(command: run.command, status: run.status, standardError: run.errorOutput, reason: "image build failed")
+                throw CommandError(command: run.command, status: run.status, standardError: run.errorOutput,
+                                   reason: run.timedOut ? "image build exceeded \(Self.imageBuildLimit) s and was killed" : "image build failed")
             }
             note("image build (\(profile.rawValue)): \(Int(Date().timeIntervalSince(start))) s")
             let images = try FileManager.default.contentsOfDirectory(atPath: output).filter { $0.hasSuffix(".raw") }
@@ -130,6 +137,22 @@ final class E2E: @unchecked Sendable {
         print("e2e: \(line)")
     }
 
+    /// How many times the kernel started on this console: more than one means the machine rebooted.
+    static func kernelStarts(_ console: String) -> Int { console.components(separatedBy: "Linux version ").count - 1 }
+
+    /// What every boot that ends by powering off must show. The exit status alone cannot tell a power-off from a
+    /// reboot (QEMU runs with -no-reboot, so a reboot also ends with status 0): the kernel started once, printed
+    /// "reboot: Power down" as it powered off, and never "Restarting system".
+    static func expectPoweredOff(_ run: VirtualMachineRun, _ name: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(run.ending == .exited(status: 0), "\(name): \(run.ending); console tail: \(run.console.suffix(3000))",
+                sourceLocation: sourceLocation)
+        #expect(kernelStarts(run.console) == 1, "\(name): the kernel started \(kernelStarts(run.console)) times",
+                sourceLocation: sourceLocation)
+        #expect(run.console.contains("reboot: Power down"), "\(name): no power-off on the console; tail: \(run.console.suffix(2000))",
+                sourceLocation: sourceLocation)
+        #expect(!run.console.contains("Restarting system"), "\(name): the node rebooted", sourceLocation: sourceLocation)
+    }
+
     /// The console lines that report a unit that failed to start.
     static func failedUnits(_ console: String) -> [String] {
         console.split(separator: "\n").filter { $0.contains("Failed to start") }.map(String.init)
@@ -155,5 +178,60 @@ final class E2E: @unchecked Sendable {
           role: bootstrap
         \(services)
         """
+    }
+}
+
+/// A TCP listener on every address of this host: the "outside" a guest must not reach. A guest connection to the
+/// host's own external address goes through QEMU's user network like a connection to any internet address would
+/// (QEMU connects from the host on the guest's behalf), so if anything left the guest it arrives here.
+final class OutsideListener {
+    let port: Int
+    private let fd: Int32
+
+    init() throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw MissingCapability(what: "a TCP socket") }
+        var yes: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = INADDR_ANY
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let fd = self.fd
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Bool in
+                bind(fd, pointer, length) == 0 && listen(fd, 16) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        guard bound, fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0 else {
+            close(fd)
+            throw MissingCapability(what: "a listening TCP socket on this host")
+        }
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    deinit { close(fd) }
+
+    /// Connections that reached the listener so far (accepted and closed at once).
+    func connections() -> Int {
+        var count = 0
+        while true {
+            let client = accept(fd, nil, nil)
+            if client < 0 { return count }
+            close(client)
+            count += 1
+        }
+    }
+
+    /// This host's first global IPv4 address (what a guest would reach through QEMU if it could get out).
+    static func hostAddress() throws -> String {
+        let output = try Command("ip", ["-4", "-o", "addr", "show", "scope", "global"]).run().output
+        let words = output.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
+        guard let index = words.firstIndex(of: "inet"), index + 1 < words.count,
+              let address = words[index + 1].split(separator: "/").first else {
+            throw MissingCapability(what: "a global IPv4 address on this host (`ip -4 addr` shows none)")
+        }
+        return String(address)
     }
 }

@@ -78,9 +78,13 @@ struct EndToEndTests {
         let stick = try seededStick("happy", seed: E2E.seed(hostname: "e2e-node-01", filesystem: "ext4"))
 
         let first = try env.boot("happy-1", stick: stick, disks: node.disks)
-        #expect(first.ending == .exited(status: 0), "console tail: \(first.console.suffix(3000))")
+        E2E.expectPoweredOff(first, "happy-1")
+        #expect(first.console.contains(E2E.handoffMarker), "FirstBoot never handed off; console tail: \(first.console.suffix(3000))")
         let report = try reportJSON(stick, host: "e2e-node-01")
         #expect(report["outcome"] as? String == "success", "report: \(report)")
+        #expect(report["exitCode"] as? Int == 0, "report: \(report)")
+        #expect(report["mode"] as? String == "create", "a blank disk is partitioned and formatted: \(report)")
+        #expect((report["handoff"] as? String)?.hasPrefix("handoff: ") == true, "report: \(report)")
         #expect(!first.console.contains("Failed to start"), "a unit failed on a good first boot: \(E2E.failedUnits(first.console))")
         let identity = try stateIdentity(node.ssd)
         let record = try #require(try JSONSerialization.jsonObject(with: Data(try stateFile(node.ssd, "state/aquarium/node.json").utf8)) as? [String: Any])
@@ -89,10 +93,18 @@ struct EndToEndTests {
         #expect(try node.hdds.map { try $0.fingerprint() } == hddBefore, "the storage disks changed")
         env.note("first boot to handoff: \(first.markerTimes[E2E.handoffMarker].map { String(format: "%.1f s", $0) } ?? "n/a"), whole run \(Int(first.seconds)) s")
 
-        // Second boot of the same node: mount only.
+        // Second boot of the same node: mount only. The first boot's report is removed, so the one read afterwards
+        // can only have been written by FirstBoot on this boot.
+        for name in ["reports/e2e-node-01.json", "reports/e2e-node-01.txt"] { try stick.removeSeedVolumeFile(name) }
         let second = try env.boot("happy-2", stick: stick, disks: node.disks)
-        #expect(second.ending == .exited(status: 0))
+        E2E.expectPoweredOff(second, "happy-2")
+        #expect(second.console.contains(E2E.handoffMarker), "FirstBoot never handed off on the second boot")
         #expect(!second.console.contains("Failed to start"), "a unit failed on the second boot: \(E2E.failedUnits(second.console))")
+        let report2 = try reportJSON(stick, host: "e2e-node-01")
+        #expect(report2["outcome"] as? String == "success", "report: \(report2)")
+        #expect(report2["mode"] as? String == "reuse", "the second boot must only mount: \(report2)")
+        #expect((report2["handoff"] as? String)?.hasPrefix("handoff: ") == true, "report: \(report2)")
+        #expect(report2["nodeUUID"] as? String == nodeUUID, "report: \(report2)")
         let again = try stateIdentity(node.ssd)
         #expect(again.diskGUID == identity.diskGUID)
         #expect(again.partUUID == identity.partUUID)
@@ -103,8 +115,11 @@ struct EndToEndTests {
         // Replace the stick: a fresh copy of the image with the same seed brings the node back as itself.
         let fresh = try seededStick("happy-fresh", seed: E2E.seed(hostname: "e2e-node-01", filesystem: "ext4"))
         let third = try env.boot("happy-3", stick: fresh, disks: node.disks)
-        #expect(third.ending == .exited(status: 0))
+        E2E.expectPoweredOff(third, "happy-3")
+        #expect(third.console.contains(E2E.handoffMarker), "FirstBoot never handed off with the replaced stick")
         let report3 = try reportJSON(fresh, host: "e2e-node-01")
+        #expect(report3["outcome"] as? String == "success", "report: \(report3)")
+        #expect(report3["mode"] as? String == "reuse", "a replaced stick finds the node's disk and only mounts it: \(report3)")
         #expect(report3["nodeUUID"] as? String == nodeUUID, "report: \(report3)")
         #expect(try stateIdentity(node.ssd).fsUUID == identity.fsUUID)
         #expect(try node.hdds.map { try $0.fingerprint() } == hddBefore)
@@ -120,24 +135,46 @@ struct EndToEndTests {
         let before = try disk.fingerprint()
         let stick = try seededStick("refusal", seed: E2E.seed(hostname: "e2e-refuse", filesystem: "xfs"))
         let run = try env.boot("refusal", stick: stick, disks: [VirtualDisk(path: disk.path, serial: "AQ-DATA-0001", rotationRate: 1)])
-        #expect(run.ending == .exited(status: 0))
+        E2E.expectPoweredOff(run, "refusal")
         #expect(run.console.contains("wipe is never") || run.console.contains("disks.system.wipe"), "console tail: \(run.console.suffix(3000))")
-        #expect(run.console.components(separatedBy: "Linux version").count - 1 == 1, "the node rebooted")
+        #expect(!run.console.contains(E2E.handoffMarker), "a refused node must not hand off")
         let report = try reportJSON(stick, host: "e2e-refuse")
-        #expect(report["outcome"] as? String != "success")
+        // Refused for safety (exit 3), not any failure: a crash of FirstBoot must not pass as a refusal.
+        #expect(report["outcome"] as? String == "refused", "report: \(report)")
+        #expect(report["exitCode"] as? Int == 3, "report: \(report)")
         #expect(try disk.fingerprint() == before, "the refused disk changed")
     }
 
-    @Test("a per-node seed under seeds/<DMI serial>.yaml wins over seed.yaml")
+    @Test("a per-node seed under seeds/<DMI serial>.yaml wins over seed.yaml; the node reaches nothing outside this machine")
     func perNodeSeed() throws {
-        guard try Capabilities.require(root: false, programs: ["qemu-system-x86_64", "mtype"]) else { return }
+        guard try Capabilities.require(root: false, programs: ["qemu-system-x86_64", "mtype", "ip"]) else { return }
         let env = E2E.shared
         let node = try blankNode("per-node")
+        // The outside, as seen from the guest: this host's external address, where a listener counts what arrives.
+        // aquarium-netcheck.service (image/) tries a TCP connection there and reports chrony's time sources.
+        let outside = try OutsideListener()
+        let target = "\(try OutsideListener.hostAddress()):\(outside.port)"
         let stick = try seededStick("per-node", seed: E2E.seed(hostname: "e2e-shared", filesystem: "ext4"),
-                                    extra: [("seeds/AQ-NODE-4711.yaml", E2E.seed(hostname: "e2e-node-4711", filesystem: "ext4"))])
+                                    extra: [("seeds/AQ-NODE-4711.yaml", E2E.seed(hostname: "e2e-node-4711", filesystem: "ext4"))],
+                                    kernelArguments: "aquarium.poweroff aquarium.provision=off aquarium.netcheck=\(target)")
         let run = try env.boot("per-node", stick: stick, disks: node.disks, systemSerial: "AQ-NODE-4711")
-        #expect(run.ending == .exited(status: 0))
-        _ = try reportJSON(stick, host: "e2e-node-4711")
+        E2E.expectPoweredOff(run, "per-node")
+        let report = try reportJSON(stick, host: "e2e-node-4711")
+        #expect(report["outcome"] as? String == "success", "report: \(report)")
+        #expect(report["hostname"] as? String == "e2e-node-4711", "report: \(report)")
+        #expect(report["dmiSerial"] as? String == "AQ-NODE-4711", "report: \(report)")
         #expect(try stick.seedVolumeFile("reports/e2e-shared.json") == nil)
+
+        // Item: nothing leaves this machine. The guest's attempt fails at once (QEMU's restrict=on answers with a
+        // reset), the listener saw nothing, and chrony has no time source (the seed names no NTP server).
+        let line = run.console.split(separator: "\n").first { $0.contains("aquarium-netcheck: tcp \(target) ") }.map(String.init)
+        let checked = try #require(line, "aquarium-netcheck did not report; console tail: \(run.console.suffix(3000))")
+        #expect(checked.contains(" failed after "), "\(checked)")
+        let milliseconds = checked.split(separator: " ").reversed().dropFirst().first.flatMap { Int($0) }
+        #expect((milliseconds ?? .max) < 5000, "the outside connection did not fail at once: \(checked)")
+        #expect(outside.connections() == 0, "a connection from the guest reached this host's external address")
+        #expect(run.console.contains("aquarium-netcheck: chrony time sources: 0"),
+                "\(run.console.split(separator: "\n").filter { $0.contains("aquarium-netcheck") })")
+        env.note("per-node: \(checked.trimmingCharacters(in: .whitespacesAndNewlines))")
     }
 }

@@ -46,6 +46,13 @@ struct Stick {
         return result.status == 0 ? result.output : nil
     }
 
+    /// Deletes a file from the AQUASEED volume if it is there (e.g. the last boot's report, so the next boot must
+    /// write its own).
+    func removeSeedVolumeFile(_ name: String) throws {
+        _ = try Command("mdel", ["-i", "\(path)@@\(try seedOffset)", "::" + name]).run(acceptedStatuses: [0, 1])
+        if try seedVolumeFile(name) != nil { throw MissingCapability(what: "deleting \(name) from the seed volume of \(path)") }
+    }
+
     func seedVolumeListing() throws -> String {
         try Command("mdir", ["-/", "-b", "-i", "\(path)@@\(try seedOffset)", "::"]).run(acceptedStatuses: [0, 1]).output
     }

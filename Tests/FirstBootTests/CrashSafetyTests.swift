@@ -4,77 +4,113 @@ import Foundation
 import Testing
 import TestSupport
 
-/// Kill `apply` at every step (fault injection) and at random moments (real SIGKILL), then run it again: it must
-/// converge to the same final state and never touch any disk but the chosen one.
+/// Kill `apply` at every step (fault injection) and at random moments (real SIGKILL of the tool and everything it
+/// runs), then run it again: it must converge to the same final state and never touch any disk but the chosen one.
+/// These are process crashes, not power cuts: SIGKILL keeps the page cache, so data the tool wrote but never flushed
+/// survives here (a power cut would drop it). PowerLossTests covers that.
 @Suite("FirstBoot crash safety", .serialized)
 struct CrashSafetyTests {
-    /// The chosen disk (1 GiB, blank) and a bystander that is eligible for storage but must never be written.
+    /// The chosen disk: 1 GiB, blank.
     static var target: LoopDevice.Options { LoopDevice.Options(sizeBytes: Harness.gib) }
-    static var bystander: LoopDevice.Options { LoopDevice.Options(sizeBytes: 256 * Harness.mib) }
+    /// A bystander that is blank and eligible too (above the seed's min_size of 512 MiB) but larger, so the planner
+    /// prefers the target (prefer: smallest). A rerun that gave up on the half-written target would choose it, and
+    /// it would no longer be all zeros.
+    static var bystander: LoopDevice.Options { LoopDevice.Options(sizeBytes: Harness.gib + 64 * Harness.mib) }
+    /// The seed volume: a FAT stick labelled AQUASEED, read and written back with mtools as on a node.
+    static var stick: LoopDevice.Options { LoopDevice.Options(sizeBytes: 64 * Harness.mib) }
+    static let tools = ApplyDeviceTests.tools + ["mkfs.vfat", "mcopy", "mtype", "fsck.vfat", "cmp", "blockdev"]
 
-    static func scenario(_ body: (LoopDevice, LoopDevice, String, String) throws -> Void) throws {
-        try LoopDevice.withMany([target, bystander]) { disks in
-            try Harness.withRoot { root in
-                let volume = root + "/../seed-volume"
-                _ = try Harness.writeSeed(volume, Harness.seedText())
-                // The seed volume directory: seed.yaml is found there and reports/ written back to it.
-                try body(disks[0], disks[1], root, volume)
+    /// How the rerun finds the machine: everything unmounted (as after a reboot), or in the same boot with the
+    /// crashed run's mounts left behind.
+    enum Rerun: String, CaseIterable, Sendable, CustomStringConvertible {
+        case unmounted, sameBoot
+        var description: String { self == .unmounted ? "unmounted rerun" : "same-boot rerun" }
+    }
+
+    static func scenario(_ body: (_ target: LoopDevice, _ bystander: LoopDevice, _ stick: LoopDevice, _ root: String) throws -> Void) throws {
+        try LoopDevice.with(stick, prepare: { try Harness.makeSeedVolume($0, seed: Harness.seedText()) }) { stick in
+            try LoopDevice.withMany([target, bystander]) { disks in
+                try Harness.withRoot { root in try body(disks[0], disks[1], stick, root) }
             }
         }
     }
 
-    @Test("fault injection at every step, then rerun: same final state, bystander byte-identical",
-          arguments: FaultPoint.all.enumerated().map { ($0.offset, $0.element.description) })
-    func faultInjection(index: Int, point: String) throws {
-        guard try Capabilities.require(programs: ApplyDeviceTests.tools) else { return }
-        try Self.scenario { disk, other, root, seed in
-            let before = try Harness.sha256(other.path)
-            let crashed = try Harness.apply(seed: seed, root: root, devices: [disk, other], extra: ["--fault-inject", point])
+    /// After a rerun: the report on the stick says success, the seed on it is intact, and the FAT is consistent.
+    static func expectStick(_ stick: LoopDevice, _ context: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let report = try Harness.fatFile(stick.path, "reports/node1.txt")
+        #expect(report?.contains("success") == true, "\(context): report \(report ?? "missing")", sourceLocation: sourceLocation)
+        #expect(try Harness.fatFile(stick.path, "seed.yaml") == Harness.seedText(), "\(context): the seed changed",
+                sourceLocation: sourceLocation)
+        let fsck = try Command("fsck.vfat", ["-n", stick.path]).run(acceptedStatuses: Set(0...255))
+        #expect(fsck.status == 0, "\(context): fsck.vfat -n: \(fsck.output)\(fsck.errorOutput)", sourceLocation: sourceLocation)
+    }
+
+    @Test("fault injection at every step × both reruns: same final state, bystander untouched, report on the FAT stick",
+          arguments: FaultPoint.all.map(\.description), Rerun.allCases)
+    func faultInjection(point: String, rerun: Rerun) throws {
+        guard try Capabilities.require(programs: Self.tools) else { return }
+        try Self.scenario { disk, other, stick, root in
+            let devices = [disk, other, stick]
+            try #require(try Harness.isAllZero(other.path), "the bystander starts blank")
+            let crashed = try Harness.applyFromVolume(root: root, devices: devices, extra: ["--fault-inject", point])
             #expect(crashed.killed, "the run must die at \(point): status \(crashed.status) \(crashed.errorOutput)")
             let journalled = StepJournal.read(device: disk.path)
             #expect((journalled == nil) == (point == "journal"), "journal after a crash at \(point)")
-            // Half the reruns after a "power cut" (nothing mounted any more), half in the same boot (mounts left behind).
-            if index % 2 == 0 { StateMounts.unmount(root: root) }
-            let rerun = try Harness.apply(seed: seed, root: root, devices: [disk, other])
-            #expect(rerun.status == 0, "rerun after \(point): \(rerun.output)\n\(rerun.errorOutput)")
+            if rerun == .unmounted { StateMounts.unmount(root: root) }
+            let again = try Harness.applyFromVolume(root: root, devices: devices)
+            #expect(again.status == 0, "\(rerun) after \(point): \(again.output)\n\(again.errorOutput)")
+            #expect(again.output.contains("system disk: \(disk.path)"), "\(rerun) after \(point) chose another disk: \(again.output)")
             try Harness.expectFinalState(device: disk, root: root, sectorSize: 512)
             if let journalled {
                 #expect(try Harness.nodeRecord(root).nodeUUID == journalled.nodeUUID, "the node identity chosen before the crash is kept")
             }
-            #expect(try Harness.sha256(other.path) == before, "the bystander disk is untouched")
-            // The report on the seed volume says what happened.
-            let report = try String(contentsOfFile: root + "/../seed-volume/reports/node1.txt", encoding: .utf8)
-            #expect(report.contains("success"))
+            #expect(try Harness.isAllZero(other.path), "the bystander disk is untouched (still all zeros)")
+            try Self.expectStick(stick, "\(rerun) after \(point)")
         }
     }
 
-    @Test("real SIGKILL at random moments, then rerun: converges every time (bounded)")
+    @Test("real SIGKILL at random moments while apply runs, then rerun: converges every time (bounded)")
     func randomKills() throws {
-        guard try Capabilities.require(programs: ApplyDeviceTests.tools) else { return }
+        guard try Capabilities.require(programs: Self.tools) else { return }
         let tool = try Products.path("aquarium-firstboot")
+        // How long an uninterrupted run takes here: every kill is placed inside that window, and checked to have
+        // landed while the tool still ran (a kill after it finished would test nothing).
+        var duration = 0.0
+        try Self.scenario { disk, other, stick, root in
+            let start = Date()
+            let run = try Harness.applyFromVolume(root: root, devices: [disk, other, stick])
+            duration = Date().timeIntervalSince(start)
+            try #require(run.status == 0, "the uninterrupted run: \(run.errorOutput)")
+        }
+        let window = UInt32(max(50, duration * 1000 * 0.8))
         var generator = SystemRandomNumberGenerator()
         let seedValue = UInt64.random(in: 0...UInt64(UInt32.max), using: &generator)
         var random = SeededGenerator(seed: seedValue)
         for round in 0..<6 {
-            try Self.scenario { disk, other, root, seed in
-                let before = try Harness.sha256(other.path)
-                let delay = UInt32.random(in: 0...900, using: &random)
+            try Self.scenario { disk, other, stick, root in
+                try #require(try Harness.isAllZero(other.path), "the bystander starts blank")
+                let delay = UInt32.random(in: 0..<window, using: &random)
                 let process = Process()
                 process.executableURL = URL(fileURLWithPath: tool)
-                process.arguments = ["apply", "--seed", seed, "--root", root, "--yes", "--no-handoff",
-                                     "--only-device", disk.name, "--only-device", other.name] + Harness.hermetic
+                process.arguments = ["apply", "--root", root, "--yes", "--no-handoff", "--only-device", disk.name,
+                                     "--only-device", other.name, "--only-device", stick.name] + Harness.hermetic
                 process.standardOutput = FileHandle.nullDevice
                 process.standardError = FileHandle.nullDevice
                 try process.run()
                 usleep(delay * 1000)
-                // Like a power cut: the tool and whatever it runs (mkfs, mount) die together.
+                // The tool and whatever it runs (mkfs, mount, mtools) die together.
                 Self.killTree(process.processIdentifier)
                 process.waitUntilExit()
-                if round % 2 == 0 { StateMounts.unmount(root: root) }
-                let rerun = try Harness.apply(seed: seed, root: root, devices: [disk, other])
-                #expect(rerun.status == 0, "seed \(seedValue) round \(round) killed after \(delay) ms: \(rerun.errorOutput)")
+                let context = "seed \(seedValue) round \(round) killed after \(delay) ms of a \(Int(duration * 1000)) ms run"
+                #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL,
+                        "\(context): the kill did not land while apply ran (status \(process.terminationStatus))")
+                let rerun: Rerun = round % 2 == 0 ? .unmounted : .sameBoot
+                if rerun == .unmounted { StateMounts.unmount(root: root) }
+                let again = try Harness.applyFromVolume(root: root, devices: [disk, other, stick])
+                #expect(again.status == 0, "\(context), \(rerun): \(again.errorOutput)")
                 try Harness.expectFinalState(device: disk, root: root, sectorSize: 512)
-                #expect(try Harness.sha256(other.path) == before, "seed \(seedValue) round \(round)")
+                #expect(try Harness.isAllZero(other.path), "\(context): the bystander was written to")
+                try Self.expectStick(stick, context)
             }
         }
     }

@@ -166,4 +166,34 @@ enum Harness {
         #expect(journal.isComplete, sourceLocation: sourceLocation)
         #expect(journal.nodeUUID == record.nodeUUID, sourceLocation: sourceLocation)
     }
+
+    /// `apply` without `--seed`: the seed is found on the AQUASEED volume among `devices` (a FAT loop device, read and
+    /// written back with mtools as on a node), with the hermetic kernel command line, DMI serial and NICs.
+    static func applyFromVolume(root: String, devices: [LoopDevice], extra: [String] = []) throws -> Run {
+        var arguments = ["apply", "--root", root, "--no-handoff", "--yes"]
+        for device in devices { arguments += ["--only-device", device.name] }
+        return try tool(arguments + hermetic + extra)
+    }
+
+    /// A file from a FAT image or device (mtools), nil when it is not there.
+    static func fatFile(_ image: String, _ name: String) throws -> String? {
+        let result = try Command("mtype", ["-i", image, "::" + name]).run(acceptedStatuses: [0, 1])
+        return result.status == 0 ? result.output : nil
+    }
+
+    /// Prepares a backing file as an AQUASEED FAT volume holding `seed` as seed.yaml (like `aquarium-image seed inject`).
+    static func makeSeedVolume(_ file: String, seed: String) throws {
+        try Command("mkfs.vfat", ["-n", "AQUASEED", file]).run()
+        let text = FileManager.default.temporaryDirectory.appendingPathComponent("seed-\(UUID().uuidString).yaml").path
+        defer { try? FileManager.default.removeItem(atPath: text) }
+        try Data(seed.utf8).write(to: URL(fileURLWithPath: text))
+        try Command("mcopy", ["-i", file, text, "::seed.yaml"]).run()
+    }
+
+    /// True when every byte of the device is zero (a blank disk nothing wrote to): `cmp` against /dev/zero over the
+    /// device's size. As strong as comparing hashes for a disk that started blank, and much cheaper than hashing.
+    static func isAllZero(_ device: String) throws -> Bool {
+        let size = try Command("blockdev", ["--getsize64", device]).run().output.trimmingCharacters(in: .whitespacesAndNewlines)
+        return try Command("cmp", ["-s", "-n", size, device, "/dev/zero"]).run(acceptedStatuses: [0, 1]).status == 0
+    }
 }

@@ -243,6 +243,46 @@ struct PlannerTests {
             let plan = SystemDiskPlanner.plan(seed: seed, inventory: shuffled, options: test.options)
             #expect(plan == reference)
         }
+        // Renamed: every disk gets another kernel name (and path), as after a reboot that enumerated the controllers
+        // in another order. The same disks must be chosen, stored and rejected, mapped back to their old names.
+        for round in 0..<8 {
+            let (renamed, options, oldName) = Self.rename(inventory, test.options, using: &generator)
+            let plan = SystemDiskPlanner.plan(seed: seed, inventory: renamed, options: options)
+            let context = "round \(round): \(oldName)"
+            #expect(plan.systemDisk.flatMap { oldName[$0.name] } == reference.systemDisk.map(\.name), "\(context)")
+            #expect(plan.systemDisk?.mode == reference.systemDisk?.mode, "\(context)")
+            #expect(plan.storageDisks.map { oldName[$0.name] ?? "?" }.sorted() == reference.storageDisks.map(\.name).sorted(), "\(context)")
+            #expect(Set(plan.rejected.map { oldName[$0.name] ?? "?" }) == Set(reference.rejected.map(\.name)), "\(context)")
+            #expect((plan.refusal == nil) == (reference.refusal == nil), "\(context): \(plan.refusal ?? "-")")
+        }
+    }
+
+    /// The inventory with its kernel names replaced by a random permutation of new ones (vdX: none of them an old
+    /// name), paths and partition paths to match, and the options' device paths renamed alike. Returns the
+    /// new-name -> old-name map too.
+    static func rename(_ inventory: Inventory, _ options: PlannerOptions, using generator: inout SeededGenerator)
+        -> (Inventory, PlannerOptions, [String: String]) {
+        let letters = "abcdefghijklmnopqrstuvwxyz".map { "vd" + String($0) }
+        let fresh = Array(letters.prefix(inventory.disks.count)).shuffled(using: &generator)
+        var oldName: [String: String] = [:]
+        var newPath: [String: String] = [:]
+        var disks: [Disk] = []
+        for (disk, name) in zip(inventory.disks, fresh) {
+            var copy = disk
+            oldName[name] = disk.name
+            newPath[disk.path] = "/dev/" + name
+            copy.name = name
+            copy.path = "/dev/" + name
+            for index in copy.partitions.indices {
+                if let path = copy.partitions[index].path, path.hasPrefix(disk.path) {
+                    copy.partitions[index].path = "/dev/" + name + path.dropFirst(disk.path.count)
+                }
+            }
+            disks.append(copy)
+        }
+        var renamedOptions = options
+        renamedOptions.interruptedDisks = Set(options.interruptedDisks.map { newPath[$0] ?? $0 })
+        return (Inventory(disks: disks), renamedOptions, oldName)
     }
 
     @Test("kernel names never decide: swapping them swaps nothing but the names")

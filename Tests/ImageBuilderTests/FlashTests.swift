@@ -80,6 +80,20 @@ struct FlashTests {
         }
     }
 
+    /// Writes a marker into the MBR's boot code area (bytes 0-15; the partition tables are untouched), synced.
+    static func mark(_ device: String) throws {
+        let fd = open(device, O_WRONLY)
+        guard fd >= 0 else { throw MissingCapability(what: "write access to \(device)") }
+        defer { close(fd) }
+        let marker = Array("AQUARIUM-MARK-\(UInt8.random(in: 10...99))".utf8)
+        let written = marker.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        guard written == marker.count, fsync(fd) == 0 else { throw MissingCapability(what: "a marker written to \(device)") }
+    }
+
+    static func sha256(_ path: String) throws -> String {
+        String(try Command("sha256sum", [path]).run().output.prefix { $0 != " " })
+    }
+
     @Test("refusals exit 3 naming the reason: not removable, too small, partition, mounted, busy")
     func refusals() throws {
         guard try Capabilities.require(programs: Self.programs) else { return }
@@ -88,22 +102,34 @@ struct FlashTests {
             let image = result.artifacts.image
             try LoopDevice.withMany([.init(sizeBytes: 128 << 20), .init(sizeBytes: 32 << 20)]) { loops in
                 let (big, small) = (loops[0], loops[1])
+                // Each refusal below must leave the device as it was. A write of the image would be invisible on a device
+                // that already holds the image, so both devices carry a marker the image does not have (in the MBR's
+                // boot code area, which flashing overwrites), and their hashes are compared after every refusal.
+                try Self.mark(big.path)
+                try Self.mark(small.path)
+                let bigBefore = try Self.sha256(big.path)
+                let smallBefore = try Self.sha256(small.path)
                 let notRemovable = try flash(image, big.path)
                 #expect(notRemovable.status == 3)
                 #expect(notRemovable.errorOutput.contains("\(big.path): is not a removable or USB disk"), "\(notRemovable.errorOutput)")
                 // Nothing was written.
                 #expect(try Command("blkid", ["-p", big.path]).run(acceptedStatuses: [0, 2]).status == 2)
+                #expect(try Self.sha256(big.path) == bigBefore, "a refused flash wrote to \(big.path)")
 
                 let tooSmall = try flash(image, small.path, ["--yes-non-removable"])
                 #expect(tooSmall.status == 3)
                 #expect(tooSmall.errorOutput.contains("is smaller (\(32 << 20) bytes) than the image"), "\(tooSmall.errorOutput)")
+                #expect(try Self.sha256(small.path) == smallBefore, "a refused flash wrote to \(small.path)")
 
                 #expect(try flash(image, big.path, ["--yes-non-removable"]).status == 0)
                 try big.rescanPartitions()
+                try Self.mark(big.path)
+                let flashed = try Self.sha256(big.path)
                 let partition = big.path + "p2"  // the ext4 root (this kernel may lack vfat)
                 let onPartition = try flash(image, partition, ["--yes-non-removable"])
                 #expect(onPartition.status == 3)
                 #expect(onPartition.errorOutput.contains("is a partition; flash the whole disk (/dev/\(big.name))"), "\(onPartition.errorOutput)")
+                #expect(try Self.sha256(big.path) == flashed, "a refused flash of a partition wrote to \(big.path)")
 
                 let mountpoint = directory + "/mnt"
                 try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
@@ -113,6 +139,7 @@ struct FlashTests {
                     let mounted = try flash(image, big.path, ["--yes-non-removable"])
                     #expect(mounted.status == 3)
                     #expect(mounted.errorOutput.contains("is mounted at \(mountpoint)"), "\(mounted.errorOutput)")
+                    #expect(try Self.sha256(big.path) == flashed, "a refused flash of a mounted disk wrote to it")
                 }
 
                 // A partition held open exclusively (as a filesystem or device-mapper would) makes the kernel refuse
@@ -125,6 +152,7 @@ struct FlashTests {
                     let busy = try flash(image, big.path, ["--yes-non-removable"])
                     #expect(busy.status == 3)
                     #expect(busy.errorOutput.contains("is in use (the kernel refused exclusive access)"), "\(busy.errorOutput)")
+                    #expect(try Self.sha256(big.path) == flashed, "a refused flash of a busy disk wrote to it")
                 }
                 _ = try? Command("partx", ["--delete", big.path]).run()
             }

@@ -37,6 +37,38 @@ struct QEMUTests {
         #expect(fixed.arguments.contains { $0.contains("hostfwd=tcp:127.0.0.1:17480-10.0.2.20:7480") })
     }
 
+    @Test("user networking is restricted unless outbound traffic is asked for; the forwards stay either way")
+    func restrictedNetwork() throws {
+        let restricted = machine([]).arguments
+        let netdev = try #require(zip(restricted, restricted.dropFirst()).first { $0.0 == "-netdev" }?.1)
+        #expect(netdev.hasPrefix("user,id=net0,restrict=on,"), "\(netdev)")
+        #expect(netdev.contains("hostfwd=tcp:127.0.0.1:17480-:7480"))
+        var open = machine([])
+        open.allowOutbound = true
+        let openNetdev = try #require(zip(open.arguments, open.arguments.dropFirst()).first { $0.0 == "-netdev" }?.1)
+        #expect(!openNetdev.contains("restrict"), "\(openNetdev)")
+        #expect(openNetdev.contains("hostfwd=tcp:127.0.0.1:17480-:7480"))
+        // aquarium-image boot: restricted unless --allow-outbound
+        #expect(try BootCommand.parse(["stick.raw"]).allowOutbound == false)
+        #expect(try BootCommand.parse(["stick.raw", "--allow-outbound"]).allowOutbound == true)
+    }
+
+    @Test("the console is read leniently: a stray byte does not empty it")
+    func lenientConsole() throws {
+        try withTemporaryDirectory { dir in
+            let path = dir + "/console.log"
+            var bytes = Data("Linux version 6.1\n".utf8)
+            bytes.append(contentsOf: [0xff, 0xfe, 0x1b])
+            bytes.append(Data("\nsystemd[1]: Failed to start x.service\nreboot: Power down\n".utf8))
+            try bytes.write(to: URL(fileURLWithPath: path))
+            #expect(String(data: bytes, encoding: .utf8) == nil, "the fixture must not be valid UTF-8")
+            let console = VirtualMachineRunner.readConsole(path)
+            #expect(console.contains("Failed to start x.service"))
+            #expect(console.contains("reboot: Power down"))
+            #expect(VirtualMachineRunner.readConsole(dir + "/missing.log").isEmpty)
+        }
+    }
+
     @Test("--disk parsing", arguments: [
         ("/d/a.raw:SER1", "SER1", Optional<Int>.none, VirtualDisk.Bus.sata, true),
         ("/d/a.raw:SER1:ssd", "SER1", 1, .sata, true),

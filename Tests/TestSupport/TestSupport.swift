@@ -2,7 +2,7 @@ import Exec
 import Foundation
 
 /// A capability a test needs (root, loop devices, a program) that this machine lacks.
-/// In CI (CI=true) a missing capability is always a failure; elsewhere a developer may set
+/// In CI (see `Capabilities.isCI`) a missing capability is always a failure; elsewhere a developer may set
 /// AQUARIUM_ALLOW_SKIP=1 to skip such tests knowingly.
 public struct MissingCapability: Error, CustomStringConvertible {
     public var what: String
@@ -11,7 +11,15 @@ public struct MissingCapability: Error, CustomStringConvertible {
 }
 
 public enum Capabilities {
-    public static var isCI: Bool { ProcessInfo.processInfo.environment["CI"].map { !$0.isEmpty && $0 != "false" } ?? false }
+    /// The one definition of a CI run, the same as scripts/is-ci (which scripts/run-tests uses; CapabilityTests checks
+    /// that both agree): CI is set to anything other than "", "false" or "0", compared case-insensitively with white
+    /// space ignored. CI=true, CI=1, CI=yes are CI; CI=0, CI=false, CI=False and an unset or empty CI are not.
+    public static func isCI(_ value: String?) -> Bool {
+        let normalized = (value ?? "").filter { !$0.isWhitespace }.lowercased()
+        return !["", "false", "0"].contains(normalized)
+    }
+
+    public static var isCI: Bool { isCI(ProcessInfo.processInfo.environment["CI"]) }
 
     /// True when the test should go on; false only when skipping is allowed (never in CI).
     /// Throws `MissingCapability` otherwise.
@@ -124,4 +132,18 @@ public func systemdVerifyComplaints(_ units: [(name: String, text: String)]) thr
         if result.status != 0 && complaints.isEmpty { return ["exit \(result.status): \(output)"] }
         return complaints
     }
+}
+
+extension Command {
+    /// The same command under coreutils `timeout`: after `seconds` it gets SIGTERM, 30 s later SIGKILL, together with
+    /// every process it started (timeout runs it in its own process group). A run that hit the limit exits with 124
+    /// (137 after the SIGKILL); `CommandResult.timedOut` tells.
+    public func timeLimited(_ seconds: Int) -> Command {
+        Command("timeout", ["--kill-after=30", String(seconds), executable] + arguments, environment: environment)
+    }
+}
+
+extension CommandResult {
+    /// True when a `Command.timeLimited` run was stopped by its time limit.
+    public var timedOut: Bool { command.executable == "timeout" && (status == 124 || status == 137) }
 }
