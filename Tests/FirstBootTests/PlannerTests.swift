@@ -234,7 +234,7 @@ struct PlannerTests {
 
     @Test("determinism: shuffled inventories and renamed kernel names give the same choice", arguments: cases)
     func determinism(_ test: Case) throws {
-        let seed = try Self.seed(test.disks)
+        let seed = try Self.seed(test.disks, host: test.host)
         let inventory = try Self.inventory(test.inventory)
         let reference = SystemDiskPlanner.plan(seed: seed, inventory: inventory, options: test.options)
         var generator = SeededGenerator(seed: UInt64(test.name.utf8.count))
@@ -281,7 +281,7 @@ struct PlannerTests {
             disks.append(copy)
         }
         var renamedOptions = options
-        renamedOptions.interruptedDisks = Set(options.interruptedDisks.map { newPath[$0] ?? $0 })
+        renamedOptions.journals = Dictionary(uniqueKeysWithValues: options.journals.map { (newPath[$0.key] ?? $0.key, $0.value) })
         return (Inventory(disks: disks), renamedOptions, oldName)
     }
 
