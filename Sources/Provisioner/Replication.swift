@@ -153,7 +153,7 @@ public enum CrushHosts {
 extension Provisioner {
     /// Bootstrap node (it holds the admin key): pool sizes follow the number of CRUSH hosts with OSDs, growing the
     /// defaults in the configuration database and every replicated pool below the target; never shrinking.
-    func replication() throws(ProvisionError) -> StepResult {
+    func replication() throws(ProvisionError) -> StepOutcome {
         let hosts = CrushHosts.withOSDs(try tools.json(["osd", "tree"]))
         let defaults = ReplicationDefaults.parse(try tools.json(["config", "dump"]))
         let pools = PoolReplication.parse(try tools.json(["osd", "pool", "ls", "detail"]))
@@ -193,7 +193,7 @@ extension Provisioner {
             try tools.run("ceph", ["config", "rm", "global", "mon_warn_on_pool_no_redundancy"])
             actions.append("POOL_NO_REDUNDANCY warnings back on")
         }
-        return StepResult(step: "replication", changed: !actions.isEmpty,
+        return StepOutcome(changed: !actions.isEmpty,
                           detail: actions.isEmpty ? summary : summary + "; " + actions.joined(separator: "; "))
     }
 }
