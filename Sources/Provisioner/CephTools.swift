@@ -40,14 +40,14 @@ public struct CephTools: Sendable {
         }
     }
 
-    /// `ceph ARGS --format json`, decoded.
-    public func json(_ arguments: [String], timeout: Int = 60) throws(ProvisionError) -> Any {
+    /// `ceph ARGS --format json`, decoded as `type` (see `CephJSON`): nil when the JSON has another shape; throws when
+    /// the command fails or prints no JSON.
+    public func json<T: Decodable>(_ type: T.Type, _ arguments: [String], timeout: Int = 60) throws(ProvisionError) -> T? {
         let result = try run("ceph", arguments + ["--format", "json"], timeout: timeout)
-        do {
-            return try JSONSerialization.jsonObject(with: result.standardOutput, options: [.fragmentsAllowed])
-        } catch {
+        guard case .success(let value) = CephJSON.decode(type, from: result.standardOutput) else {
             throw .failed("ceph \(arguments.joined(separator: " ")) printed no JSON: \(result.output.prefix(200))")
         }
+        return value
     }
 
     /// Polls `condition` until it holds or `seconds` pass; errors inside count as "not yet".
@@ -79,10 +79,11 @@ public struct BluestoreLabel: Equatable, Sendable {
 
     public static func read(device: String) -> BluestoreLabel? {
         guard let result = try? Command("ceph-bluestore-tool", ["show-label", "--dev", device]).run(),
-              let object = try? JSONSerialization.jsonObject(with: result.standardOutput) as? [String: Any],
-              let label = object.values.first as? [String: Any] else { return nil }
-        guard let uuid = label["osd_uuid"] as? String, let fsid = label["ceph_fsid"] as? String else { return nil }
-        return BluestoreLabel(osdUUID: uuid, clusterFSID: fsid, whoami: (label["whoami"] as? String).flatMap { Int($0) },
-                              mkfsDone: (label["mkfs_done"] as? String) == "yes")
+              // By device path; one device asked, one label.
+              case .success(let labels?) = CephJSON.decode([String: CephJSON.BluestoreLabel].self, from: result.standardOutput),
+              let label = labels.values.first else { return nil }
+        guard let uuid = label.osdUUID, let fsid = label.cephFSID else { return nil }
+        return BluestoreLabel(osdUUID: uuid, clusterFSID: fsid, whoami: label.whoami.flatMap { Int($0) },
+                              mkfsDone: label.mkfsDone == "yes")
     }
 }

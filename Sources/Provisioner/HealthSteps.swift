@@ -4,8 +4,7 @@ import Foundation
 extension Provisioner {
     func waitForManager() throws(ProvisionError) {
         try CephTools.wait("the manager to become available", seconds: 90) {
-            let stat = try tools.json(["mgr", "stat"], timeout: 20) as? [String: Any]
-            return (stat?["available"] as? Bool) == true
+            try tools.json(CephJSON.ManagerStat.self, ["mgr", "stat"], timeout: 20)?.available == true
         }
     }
 
@@ -13,8 +12,7 @@ extension Provisioner {
     /// with `cluster.telemetry: true`, off otherwise; a rerun after the seed changed turns it off again.
     func telemetry() throws(ProvisionError) -> StepOutcome {
         try waitForManager()
-        let status = try tools.json(["telemetry", "status"], timeout: 30) as? [String: Any]
-        let enabled = (status?["enabled"] as? Bool) == true
+        let enabled = try tools.json(CephJSON.TelemetryStatus.self, ["telemetry", "status"], timeout: 30)?.enabled == true
         let wanted = seed.cluster.telemetry
         if enabled == wanted {
             return StepOutcome(changed: false, detail: wanted ? "on (license sharing-1-0)" : "off")
@@ -36,9 +34,9 @@ extension Provisioner {
         if identity.join == nil { try waitForManager() }
         do {
             try CephTools.wait("HEALTH_OK (or only expected single-node warnings)", seconds: options.healthTimeout, interval: 1) {
-                let health = try tools.json(["health"], timeout: 20) as? [String: Any]
-                let status = health?["status"] as? String ?? "?"
-                let checks = Set(((health?["checks"] as? [String: Any]) ?? [:]).keys)
+                let health = try tools.json(CephJSON.Health.self, ["health"], timeout: 20)
+                let status = health?.status ?? "?"
+                let checks = Set((health?.checks ?? [:]).keys)
                 last = status + (checks.isEmpty ? "" : " " + checks.sorted().joined(separator: ","))
                 if status == "HEALTH_OK" { return true }
                 return status == "HEALTH_WARN" && checks.isSubset(of: CephConfig.expectedSingleNodeChecks)

@@ -16,18 +16,18 @@ extension Provisioner {
         let existing = try tools.run("ceph", ["auth", "get", entity, "--format", "json"], accepted: [0, 2])
         var key: String?
         if existing.status == 0,
-           let entries = try? JSONSerialization.jsonObject(with: existing.standardOutput) as? [[String: Any]],
-           let entry = entries.first(where: { ($0["entity"] as? String) == entity }) {
-            key = entry["key"] as? String
-            let caps = (entry["caps"] as? [String: String]) ?? [:]
+           case .success(let entries?) = CephJSON.decode([CephJSON.AuthEntry].self, from: existing.standardOutput),
+           let entry = entries.first(where: { $0.entity == entity }) {
+            key = entry.key
+            let caps = entry.caps ?? [:]
             if caps != Dictionary(uniqueKeysWithValues: wantedCaps) {
                 try tools.run("ceph", ["auth", "caps", entity] + JoinToken.caps)
                 actions.append("set the caps of \(entity)")
             }
         } else {
             let created = try tools.run("ceph", ["auth", "get-or-create", entity] + JoinToken.caps + ["--format", "json"])
-            let entries = try? JSONSerialization.jsonObject(with: created.standardOutput) as? [[String: Any]]
-            key = entries?.first?["key"] as? String
+            let entries = try? CephJSON.decode([CephJSON.AuthEntry].self, from: created.standardOutput).get()
+            key = entries?.first?.key
             actions.append("created \(entity)")
         }
         guard let key, JoinToken.isCephxKey(key) else {
@@ -101,8 +101,8 @@ extension Provisioner {
                                    accepted: Set(0...255))
         let text = (result.errorOutput + result.output).lowercased()
         if result.status == 0 {
-            let object = try? JSONSerialization.jsonObject(with: result.standardOutput) as? [String: Any]
-            guard let fsid = (object?["fsid"] as? String)?.lowercased() else {
+            let object = try? CephJSON.decode(CephJSON.FSID.self, from: result.standardOutput).get()
+            guard let fsid = object?.fsid?.lowercased() else {
                 throw .failed("the monitor at \(target.endpoint) answered `ceph fsid` without an fsid: \(result.output.prefix(200))")
             }
             guard fsid == identity.fsid else {

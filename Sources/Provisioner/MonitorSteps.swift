@@ -86,23 +86,23 @@ extension Provisioner {
     func mon() throws(ProvisionError) -> StepOutcome {
         let started = try launcher.ensureRunning(daemon("mon", identity.daemonId))
         try CephTools.wait("the monitor to form a quorum", seconds: 60) {
-            let status = try tools.json(["quorum_status"], timeout: 20) as? [String: Any]
-            return ((status?["quorum_names"] as? [String]) ?? []).contains(identity.daemonId)
+            let status = try tools.json(CephJSON.QuorumStatus.self, ["quorum_status"], timeout: 20)
+            return (status?.quorumNames ?? []).contains(identity.daemonId)
         }
         return StepOutcome(changed: started, detail: started ? "started mon.\(identity.daemonId)" : nil)
     }
 
     func clusterSettings() throws(ProvisionError) -> StepOutcome {
-        let dump = (try tools.json(["config", "dump"]) as? [[String: Any]]) ?? []
+        let dump = try tools.json([CephJSON.ConfigEntry].self, ["config", "dump"]) ?? []
         // The pool defaults only for a new cluster; once set, the `replication` step grows them.
-        let fresh = ReplicationDefaults.parse(dump).size == nil
+        let fresh = ReplicationDefaults(configDump: dump).size == nil
         // Set once: a value already in the database (an operator's tuning, say) is kept, not fought on every run.
         // `assimilate-conf` below would not overwrite it either.
         var missing: [(who: String, option: String, value: String)] = []
         var kept: [String] = []
         for setting in CephConfig.clusterSettings + (fresh ? CephConfig.singleNodeReplication : []) {
-            let current = dump.first { ($0["section"] as? String) == setting.who && ($0["name"] as? String) == setting.option }
-            if let value = current?["value"] as? String {
+            let current = dump.first { $0.section == setting.who && $0.name == setting.option }
+            if let value = current?.value {
                 if value != setting.value { kept.append("\(setting.who)/\(setting.option)=\(value)") }
             } else {
                 missing.append(setting)

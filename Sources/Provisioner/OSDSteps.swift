@@ -37,8 +37,9 @@ extension Provisioner {
 
     // MARK: the osds step
 
-    func osdDump() throws(ProvisionError) -> [[String: Any]] {
-        ((try tools.json(["osd", "dump"]) as? [String: Any])?["osds"] as? [[String: Any]]) ?? []
+    /// The OSDs of `ceph osd dump`.
+    func osdDump() throws(ProvisionError) -> [CephJSON.OSDDump.OSD] {
+        try tools.json(CephJSON.OSDDump.self, ["osd", "dump"])?.osds ?? []
     }
 
     func osds() throws(ProvisionError) -> StepOutcome {
@@ -78,7 +79,7 @@ extension Provisioner {
         }
         for id in ids where try launcher.ensureRunning(daemon("osd", String(id))) { actions.append("started osd.\(id)") }
         try CephTools.wait("OSDs \(ids.map { "osd.\($0)" }.joined(separator: ", ")) to come up", seconds: 120) {
-            let up = Set(try osdDump().filter { ($0["up"] as? Int) == 1 }.compactMap { $0["osd"] as? Int })
+            let up = Set(try osdDump().filter { $0.up == 1 }.compactMap(\.osd))
             return ids.allSatisfy(up.contains)
         }
         return StepOutcome(changed: !actions.isEmpty,
@@ -118,8 +119,8 @@ extension Provisioner {
         var newKey: String?
         // Only a remembered UUID can already be known to the monitor (a run that died after `ceph osd new`).
         var existing: Int?
-        if remembered != nil, let osd = try osdDump().first(where: { ($0["uuid"] as? String)?.lowercased() == uuid }) {
-            existing = osd["osd"] as? Int
+        if remembered != nil, let osd = try osdDump().first(where: { $0.uuid?.lowercased() == uuid }) {
+            existing = osd.osd
         }
         if let number = existing, identity.join != nil {
             // A joined node may not read OSD keys (`auth get`); the half-made OSD never ran, so it goes and is made

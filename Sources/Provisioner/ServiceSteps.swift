@@ -3,7 +3,7 @@ import Foundation
 /// The seed's services on a bootstrap node: `rbd`, `cephfs`, `rgw`.
 extension Provisioner {
     func pools() throws(ProvisionError) -> Set<String> {
-        Set((try tools.json(["osd", "pool", "ls"]) as? [String]) ?? [])
+        Set(try tools.json([String].self, ["osd", "pool", "ls"]) ?? [])
     }
 
     func rbd() throws(ProvisionError) -> StepOutcome {
@@ -15,7 +15,7 @@ extension Provisioner {
                 try tools.run("ceph", ["osd", "pool", "create", pool])
                 actions.append("created pool \(pool)")
             }
-            let applications = (try tools.json(["osd", "pool", "application", "get", pool]) as? [String: Any]) ?? [:]
+            let applications = try tools.json([String: CephJSON.Ignored].self, ["osd", "pool", "application", "get", pool]) ?? [:]
             if applications["rbd"] == nil {
                 try tools.run("rbd", ["pool", "init", pool], timeout: 180)
                 actions.append("initialised \(pool) for RBD")
@@ -28,8 +28,8 @@ extension Provisioner {
     func cephfs() throws(ProvisionError) -> StepOutcome {
         guard let service = seed.cluster.services.cephfs else { return StepOutcome(changed: false, detail: "not in the seed") }
         var actions: [String] = []
-        let filesystems = (try tools.json(["fs", "ls"]) as? [[String: Any]]) ?? []
-        if !filesystems.contains(where: { ($0["name"] as? String) == service.name }) {
+        let filesystems = try tools.json([CephJSON.FileSystem].self, ["fs", "ls"]) ?? []
+        if !filesystems.contains(where: { $0.name == service.name }) {
             let metadata = "cephfs.\(service.name).meta"
             let data = "cephfs.\(service.name).data"
             let existing = try pools()
@@ -46,11 +46,9 @@ extension Provisioner {
         }
         if try launcher.ensureRunning(daemon("mds", id)) { actions.append("started mds.\(id)") }
         try CephTools.wait("an active MDS for \(service.name)", seconds: 90) {
-            let dump = try tools.json(["fs", "dump"], timeout: 20) as? [String: Any]
-            let systems = (dump?["filesystems"] as? [[String: Any]]) ?? []
-            let map = systems.first { (($0["mdsmap"] as? [String: Any])?["fs_name"] as? String) == service.name }?["mdsmap"] as? [String: Any]
-            let info = (map?["info"] as? [String: Any]) ?? [:]
-            return info.values.contains { (($0 as? [String: Any])?["state"] as? String) == "up:active" }
+            let dump = try tools.json(CephJSON.FSDump.self, ["fs", "dump"], timeout: 20)
+            let map = (dump?.filesystems ?? []).first { $0.mdsmap?.fsName == service.name }?.mdsmap
+            return (map?.info ?? [:]).values.contains { $0.state == "up:active" }
         }
         return StepOutcome(changed: !actions.isEmpty, detail: actions.isEmpty ? service.name : actions.joined(separator: "; "))
     }
@@ -90,10 +88,10 @@ extension Provisioner {
 
     func s3AdminKeys() throws(ProvisionError) -> (access: String, secret: String, created: Bool) {
         func parse(_ output: String) -> (String, String)? {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any],
-                  let keys = object["keys"] as? [[String: Any]],
-                  let first = keys.first(where: { ($0["user"] as? String) == Self.s3AdminUser }) ?? keys.first,
-                  let access = first["access_key"] as? String, let secret = first["secret_key"] as? String else { return nil }
+            guard case .success(let user?) = CephJSON.decode(CephJSON.RGWUser.self, from: Data(output.utf8)),
+                  let keys = user.keys,
+                  let first = keys.first(where: { $0.user == Self.s3AdminUser }) ?? keys.first,
+                  let access = first.accessKey, let secret = first.secretKey else { return nil }
             return (access, secret)
         }
         let info = try tools.run("radosgw-admin", ["user", "info", "--uid", Self.s3AdminUser], timeout: 120, accepted: [0, 2, 22])
