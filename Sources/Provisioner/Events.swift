@@ -30,9 +30,7 @@ public struct EventLog: Sendable {
     public init(path: String) { self.path = path }
 
     public func append(_ event: ProvisionEvent) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        guard var data = try? encoder.encode(event) else { return }
+        guard var data = try? ProvisionerJSON.encoder(.line).encode(event) else { return }
         data.append(0x0a)
         try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
                                                  withIntermediateDirectories: true)

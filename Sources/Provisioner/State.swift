@@ -30,9 +30,7 @@ public struct ProvisionState: Codable, Equatable, Sendable {
     }
 
     public func save(_ path: String) throws(ProvisionError) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        guard let data = try? encoder.encode(self) else { throw .failed("cannot encode the state for \(path)") }
+        guard let data = try? ProvisionerJSON.encoder().encode(self) else { throw .failed("cannot encode the state for \(path)") }
         try Files.write(data, to: path, mode: 0o644)
     }
 
