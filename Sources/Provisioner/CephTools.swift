@@ -40,14 +40,14 @@ public struct CephTools: Sendable {
         }
     }
 
-    /// `ceph ARGS --format json`, decoded.
-    public func json(_ arguments: [String], timeout: Int = 60) throws(ProvisionError) -> Any {
+    /// `ceph ARGS --format json`, decoded as `type` (see `CephJSON`): nil when the JSON has another shape; throws when
+    /// the command fails or prints no JSON.
+    public func json<T: Decodable>(_ type: T.Type, _ arguments: [String], timeout: Int = 60) throws(ProvisionError) -> T? {
         let result = try run("ceph", arguments + ["--format", "json"], timeout: timeout)
-        do {
-            return try JSONSerialization.jsonObject(with: result.standardOutput, options: [.fragmentsAllowed])
-        } catch {
+        guard case .success(let value) = CephJSON.decode(type, from: result.standardOutput) else {
             throw .failed("ceph \(arguments.joined(separator: " ")) printed no JSON: \(result.output.prefix(200))")
         }
+        return value
     }
 
     /// Polls `condition` until it holds or `seconds` pass; errors inside count as "not yet".
@@ -79,56 +79,11 @@ public struct BluestoreLabel: Equatable, Sendable {
 
     public static func read(device: String) -> BluestoreLabel? {
         guard let result = try? Command("ceph-bluestore-tool", ["show-label", "--dev", device]).run(),
-              let object = try? JSONSerialization.jsonObject(with: result.standardOutput) as? [String: Any],
-              let label = object.values.first as? [String: Any] else { return nil }
-        guard let uuid = label["osd_uuid"] as? String, let fsid = label["ceph_fsid"] as? String else { return nil }
-        return BluestoreLabel(osdUUID: uuid, clusterFSID: fsid, whoami: (label["whoami"] as? String).flatMap { Int($0) },
-                              mkfsDone: (label["mkfs_done"] as? String) == "yes")
-    }
-}
-
-/// Ports on 127.0.0.1.
-public enum Ports {
-    /// True when nothing listens on `port` (a bind to 127.0.0.1 succeeds).
-    public static func isFree(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let status = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        return status == 0
-    }
-
-    /// True when something accepts connections on `host:port`.
-    public static func isListening(host: String, port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr(host)
-        let status = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        return status == 0
-    }
-
-    /// A base port with `count` free ports from it, searched from a pseudo-random start in 20000..<32700 (below
-    /// Linux's ephemeral range, so an outgoing connection cannot take one between the check and the bind) so
-    /// concurrent clusters on one machine rarely race for the same range.
-    public static func findFreeRange(count: Int = 100) -> Int? {
-        let slots = 127
-        let start = Int.random(in: 0..<slots)
-        for offset in 0..<slots {
-            let base = 20000 + ((start + offset) % slots) * 100
-            if (base..<(base + count)).allSatisfy(isFree) { return base }
-        }
-        return nil
+              // By device path; one device asked, one label.
+              case .success(let labels?) = CephJSON.decode([String: CephJSON.BluestoreLabel].self, from: result.standardOutput),
+              let label = labels.values.first else { return nil }
+        guard let uuid = label.osdUUID, let fsid = label.cephFSID else { return nil }
+        return BluestoreLabel(osdUUID: uuid, clusterFSID: fsid, whoami: label.whoami.flatMap { Int($0) },
+                              mkfsDone: label.mkfsDone == "yes")
     }
 }

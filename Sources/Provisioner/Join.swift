@@ -9,25 +9,25 @@ extension Provisioner {
 
     /// Creates (or repairs the caps of) `client.aquarium-join` and writes the token `FSID.KEY` mode 0600 to
     /// `/var/lib/aquarium/join-token`. The token never appears in the step's detail, events or logs.
-    func joinTokenStep() throws(ProvisionError) -> StepResult {
+    func joinTokenStep() throws(ProvisionError) -> StepOutcome {
         var actions: [String] = []
         let entity = JoinToken.entity
         let wantedCaps = stride(from: 0, to: JoinToken.caps.count, by: 2).map { (JoinToken.caps[$0], JoinToken.caps[$0 + 1]) }
         let existing = try tools.run("ceph", ["auth", "get", entity, "--format", "json"], accepted: [0, 2])
         var key: String?
         if existing.status == 0,
-           let entries = try? JSONSerialization.jsonObject(with: existing.standardOutput) as? [[String: Any]],
-           let entry = entries.first(where: { ($0["entity"] as? String) == entity }) {
-            key = entry["key"] as? String
-            let caps = (entry["caps"] as? [String: String]) ?? [:]
+           case .success(let entries?) = CephJSON.decode([CephJSON.AuthEntry].self, from: existing.standardOutput),
+           let entry = entries.first(where: { $0.entity == entity }) {
+            key = entry.key
+            let caps = entry.caps ?? [:]
             if caps != Dictionary(uniqueKeysWithValues: wantedCaps) {
                 try tools.run("ceph", ["auth", "caps", entity] + JoinToken.caps)
                 actions.append("set the caps of \(entity)")
             }
         } else {
             let created = try tools.run("ceph", ["auth", "get-or-create", entity] + JoinToken.caps + ["--format", "json"])
-            let entries = try? JSONSerialization.jsonObject(with: created.standardOutput) as? [[String: Any]]
-            key = entries?.first?["key"] as? String
+            let entries = try? CephJSON.decode([CephJSON.AuthEntry].self, from: created.standardOutput).get()
+            key = entries?.first?.key
             actions.append("created \(entity)")
         }
         guard let key, JoinToken.isCephxKey(key) else {
@@ -37,7 +37,7 @@ extension Provisioner {
         if try Files.write(token.text + "\n", to: layout.joinTokenFile, mode: 0o600) {
             actions.append("wrote \(layout.joinTokenFile)")
         }
-        return StepResult(step: "join-token", changed: !actions.isEmpty,
+        return StepOutcome(changed: !actions.isEmpty,
                           detail: (actions.isEmpty ? "" : actions.joined(separator: "; ") + "; ")
                             + "`aquarium-provision join-token` prints it")
     }
@@ -46,7 +46,7 @@ extension Provisioner {
 
     /// The cluster from the token, the monitor from the seed, this node's own address and ports; writes ceph.conf and
     /// the join entity's keyring.
-    func joinIdentity() throws(ProvisionError) -> StepResult {
+    func joinIdentity() throws(ProvisionError) -> StepOutcome {
         guard let token = joinToken, let join = seed.cluster.join else {
             throw .invalidInput("role: join needs cluster.join with the address and token of the cluster to join")
         }
@@ -91,18 +91,18 @@ extension Provisioner {
         if !services.isEmpty {
             detail += "; services (\(services.joined(separator: ", "))) run on the bootstrap node, not here"
         }
-        return StepResult(step: "identity", changed: changed, detail: detail)
+        return StepOutcome(changed: changed, detail: detail)
     }
 
     /// Checks that the monitor answers the join entity and belongs to the token's cluster, before anything is created.
-    func joinCluster() throws(ProvisionError) -> StepResult {
+    func joinCluster() throws(ProvisionError) -> StepOutcome {
         guard let target = identity.join else { throw .failed("the identity step did not record the cluster to join") }
         let result = try tools.run("ceph", ["--connect-timeout", "10", "fsid", "--format", "json"], timeout: 30,
                                    accepted: Set(0...255))
         let text = (result.errorOutput + result.output).lowercased()
         if result.status == 0 {
-            let object = try? JSONSerialization.jsonObject(with: result.standardOutput) as? [String: Any]
-            guard let fsid = (object?["fsid"] as? String)?.lowercased() else {
+            let object = try? CephJSON.decode(CephJSON.FSID.self, from: result.standardOutput).get()
+            guard let fsid = object?.fsid?.lowercased() else {
                 throw .failed("the monitor at \(target.endpoint) answered `ceph fsid` without an fsid: \(result.output.prefix(200))")
             }
             guard fsid == identity.fsid else {
@@ -110,7 +110,7 @@ extension Provisioner {
                     + "\(identity.fsid); nothing was created. Check cluster.join.address, or copy the token again with "
                     + "`aquarium-provision join-token` on that cluster's bootstrap node")
             }
-            return StepResult(step: "join", changed: false, detail: "cluster \(fsid) answers at \(target.endpoint)")
+            return StepOutcome(changed: false, detail: "cluster \(fsid) answers at \(target.endpoint)")
         }
         if result.status == 13 || text.contains("permission denied") || text.contains("access denied") {
             throw .refused("the monitor at \(target.endpoint) does not accept cluster.join.token (its key is not the "

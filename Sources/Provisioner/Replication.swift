@@ -40,12 +40,16 @@ public struct PoolReplication: Equatable, Sendable {
     }
 
     /// Pools from `ceph osd pool ls detail --format json`.
-    public static func parse(_ json: Any) -> [PoolReplication] {
-        ((json as? [[String: Any]]) ?? []).compactMap { pool in
-            guard let name = pool["pool_name"] as? String, let size = pool["size"] as? Int,
-                  let minSize = pool["min_size"] as? Int else { return nil }
-            return PoolReplication(name: name, size: size, minSize: minSize, replicated: (pool["type"] as? Int ?? 1) == 1)
+    public static func parse(lsDetail pools: [CephJSON.PoolDetail]?) -> [PoolReplication] {
+        (pools ?? []).compactMap { pool in
+            guard let name = pool.poolName, let size = pool.size, let minSize = pool.minSize else { return nil }
+            return PoolReplication(name: name, size: size, minSize: minSize, replicated: (pool.type ?? 1) == 1)
         }
+    }
+
+    /// The same from `JSONSerialization`'s output (test fixtures).
+    public static func parse(_ json: Any) -> [PoolReplication] {
+        parse(lsDetail: CephJSON.decode([CephJSON.PoolDetail].self, fromObject: json))
     }
 }
 
@@ -63,14 +67,18 @@ public struct ReplicationDefaults: Equatable, Sendable {
     }
 
     /// From `ceph config dump --format json`.
-    public static func parse(_ json: Any) -> ReplicationDefaults {
-        let dump = (json as? [[String: Any]]) ?? []
+    public init(configDump dump: [CephJSON.ConfigEntry]) {
         func value(_ option: String) -> String? {
-            dump.first { ($0["section"] as? String) == "global" && ($0["name"] as? String) == option }?["value"] as? String
+            dump.first { $0.section == "global" && $0.name == option }?.value
         }
-        return ReplicationDefaults(size: value("osd_pool_default_size").flatMap { Int($0) },
-                                   minSize: value("osd_pool_default_min_size").flatMap { Int($0) },
-                                   noRedundancyWarningOff: value("mon_warn_on_pool_no_redundancy") == "false")
+        self.init(size: value("osd_pool_default_size").flatMap { Int($0) },
+                  minSize: value("osd_pool_default_min_size").flatMap { Int($0) },
+                  noRedundancyWarningOff: value("mon_warn_on_pool_no_redundancy") == "false")
+    }
+
+    /// The same from `JSONSerialization`'s output (test fixtures).
+    public static func parse(_ json: Any) -> ReplicationDefaults {
+        ReplicationDefaults(configDump: CephJSON.decode([CephJSON.ConfigEntry].self, fromObject: json) ?? [])
     }
 }
 
@@ -142,21 +150,25 @@ public struct ReplicationPlan: Equatable, Sendable {
 /// The CRUSH hosts that hold at least one OSD, from `ceph osd tree --format json`, whether those OSDs are up or not:
 /// a node that is down for a while still counts, so nothing is planned differently while it is away.
 public enum CrushHosts {
+    public static func withOSDs(in tree: CephJSON.OSDTree?) -> [String] {
+        (tree?.nodes ?? []).filter { node in
+            node.type == "host" && (node.children ?? []).contains { $0 >= 0 }
+        }.compactMap(\.name).sorted()
+    }
+
+    /// The same from `JSONSerialization`'s output (test fixtures).
     public static func withOSDs(_ json: Any) -> [String] {
-        let nodes = ((json as? [String: Any])?["nodes"] as? [[String: Any]]) ?? []
-        return nodes.filter { node in
-            (node["type"] as? String) == "host" && ((node["children"] as? [Int]) ?? []).contains { $0 >= 0 }
-        }.compactMap { $0["name"] as? String }.sorted()
+        withOSDs(in: CephJSON.decode(CephJSON.OSDTree.self, fromObject: json))
     }
 }
 
 extension Provisioner {
     /// Bootstrap node (it holds the admin key): pool sizes follow the number of CRUSH hosts with OSDs, growing the
     /// defaults in the configuration database and every replicated pool below the target; never shrinking.
-    func replication() throws(ProvisionError) -> StepResult {
-        let hosts = CrushHosts.withOSDs(try tools.json(["osd", "tree"]))
-        let defaults = ReplicationDefaults.parse(try tools.json(["config", "dump"]))
-        let pools = PoolReplication.parse(try tools.json(["osd", "pool", "ls", "detail"]))
+    func replication() throws(ProvisionError) -> StepOutcome {
+        let hosts = CrushHosts.withOSDs(in: try tools.json(CephJSON.OSDTree.self, ["osd", "tree"]))
+        let defaults = ReplicationDefaults(configDump: try tools.json([CephJSON.ConfigEntry].self, ["config", "dump"]) ?? [])
+        let pools = PoolReplication.parse(lsDetail: try tools.json([CephJSON.PoolDetail].self, ["osd", "pool", "ls", "detail"]))
         let plan = ReplicationPlan.make(hosts: hosts.count, defaults: defaults, pools: pools,
                                         pending: state.replicationPending ?? [:])
         let summary = "\(hosts.count) host\(hosts.count == 1 ? "" : "s") with OSDs: \(plan.target)"
@@ -193,7 +205,7 @@ extension Provisioner {
             try tools.run("ceph", ["config", "rm", "global", "mon_warn_on_pool_no_redundancy"])
             actions.append("POOL_NO_REDUNDANCY warnings back on")
         }
-        return StepResult(step: "replication", changed: !actions.isEmpty,
+        return StepOutcome(changed: !actions.isEmpty,
                           detail: actions.isEmpty ? summary : summary + "; " + actions.joined(separator: "; "))
     }
 }

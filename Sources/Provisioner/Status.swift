@@ -55,27 +55,24 @@ public enum StatusCollector {
         guard Files.exists(layout.cephConf) else { return report }
         let diskById = Dictionary(state.osdIds.map { ($0.value, $0.key) }, uniquingKeysWith: { first, _ in first })
         // A monitor that does not answer within a few seconds is reported as unreachable, not waited for.
-        if let status = try? tools.json(["--connect-timeout", "5", "status"], timeout: 15) as? [String: Any] {
-            let health = status["health"] as? [String: Any]
-            report.health = health?["status"] as? String ?? "UNKNOWN"
-            for (name, value) in (health?["checks"] as? [String: Any]) ?? [:] {
-                let summary = ((value as? [String: Any])?["summary"] as? [String: Any])?["message"] as? String
-                report.checks[name] = summary ?? ""
+        if let status = try? tools.json(CephJSON.Status.self, ["--connect-timeout", "5", "status"], timeout: 15) {
+            report.health = status.health?.status ?? "UNKNOWN"
+            for (name, check) in status.health?.checks ?? [:] {
+                report.checks[name] = check.message ?? ""
             }
-            report.monitors = status["quorum_names"] as? [String] ?? []
+            report.monitors = status.quorumNames ?? []
         }
         if report.health != "UNREACHABLE" {
-            if let dump = try? tools.json(["osd", "dump"], timeout: 15) as? [String: Any] {
-                report.osds = ((dump["osds"] as? [[String: Any]]) ?? []).compactMap { osd in
-                    guard let id = osd["osd"] as? Int else { return nil }
-                    return StatusReport.OSD(id: id, up: (osd["up"] as? Int) == 1, in: (osd["in"] as? Int) == 1, disk: diskById[id])
+            if let dump = try? tools.json(CephJSON.OSDDump.self, ["osd", "dump"], timeout: 15) {
+                report.osds = (dump.osds ?? []).compactMap { osd in
+                    guard let id = osd.osd else { return nil }
+                    return StatusReport.OSD(id: id, up: osd.up == 1, in: osd.in == 1, disk: diskById[id])
                 }
-                let pools = (dump["pools"] as? [[String: Any]]) ?? []
-                report.services.rbdPools = pools.filter { (($0["application_metadata"] as? [String: Any])?["rbd"]) != nil }
-                    .compactMap { $0["pool_name"] as? String }.sorted()
+                report.services.rbdPools = (dump.pools ?? []).filter { $0.applications?.contains("rbd") == true }
+                    .compactMap(\.poolName).sorted()
             }
-            if let filesystems = try? tools.json(["fs", "ls"], timeout: 15) as? [[String: Any]] {
-                report.services.cephfs = filesystems.compactMap { $0["name"] as? String }
+            if let filesystems = try? tools.json([CephJSON.FileSystem].self, ["fs", "ls"], timeout: 15) {
+                report.services.cephfs = filesystems.compactMap(\.name)
             }
         }
         if let data = FileManager.default.contents(atPath: layout.s3CredentialsFile),

@@ -110,9 +110,7 @@ public struct RunCommand: ParsableCommand {
             }
         }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            print(String(decoding: try ProvisionerJSON.encoder().encode(report), as: UTF8.self))
         } else {
             print("done: \(report.changed ? "changed" : "nothing changed"), \(report.health ?? "")")
         }
@@ -137,9 +135,7 @@ public struct StatusCommand: ParsableCommand {
         let report = StatusCollector.collect(root: rootOptions.root, cluster: rootOptions.cluster,
                                              logger: global.logger("aquarium.provision"))
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            print(String(decoding: try ProvisionerJSON.encoder().encode(report), as: UTF8.self))
         } else {
             print(StatusCollector.render(report))
         }

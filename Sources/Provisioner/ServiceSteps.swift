@@ -1,0 +1,110 @@
+import Foundation
+
+/// The seed's services on a bootstrap node: `rbd`, `cephfs`, `rgw`.
+extension Provisioner {
+    func pools() throws(ProvisionError) -> Set<String> {
+        Set(try tools.json([String].self, ["osd", "pool", "ls"]) ?? [])
+    }
+
+    func rbd() throws(ProvisionError) -> StepOutcome {
+        guard let service = seed.cluster.services.rbd else { return StepOutcome(changed: false, detail: "not in the seed") }
+        var actions: [String] = []
+        let existing = try pools()
+        for pool in service.pools {
+            if !existing.contains(pool) {
+                try tools.run("ceph", ["osd", "pool", "create", pool])
+                actions.append("created pool \(pool)")
+            }
+            let applications = try tools.json([String: CephJSON.Ignored].self, ["osd", "pool", "application", "get", pool]) ?? [:]
+            if applications["rbd"] == nil {
+                try tools.run("rbd", ["pool", "init", pool], timeout: 180)
+                actions.append("initialised \(pool) for RBD")
+            }
+        }
+        return StepOutcome(changed: !actions.isEmpty,
+                          detail: actions.isEmpty ? "pools " + service.pools.joined(separator: ", ") : actions.joined(separator: "; "))
+    }
+
+    func cephfs() throws(ProvisionError) -> StepOutcome {
+        guard let service = seed.cluster.services.cephfs else { return StepOutcome(changed: false, detail: "not in the seed") }
+        var actions: [String] = []
+        let filesystems = try tools.json([CephJSON.FileSystem].self, ["fs", "ls"]) ?? []
+        if !filesystems.contains(where: { $0.name == service.name }) {
+            let metadata = "cephfs.\(service.name).meta"
+            let data = "cephfs.\(service.name).data"
+            let existing = try pools()
+            for pool in [metadata, data] where !existing.contains(pool) {
+                try tools.run("ceph", ["osd", "pool", "create", pool])
+            }
+            try tools.run("ceph", ["fs", "new", service.name, metadata, data])
+            actions.append("created file system \(service.name)")
+        }
+        let id = identity.daemonId
+        if try ensureKeyring("mds.\(id)", caps: ["mon", "allow profile mds", "osd", "allow rw tag cephfs *=*", "mds", "allow",
+                                                 "mgr", "allow profile mds"], at: layout.mdsData(id) + "/keyring") {
+            actions.append("created the key of mds.\(id)")
+        }
+        if try launcher.ensureRunning(daemon("mds", id)) { actions.append("started mds.\(id)") }
+        try CephTools.wait("an active MDS for \(service.name)", seconds: 90) {
+            let dump = try tools.json(CephJSON.FSDump.self, ["fs", "dump"], timeout: 20)
+            let map = (dump?.filesystems ?? []).first { $0.mdsmap?.fsName == service.name }?.mdsmap
+            return (map?.info ?? [:]).values.contains { $0.state == "up:active" }
+        }
+        return StepOutcome(changed: !actions.isEmpty, detail: actions.isEmpty ? service.name : actions.joined(separator: "; "))
+    }
+
+    var rgwHost: String { options.launcher == .process ? identity.address : "127.0.0.1" }
+
+    func rgw() throws(ProvisionError) -> StepOutcome {
+        guard let service = seed.cluster.services.rgw else { return StepOutcome(changed: false, detail: "not in the seed") }
+        var actions: [String] = []
+        let id = identity.daemonId
+        if try ensureKeyring("client.rgw.\(id)", caps: ["mon", "allow rw", "osd", "allow rwx", "mgr", "allow rw"],
+                             at: layout.rgwData(id) + "/keyring") {
+            actions.append("created the key of client.rgw.\(id)")
+        }
+        let spec = daemon("rgw", id)
+        if !launcher.isRunning(spec) && Ports.isListening(host: rgwHost, port: service.port) {
+            throw .failed("port \(service.port) on \(rgwHost) is taken by another program; RGW cannot listen there. "
+                + "Free it or change cluster.services.rgw.port in the seed")
+        }
+        if try launcher.ensureRunning(spec) { actions.append("started client.rgw.\(id) on port \(service.port)") }
+        try CephTools.wait("RGW to listen on \(rgwHost):\(service.port)", seconds: 120) {
+            Ports.isListening(host: rgwHost, port: service.port)
+        }
+        fault("rgw", .mid)
+        let keys = try s3AdminKeys()
+        let endpoint = "http://\(options.launcher == .process ? identity.address : (NodeAddresses.primary(seed: seed) ?? identity.address)):\(service.port)"
+        let credentials = S3Credentials(endpoint: endpoint, user: Self.s3AdminUser, accessKey: keys.access, secretKey: keys.secret)
+        guard let data = try? ProvisionerJSON.encoder().encode(credentials) else { throw .failed("cannot encode the S3 credentials") }
+        if try Files.write(data, to: layout.s3CredentialsFile, mode: 0o600) {
+            actions.append("wrote \(layout.s3CredentialsFile)")
+        }
+        if keys.created { actions.append("created the S3 user \(Self.s3AdminUser)") }
+        return StepOutcome(changed: !actions.isEmpty, detail: actions.isEmpty ? endpoint : actions.joined(separator: "; "))
+    }
+
+    func s3AdminKeys() throws(ProvisionError) -> (access: String, secret: String, created: Bool) {
+        func parse(_ output: String) -> (String, String)? {
+            guard case .success(let user?) = CephJSON.decode(CephJSON.RGWUser.self, from: Data(output.utf8)),
+                  let keys = user.keys,
+                  let first = keys.first(where: { $0.user == Self.s3AdminUser }) ?? keys.first,
+                  let access = first.accessKey, let secret = first.secretKey else { return nil }
+            return (access, secret)
+        }
+        let info = try tools.run("radosgw-admin", ["user", "info", "--uid", Self.s3AdminUser], timeout: 120, accepted: [0, 2, 22])
+        if info.status == 0, let keys = parse(info.output) { return (keys.0, keys.1, false) }
+        let created = try tools.run("radosgw-admin", ["user", "create", "--uid", Self.s3AdminUser,
+                                                      "--display-name", "Aquarium administrator", "--admin"], timeout: 120)
+        guard let keys = parse(created.output) else { throw .failed("radosgw-admin user create printed no keys") }
+        return (keys.0, keys.1, true)
+    }
+}
+
+/// The S3 administrator's credentials, written mode 0600 to `/var/lib/aquarium/s3-admin.json`.
+public struct S3Credentials: Codable, Equatable, Sendable {
+    public var endpoint: String
+    public var user: String
+    public var accessKey: String
+    public var secretKey: String
+}

@@ -1,0 +1,116 @@
+import Foundation
+import Seed
+
+/// What one step did.
+public struct StepResult: Codable, Equatable, Sendable {
+    public var step: String
+    public var changed: Bool
+    public var detail: String?
+}
+
+/// What `run` prints with `--json`.
+public struct RunReport: Codable, Equatable, Sendable {
+    public var fsid: String?
+    public var steps: [StepResult]
+    /// True when any step changed something on the node.
+    public var changed: Bool
+    public var health: String?
+}
+
+/// What a step's body reports; the runner names it with the step's name.
+struct StepOutcome {
+    var changed: Bool
+    var detail: String?
+
+    init(changed: Bool, detail: String? = nil) {
+        self.changed = changed
+        self.detail = detail
+    }
+}
+
+/// One provisioning step as a value: its name (in results, events, the state file and fault points) and its body,
+/// which looks at the node first and acts only on what is missing.
+struct ProvisionStep {
+    let name: String
+    let body: (Provisioner) -> () throws(ProvisionError) -> StepOutcome
+
+    init(_ name: String, _ body: @escaping (Provisioner) -> () throws(ProvisionError) -> StepOutcome) {
+        self.name = name
+        self.body = body
+    }
+}
+
+extension Provisioner {
+    /// The steps of each role, in the order they run: the one list the runner executes and the step names come from.
+    static func steps(for role: ClusterRole) -> [ProvisionStep] {
+        switch role {
+        case .bootstrap:
+            [ProvisionStep("host", Provisioner.host), ProvisionStep("identity", Provisioner.makeIdentity),
+             ProvisionStep("keys", Provisioner.keys), ProvisionStep("monmap", Provisioner.monmap),
+             ProvisionStep("mon-mkfs", Provisioner.monMkfs), ProvisionStep("mon", Provisioner.mon),
+             ProvisionStep("cluster-settings", Provisioner.clusterSettings), ProvisionStep("mgr", Provisioner.mgr),
+             ProvisionStep("join-token", Provisioner.joinTokenStep), ProvisionStep("osds", Provisioner.osds),
+             ProvisionStep("rbd", Provisioner.rbd), ProvisionStep("cephfs", Provisioner.cephfs),
+             ProvisionStep("rgw", Provisioner.rgw), ProvisionStep("replication", Provisioner.replication),
+             ProvisionStep("telemetry", Provisioner.telemetry), ProvisionStep("health", Provisioner.health)]
+        case .join:
+            [ProvisionStep("host", Provisioner.host), ProvisionStep("identity", Provisioner.joinIdentity),
+             ProvisionStep("join", Provisioner.joinCluster), ProvisionStep("osds", Provisioner.osds),
+             ProvisionStep("health", Provisioner.health)]
+        }
+    }
+
+    /// The names of a bootstrap node's steps, in order.
+    public static var bootstrapSteps: [String] { steps(for: .bootstrap).map(\.name) }
+    /// The names of a joining node's steps, in order.
+    public static var joinSteps: [String] { steps(for: .join).map(\.name) }
+
+    /// Runs every step; returns what each did. `onStep` sees each result as it completes.
+    public func run(onStep: (StepResult) -> Void = { _ in }) throws(ProvisionError) -> RunReport {
+        events.append(ProvisionEvent(event: "run.started", detail: "role \(seed.cluster.role.rawValue), launcher \(options.launcher.rawValue)"))
+        var results: [StepResult] = []
+        do throws(ProvisionError) {
+            if seed.cluster.role == .join {
+                guard let join = seed.cluster.join else {
+                    throw .invalidInput("role: join needs cluster.join with the address and token of the cluster to join")
+                }
+                // A malformed token stops the run before anything is touched (exit 2).
+                joinToken = try JoinToken(parsing: join.token)
+            }
+            let steps = Self.steps(for: seed.cluster.role)
+            try preflightDisks()
+            for step in steps {
+                let result = try run(step)
+                results.append(result)
+                onStep(result)
+            }
+        } catch {
+            events.append(ProvisionEvent(event: "run.failed", detail: error.description))
+            throw error
+        }
+        let changed = results.contains(where: \.changed)
+        let health = results.first(where: { $0.step == "health" })?.detail
+        events.append(ProvisionEvent(event: "run.finished", changed: changed, detail: health))
+        return RunReport(fsid: state.identity?.fsid, steps: results, changed: changed, health: health)
+    }
+
+    /// One step: its fault points, its events, and its completion in the state file.
+    func run(_ step: ProvisionStep) throws(ProvisionError) -> StepResult {
+        let name = step.name
+        fault(name, .before)
+        events.append(ProvisionEvent(event: "step.started", step: name))
+        let outcome: StepOutcome
+        do {
+            outcome = try step.body(self)()
+        } catch {
+            events.append(ProvisionEvent(event: "step.failed", step: name, detail: error.description))
+            throw error
+        }
+        fault(name, .after)
+        events.append(ProvisionEvent(event: outcome.changed ? "step.done" : "step.unchanged", step: name,
+                                     changed: outcome.changed, detail: outcome.detail))
+        state.markCompleted(name)
+        try state.save(layout.stateFile)
+        return StepResult(step: name, changed: outcome.changed, detail: outcome.detail)
+    }
+}
