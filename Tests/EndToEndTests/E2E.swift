@@ -155,7 +155,7 @@ final class E2E: @unchecked Sendable {
 
     /// The console lines that report a unit that failed to start.
     static func failedUnits(_ console: String) -> [String] {
-        console.split(separator: "\n").filter { $0.contains("Failed to start") }.map(String.init)
+        console.split(whereSeparator: \.isNewline).filter { $0.contains("Failed to start") }.map(String.init)
     }
 
     /// A seed for a one-SSD, two-HDD node: the SSD becomes the system disk, the HDDs stay for OSDs.

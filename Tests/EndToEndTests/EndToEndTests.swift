@@ -167,14 +167,16 @@ struct EndToEndTests {
 
         // Item: nothing leaves this machine. The guest's attempt fails at once (QEMU's restrict=on answers with a
         // reset), the listener saw nothing, and chrony has no time source (the seed names no NTP server).
-        let line = run.console.split(separator: "\n").first { $0.contains("aquarium-netcheck: tcp \(target) ") }.map(String.init)
+        // Console lines end in "\r\n", one Character in Swift: split on every kind of newline, not on "\n".
+        let lines = run.console.split(whereSeparator: \.isNewline)
+        let line = lines.first { $0.contains("aquarium-netcheck: tcp \(target) ") }.map(String.init)
         let checked = try #require(line, "aquarium-netcheck did not report; console tail: \(run.console.suffix(3000))")
         #expect(checked.contains(" failed after "), "\(checked)")
-        let milliseconds = checked.split(separator: " ").reversed().dropFirst().first.flatMap { Int($0) }
+        let milliseconds = checked.components(separatedBy: " failed after ").last?.split(separator: " ").first.flatMap { Int($0) }
         #expect((milliseconds ?? .max) < 5000, "the outside connection did not fail at once: \(checked)")
         #expect(outside.connections() == 0, "a connection from the guest reached this host's external address")
         #expect(run.console.contains("aquarium-netcheck: chrony time sources: 0"),
-                "\(run.console.split(separator: "\n").filter { $0.contains("aquarium-netcheck") })")
+                "\(lines.filter { $0.contains("aquarium-netcheck") })")
         env.note("per-node: \(checked.trimmingCharacters(in: .whitespacesAndNewlines))")
     }
 }
