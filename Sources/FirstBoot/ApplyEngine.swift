@@ -174,7 +174,9 @@ public struct ApplyEngine {
                 try makeFilesystem(partition: partition, disk: disk, identity)
             }
         }
+        options.faultPoint?.trigger(.partitionNode, after: false)
         try ensurePartitionNode(disk: disk.path, partition: partition)
+        options.faultPoint?.trigger(.partitionNode, after: true)
         try step(.mount) { try mountState(partition: partition, filesystem: identity.filesystem) }
         if mode == .reuse, let recorded = try verifyOwner(seed: seed) {
             // The record on the disk is the node's identity (the journal may be gone).
@@ -210,12 +212,14 @@ public struct ApplyEngine {
             try writeAtomically(inRoot("/" + NodeRecord.seedRelativePath), loaded.data, mode: 0o600)
             record = try writeNodeRecord(record)
         }
+        options.faultPoint?.trigger(.complete, after: false)
         if var current = journal, !current.isComplete {
             current.sequence += 1
             current.completedAt = timestamp()
             try StepJournal.write(device: disk.path, record: current)
             journal = current
         }
+        options.faultPoint?.trigger(.complete, after: true)
         options.faultPoint?.trigger(.handoff, after: false)
         let handoff = options.handoff ? Handoff.start(logger: logger) : "handoff skipped (--no-handoff)"
         steps.append(ApplyStep.handoff.rawValue)

@@ -30,7 +30,12 @@ public struct ApplyError: Error, AquariumExitCoded, CustomStringConvertible, Sen
 public enum ApplyStep: String, CaseIterable, Codable, Sendable {
     /// The first journal write (fault point before it: nothing has been written yet).
     case journal
-    case wipe, partition, identities, mkfs, mount, layout, record
+    case wipe, partition, identities, mkfs
+    /// Waiting for the partition's device node (the kernel told by BLKPG, or partx after a crash).
+    case partitionNode = "partition-node"
+    case mount, layout, record
+    /// The journal write that marks the first boot complete.
+    case complete
     case handoff, report
 
     /// Steps recorded in the on-disk journal.
