@@ -40,32 +40,27 @@ enum NodeAddresses {
 public enum Ports {
     /// True when nothing listens on `port` (a bind to 127.0.0.1 succeeds).
     public static func isFree(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let status = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        return status == 0
+        withIPv4Socket(host: "127.0.0.1", port: port) { bind($0, $1, $2) } == 0
     }
 
     /// True when something accepts connections on `host:port`.
     public static func isListening(host: String, port: Int) -> Bool {
+        withIPv4Socket(host: host, port: port) { connect($0, $1, $2) } == 0
+    }
+
+    /// Runs `call` (bind or connect) on a new TCP socket with the address `host:port`; -1 when no socket was had.
+    static func withIPv4Socket(host: String, port: Int,
+                               _ call: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
+        guard fd >= 0 else { return -1 }
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr(host)
-        let status = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        return status == 0
     }
 
     /// A base port with `count` free ports from it, searched from a pseudo-random start in 20000..<32700 (below

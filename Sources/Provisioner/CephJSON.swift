@@ -7,43 +7,26 @@ import Foundation
 public enum CephJSON {
     /// `ceph quorum_status`.
     public struct QuorumStatus: Decodable, Sendable {
-        public var quorumNames: [String]?
+        @Lenient public var quorumNames: [String]?
         enum CodingKeys: String, CodingKey { case quorumNames = "quorum_names" }
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            quorumNames = c.lenient(.quorumNames)
-        }
     }
 
     /// One entry of `ceph config dump`.
     public struct ConfigEntry: Decodable, Sendable {
-        public var section: String?
-        public var name: String?
-        public var value: String?
+        @Lenient public var section: String?
+        @Lenient public var name: String?
+        @Lenient public var value: String?
         enum CodingKeys: String, CodingKey { case section, name, value }
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            section = c.lenient(.section)
-            name = c.lenient(.name)
-            value = c.lenient(.value)
-        }
     }
 
     /// `ceph osd dump`: the OSDs and pools.
     public struct OSDDump: Decodable, Sendable {
         public struct OSD: Decodable, Sendable {
-            public var osd: Int?
-            public var uuid: String?
-            public var up: Int?
-            public var `in`: Int?
+            @Lenient public var osd: Int?
+            @Lenient public var uuid: String?
+            @Lenient public var up: Int?
+            @Lenient public var `in`: Int?
             enum CodingKeys: String, CodingKey { case osd, uuid, up, `in` }
-            public init(from decoder: any Decoder) throws {
-                let c = try decoder.container(keyedBy: CodingKeys.self)
-                osd = c.lenient(.osd)
-                uuid = c.lenient(.uuid)
-                up = c.lenient(.up)
-                `in` = c.lenient(.in)
-            }
         }
 
         public struct Pool: Decodable, Sendable {
@@ -58,106 +41,63 @@ public enum CephJSON {
             }
         }
 
-        public var osds: [OSD]?
-        public var pools: [Pool]?
+        @Lenient public var osds: [OSD]?
+        @Lenient public var pools: [Pool]?
         enum CodingKeys: String, CodingKey { case osds, pools }
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            osds = c.lenient(.osds)
-            pools = c.lenient(.pools)
-        }
     }
 
     /// One pool of `ceph osd pool ls detail`.
     public struct PoolDetail: Decodable, Sendable {
-        public var poolName: String?
-        public var size: Int?
-        public var minSize: Int?
+        @Lenient public var poolName: String?
+        @Lenient public var size: Int?
+        @Lenient public var minSize: Int?
         /// 1 replicated, 3 erasure-coded.
-        public var type: Int?
+        @Lenient public var type: Int?
         enum CodingKeys: String, CodingKey { case poolName = "pool_name", size, minSize = "min_size", type }
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            poolName = c.lenient(.poolName)
-            size = c.lenient(.size)
-            minSize = c.lenient(.minSize)
-            type = c.lenient(.type)
-        }
     }
 
     /// `ceph osd tree`: its buckets and OSDs.
     public struct OSDTree: Decodable, Sendable {
         public struct Node: Decodable, Sendable {
-            public var name: String?
-            public var type: String?
+            @Lenient public var name: String?
+            @Lenient public var type: String?
             /// Bucket and OSD ids below this node; OSD ids are 0 and above.
-            public var children: [Int]?
+            @Lenient public var children: [Int]?
             enum CodingKeys: String, CodingKey { case name, type, children }
-            public init(from decoder: any Decoder) throws {
-                let c = try decoder.container(keyedBy: CodingKeys.self)
-                name = c.lenient(.name)
-                type = c.lenient(.type)
-                children = c.lenient(.children)
-            }
         }
 
-        public var nodes: [Node]?
+        @Lenient public var nodes: [Node]?
         enum CodingKeys: String, CodingKey { case nodes }
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            nodes = c.lenient(.nodes)
-        }
     }
 
     /// One file system of `ceph fs ls`.
     public struct FileSystem: Decodable, Sendable {
-        public var name: String?
+        @Lenient public var name: String?
         enum CodingKeys: String, CodingKey { case name }
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            name = c.lenient(.name)
-        }
     }
 
     /// `ceph fs dump`: each file system's MDS map, as far as the MDS states.
     public struct FSDump: Decodable, Sendable {
         public struct FileSystem: Decodable, Sendable {
-            public var mdsmap: MDSMap?
+            @Lenient public var mdsmap: MDSMap?
             enum CodingKeys: String, CodingKey { case mdsmap }
-            public init(from decoder: any Decoder) throws {
-                let c = try decoder.container(keyedBy: CodingKeys.self)
-                mdsmap = c.lenient(.mdsmap)
-            }
         }
 
         public struct MDSMap: Decodable, Sendable {
-            public var fsName: String?
+            @Lenient public var fsName: String?
             /// The MDS daemons by `gid_N`.
-            public var info: [String: MDS]?
+            @Lenient public var info: [String: MDS]?
             enum CodingKeys: String, CodingKey { case fsName = "fs_name", info }
-            public init(from decoder: any Decoder) throws {
-                let c = try decoder.container(keyedBy: CodingKeys.self)
-                fsName = c.lenient(.fsName)
-                info = c.lenient(.info)
-            }
         }
 
         public struct MDS: Decodable, Sendable {
             /// `up:active`, `up:standby`, ...
-            public var state: String?
+            @Lenient public var state: String?
             enum CodingKeys: String, CodingKey { case state }
-            public init(from decoder: any Decoder) throws {
-                let c = try decoder.container(keyedBy: CodingKeys.self)
-                state = c.lenient(.state)
-            }
         }
 
-        public var filesystems: [FileSystem]?
+        @Lenient public var filesystems: [FileSystem]?
         enum CodingKeys: String, CodingKey { case filesystems }
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            filesystems = c.lenient(.filesystems)
-        }
     }
 
     /// `ceph health`, and the `health` of `ceph status`.
@@ -182,117 +122,71 @@ public enum CephJSON {
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             status = c.lenient(.status)
-            checks = c.lenient(.checks, as: [String: Lenient<Check>].self)?.mapValues { $0.value ?? Check() }
+            checks = c.lenient(.checks, as: [String: Lenient<Check>].self)?.mapValues { $0.wrappedValue ?? Check() }
         }
     }
 
     /// `ceph status`, as far as `aquarium-provision status` reads it.
     public struct Status: Decodable, Sendable {
-        public var health: Health?
-        public var quorumNames: [String]?
+        @Lenient public var health: Health?
+        @Lenient public var quorumNames: [String]?
         enum CodingKeys: String, CodingKey { case health, quorumNames = "quorum_names" }
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            health = c.lenient(.health)
-            quorumNames = c.lenient(.quorumNames)
-        }
     }
 
     /// `ceph mgr stat`.
     public struct ManagerStat: Decodable, Sendable {
-        public var available: Bool?
+        @Lenient public var available: Bool?
         enum CodingKeys: String, CodingKey { case available }
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            available = c.lenient(.available)
-        }
     }
 
     /// `ceph telemetry status`.
     public struct TelemetryStatus: Decodable, Sendable {
-        public var enabled: Bool?
+        @Lenient public var enabled: Bool?
         enum CodingKeys: String, CodingKey { case enabled }
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            enabled = c.lenient(.enabled)
-        }
     }
 
     /// One entry of `ceph auth get ENTITY` / `ceph auth get-or-create ENTITY ...`.
     public struct AuthEntry: Decodable, Sendable {
-        public var entity: String?
-        public var key: String?
+        @Lenient public var entity: String?
+        @Lenient public var key: String?
         /// By daemon type (`mon`, `osd`, ...).
-        public var caps: [String: String]?
+        @Lenient public var caps: [String: String]?
         enum CodingKeys: String, CodingKey { case entity, key, caps }
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            entity = c.lenient(.entity)
-            key = c.lenient(.key)
-            caps = c.lenient(.caps)
-        }
     }
 
     /// `ceph fsid`.
     public struct FSID: Decodable, Sendable {
-        public var fsid: String?
+        @Lenient public var fsid: String?
         enum CodingKeys: String, CodingKey { case fsid }
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            fsid = c.lenient(.fsid)
-        }
     }
 
     /// One device's label of `ceph-bluestore-tool show-label` (the tool prints them by device path).
     public struct BluestoreLabel: Decodable, Sendable {
-        public var osdUUID: String?
-        public var cephFSID: String?
+        @Lenient public var osdUUID: String?
+        @Lenient public var cephFSID: String?
         /// The OSD id, as a string.
-        public var whoami: String?
+        @Lenient public var whoami: String?
         /// `yes` once `ceph-osd --mkfs` finished.
-        public var mkfsDone: String?
+        @Lenient public var mkfsDone: String?
         enum CodingKeys: String, CodingKey { case osdUUID = "osd_uuid", cephFSID = "ceph_fsid", whoami, mkfsDone = "mkfs_done" }
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            osdUUID = c.lenient(.osdUUID)
-            cephFSID = c.lenient(.cephFSID)
-            whoami = c.lenient(.whoami)
-            mkfsDone = c.lenient(.mkfsDone)
-        }
     }
 
     /// `radosgw-admin user info` / `user create`: the user's S3 keys.
     public struct RGWUser: Decodable, Sendable {
         public struct Key: Decodable, Sendable {
-            public var user: String?
-            public var accessKey: String?
-            public var secretKey: String?
+            @Lenient public var user: String?
+            @Lenient public var accessKey: String?
+            @Lenient public var secretKey: String?
             enum CodingKeys: String, CodingKey { case user, accessKey = "access_key", secretKey = "secret_key" }
-            public init(from decoder: any Decoder) throws {
-                let c = try decoder.container(keyedBy: CodingKeys.self)
-                user = c.lenient(.user)
-                accessKey = c.lenient(.accessKey)
-                secretKey = c.lenient(.secretKey)
-            }
         }
 
-        public var keys: [Key]?
+        @Lenient public var keys: [Key]?
         enum CodingKeys: String, CodingKey { case keys }
-        public init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            keys = c.lenient(.keys)
-        }
     }
 
     /// Any JSON value, not read (for keys whose values do not matter, such as a pool's application settings).
     public struct Ignored: Decodable, Sendable {
         public init(from decoder: any Decoder) throws {}
-    }
-
-    /// A value that reads as nil instead of failing the decode around it.
-    public struct Lenient<Value: Decodable & Sendable>: Decodable, Sendable {
-        public var value: Value?
-        public init(from decoder: any Decoder) throws { value = try? Value(from: decoder) }
     }
 
     /// `data` decoded as `type`: nil when it is JSON of another shape (a lenient cast, as before); throws when it is
@@ -321,5 +215,25 @@ extension KeyedDecodingContainer {
     /// The value at `key` when it is there and a `T`; nil when it is missing, null or of another type.
     func lenient<T: Decodable>(_ key: Key, as type: T.Type = T.self) -> T? {
         (try? decodeIfPresent(T.self, forKey: key)) ?? nil
+    }
+}
+
+/// An optional field of Ceph's JSON read leniently: missing, `null` or of another type reads as nil (Ceph's output
+/// varies between versions; what the Provisioner does not find it treats as unknown).
+@propertyWrapper
+public struct Lenient<Value: Decodable & Sendable>: Decodable, Sendable {
+    public var wrappedValue: Value?
+
+    public init(wrappedValue: Value? = nil) { self.wrappedValue = wrappedValue }
+
+    public init(from decoder: any Decoder) throws {
+        wrappedValue = try? Value(from: decoder)
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// A missing key is nil, like a `null` or mistyped one.
+    public func decode<Value>(_ type: Lenient<Value>.Type, forKey key: Key) throws -> Lenient<Value> {
+        (try? decodeIfPresent(type, forKey: key)) ?? Lenient()
     }
 }
