@@ -3,19 +3,29 @@ import Foundation
 import Testing
 import TestSupport
 
-/// The guard every device test starts with must fail, not skip, when a capability is missing in CI.
+/// The `.requires(...)` trait every device test carries: a missing capability skips the test outside CI (reported as
+/// skipped, never as passed) and fails it in CI. check-run-tests proves the same through the runner (RunnerFixture).
 @Suite("Missing capabilities fail in CI")
 struct CapabilityTests {
-    @Test("a missing program is an error unless skipping is explicitly allowed outside CI")
-    func missingProgram() throws {
-        let allowSkip = !Capabilities.isCI && ProcessInfo.processInfo.environment["AQUARIUM_ALLOW_SKIP"] == "1"
-        if allowSkip {
-            #expect(try Capabilities.require(root: false, programs: ["aquarium-no-such-tool"]) == false)
-        } else {
-            #expect(throws: MissingCapability.self) {
-                try Capabilities.require(root: false, programs: ["aquarium-no-such-tool"])
-            }
+    @Test("a missing program: an error in CI, a skip elsewhere; nothing missing: the test runs", arguments: [
+        (["aquarium-no-such-tool"], true, "throws"), (["aquarium-no-such-tool"], false, "skip"),
+        (["sh"], true, "run"), (["sh"], false, "run"), ([], true, "run"),
+    ] as [([String], Bool, String)])
+    func condition(programs: [String], ci: Bool, expected: String) throws {
+        switch expected {
+        case "throws":
+            #expect(throws: MissingCapability.self) { try Capabilities.available(root: false, programs: programs, ci: ci) }
+        case "skip":
+            #expect(try Capabilities.available(root: false, programs: programs, ci: ci) == false)
+        default:
+            #expect(try Capabilities.available(root: false, programs: programs, ci: ci) == true)
         }
+    }
+
+    @Test("what is missing is named: the program, and root and loop devices only when asked for")
+    func missingIsNamed() {
+        #expect(Capabilities.missing(root: false, programs: ["aquarium-no-such-tool"]) == ["the program 'aquarium-no-such-tool'"])
+        #expect(Capabilities.missing(root: false, programs: ["sh", "/bin/sh"]).isEmpty)
     }
 
     @Test("in CI the runner really is root with loop devices, so device tests cannot be skipped",
@@ -23,7 +33,7 @@ struct CapabilityTests {
     func ciHasCapabilities() throws {
         #expect(getuid() == 0)
         #expect(FileManager.default.fileExists(atPath: "/dev/loop-control"))
-        #expect(try Capabilities.require(programs: ["losetup", "sfdisk", "blkid"]))
+        #expect(Capabilities.missing(programs: ["losetup", "sfdisk", "blkid"]).isEmpty)
     }
 }
 

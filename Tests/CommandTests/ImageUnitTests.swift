@@ -13,13 +13,12 @@ struct ImageUnitTests {
         return url.path + "/image/overlay/etc/systemd/system"
     }
 
-    @Test("units verify, and each has its guard", arguments: [
+    @Test("units verify, and each has its guard", .requires(root: false, programs: ["systemd-analyze"]), arguments: [
         ("aquarium-poweroff.service", "ConditionKernelCommandLine=aquarium.poweroff"),
         ("aquarium-ssh-keygen.service", "ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key"),
         ("aquarium-netcheck.service", "ConditionKernelCommandLine=aquarium.netcheck"),
     ])
     func verify(unit: String, guardLine: String) throws {
-        guard try Capabilities.require(root: false, programs: ["systemd-analyze"]) else { return }
         let text = try String(contentsOfFile: Self.overlay + "/" + unit, encoding: .utf8)
         #expect(text.split(separator: "\n").contains { $0 == guardLine[...] }, "\(unit) lacks \(guardLine)")
         let complaints = try systemdVerifyComplaints([(unit, text)])
@@ -34,7 +33,8 @@ struct ImageUnitTests {
 
     /// `aquarium-provision.timer` reruns the Provisioner through its own oneshot unit: aquarium-provision.service keeps
     /// RemainAfterExit=yes (active after the boot's run), so a timer could not start that one again.
-    @Test("the periodic rerun: a timer, not during the first 10 minutes, and a unit guarded like the boot's run")
+    @Test("the periodic rerun: a timer, not during the first 10 minutes, and a unit guarded like the boot's run",
+          .requires(root: false, programs: ["systemd-analyze"]))
     func periodicRerun() throws {
         let timer = try String(contentsOfFile: Self.overlay + "/aquarium-provision.timer", encoding: .utf8)
         let rerun = try String(contentsOfFile: Self.overlay + "/aquarium-provision-reconcile.service", encoding: .utf8)
@@ -61,7 +61,6 @@ struct ImageUnitTests {
         #expect(value("After", in: rerun)?.split(separator: " ").contains("aquarium-provision.service") == true)
         #expect(value("Requisite", in: rerun) == "aquarium-firstboot.service")
 
-        guard try Capabilities.require(root: false, programs: ["systemd-analyze"]) else { return }
         // The binary and FirstBoot's unit are not installed on the build host: stand-ins for the check.
         let service = rerun.replacingOccurrences(of: "/usr/local/bin/aquarium-provision", with: "/bin/true")
             .replacingOccurrences(of: "Requisite=aquarium-firstboot.service\n", with: "")
@@ -89,9 +88,9 @@ struct ImageUnitTests {
         #expect(directives.contains("sourcedir /etc/chrony/sources.d"))
     }
 
-    @Test("the netcheck script is valid bash and only ever uses its address as a /dev/tcp path")
+    @Test("the netcheck script is valid bash and only ever uses its address as a /dev/tcp path",
+          .requires(root: false, programs: ["bash"]))
     func netcheckScript() throws {
-        guard try Capabilities.require(root: false, programs: ["bash"]) else { return }
         let script = Self.overlay + "/../../../usr/local/lib/aquarium/netcheck"
         #expect(FileManager.default.isExecutableFile(atPath: script))
         let check = try Command("bash", ["-n", script]).run(acceptedStatuses: Set(0...255))

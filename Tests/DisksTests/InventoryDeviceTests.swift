@@ -12,9 +12,8 @@ struct InventoryDeviceTests {
         return Dictionary(uniqueKeysWithValues: inventory.disks.map { ($0.name, $0) })
     }
 
-    @Test("sizes, 4K logical sectors, read-only, backing files, transport")
+    @Test("sizes, 4K logical sectors, read-only, backing files, transport", .requires(programs: ["losetup"]))
     func geometryAndFlags() throws {
-        guard try Capabilities.require(programs: ["losetup"]) else { return }
         try LoopDevice.withMany([.init(sizeBytes: 64 << 20), .init(sizeBytes: 96 << 20, sectorSize: 4096),
                                  .init(sizeBytes: 32 << 20, readOnly: true)]) { loops in
             let disks = try scan(loops)
@@ -43,9 +42,9 @@ struct InventoryDeviceTests {
         }
     }
 
-    @Test("an ext4 filesystem: signature with type, label and UUID")
+    @Test("an ext4 filesystem: signature with type, label and UUID",
+          .requires(programs: ["losetup", "mkfs.ext4", "blkid"]))
     func ext4Signature() throws {
-        guard try Capabilities.require(programs: ["losetup", "mkfs.ext4", "blkid"]) else { return }
         try LoopDevice.with(.init(sizeBytes: 64 << 20), prepare: { file in
             try Command("mkfs.ext4", ["-q", "-F", "-L", "aq-ext4", file]).run()
         }) { loop in
@@ -60,9 +59,9 @@ struct InventoryDeviceTests {
         }
     }
 
-    @Test("an xfs filesystem and an LVM physical volume are recognised")
+    @Test("an xfs filesystem and an LVM physical volume are recognised",
+          .requires(programs: ["losetup", "mkfs.xfs", "pvcreate"]))
     func xfsAndLVM() throws {
-        guard try Capabilities.require(programs: ["losetup", "mkfs.xfs", "pvcreate"]) else { return }
         try LoopDevice.with(.init(sizeBytes: 320 << 20), prepare: { file in
             try Command("mkfs.xfs", ["-q", "-f", "-L", "data", file]).run()
         }) { loop in
@@ -80,9 +79,9 @@ struct InventoryDeviceTests {
         }
     }
 
-    @Test("a GPT with two partitions matches what sfdisk --json says")
+    @Test("a GPT with two partitions matches what sfdisk --json says",
+          .requires(programs: ["losetup", "sfdisk", "mkfs.ext4"]))
     func gptMatchesSfdisk() throws {
-        guard try Capabilities.require(programs: ["losetup", "sfdisk", "mkfs.ext4"]) else { return }
         try LoopDevice.with(.init(sizeBytes: 128 << 20)) { loop in
             let script = """
                 label: gpt
@@ -119,9 +118,9 @@ struct InventoryDeviceTests {
         }
     }
 
-    @Test("a mounted filesystem marks its disk mounted, with the mount point")
+    @Test("a mounted filesystem marks its disk mounted, with the mount point",
+          .requires(programs: ["losetup", "mkfs.ext4", "mount", "umount"]))
     func mountedDisk() throws {
-        guard try Capabilities.require(programs: ["losetup", "mkfs.ext4", "mount", "umount"]) else { return }
         try LoopDevice.with(.init(sizeBytes: 64 << 20), prepare: { file in
             try Command("mkfs.ext4", ["-q", "-F", file]).run()
         }) { loop in
@@ -135,9 +134,8 @@ struct InventoryDeviceTests {
         }
     }
 
-    @Test("a disk carrying the AQUASEED volume is boot media")
+    @Test("a disk carrying the AQUASEED volume is boot media", .requires(programs: ["losetup", "mkfs.vfat"]))
     func seedVolumeIsBootMedia() throws {
-        guard try Capabilities.require(programs: ["losetup", "mkfs.vfat"]) else { return }
         try LoopDevice.with(.init(sizeBytes: 64 << 20), prepare: { file in
             try Command("mkfs.vfat", ["-n", "AQUASEED", file]).run()
         }) { loop in
@@ -146,9 +144,8 @@ struct InventoryDeviceTests {
         }
     }
 
-    @Test("the CLI prints the documented JSON for a loop device; jq reads it")
+    @Test("the CLI prints the documented JSON for a loop device; jq reads it", .requires(programs: ["losetup", "jq"]))
     func cliJSON() throws {
-        guard try Capabilities.require(programs: ["losetup", "jq"]) else { return }
         try LoopDevice.with(.init(sizeBytes: 48 << 20, sectorSize: 4096)) { loop in
             let result = try Products.run("aquarium-firstboot", ["inventory", "--json", "--device", loop.name])
             #expect(result.status == 0, "\(result.errorOutput)")
@@ -174,9 +171,9 @@ struct InventoryDeviceTests {
 
 @Suite("Mount table on a busy machine", .serialized)
 struct BusyMountTableTests {
-    @Test("a mount behind more than a page of /proc/self/mountinfo is still seen")
+    @Test("a mount behind more than a page of /proc/self/mountinfo is still seen",
+          .requires(programs: ["losetup", "mkfs.ext4", "mount", "umount"]))
     func manyMounts() throws {
-        guard try Capabilities.require(programs: ["losetup", "mkfs.ext4", "mount", "umount"]) else { return }
         try withTemporaryDirectory { dir in
             // 100 bind mounts with long paths push the mountinfo well past 4 KiB.
             var binds: [String] = []

@@ -30,10 +30,9 @@ extension EndToEndTests {
     /// Seconds the S3 probe may take (3 attempts with 10 s connect and 60 s read timeouts fit well inside).
     static let s3ProbeLimit = 300
 
-    @Test("Ceph: the node bootstraps Ceph from its seed, keeps its cluster across a reboot, and answers S3 on a forwarded port")
+    @Test("Ceph: the node bootstraps Ceph from its seed, keeps its cluster across a reboot, and answers S3 on a forwarded port",
+          .requires(root: false, programs: ["qemu-system-x86_64", "mtype", "sfdisk", "debugfs", "blkid", "python3"]))
     func cephBootstrapRebootAndS3() throws {
-        guard try Capabilities.require(root: false, programs: ["qemu-system-x86_64", "mtype", "sfdisk", "debugfs", "blkid",
-                                                               "python3"]) else { return }
         let env = E2E.shared
         let dir = try env.directory("ceph")
         let ssd = try DiskImage.blank(dir + "/ssd.raw", sizeBytes: 12 * Self.gib)

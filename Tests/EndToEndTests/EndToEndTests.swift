@@ -69,9 +69,9 @@ struct EndToEndTests {
         return try Command("debugfs", ["-R", "cat /\(path)", "\(disk.path)?offset=\(identity.start * 512)"]).run().output
     }
 
-    @Test("happy path, second boot, and a replaced stick: the node selects the small SSD, provisions it and keeps its identity")
+    @Test("happy path, second boot, and a replaced stick: the node selects the small SSD, provisions it and keeps its identity",
+          .requires(root: false, programs: ["qemu-system-x86_64", "mtype", "sfdisk", "debugfs"]))
     func happyPathSecondBootReplacedStick() throws {
-        guard try Capabilities.require(root: false, programs: ["qemu-system-x86_64", "mtype", "sfdisk", "debugfs"]) else { return }
         let env = E2E.shared
         let node = try blankNode("happy")
         let hddBefore = try node.hdds.map { try $0.fingerprint() }
@@ -125,9 +125,9 @@ struct EndToEndTests {
         #expect(try node.hdds.map { try $0.fingerprint() } == hddBefore)
     }
 
-    @Test("refusal: the only candidate holds xfs and the seed says wipe: never — the node stops, says why, touches nothing")
+    @Test("refusal: the only candidate holds xfs and the seed says wipe: never — the node stops, says why, touches nothing",
+          .requires(root: false, programs: ["qemu-system-x86_64", "mkfs.xfs", "mtype"]))
     func refusal() throws {
-        guard try Capabilities.require(root: false, programs: ["qemu-system-x86_64", "mkfs.xfs", "mtype"]) else { return }
         let env = E2E.shared
         let dir = try env.directory("refusal")
         let disk = try DiskImage.blank(dir + "/data.raw", sizeBytes: 12 * Self.gib)
@@ -145,9 +145,9 @@ struct EndToEndTests {
         #expect(try disk.fingerprint() == before, "the refused disk changed")
     }
 
-    @Test("a per-node seed under seeds/<DMI serial>.yaml wins over seed.yaml; the node reaches nothing outside this machine")
+    @Test("a per-node seed under seeds/<DMI serial>.yaml wins over seed.yaml; the node reaches nothing outside this machine",
+          .requires(root: false, programs: ["qemu-system-x86_64", "mtype", "ip"]))
     func perNodeSeed() throws {
-        guard try Capabilities.require(root: false, programs: ["qemu-system-x86_64", "mtype", "ip"]) else { return }
         let env = E2E.shared
         let node = try blankNode("per-node")
         // The outside, as seen from the guest: this host's external address, where a listener counts what arrives.

@@ -10,11 +10,11 @@ import TestSupport
 struct ApplyDeviceTests {
     static let tools = ["losetup", "sfdisk", "blkid", "mkfs.xfs", "mkfs.ext4", "partx", "mount", "umount"]
 
-    @Test("blank disk: GPT, /var partition, filesystem, mounts, units, node record", arguments: [
+    @Test("blank disk: GPT, /var partition, filesystem, mounts, units, node record",
+          .requires(programs: ApplyDeviceTests.tools), arguments: [
         (512, "xfs"), (4096, "xfs"), (512, "ext4"),
     ])
     func blankDisk(sectorSize: Int, filesystem: String) throws {
-        guard try Capabilities.require(programs: Self.tools) else { return }
         try LoopDevice.with(.init(sizeBytes: Harness.gib, sectorSize: sectorSize)) { disk in
             try Harness.withRoot { root in
                 let seed = try Harness.writeSeed(root + "/..", Harness.seedText(disks: [
@@ -39,9 +39,8 @@ struct ApplyDeviceTests {
         }
     }
 
-    @Test("without --yes apply refuses (exit 3) and writes nothing")
+    @Test("without --yes apply refuses (exit 3) and writes nothing", .requires(programs: ApplyDeviceTests.tools))
     func needsYes() throws {
-        guard try Capabilities.require(programs: Self.tools) else { return }
         try LoopDevice.with(.init(sizeBytes: 512 * Harness.mib)) { disk in
             try Harness.withRoot { root in
                 let seed = try Harness.writeSeed(root + "/..", Harness.seedText())
@@ -55,9 +54,9 @@ struct ApplyDeviceTests {
         }
     }
 
-    @Test("ext4 disk: refused with wipe never (data intact), taken with wipe always")
+    @Test("ext4 disk: refused with wipe never (data intact), taken with wipe always",
+          .requires(programs: ApplyDeviceTests.tools))
     func ext4Disk() throws {
-        guard try Capabilities.require(programs: Self.tools) else { return }
         let prepare: (String) throws -> Void = { file in try Command("mkfs.ext4", ["-q", "-F", "-L", "data", file]).run() }
         try LoopDevice.with(.init(sizeBytes: 512 * Harness.mib), prepare: prepare) { disk in
             try Harness.withRoot { root in
@@ -82,9 +81,9 @@ struct ApplyDeviceTests {
         }
     }
 
-    @Test("two identical disks: the same one every run, in any order, by a stable identity")
+    @Test("two identical disks: the same one every run, in any order, by a stable identity",
+          .requires(programs: ApplyDeviceTests.tools))
     func identicalDisks() throws {
-        guard try Capabilities.require(programs: Self.tools) else { return }
         try LoopDevice.withMany([.init(sizeBytes: Harness.gib), .init(sizeBytes: Harness.gib)]) { disks in
             try withTemporaryDirectory { directory in
                 let seed = try Harness.writeSeed(directory, Harness.seedText())
@@ -103,9 +102,8 @@ struct ApplyDeviceTests {
         }
     }
 
-    @Test("by_id selection through a saved inventory")
+    @Test("by_id selection through a saved inventory", .requires(programs: ApplyDeviceTests.tools))
     func byIdFromSavedInventory() throws {
-        guard try Capabilities.require(programs: Self.tools) else { return }
         try LoopDevice.withMany([.init(sizeBytes: Harness.gib), .init(sizeBytes: 2 * Harness.gib)]) { disks in
             try withTemporaryDirectory { directory in
                 var arguments = ["inventory", "--json"]
@@ -141,9 +139,9 @@ struct ApplyDeviceTests {
         }
     }
 
-    @Test("nothing eligible: exit 3, every disk named with its reasons, nothing changed")
+    @Test("nothing eligible: exit 3, every disk named with its reasons, nothing changed",
+          .requires(programs: ApplyDeviceTests.tools))
     func nothingEligible() throws {
-        guard try Capabilities.require(programs: Self.tools) else { return }
         let prepare: (String) throws -> Void = { file in try Command("mkfs.xfs", ["-q", "-f", "-L", "data", file]).run() }
         try LoopDevice.withMany([.init(sizeBytes: 256 * Harness.mib)]) { small in
             try LoopDevice.with(.init(sizeBytes: 400 * Harness.mib), prepare: prepare) { data in
@@ -176,9 +174,8 @@ struct ApplyDeviceTests {
         }
     }
 
-    @Test("a mounted disk is never chosen, even with wipe always")
+    @Test("a mounted disk is never chosen, even with wipe always", .requires(programs: ApplyDeviceTests.tools))
     func mountedDisk() throws {
-        guard try Capabilities.require(programs: Self.tools) else { return }
         let prepare: (String) throws -> Void = { file in try Command("mkfs.ext4", ["-q", "-F", file]).run() }
         try LoopDevice.with(.init(sizeBytes: Harness.gib), prepare: prepare) { disk in
             try Harness.withRoot { root in
@@ -205,9 +202,9 @@ struct ApplyDeviceTests {
         }
     }
 
-    @Test("two applies at once: one prepares the disk, the other waits and only mounts")
+    @Test("two applies at once: one prepares the disk, the other waits and only mounts",
+          .requires(programs: ApplyDeviceTests.tools))
     func concurrentApplies() throws {
-        guard try Capabilities.require(programs: Self.tools) else { return }
         let tool = try Products.path("aquarium-firstboot")
         try LoopDevice.with(.init(sizeBytes: Harness.gib)) { disk in
             try Harness.withRoot { root in
@@ -238,9 +235,9 @@ struct ApplyDeviceTests {
         }
     }
 
-    @Test("a later boot keeps the storage disks the Provisioner turned into OSDs (bluestore), under wipe: never")
+    @Test("a later boot keeps the storage disks the Provisioner turned into OSDs (bluestore), under wipe: never",
+          .requires(programs: ApplyDeviceTests.tools))
     func storageDisksStayAfterBecomingOSDs() throws {
-        guard try Capabilities.require(programs: Self.tools) else { return }
         try LoopDevice.withMany([.init(sizeBytes: Harness.gib), .init(sizeBytes: 2 * Harness.gib)]) { loops in
             try Harness.withRoot { root in
                 let storage = loops[1]
@@ -276,9 +273,9 @@ struct ApplyDeviceTests {
         }
     }
 
-    @Test("second apply only mounts: partition table and filesystem UUID unchanged")
+    @Test("second apply only mounts: partition table and filesystem UUID unchanged",
+          .requires(programs: ApplyDeviceTests.tools))
     func secondBootMountsOnly() throws {
-        guard try Capabilities.require(programs: Self.tools) else { return }
         try LoopDevice.with(.init(sizeBytes: Harness.gib)) { disk in
             try Harness.withRoot { root in
                 let seed = try Harness.writeSeed(root + "/..", Harness.seedText())

@@ -46,9 +46,9 @@ struct CrashSafetyTests {
     }
 
     @Test("fault injection at every step × both reruns: same final state, bystander untouched, report on the FAT stick",
+          .requires(programs: CrashSafetyTests.tools),
           arguments: FaultPoint.all.map(\.description), Rerun.allCases)
     func faultInjection(point: String, rerun: Rerun) throws {
-        guard try Capabilities.require(programs: Self.tools) else { return }
         try Self.scenario { disk, other, stick, root in
             let devices = [disk, other, stick]
             try #require(try Harness.isAllZero(other.path), "the bystander starts blank")
@@ -69,9 +69,9 @@ struct CrashSafetyTests {
         }
     }
 
-    @Test("real SIGKILL at random moments while apply runs, then rerun: converges every time (bounded)")
+    @Test("real SIGKILL at random moments while apply runs, then rerun: converges every time (bounded)",
+          .requires(programs: CrashSafetyTests.tools))
     func randomKills() throws {
-        guard try Capabilities.require(programs: Self.tools) else { return }
         let tool = try Products.path("aquarium-firstboot")
         // How long an uninterrupted run takes here: every kill is placed inside that window, and checked to have
         // landed while the tool still ran (a kill after it finished would test nothing).

@@ -18,9 +18,9 @@ struct PowerLossTests {
     /// apply is about to hand off (everything it wrote must have reached the disk).
     static let points = ApplyStep.journalled.map { FaultPoint(step: $0, after: true).description } + ["handoff"]
 
-    @Test("power loss after each step: the rerun from what reached the disk converges", arguments: points)
+    @Test("power loss after each step: the rerun from what reached the disk converges",
+          .requires(programs: ApplyDeviceTests.tools + ["cp", "cmp", "sync"]), arguments: points)
     func powerLoss(point: String) throws {
-        guard try Capabilities.require(programs: ApplyDeviceTests.tools + ["cp", "cmp", "sync"]) else { return }
         try withTemporaryDirectory { work in
             let seed = try Harness.writeSeed(work + "/seed-volume", Harness.seedText())
             let image = work + "/disk-at-power-loss.img"

@@ -21,8 +21,7 @@ struct SafetyTests {
 
     /// Case 1: an interrupted first boot leaves its journal; the disk is reused by hand (wipefs, sfdisk one partition at
     /// 1 MiB, mkfs.ext4 -L precious, data); the next apply without --yes under wipe: never must not resume onto it.
-    @Test func staleJournalNeverWipesAReusedDisk() throws {
-        guard try Capabilities.require(programs: Self.tools) else { return }
+    @Test(.requires(programs: SafetyTests.tools)) func staleJournalNeverWipesAReusedDisk() throws {
         try Harness.withRoot { root in
             try LoopDevice.with(.init(sizeBytes: 1 << 30)) { disk in
                 let seed = try Harness.writeSeed(root + "/..", Harness.seedText(), name: "case1.yaml")
@@ -60,8 +59,7 @@ struct SafetyTests {
 
     /// Case 2: node A's signed seed copied to seeds/<B's serial>.yaml (with its .sig) must not wipe B; an expired seed
     /// prepares nothing; another node's Aquarium disk is replaced only by a seed that names that node.
-    @Test func seedsAreBoundToTheirMachine() throws {
-        guard try Capabilities.require(programs: Self.tools + ["mkfs.ext4"]) else { return }
+    @Test(.requires(programs: SafetyTests.tools + ["mkfs.ext4"])) func seedsAreBoundToTheirMachine() throws {
         try Harness.withRoot { root in
             try LoopDevice.with(.init(sizeBytes: 1 << 30), prepare: { file in
                 try Command("mkfs.ext4", ["-q", "-F", "-L", "b-data", file]).run()
@@ -156,8 +154,7 @@ struct SafetyTests {
     }
 
     /// Raw data without a signature (plain dm-crypt, a wiped header) is not "empty" under wipe: never.
-    @Test func unrecognisedDataIsNotEmpty() throws {
-        guard try Capabilities.require(programs: Self.tools) else { return }
+    @Test(.requires(programs: SafetyTests.tools)) func unrecognisedDataIsNotEmpty() throws {
         try Harness.withRoot { root in
             try LoopDevice.with(.init(sizeBytes: 1 << 30), prepare: { file in
                 let handle = try #require(FileHandle(forWritingAtPath: file))
@@ -180,8 +177,7 @@ struct SafetyTests {
     }
 
     /// The disk is claimed exclusively before each destructive step: held by another opener, nothing is written.
-    @Test func aDiskOpenedExclusivelyElsewhereIsNotWritten() throws {
-        guard try Capabilities.require(programs: Self.tools) else { return }
+    @Test(.requires(programs: SafetyTests.tools)) func aDiskOpenedExclusivelyElsewhereIsNotWritten() throws {
         try Harness.withRoot { root in
             try LoopDevice.with(.init(sizeBytes: 1 << 30)) { disk in
                 let seed = try Harness.writeSeed(root + "/..", Harness.seedText(), name: "excl.yaml")
@@ -198,8 +194,7 @@ struct SafetyTests {
     }
 
     /// One node record: FirstBoot writes it, the Provisioner reads the same type and runs only the seed FirstBoot verified.
-    @Test func nodeRecordRoundTripAndSeedCheck() throws {
-        guard try Capabilities.require(programs: Self.tools) else { return }
+    @Test(.requires(programs: SafetyTests.tools)) func nodeRecordRoundTripAndSeedCheck() throws {
         try Harness.withRoot { root in
             try LoopDevice.withMany([.init(sizeBytes: 1 << 30), .init(sizeBytes: 256 << 20)]) { disks in
                 let seed = try Harness.writeSeed(root + "/..", Harness.seedText(), name: "rt.yaml")

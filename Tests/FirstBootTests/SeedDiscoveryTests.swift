@@ -128,9 +128,9 @@ struct SeedDiscoveryTests {
         }
     }
 
-    @Test("AQUASEED volume: found by label, per-node seed, report written back without secrets; boot media never chosen")
+    @Test("AQUASEED volume: found by label, per-node seed, report written back without secrets; boot media never chosen",
+          .requires(programs: ApplyDeviceTests.tools + ["mkfs.vfat", "mcopy", "mtype", "mmd"]))
     func seedVolume() throws {
-        guard try Capabilities.require(programs: ApplyDeviceTests.tools + ["mkfs.vfat", "mcopy", "mtype", "mmd"]) else { return }
         let token = "s3cr3t-join-token-4242"
         try withTemporaryDirectory { work in
             // A FAT seed volume, written with mtools like `aquarium-image seed inject` does.

@@ -35,9 +35,9 @@ struct GPTTests {
         #expect(Array(text)[14] == "8")  // version 8
     }
 
-    @Test("type, partition and disk GUIDs written to an image file, read back by sfdisk")
+    @Test("type, partition and disk GUIDs written to an image file, read back by sfdisk",
+          .requires(root: false, programs: ["sfdisk"]))
     func setIdentities() throws {
-        guard try Capabilities.require(root: false, programs: ["sfdisk"]) else { return }
         try withTemporaryDirectory { dir in
             let image = dir + "/disk.img"
             #expect(FileManager.default.createFile(atPath: image, contents: nil))
@@ -69,9 +69,9 @@ struct GPTTests {
         }
     }
 
-    @Test("the backup header moves to the end of a larger device", arguments: [512, 4096])
+    @Test("the backup header moves to the end of a larger device",
+          .requires(programs: ["losetup", "sfdisk"]), arguments: [512, 4096])
     func relocateBackup(sectorSize: Int) throws {
-        guard try Capabilities.require(programs: ["losetup", "sfdisk"]) else { return }
         try LoopDevice.with(.init(sizeBytes: 128 << 20, sectorSize: sectorSize)) { loop in
             // Write a table sized for 64 MiB, as an image written to a bigger stick would be.
             let small = FileManager.default.temporaryDirectory.appendingPathComponent("aquarium-gpt-\(UUID().uuidString).img").path

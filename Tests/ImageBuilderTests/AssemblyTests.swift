@@ -7,9 +7,9 @@ import TestSupport
 
 @Suite("Image assembly: GPT, FAT32 ESP, ext4 root, AQUASEED, reproducible")
 struct AssemblyTests {
-    @Test("two builds with the same epoch are byte-identical; another epoch changes identities")
+    @Test("two builds with the same epoch are byte-identical; another epoch changes identities",
+          .requires(root: false, programs: ImageFixtures.programs))
     func reproducible() throws {
-        guard try Capabilities.require(root: false, programs: ImageFixtures.programs) else { return }
         try withTemporaryDirectory { directory in
             let first = try ImageFixtures.assemble(in: directory, tag: "a")
             sleep(1)  // a wall-clock leak would show as a difference
@@ -30,9 +30,9 @@ struct AssemblyTests {
         }
     }
 
-    @Test("partition table read back by sfdisk: names, type GUIDs, deterministic GUIDs")
+    @Test("partition table read back by sfdisk: names, type GUIDs, deterministic GUIDs",
+          .requires(root: false, programs: ImageFixtures.programs))
     func partitionTable() throws {
-        guard try Capabilities.require(root: false, programs: ImageFixtures.programs) else { return }
         try withTemporaryDirectory { directory in
             let result = try ImageFixtures.assemble(in: directory, tag: "a")
             let identity = BuildIdentity(imageName: "aquarium", epoch: ImageFixtures.epoch)
@@ -59,9 +59,9 @@ struct AssemblyTests {
         }
     }
 
-    @Test("filesystems read back: blkid, fsck.vfat, e2fsck, debugfs, mtools")
+    @Test("filesystems read back: blkid, fsck.vfat, e2fsck, debugfs, mtools",
+          .requires(root: false, programs: ImageFixtures.programs))
     func filesystems() throws {
-        guard try Capabilities.require(root: false, programs: ImageFixtures.programs) else { return }
         try withTemporaryDirectory { directory in
             let result = try ImageFixtures.assemble(in: directory, tag: "a")
             let image = result.artifacts.image
@@ -139,9 +139,9 @@ struct AssemblyTests {
         }
     }
 
-    @Test("--compress writes NAME.raw.zst that decompresses to NAME.raw; SHA256SUMS lists all three")
+    @Test("--compress writes NAME.raw.zst that decompresses to NAME.raw; SHA256SUMS lists all three",
+          .requires(root: false, programs: ImageFixtures.programs + ["zstd", "sha256sum"]))
     func compressed() throws {
-        guard try Capabilities.require(root: false, programs: ImageFixtures.programs + ["zstd", "sha256sum"]) else { return }
         try withTemporaryDirectory { directory in
             let result = try ImageFixtures.assemble(in: directory, tag: "z", compress: true)
             let zst = try #require(result.artifacts.compressed)

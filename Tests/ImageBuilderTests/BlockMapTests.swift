@@ -46,9 +46,9 @@ struct BlockMapTests {
         }
     }
 
-    @Test("bmaptool copy consumes our bmap; we consume bmaptool create's bmap")
+    @Test("bmaptool copy consumes our bmap; we consume bmaptool create's bmap",
+          .requires(root: false, programs: ImageFixtures.programs + ["bmaptool"]))
     func interoperability() throws {
-        guard try Capabilities.require(root: false, programs: ImageFixtures.programs + ["bmaptool"]) else { return }
         try withTemporaryDirectory { directory in
             let result = try ImageFixtures.assemble(in: directory, tag: "a")
             let image = result.artifacts.image

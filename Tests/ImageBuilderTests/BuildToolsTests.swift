@@ -23,10 +23,10 @@ struct BuildToolsTests {
         return (run, Date().timeIntervalSince(start))
     }
 
-    @Test("the tools of a plain `swift build` (beside the running aquarium-image, or given with --tool) are refused with exit 2 naming scripts/build-node-tools; nothing is created")
+    @Test("the tools of a plain `swift build` (beside the running aquarium-image, or given with --tool) are refused with exit 2 naming scripts/build-node-tools; nothing is created",
+          .requires(root: true))
     func dynamicToolsRefused() throws {
         // build checks root first; the refusal itself needs no loop device or program.
-        guard try Capabilities.require(root: true) else { return }
         let image = try Products.path("aquarium-image")
         let directory = (image as NSString).deletingLastPathComponent
         // The premise: these products link the Swift runtime dynamically.

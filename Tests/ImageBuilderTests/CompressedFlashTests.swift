@@ -55,9 +55,9 @@ struct CompressedFlashTests {
 
     func run(_ arguments: [String]) throws -> CommandResult { try Products.run("aquarium-image", arguments) }
 
-    @Test("an image compressed with the real tool flashes to the raw image's bytes and verifies", arguments: ["zstd", "xz", "gzip"])
+    @Test("an image compressed with the real tool flashes to the raw image's bytes and verifies",
+          .requires(programs: CompressedFlashTests.programs), arguments: ["zstd", "xz", "gzip"])
     func flashCompressed(tool: String) throws {
-        guard try Capabilities.require(programs: Self.programs) else { return }
         try withTemporaryDirectory { directory in
             let (raw, size) = try Self.rawImage(in: directory)
             let compressed = try Self.compress(raw, tool)
@@ -87,9 +87,9 @@ struct CompressedFlashTests {
         }
     }
 
-    @Test("our own NAME.raw.zst (GPT image, assemble --compress) flashes with NAME.raw.bmap, moves the backup GPT, verifies")
+    @Test("our own NAME.raw.zst (GPT image, assemble --compress) flashes with NAME.raw.bmap, moves the backup GPT, verifies",
+          .requires(programs: CompressedFlashTests.programs + ImageFixtures.programs))
     func assembledZst() throws {
-        guard try Capabilities.require(programs: Self.programs + ImageFixtures.programs) else { return }
         try withTemporaryDirectory { directory in
             let result = try ImageFixtures.assemble(in: directory, tag: "z", compress: true)
             let zst = try #require(result.artifacts.compressed)
@@ -108,9 +108,9 @@ struct CompressedFlashTests {
         }
     }
 
-    @Test("a cut-off or damaged .zst fails with a clear message and exit 2; the device is called partial")
+    @Test("a cut-off or damaged .zst fails with a clear message and exit 2; the device is called partial",
+          .requires(programs: CompressedFlashTests.programs))
     func damagedStreams() throws {
-        guard try Capabilities.require(programs: Self.programs) else { return }
         try withTemporaryDirectory { directory in
             let (raw, _) = try Self.rawImage(in: directory)
             let zst = try Self.compress(raw, "zstd")
@@ -136,9 +136,9 @@ struct CompressedFlashTests {
         }
     }
 
-    @Test("refused with exit 2 before the device is touched: unknown magic, bzip2, compressed without a bmap, bmap of a compressed file")
+    @Test("refused with exit 2 before the device is touched: unknown magic, bzip2, compressed without a bmap, bmap of a compressed file",
+          .requires(programs: CompressedFlashTests.programs))
     func refusals() throws {
-        guard try Capabilities.require(programs: Self.programs) else { return }
         try withTemporaryDirectory { directory in
             let (raw, _) = try Self.rawImage(in: directory)
             // Random bytes named like an image: neither a disk image nor a known compression.

@@ -13,9 +13,9 @@ struct FlashTests {
         try Products.run("aquarium-image", ["flash", "--quiet"] + extra + [image, device])
     }
 
-    @Test("flash writes the mapped ranges, moves the backup GPT to the end, verify passes; a flipped byte names its range")
+    @Test("flash writes the mapped ranges, moves the backup GPT to the end, verify passes; a flipped byte names its range",
+          .requires(programs: FlashTests.programs))
     func flashAndVerify() throws {
-        guard try Capabilities.require(programs: Self.programs) else { return }
         try withTemporaryDirectory { directory in
             let result = try ImageFixtures.assemble(in: directory, tag: "a")
             let image = result.artifacts.image
@@ -62,9 +62,8 @@ struct FlashTests {
         }
     }
 
-    @Test("flash consumes a bmap made by bmaptool create")
+    @Test("flash consumes a bmap made by bmaptool create", .requires(programs: FlashTests.programs))
     func bmaptoolBmap() throws {
-        guard try Capabilities.require(programs: Self.programs) else { return }
         try withTemporaryDirectory { directory in
             let result = try ImageFixtures.assemble(in: directory, tag: "a")
             let theirs = directory + "/theirs.bmap"
@@ -94,9 +93,9 @@ struct FlashTests {
         String(try Command("sha256sum", [path]).run().output.prefix { $0 != " " })
     }
 
-    @Test("refusals exit 3 naming the reason: not removable, too small, partition, mounted, busy")
+    @Test("refusals exit 3 naming the reason: not removable, too small, partition, mounted, busy",
+          .requires(programs: FlashTests.programs))
     func refusals() throws {
-        guard try Capabilities.require(programs: Self.programs) else { return }
         try withTemporaryDirectory { directory in
             let result = try ImageFixtures.assemble(in: directory, tag: "a")
             let image = result.artifacts.image
@@ -159,9 +158,9 @@ struct FlashTests {
         }
     }
 
-    @Test("the disk holding this machine's root filesystem is refused (decision only, nothing is opened for writing)")
+    @Test("the disk holding this machine's root filesystem is refused (decision only, nothing is opened for writing)",
+          .requires(programs: []))
     func runningSystem() throws {
-        guard try Capabilities.require(programs: []) else { return }
         let mounts = MountTable.current()
         guard let rootDevnum = mounts.devices(backing: ["/"]).first,
               let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/sys/dev/block/\(rootDevnum)") else {

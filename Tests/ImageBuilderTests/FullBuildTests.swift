@@ -39,9 +39,9 @@ struct FullBuildTests {
                            environment: ["SOURCE_DATE_EPOCH": "1700000000"]).timeLimited(1500).run(acceptedStatuses: Set(0...255))
     }
 
-    @Test("minimal profile: builds, rebuilds from the cache byte-identically, and holds what a node needs")
+    @Test("minimal profile: builds, rebuilds from the cache byte-identically, and holds what a node needs",
+          .requires(programs: ImageFixtures.programs + ["debootstrap", "chroot", "readelf"]))
     func minimal() throws {
-        guard try Capabilities.require(programs: ImageFixtures.programs + ["debootstrap", "chroot", "readelf"]) else { return }
         try withTemporaryDirectory { directory in
             let first = try build(directory + "/one")
             try #require(first.status == 0, "build: \(first.errorOutput)")

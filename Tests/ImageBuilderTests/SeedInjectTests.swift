@@ -25,9 +25,9 @@ struct SeedInjectTests {
         return path
     }
 
-    @Test("into an image file: default seed.yaml, --as seeds/NAME.yaml, invalid seeds and paths refused")
+    @Test("into an image file: default seed.yaml, --as seeds/NAME.yaml, invalid seeds and paths refused",
+          .requires(root: false, programs: ImageFixtures.programs + ["mdel"]))
     func imageFile() throws {
-        guard try Capabilities.require(root: false, programs: ImageFixtures.programs + ["mdel"]) else { return }
         try withTemporaryDirectory { directory in
             let result = try ImageFixtures.assemble(in: directory, tag: "a")
             let image = result.artifacts.image
@@ -70,9 +70,9 @@ struct SeedInjectTests {
         }
     }
 
-    @Test("an image that trusts seed keys takes only seeds signed by them (exit 3 otherwise)")
+    @Test("an image that trusts seed keys takes only seeds signed by them (exit 3 otherwise)",
+          .requires(root: false, programs: ImageFixtures.programs + ["mdel"]))
     func signatures() throws {
-        guard try Capabilities.require(root: false, programs: ImageFixtures.programs + ["mdel"]) else { return }
         try withTemporaryDirectory { directory in
             let keys = directory + "/keys"
             try FileManager.default.createDirectory(atPath: keys, withIntermediateDirectories: true)
@@ -110,9 +110,9 @@ struct SeedInjectTests {
         }
     }
 
-    @Test("into a flashed loop device; a mounted stick is refused")
+    @Test("into a flashed loop device; a mounted stick is refused",
+          .requires(programs: ImageFixtures.programs + ["losetup", "partx", "mount", "umount", "mdel"]))
     func loopDevice() throws {
-        guard try Capabilities.require(programs: ImageFixtures.programs + ["losetup", "partx", "mount", "umount", "mdel"]) else { return }
         try withTemporaryDirectory { directory in
             let result = try ImageFixtures.assemble(in: directory, tag: "a")
             let seed = try exampleSeed(directory)

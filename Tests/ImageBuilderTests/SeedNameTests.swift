@@ -64,9 +64,9 @@ struct SeedNameTests {
         return result.status == 0 ? result.standardOutput : nil
     }
 
-    @Test("on a real image: a colon name is refused and nothing is written; the dash form is written and read back with mdir/mtype")
+    @Test("on a real image: a colon name is refused and nothing is written; the dash form is written and read back with mdir/mtype",
+          .requires(root: false, programs: ImageFixtures.programs + ["mdel"]))
     func endToEnd() throws {
-        guard try Capabilities.require(root: false, programs: ImageFixtures.programs + ["mdel"]) else { return }
         try withTemporaryDirectory { directory in
             let result = try ImageFixtures.assemble(in: directory, tag: "n")
             let image = result.artifacts.image
@@ -99,9 +99,9 @@ struct SeedNameTests {
         }
     }
 
-    @Test("reading a file back from a FAT volume stops past 256 KiB (the seed size limit): an oversized file is refused")
+    @Test("reading a file back from a FAT volume stops past 256 KiB (the seed size limit): an oversized file is refused",
+          .requires(root: false, programs: ["mkfs.vfat", "mlabel", "mcopy", "mtype"]))
     func boundedRead() throws {
-        guard try Capabilities.require(root: false, programs: ["mkfs.vfat", "mlabel", "mcopy", "mtype"]) else { return }
         try withTemporaryDirectory { directory in
             let image = directory + "/fat.img"
             try ImageFixtures.write(Data(), image)

@@ -139,8 +139,8 @@ import Testing
 
     /// Kill at every step, rerun, converge to a healthy cluster; services answer; a rerun changes nothing and the
     /// data is still there; status; the support bundle has no secret; stop stops everything.
-    @Test func bootstrapFaultsServicesRerunBundleStop() throws {
-        guard try Capabilities.require(programs: Self.cephPrograms + ["/usr/bin/python3"]) else { return }
+    @Test(.requires(programs: ClusterTests.cephPrograms + ["/usr/bin/python3"]))
+    func bootstrapFaultsServicesRerunBundleStop() throws {
         try Self.withCluster { fixture, loops in
             // 1. Die at each step (and in the middle of the steps that have one); each rerun resumes the last.
             let faults = ["host", "identity", "keys:mid", "keys", "monmap", "mon-mkfs:mid", "mon-mkfs", "mon",
@@ -301,8 +301,7 @@ import Testing
     }
 
     /// A storage disk that holds a filesystem is refused (exit 3) before anything runs, and stays as it was.
-    @Test func refusesADiskWithData() throws {
-        guard try Capabilities.require(programs: ["mkfs.ext4", "blkid"]) else { return }
+    @Test(.requires(programs: ["mkfs.ext4", "blkid"])) func refusesADiskWithData() throws {
         try withTemporaryDirectory { directory in
             try LoopDevice.with(.init(sizeBytes: 64 << 20), prepare: { file in
                 try Command("mkfs.ext4", ["-q", "-L", "precious", file]).run()
@@ -323,8 +322,7 @@ import Testing
     }
 
     /// The system disk named as a storage disk is refused (exit 3).
-    @Test func refusesTheSystemDisk() throws {
-        guard try Capabilities.require(programs: ["blkid"]) else { return }
+    @Test(.requires(programs: ["blkid"])) func refusesTheSystemDisk() throws {
         try withTemporaryDirectory { directory in
             try LoopDevice.with(.init(sizeBytes: 64 << 20)) { loop in
                 try Self.seed(rgwPort: 7480).write(toFile: directory + "/seed.yaml", atomically: true, encoding: .utf8)

@@ -87,8 +87,7 @@ import Testing
     /// Bootstrap A, join B with A's token (after refusing a malformed token, one of another cluster and one with an
     /// unknown key), data through both OSDs, reruns change nothing, status and support bundle on B, telemetry on and
     /// off on A, A's rerun grows the pools to size 2, B's stop stops only B and shrinks nothing.
-    @Test func joinASecondNode() throws {
-        guard try Capabilities.require(programs: Self.programs) else { return }
+    @Test(.requires(programs: JoinTests.programs)) func joinASecondNode() throws {
         let started = Date()
         try withTemporaryDirectory { directory in
             try LoopDevice.withMany([Self.disk, Self.disk]) { loops in

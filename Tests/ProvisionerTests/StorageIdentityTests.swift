@@ -7,8 +7,8 @@ import Testing
 /// kernel name. The Provisioner finds disks by identity only: it skips and reports the missing one and never touches
 /// the disk that took its name, whatever the seed's wipe rule.
 @Suite(.serialized) struct StorageIdentityTests {
-    @Test func aPulledDiskIsNeverReplacedByWhateverHasItsName() throws {
-        guard try Capabilities.require(programs: ["losetup", "mkfs.ext4", "sha256sum", "blkid"]) else { return }
+    @Test(.requires(programs: ["losetup", "mkfs.ext4", "sha256sum", "blkid"]))
+    func aPulledDiskIsNeverReplacedByWhateverHasItsName() throws {
         try withTemporaryDirectory { directory in
             let original = directory + "/aquarium-loop-osd.img", intruder = directory + "/aquarium-loop-other.img"
             for file in [original, intruder] {

@@ -17,22 +17,21 @@ import Testing
         #expect(complaints.isEmpty, "\(complaints)")
     }
 
-    @Test func provisionUnitRunsAfterFirstBootWithTheSystemdLauncher() throws {
+    @Test(.requires(root: false, programs: ["systemd-analyze"]))
+    func provisionUnitRunsAfterFirstBootWithTheSystemdLauncher() throws {
         let text = try String(contentsOfFile: Self.unitPath, encoding: .utf8)
         #expect(text.contains("\nType=oneshot\n"))
         #expect(text.contains("\nRequires=aquarium-firstboot.service\n"))
         #expect(text.contains("After=aquarium-firstboot.service"))
         #expect(text.contains("\nConditionPathExists=/usr/bin/ceph-mon\n"))  // skipped in the minimal profile
         #expect(text.contains("ExecStart=/usr/local/bin/aquarium-provision run --node-record /var/lib/aquarium/node.json --launcher systemd"))
-        guard try Capabilities.require(root: false, programs: ["systemd-analyze"]) else { return }
         // The binary and FirstBoot's unit are not installed on the build host: stand-ins for the check.
         let checked = text.replacingOccurrences(of: "/usr/local/bin/aquarium-provision", with: "/bin/true")
             .replacingOccurrences(of: "Requires=aquarium-firstboot.service\n", with: "")
         try Self.verify(checked, name: "aquarium-provision.service")
     }
 
-    @Test func daemonUnitIsValid() throws {
-        guard try Capabilities.require(root: false, programs: ["systemd-analyze"]) else { return }
+    @Test(.requires(root: false, programs: ["systemd-analyze"])) func daemonUnitIsValid() throws {
         let layout = Layout(root: "/")
         let spec = DaemonSpec(name: "osd.3", executable: "/bin/true",
                               arguments: ["--cluster", "ceph", "-c", layout.cephConf, "-i", "3", "-f"], configPath: layout.cephConf)

@@ -1,13 +1,14 @@
 import Exec
 import Foundation
+import Testing
 
 /// A capability a test needs (root, loop devices, a program) that this machine lacks.
-/// In CI (see `Capabilities.isCI`) a missing capability is always a failure; elsewhere a developer may set
-/// AQUARIUM_ALLOW_SKIP=1 to skip such tests knowingly.
+/// In CI (see `Capabilities.isCI`) a missing capability is always a failure; elsewhere a test that asks for it with
+/// the `.requires(...)` trait is reported as skipped.
 public struct MissingCapability: Error, CustomStringConvertible {
     public var what: String
     public init(what: String) { self.what = what }
-    public var description: String { "this test needs \(what); in CI that is a failure, locally set AQUARIUM_ALLOW_SKIP=1 to skip" }
+    public var description: String { "this test needs \(what); in CI that is a failure, elsewhere the test is skipped" }
 }
 
 public enum Capabilities {
@@ -21,16 +22,35 @@ public enum Capabilities {
 
     public static var isCI: Bool { isCI(ProcessInfo.processInfo.environment["CI"]) }
 
-    /// True when the test should go on; false only when skipping is allowed (never in CI).
-    /// Throws `MissingCapability` otherwise.
-    public static func require(root: Bool = true, programs: [String] = []) throws -> Bool {
+    /// What this machine lacks of `root` (root and /dev/loop-control) and `programs`; empty when it has everything.
+    public static func missing(root: Bool = true, programs: [String] = []) -> [String] {
         var missing: [String] = []
         if root && getuid() != 0 { missing.append("root") }
         if root && !FileManager.default.fileExists(atPath: "/dev/loop-control") { missing.append("/dev/loop-control") }
         for program in programs where Command.resolve(program) == nil { missing.append("the program '\(program)'") }
+        return missing
+    }
+
+    /// The condition of `.requires(...)`: true when the machine has everything; false (the test shows as skipped)
+    /// outside CI; in CI it throws `MissingCapability`, so the test fails (and scripts/run-tests fails any skip).
+    public static func available(root: Bool = true, programs: [String] = [], ci: Bool = Capabilities.isCI) throws -> Bool {
+        let missing = missing(root: root, programs: programs)
         if missing.isEmpty { return true }
-        if !isCI && ProcessInfo.processInfo.environment["AQUARIUM_ALLOW_SKIP"] == "1" { return false }
-        throw MissingCapability(what: missing.joined(separator: ", "))
+        if ci { throw MissingCapability(what: missing.joined(separator: ", ")) }
+        return false
+    }
+}
+
+extension Trait where Self == ConditionTrait {
+    /// Runs the test only on a machine that has what it needs: root and loop devices unless `root: false`, and
+    /// `programs` (names looked up on PATH and the sbin directories, or absolute paths). Elsewhere the test is reported
+    /// as skipped, never as passed; in CI a missing capability fails the test.
+    public static func requires(root: Bool = true, programs: [String] = [],
+                                sourceLocation: SourceLocation = #_sourceLocation) -> Self {
+        let needs = (root ? ["root", "loop devices"] : []) + programs
+        return .enabled(Comment(rawValue: "needs " + needs.joined(separator: ", ")), sourceLocation: sourceLocation) {
+            try Capabilities.available(root: root, programs: programs)
+        }
     }
 }
 

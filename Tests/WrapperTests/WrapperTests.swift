@@ -102,9 +102,9 @@ struct WrapperTests {
     }
 
     @Test("libparted: a fresh GPT with 1 MiB-aligned named partitions, read back by sfdisk",
+          .requires(programs: ["losetup", "sfdisk"]),
           arguments: [512, 4096])
     func partedCreatesGPT(sectorSize: Int) throws {
-        guard try Capabilities.require(programs: ["losetup", "sfdisk"]) else { return }
         try LoopDevice.with(.init(sizeBytes: 256 << 20, sectorSize: sectorSize)) { loop in
             let device = try PartedDevice(path: loop.path)
             #expect(device.logicalSectorSize == sectorSize)
