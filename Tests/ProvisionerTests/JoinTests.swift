@@ -86,11 +86,12 @@ import Testing
 
     /// Bootstrap A, join B with A's token (after refusing a malformed token, one of another cluster and one with an
     /// unknown key), data through both OSDs, reruns change nothing, status and support bundle on B, telemetry on and
-    /// off on A, A's rerun grows the pools to size 2, B's stop stops only B and shrinks nothing.
+    /// off on A, A's rerun grows the pools to size 2; a third node C joins and A's rerun, killed half way through growing
+    /// the pools to 3/2, is finished by the next run; B's stop stops only B and shrinks nothing.
     @Test(.requires(programs: JoinTests.programs)) func joinASecondNode() throws {
         let started = Date()
         try withTemporaryDirectory { directory in
-            try LoopDevice.withMany([Self.disk, Self.disk]) { loops in
+            try LoopDevice.withMany([Self.disk, Self.disk, Self.disk]) { loops in
                 let a = try Node(directory: directory + "/a", hostname: "node-a", disk: loops[0])
                 let b = try Node(directory: directory + "/b", hostname: "node-b", disk: loops[1])
                 defer {
@@ -290,23 +291,55 @@ import Testing
                 let againReport = try Self.report(again)
                 #expect(againReport.changed == false, "\(againReport.steps.filter(\.changed))")
 
+                // 6b. A third node C joins: three CRUSH hosts hold OSDs, so the target is Ceph's 3/2. The first growing
+                // run dies at `replication:mid`, after the defaults (min_size first) and the pools' sizes are set and
+                // before the min_sizes: the monitor itself gives a pool whose size changes the min_size that
+                // osd_pool_default_min_size (now 2) says, so the pools are already 3/2, and the state file still holds
+                // the min_size each pool was to get. The next run finds nothing left to do and clears that.
+                let c = try Node(directory: directory + "/c", hostname: "node-c", disk: loops[2])
+                defer { _ = try? c.provision(["stop", "--root", c.root]) }
+                try c.writeJoinSeed(token: tokenText)
+                let cJoined = try c.run(["--json", "--mon-port", String(monPort)])
+                try #require(cJoined.status == 0, "\(cJoined.errorOutput)")
+                let cOSD = try #require(try c.state.osdIds[NodeRecordFixture.identity(loops[2])])
+                do {
+                    let killed = try a.run(["--fault-inject", "replication:mid"])
+                    Issue.record("the run with --fault-inject replication:mid did not die: status \(killed.status) \(killed.errorOutput)")
+                } catch let error as CommandError {
+                    #expect(error.reason?.contains("signal 9") == true, "\(error)")
+                }
+                let poolsAtCrash = try Self.pools(a)
+                #expect(poolsAtCrash == ["device_health_metrics": [3, 2], "jointest": [3, 2]], "\(poolsAtCrash)")
+                #expect(try Self.defaults(a) == ReplicationDefaults(size: 3, minSize: 2, noRedundancyWarningOff: false))
+                #expect(try a.state.replicationPending == ["device_health_metrics": 2, "jointest": 2])
+                let third = try a.run(["--json", "--health-timeout", "180"])
+                #expect(third.status == 0, "\(third.errorOutput)")
+                let thirdReport = try Self.report(third)
+                let replicationStep = thirdReport.steps.first { $0.step == "replication" }
+                #expect(replicationStep?.detail == "3 hosts with OSDs: size 3, min_size 2", "\(replicationStep?.detail ?? "")")
+                #expect(thirdReport.health == "HEALTH_OK")
+                #expect(try Self.pools(a) == ["device_health_metrics": [3, 2], "jointest": [3, 2]])
+                #expect(try a.state.replicationPending == nil, "the saved min_sizes are cleared once every pool has them")
+                let actingThree = (try Self.json(a, ["osd", "map", "jointest", "object-0"]) as? [String: Any])?["acting"] as? [Int]
+                #expect(Set(actingThree ?? []) == [aOSD, bOSD, cOSD], "\(actingThree ?? [])")
+
                 // 7. B's stop stops B's OSD only.
                 let onB = try #require(try (0..<16).first { index in
                     ((try Self.json(a, ["osd", "map", "jointest", "object-\(index)"]) as? [String: Any])?["acting_primary"] as? Int) == bOSD
                 })
-                let aPids = try ["mon.node-a", "mgr.node-a", "osd.\(aOSD)"].map(a.pid)
+                let aPids = try ["mon.node-a", "mgr.node-a", "osd.\(aOSD)"].map(a.pid) + [try c.pid("osd.\(cOSD)")]
                 let bPid = try b.pid("osd.\(bOSD)")
                 let stopped = try b.provision(["stop", "--root", b.root])
                 #expect(stopped.status == 0 && stopped.output.contains("osd.\(bOSD)"), "\(stopped.output)")
                 #expect(!ProcessLauncher.alive(bPid))
-                for pid in aPids { #expect(ProcessLauncher.alive(pid), "A's pid \(pid) was stopped") }
+                for pid in aPids { #expect(ProcessLauncher.alive(pid), "A's or C's pid \(pid) was stopped") }
                 try CephTools.wait("osd.\(bOSD) to be marked down", seconds: 30) {
                     let now = try Self.osds(a)
                     return now.contains { ($0["osd"] as? Int) == bOSD && ($0["up"] as? Int) == 0 }
                         && now.contains { ($0["osd"] as? Int) == aOSD && ($0["up"] as? Int) == 1 }
                 }
 
-                // 8. With B down, the second copy keeps an object whose primary was on B readable, and A's rerun shrinks nothing: B's
+                // 8. With B down, the other copies keep an object whose primary was on B readable, and A's rerun shrinks nothing: B's
                 // host still holds an OSD in the CRUSH map. Health is not OK (B's OSD is down), which the run reports.
                 let back = a.directory + "/back"
                 try? FileManager.default.removeItem(atPath: back)
@@ -318,8 +351,8 @@ import Testing
                 #expect(degraded.errorOutput.contains("HEALTH_OK") && degraded.errorOutput.contains("OSD_DOWN"), "\(degraded.errorOutput)")
                 let downEvents = Array(a.events.read().dropFirst(beforeDown))
                 #expect(downEvents.contains { $0.event == "step.unchanged" && $0.step == "replication" }, "\(downEvents)")
-                #expect(try Self.pools(a) == ["device_health_metrics": [2, 1], "jointest": [2, 1]])
-                #expect(try Self.defaults(a) == ReplicationDefaults(size: 2, minSize: 1, noRedundancyWarningOff: false))
+                #expect(try Self.pools(a) == ["device_health_metrics": [3, 2], "jointest": [3, 2]])
+                #expect(try Self.defaults(a) == ReplicationDefaults(size: 3, minSize: 2, noRedundancyWarningOff: false))
             }
         }
         // Reported, not asserted: a timed expectation fails on a loaded machine (speed is bench/provision.sh's job;
