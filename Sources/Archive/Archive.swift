@@ -151,16 +151,20 @@ public final class ArchiveReader {
         return archive
     }
 
+    /// The header of the archive's next entry; nil at its end.
+    private func nextHeader(_ archive: OpaquePointer) throws(ArchiveError) -> OpaquePointer? {
+        var entry: OpaquePointer?
+        let status = archive_read_next_header(archive, &entry)
+        if status == ARCHIVE_EOF { return nil }
+        try check(archive, "read", path, status)
+        return entry
+    }
+
     /// Reads through the archive calling `body` with each entry and, for regular files, a function that
     /// returns its contents.
     public func forEach(_ body: (ArchiveEntryInfo, () throws(ArchiveError) -> [UInt8]) throws -> Void) throws {
         let archive = try handle()
-        var entry: OpaquePointer?
-        while true {
-            let status = archive_read_next_header(archive, &entry)
-            if status == ARCHIVE_EOF { break }
-            try check(archive, "read", path, status)
-            guard let entry else { break }
+        while let entry = try nextHeader(archive) {
             let info = ArchiveEntryInfo(path: optionalString(archive_entry_pathname(entry)) ?? "",
                                         size: Int64(archive_entry_size(entry)), mode: UInt32(archive_entry_mode(entry)))
             let archivePath = path
@@ -195,12 +199,7 @@ public final class ArchiveReader {
             | ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_FFLAGS | ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS
         try check(disk, "set extract options for", directory, archive_write_disk_set_options(disk, Int32(flags)))
         try check(disk, "look up owners for", directory, archive_write_disk_set_standard_lookup(disk))
-        var entry: OpaquePointer?
-        while true {
-            let status = archive_read_next_header(archive, &entry)
-            if status == ARCHIVE_EOF { break }
-            try check(archive, "read", path, status)
-            guard let entry else { break }
+        while let entry = try nextHeader(archive) {
             let name = optionalString(archive_entry_pathname(entry)) ?? ""
             archive_entry_set_pathname(entry, directory + "/" + name)
             if let link = optionalString(archive_entry_hardlink(entry)) {

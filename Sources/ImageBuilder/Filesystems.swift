@@ -131,14 +131,7 @@ public struct Ext4Volume: Sendable {
     public var image: String
     public var offsetBytes: UInt64
     public var sizeBytes: UInt64
-    public var environment: [String: String]
-
-    public init(image: String, offsetBytes: UInt64, sizeBytes: UInt64, environment: [String: String] = [:]) {
-        self.image = image
-        self.offsetBytes = offsetBytes
-        self.sizeBytes = sizeBytes
-        self.environment = environment
-    }
+    public var environment: [String: String] = [:]
 
     /// The e2fsprogs spelling of "this file at that offset".
     public var device: String { "\(image)?offset=\(offsetBytes)" }
