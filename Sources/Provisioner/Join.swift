@@ -7,39 +7,46 @@ import Seed
 extension Provisioner {
     // MARK: bootstrap node
 
-    /// Creates (or repairs the caps of) `client.aquarium-join` and writes the token `FSID.KEY` mode 0600 to
-    /// `/var/lib/aquarium/join-token`. The token never appears in the step's detail, events or logs.
+    /// Keeps the join key as the cluster's record says. The first run after the cluster formed records when the key
+    /// expires (24 hours later); while it is valid the step creates `client.aquarium-join` (or sets back changed caps)
+    /// and writes the token `FSID.KEY.EXPIRES` mode 0600 to `/var/lib/aquarium/join-token`; once it has expired or
+    /// was revoked the step removes the entity (the monitors refuse the key from then on) and the token file. The token
+    /// never appears in the step's detail, events or logs.
     func joinTokenStep() throws(ProvisionError) -> StepOutcome {
+        let keys = JoinKeys(tools: tools)
+        let now = Date()
         var actions: [String] = []
-        let entity = JoinToken.entity
-        let wantedCaps = stride(from: 0, to: JoinToken.caps.count, by: 2).map { (JoinToken.caps[$0], JoinToken.caps[$0 + 1]) }
-        let existing = try tools.run("ceph", ["auth", "get", entity, "--format", "json"], accepted: [0, 2])
-        var key: String?
-        if existing.status == 0,
-           case .success(let entries?) = CephJSON.decode([CephJSON.AuthEntry].self, from: existing.standardOutput),
-           let entry = entries.first(where: { $0.entity == entity }) {
-            key = entry.key
-            let caps = entry.caps ?? [:]
-            if caps != Dictionary(uniqueKeysWithValues: wantedCaps) {
-                try tools.run("ceph", ["auth", "caps", entity] + JoinToken.caps)
-                actions.append("set the caps of \(entity)")
-            }
+        let record: JoinKeyRecord
+        if let existing = try keys.record() {
+            record = existing
         } else {
-            let created = try tools.run("ceph", ["auth", "get-or-create", entity] + JoinToken.caps + ["--format", "json"])
-            let entries = try? CephJSON.decode([CephJSON.AuthEntry].self, from: created.standardOutput).get()
-            key = entries?.first?.key
-            actions.append("created \(entity)")
+            record = JoinKeyRecord(expires: Int(now.timeIntervalSince1970) + JoinKeyRecord.defaultLifetime)
+            try keys.save(record)
+            actions.append("the join key expires at \(JoinKeyRecord.timeText(record.expires))")
         }
-        guard let key, JoinToken.isCephxKey(key) else {
-            throw .failed("the monitor returned no usable key for \(entity)")
+        if let reason = record.unusableReason(at: now) {
+            if try keys.removeEntity() {
+                actions.append("removed \(JoinToken.entity) (its key \(reason))")
+                events.append(ProvisionEvent(event: "join-key.removed", step: "join-token", detail: reason))
+            }
+            if FileManager.default.fileExists(atPath: layout.joinTokenFile) {
+                do { try FileManager.default.removeItem(atPath: layout.joinTokenFile) } catch {
+                    throw .failed("cannot remove \(layout.joinTokenFile): \(error.localizedDescription)")
+                }
+                actions.append("removed \(layout.joinTokenFile)")
+            }
+            return StepOutcome(changed: !actions.isEmpty, detail: (actions.isEmpty ? "" : actions.joined(separator: "; ") + "; ")
+                + "no join key (\(reason)): `aquarium-provision join-token --rotate` makes a new one")
         }
-        let token = JoinToken(fsid: identity.fsid, key: key)
+        let (key, ensured) = try keys.ensureEntity()
+        actions += ensured
+        let token = JoinToken(fsid: identity.fsid, key: key, expires: record.expires)
         if try Files.write(token.text + "\n", to: layout.joinTokenFile, mode: 0o600) {
             actions.append("wrote \(layout.joinTokenFile)")
         }
         return StepOutcome(changed: !actions.isEmpty,
                           detail: (actions.isEmpty ? "" : actions.joined(separator: "; ") + "; ")
-                            + "`aquarium-provision join-token` prints it")
+                            + "`aquarium-provision join-token` prints it (valid until \(JoinKeyRecord.timeText(record.expires)))")
     }
 
     // MARK: joining node
@@ -114,8 +121,9 @@ extension Provisioner {
         }
         if result.status == 13 || text.contains("permission denied") || text.contains("access denied") {
             throw .refused("the monitor at \(target.endpoint) does not accept cluster.join.token (its key is not the "
-                + "cluster's \(JoinToken.entity) key: a token of another cluster, or one replaced since); nothing was "
-                + "created. Copy the token again with `aquarium-provision join-token` on the bootstrap node")
+                + "cluster's \(JoinToken.entity) key: a token of another cluster, one rotated or revoked since, or one "
+                + "past its expiry); nothing was created. Make a new one with `aquarium-provision join-token --rotate` "
+                + "on a monitor node")
         }
         if result.status == 124 || result.status == 137 || text.contains("timed out") {
             throw .failed("no monitor answers at \(target.endpoint) (cluster.join.address, port \(target.port)); check that "

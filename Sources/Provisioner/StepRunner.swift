@@ -74,8 +74,10 @@ extension Provisioner {
                 guard let join = seed.cluster.join else {
                     throw .invalidInput("role: join needs cluster.join with the address and token of the cluster to join")
                 }
-                // A malformed token stops the run before anything is touched (exit 2).
-                joinToken = try JoinToken(parsing: join.token)
+                // A malformed token stops the run before anything is touched (exit 2), an expired one too (exit 3).
+                let token = try JoinToken(parsing: join.token)
+                try token.refuseIfExpired()
+                joinToken = token
             }
             let steps = Self.steps(for: seed.cluster.role)
             try preflightDisks()

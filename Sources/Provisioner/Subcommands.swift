@@ -146,22 +146,72 @@ public struct StatusCommand: ParsableCommand {
 public struct JoinTokenCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "join-token",
-        abstract: "Print the token other nodes put into their seed's cluster.join.token (a secret).")
+        abstract: "Print, rotate or revoke the token other nodes put into cluster.join.token (a secret).",
+        discussion: """
+            The token grants data access: its holder can register an OSD, and an OSD reads and writes every pool. It \
+            expires (24 hours after the cluster formed, or --ttl after --rotate); the cluster removes the key at its \
+            first reconcile after that.
+
+            Examples:
+              aquarium-provision join-token                       # print the current token
+              aquarium-provision join-token --rotate --ttl 2h     # a new key for 2 hours; the old one stops working
+              aquarium-provision join-token --revoke              # no node can join until --rotate
+            """)
 
     @OptionGroup public var global: GlobalOptions
+    @OptionGroup public var rootOptions: RootOptions
 
-    @Option(name: .long, help: "The target root: / on a node, a directory for tests and development.")
-    public var root: String = "/"
+    @Flag(name: .long, help: "Replace the join key (the old token stops working at once) and print the new token.")
+    public var rotate = false
+
+    @Flag(name: .long, help: "Remove the join key: no node can join until --rotate.")
+    public var revoke = false
+
+    @Option(name: .long, help: "With --rotate: how long the new key is accepted, a whole number and s, m, h or d (default 24h).")
+    public var ttl: String?
 
     public init() {}
 
+    public mutating func validate() throws {
+        if rotate && revoke { throw ValidationError("--rotate and --revoke exclude each other") }
+        if ttl != nil && !rotate { throw ValidationError("--ttl only goes with --rotate") }
+    }
+
     public func run() throws {
-        let path = Layout(root: root).joinTokenFile
+        let layout = Layout(root: rootOptions.root, cluster: rootOptions.cluster)
+        let logger = global.logger("aquarium.provision")
+        let events = EventLog(path: layout.eventsFile)
+        if rotate || revoke {
+            let state = try? ProvisionState.load(layout.stateFile)
+            guard let fsid = state?.identity?.fsid, state?.identity?.join == nil else {
+                throw ProvisionError.failed("only a monitor node can \(rotate ? "rotate" : "revoke") the join key (it needs "
+                    + "the admin key); this root has no bootstrapped cluster: \(layout.stateFile)")
+            }
+            let keys = JoinKeys(tools: CephTools(layout: layout, logger: logger))
+            if revoke {
+                let changed = try keys.revoke()
+                try? FileManager.default.removeItem(atPath: layout.joinTokenFile)
+                events.append(ProvisionEvent(event: "join-key.revoked", changed: changed))
+                print("revoked: the monitors no longer accept \(JoinToken.entity); `aquarium-provision join-token --rotate` makes a new key")
+                return
+            }
+            let lifetime = try ttl.map(JoinKeyRecord.parseLifetime) ?? JoinKeyRecord.defaultLifetime
+            let (key, record) = try keys.rotate(lifetime: lifetime)
+            let token = JoinToken(fsid: fsid, key: key, expires: record.expires)
+            try Files.write(token.text + "\n", to: layout.joinTokenFile, mode: 0o600)
+            events.append(ProvisionEvent(event: "join-key.rotated", changed: true,
+                                         detail: "valid until \(JoinKeyRecord.timeText(record.expires))"))
+            print(token.text)
+            return
+        }
+        let path = layout.joinTokenFile
         guard let text = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }) else {
-            throw ProvisionError.failed("there is no join token at \(path): only a node bootstrapped with role: bootstrap "
-                + "has one (written by the join-token step of `aquarium-provision run`)")
+            throw ProvisionError.failed("there is no join token at \(path): the key was revoked or has expired "
+                + "(`aquarium-provision join-token --rotate` makes a new one), or this is not a monitor node of a "
+                + "bootstrapped cluster")
         }
         let token = try JoinToken(parsing: text)
+        try token.refuseIfExpired(what: "the join token in \(path)")
         print(token.text)
     }
 }

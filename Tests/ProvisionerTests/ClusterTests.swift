@@ -263,7 +263,7 @@ import Testing
             let extracted = fixture.directory + "/bundle"
             try FileManager.default.createDirectory(atPath: extracted, withIntermediateDirectories: true)
             try Command("tar", ["-xzf", bundle, "-C", extracted]).run()
-            // The join token (FSID.KEY) and its key, which no keyring on this node holds.
+            // The join token (FSID.KEY.EXPIRES) and its key, which no keyring on this node holds.
             let joinToken = try String(contentsOfFile: fixture.root + "/var/lib/aquarium/join-token", encoding: .utf8)
                 .trimmingCharacters(in: .whitespacesAndNewlines)
             var secrets = [Self.passwordHash, try fixture.credentials().secretKey, try fixture.credentials().accessKey,

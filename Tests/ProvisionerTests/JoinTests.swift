@@ -112,7 +112,7 @@ import Testing
                 let fsid = try #require(try a.state.identity?.fsid)
                 let monPort = try #require(try a.state.identity?.basePort)
 
-                // The token: printed by join-token, FSID.KEY, mode 0600, the key of client.aquarium-join.
+                // The token: printed by join-token, FSID.KEY.EXPIRES, mode 0600, the key of client.aquarium-join.
                 let printed = try a.provision(["join-token", "--root", a.root])
                 #expect(printed.status == 0, "\(printed.errorOutput)")
                 let tokenText = printed.output.trimmingCharacters(in: .whitespacesAndNewlines)

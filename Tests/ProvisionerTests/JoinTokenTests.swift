@@ -23,7 +23,10 @@ import Testing
         ("c1548103-2615-4764-ae5d-1ab67261fb2.\(key)", "does not start with a cluster fsid"),
         ("\(fsid).", "not a cephx key"),
         ("\(fsid).AQDqMAhrepG9FRAAErvysczVyEK6242XgUrsJA", "not a cephx key"),       // padding missing
-        ("\(fsid).AQDqMAhrepG9FRAAErvysczVyEK6242XgUrsJA==.x", "not a cephx key"),
+        ("\(fsid).AQDqMAhrepG9FRAAErvysczVyEK6242XgUrsJA==.x", "not an expiry time"),
+        ("\(fsid).AQDqMAhrepG9FRAAErvysczVyEK6242XgUrsJA==.", "not an expiry time"),
+        ("\(fsid).AQDqMAhrepG9FRAAErvysczVyEK6242XgUrsJA==.1764000000.1", "not an expiry time"),
+        ("\(fsid).AQDqMAhrepG9FRAAErvysczVyEK6242XgUrsJA==.-1764000000", "not an expiry time"),
         ("\(fsid).AgDqMAhrepG9FRAAErvysczVyEK6242XgUrsJA==", "not a cephx key"),     // key type 2
         ("\(fsid).QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB", "not a cephx key"),         // base64, wrong shape
         ("\(fsid).\(fsid)", "not a cephx key"),
@@ -36,6 +39,49 @@ import Testing
             // Exit 2, says what is wrong and where a token comes from, never repeats it.
             return error.exitCode == .invalidInput && description.contains(message)
                 && description.contains("aquarium-provision join-token") && !description.contains(text)
+        }
+    }
+
+    @Test("a token with its expiry: printed as FSID.KEY.EXPIRES, read back; refused (exit 3) from the second it expires")
+    func expiry() throws {
+        let token = JoinToken(fsid: Self.fsid, key: Self.key, expires: 1_764_000_000)
+        #expect(token.text == "\(Self.fsid).\(Self.key).1764000000")
+        #expect(try JoinToken(parsing: token.text) == token)
+        let allowed = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=._-")
+        #expect((16...256).contains(token.text.count) && token.text.allSatisfy(allowed.contains))
+        try token.refuseIfExpired(now: Date(timeIntervalSince1970: 1_763_999_999))
+        for now in [1_764_000_000, 1_800_000_000] {
+            #expect {
+                try token.refuseIfExpired(now: Date(timeIntervalSince1970: TimeInterval(now)))
+            } throws: { error in
+                guard let error = error as? ProvisionError, case .refused(let text) = error else { return false }
+                return error.exitCode == .refused && text.contains("expired at 2025-11-24T16:00:00Z")
+                    && text.contains("join-token --rotate") && !text.contains(Self.key)
+            }
+        }
+        // A token without an expiry (made before keys expired) never expires on this side: the cluster decides.
+        try JoinToken(fsid: Self.fsid, key: Self.key).refuseIfExpired(now: Date.distantFuture)
+    }
+
+    @Test("the cluster's record: usable until it expires or is revoked", arguments: [
+        (JoinKeyRecord(expires: 1000), 999, nil as String?),
+        (JoinKeyRecord(expires: 1000), 1000, "expired at 1970-01-01T00:16:40Z"),
+        (JoinKeyRecord(expires: 1000, revoked: true), 10, "revoked"),
+    ])
+    func record(record: JoinKeyRecord, now: Int, reason: String?) {
+        #expect(record.unusableReason(at: Date(timeIntervalSince1970: TimeInterval(now))) == reason)
+        #expect(record.isUsable(at: Date(timeIntervalSince1970: TimeInterval(now))) == (reason == nil))
+    }
+
+    @Test("lifetimes: a whole number and s, m, h or d", arguments: [
+        ("30s", 30), ("90m", 5400), ("24h", 86400), ("7d", 604_800), (" 2h ", 7200),
+        ("0h", nil), ("24", nil), ("1.5h", nil), ("h", nil), ("-1h", nil), ("2w", nil), ("99999999d", nil),
+    ] as [(String, Int?)])
+    func lifetimes(text: String, seconds: Int?) throws {
+        if let seconds {
+            #expect(try JoinKeyRecord.parseLifetime(text) == seconds)
+        } else {
+            #expect(throws: ProvisionError.self) { try JoinKeyRecord.parseLifetime(text) }
         }
     }
 
