@@ -10,6 +10,9 @@ public enum LauncherKind: String, Sendable, CaseIterable, Codable {
 /// Everything about the cluster this node bootstraps that must stay the same across reruns. Persisted in the state
 /// file the first time it is decided.
 public struct ClusterIdentity: Codable, Equatable, Sendable {
+    /// The networks of a process-launcher cluster on 127.0.0.1.
+    public static let loopbackNetwork = "127.0.0.0/8"
+
     public var fsid: String
     /// Ceph cluster name (the seed's `cluster.name`).
     public var name: String
@@ -87,11 +90,14 @@ public enum CephConfig {
         // sizes written here would pin the monitor to them when the `replication` step grows them. The
         // `cluster-settings` step puts them in the database before any pool exists.
         if identity.launcher == .process {
-            // Several clusters (tests, benchmarks, developers) share this machine: bind only to loopback, in our own
-            // port range, with every path under the root.
+            // Several clusters (tests, benchmarks, developers) share this machine: bind in our own port range, with
+            // every path under the root; on loopback, to the one address. A node in a network namespace of its own
+            // (`--seed-network`) picks its addresses from the networks, as on a real node: the OSDs' back addresses
+            // on the cluster network.
+            if identity.publicNetwork == ClusterIdentity.loopbackNetwork {
+                global += [("public_addr", identity.address), ("cluster_addr", identity.address)]
+            }
             global += [
-                ("public_addr", identity.address),
-                ("cluster_addr", identity.address),
                 ("ms_bind_port_min", String(identity.basePort + 10)),
                 ("ms_bind_port_max", String(identity.basePort + 99)),
                 // Development machines share one disk with everything else: warn about the monitor's disk late.

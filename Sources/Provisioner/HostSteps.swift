@@ -48,34 +48,57 @@ extension Provisioner {
     /// the seed's public network. `who` names what needs the address, for the message.
     func decideNodeAddress(for who: String) throws(ProvisionError)
         -> (address: String, publicNetwork: String, clusterNetwork: String, basePort: Int) {
-        switch options.launcher {
-        case .process:
+        if options.launcher == .process && !options.seedNetwork {
             guard let port = options.basePort ?? Ports.findFreeRange() else {
                 throw .failed("no range of 100 free ports on 127.0.0.1 found; pass --base-port")
             }
-            return ("127.0.0.1", "127.0.0.0/8", "127.0.0.0/8", port)
-        case .systemd:
-            guard let network = seed.network.publicNetwork else {
-                throw .invalidInput("the seed has no network.public_network; \(who) needs an address in it")
-            }
-            guard let own = NodeAddresses.find(in: network, seed: seed) else {
-                throw .failed("this node has no address in the public network \(network); check the seed's "
-                    + "network.interfaces and that the links are up")
-            }
-            if layout.root.isEmpty, !NodeAddresses.local().contains(own) {
-                // A static address of the seed that systemd-networkd is still configuring (the host step reloaded it).
-                do {
-                    try CephTools.wait("the seed's address \(own) to be configured", seconds: 90) {
-                        NodeAddresses.local().contains(own)
-                    }
-                } catch {
-                    throw .failed("the seed's address \(own) (network.interfaces) is on no interface of this node after "
-                        + "90 s; check the interface's name or mac in the seed against `ip -br link`, and that its link is up")
-                }
-            }
-            return (own, network.description, seed.network.clusterNetwork?.description ?? network.description,
-                    options.basePort ?? 3300)
+            return ("127.0.0.1", ClusterIdentity.loopbackNetwork, ClusterIdentity.loopbackNetwork, port)
         }
+        guard let network = seed.network.publicNetwork else {
+            throw .invalidInput("the seed has no network.public_network; \(who) needs an address in it")
+        }
+        let own = try waitForAddress(in: network)
+        return (own, network.description, seed.network.clusterNetwork?.description ?? network.description,
+                options.basePort ?? 3300)
+    }
+
+    /// This node's address in the public network: the seed's static one there, else one an interface has (DHCP).
+    /// Either may come late: systemd-networkd is still applying the seed (the host step reloaded it), a DHCP server is
+    /// slow, a switch port forwards only once spanning tree settled. Where the daemons bind here (on the node, or the
+    /// process launcher with --seed-network) it waits up to `options.addressTimeout` seconds, saying what for, and
+    /// fails with the reason after that. A test root with the systemd launcher describes another machine: a static
+    /// address is taken as it is there, without waiting.
+    func waitForAddress(in network: IPNetwork) throws(ProvisionError) -> String {
+        let configured = seed.network.interfaces.flatMap(\.addresses).first { network.contains($0.address) }?.address.description
+        let bindsHere = layout.root.isEmpty || options.seedNetwork
+        if let configured, !bindsHere { return configured }
+        func present() -> String? {
+            let local = NodeAddresses.local()
+            if let configured { return local.contains(configured) ? configured : nil }
+            return local.first { IPAddress($0).map(network.contains) ?? false }
+        }
+        if let found = present() { return found }
+        let what = configured.map { "the seed's address \($0) (network.interfaces)" }
+            ?? "an address in the public network \(network) (from DHCP)"
+        logger.notice("waiting up to \(Int(options.addressTimeout)) s for \(what)")
+        events.append(ProvisionEvent(event: "address.waiting", detail: what))
+        var found: String?
+        do {
+            try CephTools.wait(what, seconds: options.addressTimeout) {
+                found = present()
+                return found != nil
+            }
+        } catch {
+            if configured != nil {
+                throw .failed("\(what) is on no interface of this node after \(Int(options.addressTimeout)) s; check the "
+                    + "interface's name or mac in the seed against `ip -br link`, and that its link is up")
+            }
+            throw .failed("this node has no address in the public network \(network) after \(Int(options.addressTimeout)) s; "
+                + "check that the DHCP server answers on this link and hands out addresses in it, or give the node a static "
+                + "address in the seed's network.interfaces")
+        }
+        guard let found else { throw .failed("\(what) went away again") }
+        return found
     }
 
     /// An fsid already on the node (a configuration file from an earlier run whose state file was lost).

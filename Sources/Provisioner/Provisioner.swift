@@ -14,14 +14,21 @@ public struct ProvisionOptions: Sendable {
     /// `role: join`: the port of the monitor at `cluster.join.address` (default: remembered, else 3300). Clusters of
     /// the process launcher listen on their base port instead.
     public var monPort: Int?
+    /// The process launcher binds in the seed's public network (this host's address there, port 3300 unless
+    /// --base-port) instead of 127.0.0.1: for test hosts in network namespaces of their own.
+    public var seedNetwork: Bool
+    /// How long to wait for this node's address in the public network to appear.
+    public var addressTimeout: Double
 
     public init(launcher: LauncherKind = .systemd, basePort: Int? = nil, fault: FaultPoint? = nil, healthTimeout: Double = 300,
-                monPort: Int? = nil) {
+                monPort: Int? = nil, seedNetwork: Bool = false, addressTimeout: Double = 90) {
         self.launcher = launcher
         self.basePort = basePort
         self.fault = fault
         self.healthTimeout = healthTimeout
         self.monPort = monPort
+        self.seedNetwork = seedNetwork
+        self.addressTimeout = addressTimeout
     }
 }
 

@@ -54,6 +54,12 @@ public struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "role: join: the port of the monitor at cluster.join.address (default 3300; a process-launcher cluster listens on its base port).")
     public var monPort: Int?
 
+    @Flag(name: .long, help: "Process launcher: bind in the seed's public network (this host's address there) instead of 127.0.0.1, as on a node; for test hosts in network namespaces.")
+    public var seedNetwork = false
+
+    @Option(name: .long, help: "Seconds to wait for this node's address in the public network (DHCP, or a static one being applied).")
+    public var addressTimeout: Double = 90
+
     @Flag(name: .long, help: "Print the run report as JSON.")
     public var json = false
 
@@ -101,8 +107,9 @@ public struct RunCommand: ParsableCommand {
         if monPort != nil && loaded.cluster.role != .join {
             throw ProvisionError.invalidInput("--mon-port is for role: join; this seed has role: \(loaded.cluster.role.rawValue)")
         }
+        if addressTimeout < 0 { throw ProvisionError.invalidInput("--address-timeout \(addressTimeout): expected 0 or more seconds") }
         let options = ProvisionOptions(launcher: launcher, basePort: basePort, fault: fault, healthTimeout: healthTimeout,
-                                       monPort: monPort)
+                                       monPort: monPort, seedNetwork: seedNetwork, addressTimeout: addressTimeout)
         let provisioner = try Provisioner(seed: loaded, record: record, root: root, options: options, logger: logger)
         let report = try provisioner.run { result in
             if !json {
