@@ -53,8 +53,9 @@ let package = Package(
                 resources: [.copy("Resources/seed.schema.json"), .copy("Resources/example-seed.yaml")],
                 swiftSettings: strict),
         // The one contract between FirstBoot and the Provisioner: the versioned node record, the step journal and the
-        // state layout.
-        .target(name: "NodeContract", dependencies: ["CommandSupport", "Disks", "GPT", "Seed", "FileLayer", "JSONCoding"], swiftSettings: strict),
+        // state layout; the fault points, the step runner and the running host name and network both tools use.
+        .target(name: "NodeContract", dependencies: ["CommandSupport", "Disks", "GPT", "Seed", "FileLayer", "JSONCoding", "Exec"],
+                swiftSettings: strict),
         // QEMU machines like the nodes: typed argv, console watching (the demo and end-to-end tests).
         .target(name: "QEMU", dependencies: ["Exec", "CommandSupport",
                                              .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -44,6 +44,8 @@ public struct ApplyResult: Sendable {
     public var record: NodeRecord
     /// The steps this run executed (a rerun after a crash executes only the unfinished ones).
     public var stepsRun: [String]
+    /// The plan's actions as this run went through them, in order (executed, or finished by an earlier run).
+    public var actions: [PlanAction]
     public var handoff: String
 }
 
@@ -107,8 +109,7 @@ public struct ApplyEngine {
             throw ApplyError(.refused, "refused: the seed \(loaded.path) is bound to another machine (\(problem)); "
                 + "put this machine's own seed on the stick (seeds/<DMI serial>.yaml or seeds/<MAC with dashes>.yaml)")
         }
-        let (firstPlan, inventory) = try plan(seed: seed)
-        var plan = firstPlan
+        var (plan, inventory) = try plan(seed: seed)
         guard let system = plan.systemDisk, let mode = system.mode,
               let disk = inventory.disks.first(where: { $0.path == system.path }) else {
             throw ApplyError(.refused, "refused: no system disk. " + SystemDiskPlanner.render(plan))
@@ -128,103 +129,36 @@ public struct ApplyEngine {
                 + SystemDiskPlanner.render(plan))
         }
         logger.notice("system disk \(system.displayPath): \(mode.rawValue)")
-        var steps: [String] = []
-        var journal = try startJournal(disk: disk, mode: mode, seed: seed)
+        if mode == .reuse { plan = try planWithRecord(plan, disk: disk, seed: seed, inventory: inventory) }
+
+        // Exactly the plan's actions, in order, each one step of the runner (journalled on the disk while the disk
+        // is being prepared).
+        var run = ActionRun(disk: disk, mode: mode, partition: partitionPath(disk.path, 1), loaded: loaded,
+                            inventory: inventory, storageDisks: plan.storageDisks,
+                            runner: StepRunner(faultPoint: options.faultPoint))
+        for action in plan.actions { try execute(action, &run) }
+        guard let record = run.record else {
+            throw ApplyError(.runtime, "internal error: the plan for \(system.displayPath) wrote no node record")
+        }
+        return ApplyResult(plan: plan, mode: mode, record: record, stepsRun: run.stepsRun, actions: run.actions,
+                           handoff: run.handoff ?? "handoff skipped (not in the plan)")
+    }
+
+    /// A later boot's plan: the storage disks the node record on the system disk lists have become OSDs (bluestore)
+    /// since, and stay this node's storage disks. The record is on the state filesystem, so this mounts it (the
+    /// plan's own first action, which runs again as a no-op) and plans once more with that record, before any action
+    /// runs; only the storage choice can change (the system disk was chosen by its layout).
+    func planWithRecord(_ plan: Plan, disk: Disk, seed: Seed, inventory: Inventory) throws -> Plan {
         let partition = partitionPath(disk.path, 1)
-
-        // The disk steps are skipped once done; mount, layout and record are idempotent and run on every boot.
-        let skippable: Set<ApplyStep> = [.wipe, .partition, .identities, .mkfs]
-        func step(_ name: ApplyStep, _ body: () throws -> Void) throws {
-            if skippable.contains(name), let record = journal, let entry = name.journalStep, record.isDone(entry) { return }
-            if var record = journal {
-                record.sequence += 1
-                record.steps[name.rawValue] = "started"
-                try StepJournal.write(device: disk.path, record: record)
-                journal = record
-            }
-            options.faultPoint?.trigger(name, after: false)
-            logger.info("step \(name.rawValue)")
-            try body()
-            steps.append(name.rawValue)
-            options.faultPoint?.trigger(name, after: true)
-            if var record = journal {
-                record.sequence += 1
-                record.steps[name.rawValue] = "done"
-                try StepJournal.write(device: disk.path, record: record)
-                journal = record
-            }
-        }
-
-        // Identities: from the journal (create/resume) or from the disk itself (reuse).
-        var identity = try identities(disk: disk, journal: journal, seed: seed)
-        if mode != .reuse {
-            // Each destructive step holds the disk exclusively and first checks it is still the planned disk.
-            try step(.wipe) {
-                try exclusively(disk) { claim in
-                    try claim.wipeSignatures()
-                    // The wipe cleared the journal slots too (no older journal survives): this run's record goes back.
-                    if let record = journal { try StepJournal.write(device: disk.path, record: record) }
-                }
-            }
-            try step(.partition) { try exclusively(disk) { _ in try createTable(disk) } }
-            try step(.identities) { try exclusively(disk) { _ in try setIdentities(disk, identity) } }
-            try step(.mkfs) {
-                // mkfs claims the partition itself: check the disk, release it, format.
-                try exclusively(disk) { _ in }
-                try makeFilesystem(partition: partition, disk: disk, identity)
-            }
-        }
-        options.faultPoint?.trigger(.partitionNode, after: false)
         try ensurePartitionNode(disk: disk.path, partition: partition)
-        options.faultPoint?.trigger(.partitionNode, after: true)
-        try step(.mount) { try mountState(partition: partition, filesystem: identity.filesystem) }
-        if mode == .reuse, let recorded = try verifyOwner(seed: seed) {
-            // The record on the disk is the node's identity (the journal may be gone).
-            identity.nodeUUID = recorded.nodeUUID
-            identity.createdAt = recorded.createdAt
-            // Its storage disks have become OSDs since (bluestore): they stay this node's storage disks. Only the
-            // storage choice can change here; the system disk was chosen by its layout.
-            let known = Set(recorded.storageDisks.map(\.stableIdentity))
-            if !known.isEmpty {
-                let bound = seed.host.machine != nil  // a mismatch was refused above
-                let again = SystemDiskPlanner.plan(seed: seed, inventory: inventory,
-                                                   options: plannerOptions([:], known, bound: bound))
-                if again.systemDisk?.path == plan.systemDisk?.path { plan = again }
-            }
-        }
-        try step(.layout) { try layout(filesystemUUID: identity.filesystemUUID, filesystem: identity.filesystem) }
-        var record = NodeRecord(nodeUUID: identity.nodeUUID, hostname: seed.host.hostname, cluster: seed.cluster.name,
-                                seedSHA256: loaded.sha256,
-                                systemDisk: .init(stableIdentity: disk.stableIdentity, path: disk.path, wwn: disk.wwn,
-                                                  serial: disk.serial, byId: disk.byId, diskGUID: identity.diskGUID,
-                                                  partitionUUIDs: [AquariumLayout.partitionName: identity.partitionUUID],
-                                                  filesystem: identity.filesystem, filesystemUUID: identity.filesystemUUID),
-                                storageDisks: plan.storageDisks.map {
-                                    DiskIdentity(stableIdentity: $0.stableIdentity, path: $0.path, wwn: $0.wwn,
-                                                 serial: $0.serial, byId: $0.byId, sizeBytes: $0.sizeBytes)
-                                },
-                                bootMedia: inventory.disks.first(where: \.isBootMedia).map(DiskIdentity.init),
-                                seedPath: "/" + NodeRecord.seedRelativePath,
-                                createdAt: identity.createdAt, updatedAt: timestamp())
-        // The record is rewritten on every boot (paths and storage disks may change); createdAt is kept.
-        try step(.record) {
-            // The verified seed for the Provisioner (it holds secrets: mode 0600), then the record that names it.
-            try writeAtomically(inRoot("/" + NodeRecord.seedRelativePath), loaded.data, mode: 0o600)
-            record = try writeNodeRecord(record)
-        }
-        options.faultPoint?.trigger(.complete, after: false)
-        if var current = journal, !current.isComplete {
-            current.sequence += 1
-            current.completedAt = timestamp()
-            try StepJournal.write(device: disk.path, record: current)
-            journal = current
-        }
-        options.faultPoint?.trigger(.complete, after: true)
-        options.faultPoint?.trigger(.handoff, after: false)
-        let handoff = options.handoff ? Handoff.start(logger: logger) : "handoff skipped (--no-handoff)"
-        steps.append(ApplyStep.handoff.rawValue)
-        options.faultPoint?.trigger(.handoff, after: true)
-        return ApplyResult(plan: plan, mode: mode, record: record, stepsRun: steps, handoff: handoff)
+        let filesystem = AquariumLayout.statePartition(of: disk)?.fsType ?? plan.filesystem
+        try mountState(partition: partition, filesystem: filesystem)
+        guard let recorded = try verifyOwner(seed: seed) else { return plan }
+        let known = Set(recorded.storageDisks.map(\.stableIdentity))
+        if known.isEmpty { return plan }
+        let bound = seed.host.machine != nil  // a mismatch was refused before
+        let again = SystemDiskPlanner.plan(seed: seed, inventory: inventory, options: plannerOptions([:], known, bound: bound))
+        return again.systemDisk?.path == plan.systemDisk?.path && again.systemDisk?.mode == .reuse ? again : plan
     }
 
     // MARK: - journal and identities
@@ -244,7 +178,6 @@ public struct ApplyEngine {
             logger.notice("resuming the first boot recorded on \(disk.path) (node \(record.nodeUUID))")
             return record
         case .create:
-            options.faultPoint?.trigger(.journal, after: false)
             // No journal older than this run may outlive its first record (a stale one could outrank it).
             try exclusively(disk) { _ in try StepJournal.clear(device: disk.path) }
             let node = UUID().uuidString.lowercased()
@@ -255,7 +188,6 @@ public struct ApplyEngine {
                 filesystemUUID: UUID().uuidString.lowercased(), filesystem: seed.disks.system.filesystem.rawValue,
                 startedAt: timestamp(), steps: [:], completedAt: nil)
             try StepJournal.write(device: disk.path, record: record)
-            options.faultPoint?.trigger(.journal, after: true)
             return record
         }
     }

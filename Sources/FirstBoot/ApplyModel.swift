@@ -47,35 +47,26 @@ public enum ApplyStep: String, CaseIterable, Codable, Sendable {
 
 /// `--fault-inject STEP` or `STEP:after` (also `AQUARIUM_FAULT_INJECT`): the process kills itself with SIGKILL when
 /// the step is reached (after journalling its start, before doing it) or, with `:after`, once the step's work is
-/// done but before its completion is journalled. For crash-safety tests only.
-public struct FaultPoint: Equatable, Sendable, CustomStringConvertible {
-    public var step: ApplyStep
-    public var after: Bool
-
+/// done but before its completion is journalled. FirstBoot's points of the shared `FaultPoint`: a bare step means
+/// `before`, and there are no `mid` points.
+extension FaultPoint {
     public init(step: ApplyStep, after: Bool = false) {
-        self.step = step
-        self.after = after
+        self.init(step: step.rawValue, when: after ? .after : .before, bare: .before)
     }
 
-    public init?(_ text: String) {
-        let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
-        guard let first = parts.first, let step = ApplyStep(rawValue: first) else { return nil }
-        if parts.count == 2 && parts[1] != "after" { return nil }
-        self.init(step: step, after: parts.count == 2)
+    /// One of `apply`'s points (`all`), or nil.
+    public init?(apply text: String) {
+        guard let point = FaultPoint(text, bare: .before), FaultPoint.all.contains(point) else { return nil }
+        self = point
     }
 
-    public var description: String { step.rawValue + (after ? ":after" : "") }
-
-    /// Every fault point, for tests.
+    /// Every fault point of `apply`, for tests.
     public static var all: [FaultPoint] {
         ApplyStep.allCases.flatMap { [FaultPoint(step: $0), FaultPoint(step: $0, after: true)] }
     }
 
     func trigger(_ step: ApplyStep, after: Bool) {
-        guard step == self.step, after == self.after else { return }
-        FileHandle.standardError.write(Data("fault injection: killing myself at \(description)\n".utf8))
-        kill(getpid(), SIGKILL)
-        _exit(137)
+        trigger(step.rawValue, after ? .after : .before) { FaultPoint.announceOnStandardError(self) }
     }
 }
 

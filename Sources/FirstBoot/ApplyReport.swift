@@ -5,7 +5,7 @@ import Seed
 
 /// The report `apply` writes back to the seed volume (`reports/<host name or DMI serial>.{txt,json}`) and to the
 /// console, on success and on failure. It never contains the seed's secrets.
-public struct ApplyReport: Codable, Equatable, Sendable {
+public struct ApplyReport: Encodable, Equatable, Sendable {
     public var outcome: String
     public var exitCode: Int32
     public var hostname: String?

@@ -25,9 +25,9 @@ enum Handoff {
             // Likewise this node's host name and network configuration (systemd-networkd read the image's).
             if let name = try? String(contentsOfFile: "/etc/hostname", encoding: .utf8)
                 .trimmingCharacters(in: .whitespacesAndNewlines), !name.isEmpty {
-                _ = name.withCString { sethostname($0, strlen($0)) }
+                RunningHost.set(name)
             }
-            _ = try? Command("networkctl", ["reload"]).run()
+            RunningHost.reloadNetwork()
             if (try? Command("systemctl", ["start", "--no-block", "multi-user.target", "aquarium-provision.service"]).run()) != nil {
                 return "handoff: started aquarium-provision.service"
             }

@@ -135,7 +135,7 @@ public struct ApplyCommand: ParsableCommand {
     public init() {}
 
     public func validate() throws {
-        if let text = faultPointText, FaultPoint(text) == nil {
+        if let text = faultPointText, FaultPoint(apply: text) == nil {
             throw ValidationError("unknown fault point '\(text)'; one of: " + FaultPoint.all.map(\.description).joined(separator: ", "))
         }
     }
@@ -167,7 +167,7 @@ public struct ApplyCommand: ParsableCommand {
             report.seedSHA256 = seed.sha256
             report.seedTrust = seed.trust
             let options = ApplyOptions(root: target.root, yes: yes, onlyDevices: target.onlyNames,
-                                       faultPoint: faultPointText.flatMap(FaultPoint.init), handoff: !noHandoff,
+                                       faultPoint: faultPointText.flatMap { FaultPoint(apply: $0) }, handoff: !noHandoff,
                                        machine: target.machine)
             let engine = ApplyEngine(options: options, logger: logger)
             do {
@@ -192,7 +192,7 @@ public struct ApplyCommand: ParsableCommand {
             report.outcome = coded == .refused ? "refused" : "failed"
             report.message = String(describing: error)
         }
-        let faultPoint = faultPointText.flatMap(FaultPoint.init)
+        let faultPoint = faultPointText.flatMap { FaultPoint(apply: $0) }
         faultPoint?.trigger(.report, after: false)
         if let device = sink.fatDevice {
             do {

@@ -73,6 +73,9 @@ public struct PlannedDisk: Codable, Equatable, Sendable {
     @Nullable public var mode: SystemDiskMode?
     /// Why this disk was chosen.
     public var reasons: [String]
+    /// Storage only: this node's own OSD, kept whatever `disks.storage.wipe` says (its previous node record lists it).
+    /// Not in the JSON (the reasons say it); the human plan names it.
+    public var ownOSD = false
 
     enum CodingKeys: String, CodingKey {
         case path, displayPath, name, stableIdentity, byId, wwn, serial, model, vendor, sizeBytes, logicalSectorSize
@@ -88,13 +91,13 @@ public struct RejectedDisk: Codable, Equatable, Sendable {
     public var reasons: [String]
 }
 
-/// The plan: `aquarium-firstboot plan --json` prints it (docs/plan.md).
-public struct Plan: Codable, Equatable, Sendable {
+/// The plan: `aquarium-firstboot plan --json` prints it (docs/plan.md), `apply` executes its actions.
+public struct Plan: Encodable, Equatable, Sendable {
     @Nullable public var systemDisk: PlannedDisk?
     public var storageDisks: [PlannedDisk]
     public var rejected: [RejectedDisk]
-    /// What `apply` will do, in order, in words.
-    public var actions: [String]
+    /// What `apply` will do, in order: the very list it executes (in the JSON, each in words).
+    public var actions: [PlanAction]
     /// Why no system disk was chosen (null when one was).
     @Nullable public var refusal: String?
     /// The filesystem the state partition gets (or has).
@@ -214,7 +217,9 @@ public enum SystemDiskPlanner {
                 if candidates.contains(where: { $0.disk.path == disk.path }), let chosenDisk = chosen?.disk {
                     why.append("not chosen as system disk: \(chosenDisk.path) is preferred")
                 }
-                storage.append(planned(disk, mode: nil, reasons: why))
+                var disk = planned(disk, mode: nil, reasons: why)
+                disk.ownOSD = ownOSD
+                storage.append(disk)
                 continue
             }
             var reasons = reasonsByPath[disk.path] ?? []
@@ -231,7 +236,11 @@ public enum SystemDiskPlanner {
         }
 
         let systemDisk = chosen.map { planned($0.disk, mode: $0.mode, reasons: $0.why) }
-        let actions = systemDisk.map { actionsFor($0, disk: chosen?.disk, seed: seed, storage: storage) } ?? []
+        let resumed = chosen.flatMap { $0.mode == .resume ? options.journals[$0.disk.path] : nil }
+        let actions = systemDisk.map {
+            PlanAction.actions(for: $0, storageDisks: storage.count, partitionUUID: resumed?.partitionUUID ?? expectedUUID,
+                               filesystem: resumed?.filesystem ?? system.filesystem.rawValue)
+        } ?? []
         if chosen == nil && refusal == nil { refusal = "no disk is eligible as the system disk" }
         return Plan(systemDisk: systemDisk, storageDisks: storage, rejected: rejected, actions: actions,
                     refusal: refusal, filesystem: system.filesystem.rawValue)
@@ -378,35 +387,6 @@ public enum SystemDiskPlanner {
         return links.first { $0.contains("/wwn-") } ?? links.first ?? disk.path
     }
 
-    static func actionsFor(_ system: PlannedDisk, disk: Disk?, seed: Seed, storage: [PlannedDisk]) -> [String] {
-        let fs = seed.disks.system.filesystem.rawValue
-        let target = system.displayPath
-        var actions: [String] = []
-        switch system.mode ?? .create {
-        case .reuse:
-            actions.append("mount partition '\(AquariumLayout.partitionName)' of \(target) at \(AquariumLayout.stateMountpoint) "
-                + "(no partitioning, no formatting)")
-        case .create, .resume:
-            if system.mode == .resume {
-                actions.append("resume the interrupted first boot recorded in the step journal on \(target)")
-            }
-            actions.append("record each step in the journal on \(target) (bytes \(StepJournal.offset)-\(StepJournal.offset + 2 * UInt64(StepJournal.slotSize) - 1))")
-            if let content = system.content, system.mode == .create {
-                actions.append("wipe \(target): it \(content)")
-            }
-            actions.append("create a GPT on \(target) with partition 1 '\(AquariumLayout.partitionName)' over the whole disk "
-                + "(1 MiB aligned, \(system.logicalSectorSize)-byte sectors, type /var \(AquariumLayout.partitionType))")
-            actions.append("format it \(fs) labelled '\(AquariumLayout.filesystemLabel)'")
-            actions.append("mount it at \(AquariumLayout.stateMountpoint)")
-        }
-        actions.append("bind " + AquariumLayout.bindDirectories.map(\.target).joined(separator: ", ")
-            + " from it, overlay /etc with its \(AquariumLayout.etcUpper), and write systemd mount units")
-        actions.append("write the node record /var/lib/aquarium/node.json"
-            + (storage.isEmpty ? "" : " with \(storage.count) storage disk\(storage.count == 1 ? "" : "s")"))
-        actions.append("hand off to aquarium-provision")
-        return actions
-    }
-
     /// The plan in words, as `plan` prints it.
     public static func render(_ plan: Plan) -> String {
         var lines: [String] = []
@@ -423,7 +403,7 @@ public enum SystemDiskPlanner {
             lines.append("system disk: none — \(plan.refusal ?? "no disk is eligible")")
         }
         for disk in plan.storageDisks {
-            let own = disk.reasons.first { $0.hasPrefix("this node's storage disk") }
+            let own = disk.ownOSD ? disk.reasons.first : nil
             lines.append("storage disk: \(disk.displayPath) (\(describe(disk)))" + (disk.content.map { " — \($0)" } ?? "")
                 + (own.map { "; \($0)" } ?? ""))
         }
@@ -432,7 +412,7 @@ public enum SystemDiskPlanner {
         }
         if !plan.actions.isEmpty {
             lines.append("actions:")
-            for (index, action) in plan.actions.enumerated() { lines.append("  \(index + 1). \(action)") }
+            for (index, action) in plan.actions.enumerated() { lines.append("  \(index + 1). \(action.description)") }
         }
         return lines.joined(separator: "\n")
     }

@@ -1,5 +1,6 @@
 import Exec
 import Foundation
+import NodeContract
 import Seed
 
 /// The `host` and `identity` steps: the node's files and the cluster identity it keeps.
@@ -11,7 +12,7 @@ extension Provisioner {
             // On the node itself the running system follows the files now, not at the next boot: the monitor binds to
             // the seed's static address in the next steps.
             if changed.contains(where: { $0.hasPrefix("/etc/systemd/network/") }) {
-                if (try? Command("networkctl", ["reload"]).run()) != nil {
+                if RunningHost.reloadNetwork() {
                     detail.append("reloaded systemd-networkd")
                 } else {
                     logger.warning("networkctl reload failed: the new network configuration applies at the next boot")
@@ -109,18 +110,5 @@ extension Provisioner {
             if parts.count == 2, parts[0] == "fsid", UUID(uuidString: parts[1]) != nil { return parts[1] }
         }
         return nil
-    }
-}
-
-/// The running system's host name (the kernel's), as opposed to /etc/hostname.
-enum RunningHost {
-    static func name() -> String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buffer, buffer.count) == 0 else { return "" }
-        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
-    static func set(_ name: String) -> Bool {
-        name.withCString { sethostname($0, strlen($0)) } == 0
     }
 }

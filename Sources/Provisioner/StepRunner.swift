@@ -1,4 +1,5 @@
 import Foundation
+import NodeContract
 import Seed
 
 /// What one step did.
@@ -96,23 +97,44 @@ extension Provisioner {
         return RunReport(fsid: state.identity?.fsid, steps: results, changed: changed, health: health)
     }
 
-    /// One step: its fault points, its events, and its completion in the state file.
+    /// One step in NodeContract's `StepRunner`: its fault points, its events, and its completion in the state file.
+    /// No step is skipped: each looks at the node first and acts only on what is missing.
     func run(_ step: ProvisionStep) throws(ProvisionError) -> StepResult {
         let name = step.name
-        fault(name, .before)
-        events.append(ProvisionEvent(event: "step.started", step: name))
-        let outcome: StepOutcome
-        do {
-            outcome = try step.body(self)()
-        } catch {
-            events.append(ProvisionEvent(event: "step.failed", step: name, detail: error.description))
-            throw error
+        let runner = StepRunner(faultPoint: options.fault) { [self] point in
+            logger.notice("fault injection: dying at \(point)")
+            events.append(ProvisionEvent(event: "fault.injected", step: name, detail: point.description))
         }
-        fault(name, .after)
-        events.append(ProvisionEvent(event: outcome.changed ? "step.done" : "step.unchanged", step: name,
-                                     changed: outcome.changed, detail: outcome.detail))
-        state.markCompleted(name)
-        try state.save(layout.stateFile)
+        var record = StateFileRecord(provisioner: self)
+        let ran: Void? = try runner.run(RunStep(name), record: &record) { (record: inout StateFileRecord) throws(ProvisionError) in
+            events.append(ProvisionEvent(event: "step.started", step: name))
+            do throws(ProvisionError) {
+                record.outcome = try step.body(self)()
+            } catch {
+                events.append(ProvisionEvent(event: "step.failed", step: name, detail: error.description))
+                throw error
+            }
+        }
+        let outcome = ran == nil ? StepOutcome(changed: false) : record.outcome
         return StepResult(step: name, changed: outcome.changed, detail: outcome.detail)
+    }
+}
+
+/// The Provisioner's step record: the state file's completed steps, and the events that say what each step did.
+struct StateFileRecord: StepRecord {
+    let provisioner: Provisioner
+    /// What the running step's body reported (set by the body, read when the step finishes).
+    var outcome = StepOutcome(changed: false)
+
+    func isDone(_ step: String) -> Bool { false }
+
+    /// The `step.started` event is the step's own first act (it follows the `before` fault point).
+    func started(_ step: String) throws(ProvisionError) {}
+
+    func finished(_ step: String) throws(ProvisionError) {
+        provisioner.events.append(ProvisionEvent(event: outcome.changed ? "step.done" : "step.unchanged", step: step,
+                                                 changed: outcome.changed, detail: outcome.detail))
+        provisioner.state.markCompleted(step)
+        try provisioner.state.save(provisioner.layout.stateFile)
     }
 }
