@@ -106,9 +106,9 @@ struct PlanActionTests {
         var description: String { rawValue }
     }
 
-    @Test("apply goes through exactly the actions plan shows", .serialized, arguments: Scenario.allCases)
+    @Test("apply goes through exactly the actions plan shows", .requires(programs: ApplyDeviceTests.tools), .serialized,
+          arguments: Scenario.allCases)
     func applyRunsThePlan(_ scenario: Scenario) throws {
-        guard try Capabilities.require(programs: ApplyDeviceTests.tools) else { return }
         try LoopDevice.with(.init(sizeBytes: Harness.gib)) { disk in
             try Harness.withRoot { root in
                 let path = try Harness.writeSeed(root + "/..", Harness.seedText())
