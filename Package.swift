@@ -62,7 +62,7 @@ let package = Package(
                                              .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         // Shared command-line plumbing: global options, logging bootstrap, exit codes, version.
-        .target(name: "CommandSupport", dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .target(name: "CommandSupport", dependencies: ["JSONCoding", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                        .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
 
@@ -78,7 +78,7 @@ let package = Package(
                                                   .product(name: "Crypto", package: "swift-crypto"),
                                                   .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
-        .target(name: "Provisioner", dependencies: ["CommandSupport", "Seed", "Disks", "NodeContract", "Exec", "Archive",
+        .target(name: "Provisioner", dependencies: ["CommandSupport", "JSONCoding", "Seed", "Disks", "NodeContract", "Exec", "Archive",
                                                     .product(name: "Crypto", package: "swift-crypto"),
                                                     .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                     .product(name: "Logging", package: "swift-log")],

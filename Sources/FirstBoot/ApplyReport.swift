@@ -1,6 +1,7 @@
 import Exec
 import FileLayer
 import Foundation
+import JSONCoding
 import Seed
 
 /// The report `apply` writes back to the seed volume (`reports/<host name or DMI serial>.{txt,json}`) and to the
@@ -66,11 +67,7 @@ public struct ApplyReport: Encodable, Equatable, Sendable {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    public func json() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return try encoder.encode(self)
-    }
+    public func json() throws -> Data { try JSONCoding.encoder().encode(self) }
 
     /// Writes `<directory>/<baseName>.txt` and `.json`, with every secret of `seed` redacted. When the directory is
     /// on a read-only mount among `remountable`, it is remounted read-write first.

@@ -43,10 +43,15 @@ public struct InventoryCommand: ParsableCommand {
         let scanner = InventoryScanner(options: InventoryOptions(includeAll: all, onlyNames: names),
                                        logger: global.logger("aquarium.inventory"))
         let inventory = try scanner.scan()
-        if json {
-            print(try InventoryJSON.encode(inventory))
-        } else {
-            print(InventoryTable.render(inventory))
-        }
+        try OutputFormatter(json: json).print(InventoryOutput(inventory: inventory))
     }
+}
+
+/// The inventory as `inventory` prints it: the documented JSON document (docs/inventory.md), or a table.
+struct InventoryOutput: CommandOutput {
+    var inventory: Inventory
+
+    var text: String { InventoryTable.render(inventory) + "\n" }
+
+    func encode(to encoder: any Encoder) throws { try inventory.encode(to: encoder) }
 }

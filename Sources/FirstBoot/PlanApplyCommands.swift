@@ -91,7 +91,7 @@ public struct PlanCommand: ParsableCommand {
                                      logger: global.logger("aquarium.firstboot.plan"))
             plan = try engine.plan(seed: loaded.seed).0
         }
-        print(json ? try plan.json() : SystemDiskPlanner.render(plan))
+        try OutputFormatter(json: json).print(plan)
         if plan.isRefused {
             throw ApplyError(.refused, "refused: \(plan.refusal ?? "no disk is eligible as the system disk")")
         }
@@ -213,12 +213,17 @@ public struct ApplyCommand: ParsableCommand {
         }
         faultPoint?.trigger(.report, after: true)
         let redact: (String) -> String = { loaded?.seed.redact($0) ?? $0 }
-        if failure == nil {
-            print(redact(json ? String(decoding: try report.json(), as: UTF8.self) : report.text), terminator: "")
-        }
+        let output = OutputFormatter(json: json)
+        // A failure's text is the error message (below); its JSON is the report.
+        if failure == nil || output.format == .json { try output.print(report, redact: redact) }
         if let failure {
-            if json { print(redact(String(decoding: try report.json(), as: UTF8.self))) }
             throw ApplyError((failure as? ApplyError)?.kind ?? .runtime, redact(String(describing: failure)))
         }
     }
 }
+
+extension Plan: CommandOutput {
+    public var text: String { SystemDiskPlanner.render(self) + "\n" }
+}
+
+extension ApplyReport: CommandOutput {}

@@ -2,6 +2,7 @@ import Disks
 import FileLayer
 import Foundation
 import GPT
+import JSONCoding
 
 /// The steps of FirstBoot's `apply` that the journal records.
 public enum JournalStep: String, CaseIterable, Codable, Sendable {
@@ -115,9 +116,7 @@ public enum StepJournal {
 
     /// Writes `record` (its sequence chooses the slot) and fsyncs.
     public static func write(device: String, record: JournalRecord) throws(ContractError) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        guard let json = try? encoder.encode(record), json.count <= slotSize - 16 else {
+        guard let json = try? JSONCoding.encoder(pretty: false).encode(record), json.count <= slotSize - 16 else {
             throw ContractError(.runtime, "cannot encode the step journal for \(device)")
         }
         var buffer = magic

@@ -1,4 +1,5 @@
 import Foundation
+import JSONCoding
 
 /// One line of `ROOT/var/lib/aquarium/events.jsonl`.
 public struct ProvisionEvent: Codable, Equatable, Sendable {
@@ -30,7 +31,7 @@ public struct EventLog: Sendable {
     public init(path: String) { self.path = path }
 
     public func append(_ event: ProvisionEvent) {
-        guard var data = try? ProvisionerJSON.encoder(.line).encode(event) else { return }
+        guard var data = try? JSONCoding.encoder(pretty: false).encode(event) else { return }
         data.append(0x0a)
         try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
                                                  withIntermediateDirectories: true)

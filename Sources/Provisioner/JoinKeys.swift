@@ -1,4 +1,5 @@
 import Foundation
+import JSONCoding
 
 /// The cluster's own record of its join key, in the monitors' config-key store (`aquarium/join-key`), so that every
 /// monitor node's reconcile and `join-token` see the same: when the key expires and whether it was revoked. Ceph keys
@@ -65,7 +66,7 @@ struct JoinKeys {
     }
 
     func save(_ record: JoinKeyRecord) throws(ProvisionError) {
-        let text = String(decoding: (try? JSONEncoder().encode(record)) ?? Data(), as: UTF8.self)
+        let text = (try? JSONCoding.text(record, pretty: false)) ?? "{}"
         try tools.run("ceph", ["config-key", "set", JoinKeyRecord.configKey, text])
     }
 

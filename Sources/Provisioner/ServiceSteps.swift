@@ -1,4 +1,5 @@
 import Foundation
+import JSONCoding
 
 /// The seed's services on a bootstrap node: `rbd`, `cephfs`, `rgw`.
 extension Provisioner {
@@ -76,7 +77,7 @@ extension Provisioner {
         let keys = try s3AdminKeys()
         let endpoint = "http://\(options.launcher == .process ? identity.address : (NodeAddresses.primary(seed: seed) ?? identity.address)):\(service.port)"
         let credentials = S3Credentials(endpoint: endpoint, user: Self.s3AdminUser, accessKey: keys.access, secretKey: keys.secret)
-        guard let data = try? ProvisionerJSON.encoder().encode(credentials) else { throw .failed("cannot encode the S3 credentials") }
+        guard let data = try? JSONCoding.encoder().encode(credentials) else { throw .failed("cannot encode the S3 credentials") }
         if try Files.write(data, to: layout.s3CredentialsFile, mode: 0o600) {
             actions.append("wrote \(layout.s3CredentialsFile)")
         }

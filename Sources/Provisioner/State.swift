@@ -1,4 +1,5 @@
 import Foundation
+import JSONCoding
 
 /// What the Provisioner remembers between runs (`ROOT/var/lib/aquarium/provision-state.json`). It holds no secret.
 /// Steps are still checked against reality on every run; the state only keeps decisions (fsid, ports, OSD UUIDs)
@@ -30,7 +31,7 @@ public struct ProvisionState: Codable, Equatable, Sendable {
     }
 
     public func save(_ path: String) throws(ProvisionError) {
-        guard let data = try? ProvisionerJSON.encoder().encode(self) else { throw .failed("cannot encode the state for \(path)") }
+        guard let data = try? JSONCoding.encoder().encode(self) else { throw .failed("cannot encode the state for \(path)") }
         try Files.write(data, to: path, mode: 0o644)
     }
 

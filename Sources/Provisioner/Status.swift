@@ -1,9 +1,10 @@
+import CommandSupport
 import Exec
 import Foundation
 import Logging
 
 /// What `aquarium-provision status --json` prints (documented in docs/provisioner.md).
-public struct StatusReport: Codable, Equatable, Sendable {
+public struct StatusReport: Codable, Equatable, Sendable, CommandOutput {
     public struct OSD: Codable, Equatable, Sendable {
         public var id: Int
         public var up: Bool
@@ -101,4 +102,8 @@ public enum StatusCollector {
         lines.append("s3        \(report.services.s3Endpoint ?? "-")\(report.services.s3CredentialsFile.map { " (keys in \($0))" } ?? "")")
         return lines.joined(separator: "\n")
     }
+}
+
+extension StatusReport {
+    public var text: String { StatusCollector.render(self) + "\n" }
 }

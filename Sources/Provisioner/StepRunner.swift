@@ -1,3 +1,4 @@
+import CommandSupport
 import Foundation
 import NodeContract
 import Seed
@@ -10,12 +11,15 @@ public struct StepResult: Codable, Equatable, Sendable {
 }
 
 /// What `run` prints with `--json`.
-public struct RunReport: Codable, Equatable, Sendable {
+public struct RunReport: Codable, Equatable, Sendable, CommandOutput {
     public var fsid: String?
     public var steps: [StepResult]
     /// True when any step changed something on the node.
     public var changed: Bool
     public var health: String?
+
+    /// The last line of `run` (each step's line is printed as it completes).
+    public var text: String { "done: \(changed ? "changed" : "nothing changed"), \(health ?? "")\n" }
 }
 
 /// What a step's body reports; the runner names it with the step's name.

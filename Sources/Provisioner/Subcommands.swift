@@ -111,16 +111,11 @@ public struct RunCommand: ParsableCommand {
         let options = ProvisionOptions(launcher: launcher, basePort: basePort, fault: fault, healthTimeout: healthTimeout,
                                        monPort: monPort, seedNetwork: seedNetwork, addressTimeout: addressTimeout)
         let provisioner = try Provisioner(seed: loaded, record: record, root: root, options: options, logger: logger)
+        let output = OutputFormatter(json: json)
         let report = try provisioner.run { result in
-            if !json {
-                print("\(result.step): \(result.changed ? "changed" : "unchanged")\(result.detail.map { " (\($0))" } ?? "")")
-            }
+            output.progress("\(result.step): \(result.changed ? "changed" : "unchanged")\(result.detail.map { " (\($0))" } ?? "")")
         }
-        if json {
-            print(String(decoding: try ProvisionerJSON.encoder().encode(report), as: UTF8.self))
-        } else {
-            print("done: \(report.changed ? "changed" : "nothing changed"), \(report.health ?? "")")
-        }
+        try output.print(report)
     }
 }
 
@@ -141,11 +136,7 @@ public struct StatusCommand: ParsableCommand {
     public func run() throws {
         let report = StatusCollector.collect(root: rootOptions.root, cluster: rootOptions.cluster,
                                              logger: global.logger("aquarium.provision"))
-        if json {
-            print(String(decoding: try ProvisionerJSON.encoder().encode(report), as: UTF8.self))
-        } else {
-            print(StatusCollector.render(report))
-        }
+        try OutputFormatter(json: json).print(report)
         if report.health == "UNREACHABLE" { throw ExitCode(AquariumExit.runtimeFailure.rawValue) }
     }
 }

@@ -1,5 +1,6 @@
 import Archive
 import Foundation
+import JSONCoding
 import Logging
 import Seed
 
@@ -102,7 +103,7 @@ public struct SupportBundle {
         if let text = Files.read(layout.stateFile) { files.append(("provision-state.json", text)) }
         if let text = Files.read(layout.cephConf) { files.append(("etc/ceph/\(layout.cluster).conf", text)) }
         let report = StatusCollector.collect(root: layout.root, cluster: layout.cluster, logger: logger)
-        if let data = try? ProvisionerJSON.encoder().encode(report) { files.append(("status.json", String(decoding: data, as: UTF8.self))) }
+        if let data = try? JSONCoding.encoder().encode(report) { files.append(("status.json", String(decoding: data, as: UTF8.self))) }
         if report.health != "UNREACHABLE" {
             let state = try? ProvisionState.load(layout.stateFile)
             let tools = CephTools(layout: layout, logger: logger, client: state?.identity?.clientName)
