@@ -102,6 +102,7 @@ let package = Package(
         .testTarget(name: "ProvisionerTests", dependencies: ["Provisioner", "Seed", "Disks", "NodeContract", "TestSupport"],
                     swiftSettings: strict),
         .testTarget(name: "FileLayerTests", dependencies: ["FileLayer"], swiftSettings: strict),
+        .testTarget(name: "ExecTests", dependencies: ["Exec"], swiftSettings: strict),
         .testTarget(name: "QEMUTests", dependencies: ["QEMU", "TestSupport"], swiftSettings: strict),
         // Build the image, boot it in QEMU from USB, provision unattended (runs in CI; minutes, not seconds).
         .testTarget(name: "EndToEndTests", dependencies: ["QEMU", "GPT", "Exec", "TestSupport",

@@ -187,13 +187,13 @@ public struct SeedFinder {
         for file in files {
             for name in [file, file + SeedSignature.signatureSuffix] {
                 // At most one byte more than a seed may hold: an oversized file is refused by the loader, never read whole.
-                guard let result = try? BoundedOutput.run(Mtools.command("mtype", ["-i", device, "::" + name]),
-                                                          limit: SeedLoader.maximumFileSize + 1, what: "mtype \(name)")
+                guard let result = try? Mtools.command("mtype", ["-i", device, "::" + name])
+                    .run(outputLimit: SeedLoader.maximumFileSize + 1)
                 else { continue }
                 let target = directory + "/" + name
                 try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent,
                                                         withIntermediateDirectories: true)
-                try result.data.write(to: URL(fileURLWithPath: target))
+                try result.standardOutput.write(to: URL(fileURLWithPath: target))
             }
         }
         logger.info("read the seed volume \(device) with mtools into \(directory)")

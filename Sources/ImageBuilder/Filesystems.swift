@@ -112,17 +112,17 @@ public struct FATVolume: Sendable {
         let command = Command("mtype", ["-i", drive, "::/" + file], environment: mtoolsEnvironment)
         let what = "reading \(file) from the FAT filesystem at byte \(offsetBytes)"
         logger.debug("running \(command) (at most \(maximumBytes) bytes)")
-        let result: BoundedOutput.Result
+        let result: CommandResult
         do {
-            result = try BoundedOutput.run(command, limit: maximumBytes, what: what)
+            result = try command.run(outputLimit: maximumBytes)
         } catch {
-            throw .failure(image, error.description)
+            throw .failure(image, "\(what) failed: \(error)")
         }
-        guard !result.exceeded else {
+        guard !result.outputLimitExceeded else {
             throw .invalid(image, "\(file) in the FAT filesystem at byte \(offsetBytes) is larger than \(maximumBytes / 1024) KiB, "
                            + "the most a seed or report may be; replace it with a valid seed (`aquarium-image seed check`)")
         }
-        return result.data
+        return result.standardOutput
     }
 }
 

@@ -2,7 +2,7 @@ import Exec
 import Foundation
 import Logging
 
-/// Ceph's command-line tools, always with this cluster's name and configuration file, each under `timeout` so a
+/// Ceph's command-line tools, always with this cluster's name and configuration file, each with a time limit so a
 /// monitor that does not answer cannot hang a run.
 public struct CephTools: Sendable {
     public let layout: Layout
@@ -16,12 +16,13 @@ public struct CephTools: Sendable {
         self.client = client == "client.admin" ? nil : client
     }
 
-    /// `tool --cluster NAME -c CONF arguments...`, killed after `timeout` seconds. The `ceph` tool gets `--name` when
-    /// this node acts as another client than the admin (the daemons' own tools never do).
+    /// `tool --cluster NAME -c CONF arguments...`, stopped (with whatever it started) after `timeout` seconds, killed
+    /// 10 s later. The `ceph` tool gets `--name` when this node acts as another client than the admin (the daemons'
+    /// own tools never do).
     public func command(_ tool: String, _ arguments: [String], timeout: Int = 120) -> Command {
         let name = tool == "ceph" ? client.map { ["--name", $0] } ?? [] : []
-        return Command("timeout", ["--kill-after=10", String(timeout), tool, "--cluster", layout.cluster, "-c", layout.cephConf]
-            + name + arguments)
+        return Command(tool, ["--cluster", layout.cluster, "-c", layout.cephConf] + name + arguments,
+                       timeout: Double(timeout))
     }
 
     @discardableResult
@@ -32,7 +33,7 @@ public struct CephTools: Sendable {
         do {
             return try command.run(input: input, acceptedStatuses: accepted)
         } catch {
-            if error.status == 124 || error.status == 137 {
+            if error.timedOut {
                 throw .failed("\(tool) \(arguments.prefix(3).joined(separator: " ")) did not finish within \(timeout) s; "
                     + "is the monitor up? See \(layout.cephLog)")
             }

@@ -172,49 +172,18 @@ public struct ProcessLauncher: DaemonLauncher {
         return argv[index + 1] == configPath
     }
 
-    /// posix_spawn in a new session with every inherited descriptor above 2 closed (so a daemon never holds a
-    /// caller's pipe open), standard input from /dev/null, output appended to `output`.
+    /// Starts `argv` as a daemon through Exec's one runner: a session of its own, every inherited descriptor above 2
+    /// closed (so a daemon never holds a caller's pipe open), standard input from /dev/null, output appended to `output`.
     static func spawn(_ argv: [String], output: String) throws(ProvisionError) -> pid_t {
-        guard let executable = Command.resolve(argv[0]) else {
+        let command = Command(argv[0], Array(argv.dropFirst()))
+        guard Command.resolve(command.executable) != nil else {
             throw .failed("\(argv[0]) is not installed; install the Debian ceph packages (see scripts/install-deps)")
         }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o640)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
-        if let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") {
-            _ = unsafeBitCast(symbol, to: CloseFrom.self)(&actions, 3)
-        } else {
-            // Older C libraries: close what is open now.
-            let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-            for fd in fds.compactMap(Int32.init) where fd > 2 {
-                posix_spawn_file_actions_addclose(&actions, fd)
-            }
+        do {
+            return try command.spawnDetached(appendingOutputTo: output)
+        } catch {
+            throw .failed("cannot start \(argv[0]): \(error)")
         }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // POSIX_SPAWN_SETSID (glibc 2.26+) | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF
-        let setsid: Int32 = 0x80
-        posix_spawnattr_setflags(&attributes, Int16(setsid | Int32(POSIX_SPAWN_SETSIGMASK) | Int32(POSIX_SPAWN_SETSIGDEF)))
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-
-        var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-        defer { for pointer in cArgs { free(pointer) } }
-        var pid: pid_t = 0
-        let status = posix_spawn(&pid, executable, &actions, &attributes, &cArgs, environ)
-        guard status == 0 else {
-            throw .failed("cannot start \(executable): \(String(cString: strerror(status)))")
-        }
-        return pid
     }
 }
 

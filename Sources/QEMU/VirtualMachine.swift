@@ -159,25 +159,22 @@ public struct VirtualMachineRunner {
         guard FileManager.default.createFile(atPath: machine.consoleLog, contents: nil) else {
             throw CommandError(command: Command(qemu), status: nil, standardError: "", reason: "cannot create the console log \(machine.consoleLog)")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = machine.arguments
-        process.standardInput = FileHandle.nullDevice
-        let errorLog = machine.consoleLog + ".qemu-stderr"
-        _ = FileManager.default.createFile(atPath: errorLog, contents: nil)
-        process.standardError = FileHandle(forWritingAtPath: errorLog)
-        if !machine.showConsole { process.standardOutput = FileHandle.nullDevice }
-        logger.info("starting \(Command(executable, machine.arguments))")
+        let command = Command(executable, machine.arguments)
+        logger.info("starting \(command)")
         let start = Date()
-        try process.run()
+        // Its own process group, so stopping it stops all of it; except when its console is on our terminal (the
+        // demo), where Ctrl-C must reach it as it reaches us.
+        let process = try command.start(standardOutput: machine.showConsole ? .inherit : .null,
+                                        standardError: .file(machine.consoleLog + ".qemu-stderr", append: false),
+                                        ownProcessGroup: !machine.showConsole)
+        var console = ConsoleLog(path: machine.consoleLog, markers: stopMarkers + watchMarkers)
         var markerTimes: [String: Double] = [:]
         var ending: VirtualMachineRun.Ending?
         var stopAt: Date?
         while ending == nil {
-            Thread.sleep(forTimeInterval: 0.5)
-            let console = Self.readConsole(machine.consoleLog)
+            let termination = process.wait(timeout: 0.5)
             let elapsed = Date().timeIntervalSince(start)
-            for marker in stopMarkers + watchMarkers where markerTimes[marker] == nil && console.contains(marker) {
+            for marker in console.readNew() where markerTimes[marker] == nil {
                 markerTimes[marker] = elapsed
                 logger.info("console: '\(marker)' after \(Int(elapsed)) s")
                 if stopMarkers.contains(marker) && stopAt == nil {
@@ -185,19 +182,22 @@ public struct VirtualMachineRunner {
                     stopAt = Date().addingTimeInterval(graceSeconds)
                 }
             }
-            if !process.isRunning {
-                ending = .exited(status: process.terminationStatus)
+            if let termination = termination ?? process.poll() {
+                // A signal counts as its number, as Foundation's terminationStatus did.
+                switch termination {
+                case .exited(let status), .signalled(let status): ending = .exited(status: status)
+                }
             } else if let stopAt, Date() >= stopAt, let first = stopMarkers.first(where: { markerTimes[$0] != nil }) {
-                stop(process)
+                process.terminate(grace: 10)
                 ending = .marker(first)
             } else if elapsed > timeoutSeconds {
-                stop(process)
+                process.terminate(grace: 10)
                 ending = .timedOut
             }
         }
-        let console = Self.readConsole(machine.consoleLog)
+        _ = console.readNew()
         return VirtualMachineRun(ending: ending ?? .timedOut, seconds: Date().timeIntervalSince(start),
-                                 markerTimes: markerTimes, console: console)
+                                 markerTimes: markerTimes, console: console.finish())
     }
 
     /// The console so far, decoded leniently: a stray byte (firmware output, a garbled line) becomes U+FFFD instead of
@@ -205,14 +205,5 @@ public struct VirtualMachineRunner {
     public static func readConsole(_ path: String) -> String {
         guard let data = FileManager.default.contents(atPath: path) else { return "" }
         return String(decoding: data, as: UTF8.self)
-    }
-
-    private func stop(_ process: Process) {
-        guard process.isRunning else { return }
-        process.terminate()
-        let deadline = Date().addingTimeInterval(10)
-        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.2) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
     }
 }
