@@ -30,8 +30,7 @@ extension Provisioner {
             } catch {
                 throw .failed("ceph-authtool could not create the monitor keyring \(temporary): \(error)")
             }
-            chmod(temporary, 0o600)
-            guard rename(temporary, layout.monKeyring) == 0 else { throw .failed("cannot rename \(temporary)") }
+            try Files.publish(temporary, to: layout.monKeyring, mode: 0o600)
             made.append("mon.")
         }
         return StepOutcome(changed: !made.isEmpty, detail: made.isEmpty ? nil : "created " + made.joined(separator: ", "))
@@ -47,8 +46,7 @@ extension Provisioner {
         } catch {
             throw .failed("ceph-authtool could not create \(path): \(error)")
         }
-        chmod(temporary, 0o600)
-        guard rename(temporary, path) == 0 else { throw .failed("cannot rename \(temporary) to \(path)") }
+        try Files.publish(temporary, to: path, mode: 0o600)
     }
 
     func monmap() throws(ProvisionError) -> StepOutcome {
@@ -64,7 +62,7 @@ extension Provisioner {
         } catch {
             throw .failed("monmaptool could not create \(temporary): \(error)")
         }
-        guard rename(temporary, layout.monmap) == 0 else { throw .failed("cannot rename \(temporary)") }
+        try Files.publish(temporary, to: layout.monmap)
         return StepOutcome(changed: true, detail: "mon.\(identity.daemonId) at \(identity.monAddressVector)")
     }
 
@@ -132,8 +130,7 @@ extension Provisioner {
         // Created 0600 before ceph writes the key into it (it keeps an existing file's mode).
         try Files.createPrivate(temporary)
         try tools.run("ceph", ["auth", "get-or-create", entity] + caps + ["-o", temporary])
-        chmod(temporary, 0o600)
-        guard rename(temporary, path) == 0 else { throw .failed("cannot rename \(temporary) to \(path)") }
+        try Files.publish(temporary, to: path, mode: 0o600)
         return true
     }
 

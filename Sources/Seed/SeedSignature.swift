@@ -406,24 +406,17 @@ public enum SeedSignature {
             }
             throw SeedSignatureError(.io, path: path, "cannot create: \(String(cString: strerror(code)))")
         }
+        // Written and synced through FileLayer (EINTR, short writes); the file is removed on any failure.
         var failure: Int32 = 0
         if fchmod(fd, mode) != 0 { failure = errno }
         if failure == 0 {
-            failure = data.withUnsafeBytes { buffer -> Int32 in
-                var offset = 0
-                while offset < buffer.count {
-                    guard let base = buffer.baseAddress else { return EINVAL }
-                    let written = write(fd, base + offset, buffer.count - offset)
-                    if written < 0 {
-                        if errno == EINTR { continue }
-                        return errno
-                    }
-                    offset += written
-                }
-                return 0
+            do throws(FileError) {
+                try FileIO.writeAll(fd, data, path: path)
+                try FileIO.sync(fd, path: path)
+            } catch {
+                failure = error.code
             }
         }
-        if failure == 0, fsync(fd) != 0 { failure = errno }
         if close(fd) != 0, failure == 0 { failure = errno }
         if failure != 0 {
             unlink(path)
