@@ -1,4 +1,5 @@
 import Foundation
+import Seed
 import Testing
 @testable import Provisioner
 
