@@ -47,13 +47,13 @@ extension Provisioner {
     /// Where this node's daemons bind: 127.0.0.1 in a free port range (process launcher), else the node's address in
     /// the seed's public network. `who` names what needs the address, for the message.
     func decideNodeAddress(for who: String) throws(ProvisionError)
-        -> (address: String, publicNetwork: String, clusterNetwork: String, basePort: Int) {
+        -> (address: IPAddress, publicNetwork: String, clusterNetwork: String, basePort: Int) {
         switch options.launcher {
         case .process:
             guard let port = options.basePort ?? Ports.findFreeRange() else {
                 throw .failed("no range of 100 free ports on 127.0.0.1 found; pass --base-port")
             }
-            return ("127.0.0.1", "127.0.0.0/8", "127.0.0.0/8", port)
+            return (NodeAddresses.loopback, "127.0.0.0/8", "127.0.0.0/8", port)
         case .systemd:
             guard let network = seed.network.publicNetwork else {
                 throw .invalidInput("the seed has no network.public_network; \(who) needs an address in it")
