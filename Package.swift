@@ -100,7 +100,7 @@ let package = Package(
         .testTarget(name: "FirstBootTests", dependencies: ["FirstBoot", "Seed", "Disks", "NodeContract", "Provisioner", "GPT", "Parted", "Exec", "TestSupport",
                                                         .product(name: "Crypto", package: "swift-crypto")],
                     swiftSettings: strict),
-        .testTarget(name: "ProvisionerTests", dependencies: ["Provisioner", "Seed", "Disks", "NodeContract", "TestSupport"],
+        .testTarget(name: "ProvisionerTests", dependencies: ["Provisioner", "Seed", "Disks", "NodeContract", "FileLayer", "TestSupport"],
                     swiftSettings: strict),
         .testTarget(name: "FileLayerTests", dependencies: ["FileLayer"], swiftSettings: strict),
         .testTarget(name: "QEMUTests", dependencies: ["QEMU", "TestSupport"], swiftSettings: strict),

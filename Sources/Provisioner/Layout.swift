@@ -76,7 +76,7 @@ enum Files {
         do {
             try AtomicFile.write(data, to: path, mode: mode, keepOwner: true)
         } catch {
-            throw .failed("cannot write \(path): \(error.errno)")
+            throw .failedBecause("cannot write \(path): \(error.errno)", cause: error)
         }
         return true
     }
@@ -87,7 +87,7 @@ enum Files {
         do {
             try AtomicFile.publish(temporary, to: path, mode: mode)
         } catch {
-            throw .failed("cannot rename \(temporary) to \(path): \(error.errno)")
+            throw .failedBecause("cannot rename \(temporary) to \(path): \(error.errno)", cause: error)
         }
     }
 

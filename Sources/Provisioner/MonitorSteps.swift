@@ -28,7 +28,7 @@ extension Provisioner {
                 try Command("ceph-authtool", ["--create-keyring", temporary, "--gen-key", "-n", "mon.", "--cap", "mon", "allow *"]).run()
                 try Command("ceph-authtool", [temporary, "--import-keyring", layout.adminKeyring]).run()
             } catch {
-                throw .failed("ceph-authtool could not create the monitor keyring \(temporary): \(error)")
+                throw .failedBecause("ceph-authtool could not create the monitor keyring \(temporary): \(error)", cause: error)
             }
             try Files.publish(temporary, to: layout.monKeyring, mode: 0o600)
             made.append("mon.")
@@ -44,7 +44,7 @@ extension Provisioner {
         do {
             try Command("ceph-authtool", ["--create-keyring", temporary] + arguments).run()
         } catch {
-            throw .failed("ceph-authtool could not create \(path): \(error)")
+            throw .failedBecause("ceph-authtool could not create \(path): \(error)", cause: error)
         }
         try Files.publish(temporary, to: path, mode: 0o600)
     }
@@ -60,7 +60,7 @@ extension Provisioner {
             try Command("monmaptool", ["--create", "--fsid", identity.fsid, "--addv", identity.daemonId,
                                        identity.monAddressVector, temporary]).run()
         } catch {
-            throw .failed("monmaptool could not create \(temporary): \(error)")
+            throw .failedBecause("monmaptool could not create \(temporary): \(error)", cause: error)
         }
         try Files.publish(temporary, to: layout.monmap)
         return StepOutcome(changed: true, detail: "mon.\(identity.daemonId) at \(identity.monAddressVector)")
