@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // C libraries, each through pkg-config with the Debian package that provides it.
@@ -32,11 +33,12 @@ let package = Package(
         .target(name: "Archive", dependencies: ["CArchive", "SystemErrors"], swiftSettings: strict),
         // GUID Partition Table identities libparted 3.5 cannot set (type GUIDs, partition and disk GUIDs),
         // written in place with both headers' CRCs; also moves the backup header to a device's end.
-        .target(name: "GPT", dependencies: ["SystemErrors"], swiftSettings: strict),
+        .target(name: "GPT", dependencies: ["SystemErrors", "FileLayer"], swiftSettings: strict),
         // Documented JSON: one encoder configuration and `null` for unknown values.
         .target(name: "JSONCoding", swiftSettings: strict),
-        // The one file layer: positional I/O (EINTR, short transfers) and one atomic write.
-        .target(name: "FileLayer", swiftSettings: strict),
+        // The one file layer, on swift-system: positional I/O (EINTR, short transfers) and one atomic write.
+        .target(name: "FileLayer", dependencies: [.product(name: "SystemPackage", package: "swift-system")],
+                swiftSettings: strict),
         // errno -> Swift errors, shared by the wrappers.
         .target(name: "SystemErrors", swiftSettings: strict),
 
@@ -67,7 +69,7 @@ let package = Package(
                 swiftSettings: strict),
 
         // The three tools: logic and command trees in libraries, thin executables.
-        .target(name: "ImageBuilder", dependencies: ["CommandSupport", "Seed", "Disks", "Parted", "GPT", "Archive", "Exec", "QEMU",
+        .target(name: "ImageBuilder", dependencies: ["CommandSupport", "Seed", "Disks", "FileLayer", "Parted", "GPT", "Archive", "Exec", "QEMU",
                                                      .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                      .product(name: "Crypto", package: "swift-crypto"),
                                                      .product(name: "Logging", package: "swift-log"),
@@ -78,7 +80,7 @@ let package = Package(
                                                   .product(name: "Crypto", package: "swift-crypto"),
                                                   .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
-        .target(name: "Provisioner", dependencies: ["CommandSupport", "JSONCoding", "Seed", "Disks", "NodeContract", "Exec", "Archive",
+        .target(name: "Provisioner", dependencies: ["CommandSupport", "JSONCoding", "Seed", "Disks", "NodeContract", "FileLayer", "Exec", "Archive",
                                                     .product(name: "Crypto", package: "swift-crypto"),
                                                     .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                     .product(name: "Logging", package: "swift-log")],
@@ -99,7 +101,7 @@ let package = Package(
         .testTarget(name: "FirstBootTests", dependencies: ["FirstBoot", "Seed", "Disks", "NodeContract", "Provisioner", "GPT", "Parted", "Exec", "TestSupport",
                                                         .product(name: "Crypto", package: "swift-crypto")],
                     swiftSettings: strict),
-        .testTarget(name: "ProvisionerTests", dependencies: ["Provisioner", "Seed", "Disks", "NodeContract", "TestSupport"],
+        .testTarget(name: "ProvisionerTests", dependencies: ["Provisioner", "Seed", "Disks", "NodeContract", "FileLayer", "TestSupport"],
                     swiftSettings: strict),
         .testTarget(name: "FileLayerTests", dependencies: ["FileLayer"], swiftSettings: strict),
         .testTarget(name: "ExecTests", dependencies: ["Exec"], swiftSettings: strict),

@@ -1,3 +1,4 @@
+import FileLayer
 import Foundation
 import SystemErrors
 
@@ -151,7 +152,11 @@ public struct GPTEditor: Sendable {
                 try Self.write(fd, path: path, offset: 0, bytes: mbr)
             }
         }
-        if fsync(fd) != 0 { throw GPTError(path: path, reason: "fsync failed: \(String(cString: strerror(errno)))") }
+        do {
+            try FileIO.sync(fd, path: path)
+        } catch {
+            throw GPTError(path: path, reason: "fsync failed: \(error.errno)")
+        }
     }
 
     /// Type GUIDs the project uses.
@@ -179,23 +184,21 @@ public struct GPTEditor: Sendable {
 
     private static func read(_ fd: Int32, path: String, offset: UInt64, count: Int) throws(GPTError) -> [UInt8] {
         var buffer = [UInt8](repeating: 0, count: count)
-        var done = 0
-        while done < count {
-            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { throw GPTError(path: path, reason: "short read at byte \(offset + UInt64(done))") }
-            done += n
+        let done: Int
+        do {
+            done = try FileIO.read(fd, into: &buffer, at: offset, path: path)
+        } catch {
+            throw GPTError(path: path, reason: "short read at byte \(error.offset ?? offset)")
         }
+        guard done == count else { throw GPTError(path: path, reason: "short read at byte \(offset + UInt64(done))") }
         return buffer
     }
 
     private static func write(_ fd: Int32, path: String, offset: UInt64, bytes: [UInt8]) throws(GPTError) {
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done)) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { throw GPTError(path: path, reason: "write failed at byte \(offset + UInt64(done)): \(String(cString: strerror(errno)))") }
-            done += n
+        do {
+            try FileIO.write(fd, bytes, at: offset, path: path)
+        } catch {
+            throw GPTError(path: path, reason: "write failed at byte \(error.offset ?? offset): \(error.errno)")
         }
     }
 

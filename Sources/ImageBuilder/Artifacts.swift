@@ -1,4 +1,5 @@
 import Exec
+import FileLayer
 import Foundation
 import Logging
 
@@ -17,12 +18,14 @@ public enum ArtifactWriter {
     public static func finish(image: String, compress: Bool, logger: Logger) throws(ImageError) -> ImageArtifacts {
         let fd = open(image, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .invalid(image, "cannot open: \(errnoText())") }
-        _ = fsync(fd)
+        try? FileIO.sync(fd, path: image)
         close(fd)
         let map = try BlockMap.create(imagePath: image)
         let bmapPath = image + ".bmap"
-        guard FileManager.default.createFile(atPath: bmapPath, contents: Data(map.xml().utf8)) else {
-            throw .failure(bmapPath, "cannot write the block map")
+        do {
+            try AtomicFile.write(Data(map.xml().utf8), to: bmapPath)
+        } catch {
+            throw .failure(bmapPath, "cannot write the block map: \(error.errno)")
         }
         var compressed: String?
         if compress {

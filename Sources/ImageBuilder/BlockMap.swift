@@ -1,4 +1,5 @@
 import Crypto
+import FileLayer
 import Foundation
 
 /// A block map in bmaptool's XML format (version 2.0; 1.x files with SHA-1 are read too): which blocks of
@@ -146,11 +147,13 @@ public struct BlockMap: Sendable, Equatable {
         var done: UInt64 = 0
         while done < count {
             let want = Int(min(UInt64(buffer.count), count - done))
-            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(offset + done)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else {
-                throw .failure(path, n == 0 ? "ends before byte \(offset + done)" : "read failed at byte \(offset + done): \(errnoText())")
+            let n: Int
+            do {
+                n = try FileIO.read(fd, into: &buffer, count: want, at: offset + done, path: path)
+            } catch {
+                throw .failure(path, "read failed at byte \(error.offset ?? offset + done): \(error.errno)")
             }
+            guard n > 0 else { throw .failure(path, "ends before byte \(offset + done)") }
             buffer.withUnsafeBytes {
                 hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n]))
                 other?.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<n]))
@@ -366,8 +369,10 @@ public enum FileDigest {
             text += "\(digest)  \(name)\n"
         }
         let path = directory + "/SHA256SUMS"
-        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) else {
-            throw .failure(path, "cannot write the checksum file")
+        do {
+            try AtomicFile.write(Data(text.utf8), to: path)
+        } catch {
+            throw .failure(path, "cannot write the checksum file: \(error.errno)")
         }
         return path
     }

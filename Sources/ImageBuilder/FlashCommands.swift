@@ -1,5 +1,6 @@
 import ArgumentParser
 import CommandSupport
+import FileLayer
 import Foundation
 
 /// `aquarium-image flash IMAGE DEVICE`.
@@ -99,8 +100,12 @@ public struct BmapCommand: ParsableCommand {
         let target = output ?? image + ".bmap"
         if target == "-" {
             print(map.xml(), terminator: "")
-        } else if !FileManager.default.createFile(atPath: target, contents: Data(map.xml().utf8)) {
-            throw ImageError(.failure, target, "cannot write the bmap")
+        } else {
+            do {
+                try AtomicFile.write(Data(map.xml().utf8), to: target)
+            } catch {
+                throw ImageError(.failure, target, "cannot write the bmap: \(error.errno)")
+            }
         }
     }
 }

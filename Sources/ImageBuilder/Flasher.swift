@@ -1,3 +1,4 @@
+import FileLayer
 import Foundation
 import GPT
 import Logging
@@ -162,7 +163,11 @@ public struct Flasher {
             reporter.endProgress()
             throw partial(error)
         }
-        guard fsync(target) == 0 else { throw .failure(device, "flushing the writes failed: \(errnoText())") }
+        do {
+            try FileIO.sync(target, path: device)
+        } catch {
+            throw .failure(device, "flushing the writes failed: \(error.errno)")
+        }
         reporter.endProgress()
         let writeSeconds = Date().timeIntervalSince(start)
         close(target)
@@ -371,12 +376,10 @@ public struct Flasher {
     }
 
     static func writeAll(_ buffer: [UInt8], count: Int, fd: Int32, at offset: UInt64, path: String) throws(ImageError) {
-        var done = 0
-        while done < count {
-            let n = buffer.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { throw .failure(path, "write failed at byte \(offset + UInt64(done)): \(errnoText())") }
-            done += n
+        do {
+            try FileIO.write(fd, buffer, count: count, at: offset, path: path)
+        } catch {
+            throw .failure(path, "write failed at byte \(error.offset ?? offset): \(error.errno)")
         }
     }
 }

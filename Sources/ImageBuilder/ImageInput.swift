@@ -1,4 +1,5 @@
 import Archive
+import FileLayer
 import Foundation
 
 /// An image file as `flash`, `verify` and `bmap` see it: a raw disk image, or one compressed with zstd, xz or
@@ -69,13 +70,11 @@ public struct ImageInput: Sendable, Equatable {
         guard fstat(fd, &info) == 0 else { throw .failure(path, "cannot stat: \(errnoText())") }
         guard info.st_mode & S_IFMT == S_IFREG else { throw .invalid(path, "is not a regular file; give the image file") }
         var head = [UInt8](repeating: 0, count: 4096 + 8)
-        var done = 0
-        while done < head.count {
-            let n = head.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, $0.count - done, off_t(done)) }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { throw .failure(path, "cannot read the image's first bytes: \(errnoText())") }
-            if n == 0 { break }
-            done += n
+        let done: Int
+        do {
+            done = try FileIO.read(fd, into: &head, at: 0, path: path)
+        } catch {
+            throw .failure(path, "cannot read the image's first bytes: \(error.errno)")
         }
         return classify(Array(head[0..<done]))
     }
@@ -137,15 +136,11 @@ final class ImageReader {
     /// Fills `buffer[0..<count]` with the image's bytes at `offset`. Returns fewer only at the image's end.
     func read(into buffer: inout [UInt8], count: Int, at offset: UInt64) throws(ImageError) -> Int {
         guard let stream else {
-            var done = 0
-            while done < count {
-                let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }
-                if n < 0 && errno == EINTR { continue }
-                if n < 0 { throw .failure(input.path, "read failed at byte \(offset + UInt64(done)): \(errnoText())") }
-                if n == 0 { break }
-                done += n
+            do {
+                return try FileIO.read(fd, into: &buffer, count: count, at: offset, path: input.path)
+            } catch {
+                throw .failure(input.path, "read failed at byte \(error.offset ?? offset): \(error.errno)")
             }
-            return done
         }
         guard offset >= stream.position else {
             throw .invalid(input.path, "the bmap's ranges are not in ascending order, which a compressed image needs; "

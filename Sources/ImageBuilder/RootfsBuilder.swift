@@ -1,5 +1,6 @@
 import Archive
 import Exec
+import FileLayer
 import Foundation
 import Logging
 
@@ -78,7 +79,11 @@ public struct RootfsBuilder {
             try? FileManager.default.removeItem(atPath: partial)
             throw .failure(archive, "writing the root filesystem archive failed: \(error)")
         }
-        guard rename(partial, archive) == 0 else { throw .failure(archive, "cannot move the archive into place: \(errnoText())") }
+        do {
+            try AtomicFile.publish(partial, to: archive)
+        } catch {
+            throw .failure(archive, "cannot move the archive into place: \(error.errno)")
+        }
         done("the cache archive")
         return (archive, false)
     }
@@ -241,9 +246,11 @@ public struct RootfsBuilder {
 
     func write(_ text: String, to path: String, mode: mode_t = 0o644) throws(ImageError) {
         try makeDirectory((path as NSString).deletingLastPathComponent)
-        try? FileManager.default.removeItem(atPath: path)
-        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: Int(mode)]) else {
-            throw .failure(path, "cannot write the file")
+        // The one atomic write; a link at `path` is replaced, never followed.
+        do {
+            try AtomicFile.write(Data(text.utf8), to: path, mode: mode)
+        } catch {
+            throw .failure(path, "cannot write the file: \(error.errno)")
         }
     }
 

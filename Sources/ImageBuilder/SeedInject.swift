@@ -1,6 +1,7 @@
 import ArgumentParser
 import CommandSupport
 import Exec
+import FileLayer
 import Foundation
 import GPT
 import Logging
@@ -164,7 +165,11 @@ public struct SeedInjector {
         let fd = open(target, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .failure(target, "cannot open to flush: \(errnoText())") }
         defer { close(fd) }
-        guard fsync(fd) == 0 else { throw .failure(target, "flushing the writes failed: \(errnoText())") }
+        do {
+            try FileIO.sync(fd, path: target)
+        } catch {
+            throw .failure(target, "flushing the writes failed: \(error.errno)")
+        }
     }
 }
 

@@ -1,3 +1,4 @@
+import FileLayer
 import Foundation
 
 /// The files of the ESP and the seed partition, written into staging directories before assembly.
@@ -100,8 +101,10 @@ public enum StickContent {
     }
 
     static func write(_ text: String, to path: String) throws(ImageError) {
-        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) else {
-            throw .failure(path, "cannot write the file")
+        do {
+            try AtomicFile.write(Data(text.utf8), to: path)
+        } catch {
+            throw .failure(path, "cannot write the file: \(error.errno)")
         }
     }
 }

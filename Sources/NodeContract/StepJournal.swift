@@ -102,7 +102,7 @@ public enum StepJournal {
         var best: JournalRecord?
         for slot in 0..<2 {
             var buffer = [UInt8](repeating: 0, count: slotSize)
-            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, slotSize, off_t(offset) + off_t(slot * slotSize)) }
+            let n = (try? FileIO.read(fd, into: &buffer, at: UInt64(offset) + UInt64(slot * slotSize), path: device)) ?? 0
             guard n == slotSize, Array(buffer[0..<8]) == magic else { continue }
             let length = Int(LittleEndian.le32(buffer, 8))
             guard length > 0, length <= slotSize - 16 else { continue }

@@ -1,38 +1,54 @@
 import Foundation
 import Seed
 
-/// This node's addresses, for the systemd launcher.
+/// This node's addresses, for the systemd launcher. Typed (`IPAddress`) until they are rendered into ceph.conf, the
+/// monitor map or a URL.
 enum NodeAddresses {
-    /// A static address of the seed in `network`, else an address of a local interface in it.
-    static func find(in network: IPNetwork, seed: Seed) -> String? {
-        if let configured = seed.network.interfaces.flatMap(\.addresses).first(where: { network.contains($0.address) }) {
-            return configured.address.description
-        }
-        return local().first { IPAddress($0).map(network.contains) ?? false }
+    static let loopback = IPAddress("127.0.0.1")!
+
+    /// A static address of the seed in `network`, else an address of a local interface in it (IPv4 or IPv6, as the
+    /// network is).
+    static func find(in network: IPNetwork, seed: Seed) -> IPAddress? {
+        choose(in: network, configured: seed.network.interfaces.flatMap(\.addresses).map(\.address), local: local())
     }
 
-    static func primary(seed: Seed) -> String? {
+    /// The first of `configured` (the seed's static addresses) in `network`, else the first of `local` in it.
+    static func choose(in network: IPNetwork, configured: [IPAddress], local: @autoclosure () -> [IPAddress]) -> IPAddress? {
+        configured.first(where: network.contains) ?? local().first(where: network.contains)
+    }
+
+    static func primary(seed: Seed) -> IPAddress? {
         seed.network.publicNetwork.flatMap { find(in: $0, seed: seed) }
     }
 
-    static func local() -> [String] {
-        var result: [String] = []
+    /// The IPv4 and IPv6 addresses of this machine's interfaces (getifaddrs), in its order.
+    static func local() -> [IPAddress] {
+        var result: [IPAddress] = []
         var list: UnsafeMutablePointer<ifaddrs>?
         guard getifaddrs(&list) == 0, let first = list else { return [] }
         defer { freeifaddrs(list) }
         var cursor: UnsafeMutablePointer<ifaddrs>? = first
         while let entry = cursor {
-            if let address = entry.pointee.ifa_addr, address.pointee.sa_family == sa_family_t(AF_INET) {
-                var buffer = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
-                address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { pointer in
-                    var inAddress = pointer.pointee.sin_addr
-                    _ = inet_ntop(AF_INET, &inAddress, &buffer, socklen_t(INET_ADDRSTRLEN))
-                }
-                result.append(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
-            }
+            if let address = entry.pointee.ifa_addr, let parsed = self.address(of: address) { result.append(parsed) }
             cursor = entry.pointee.ifa_next
         }
         return result
+    }
+
+    /// The address in a socket address of family AF_INET or AF_INET6; nil for other families (AF_PACKET, ...).
+    static func address(of socketAddress: UnsafePointer<sockaddr>) -> IPAddress? {
+        switch Int32(socketAddress.pointee.sa_family) {
+        case AF_INET:
+            return socketAddress.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { pointer in
+                withUnsafeBytes(of: pointer.pointee.sin_addr) { IPAddress(networkOrder: Array($0)) }
+            }
+        case AF_INET6:
+            return socketAddress.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { pointer in
+                withUnsafeBytes(of: pointer.pointee.sin6_addr) { IPAddress(networkOrder: Array($0)) }
+            }
+        default:
+            return nil
+        }
     }
 }
 

@@ -18,8 +18,8 @@ public struct ClusterIdentity: Codable, Equatable, Sendable {
     public var name: String
     /// The mon, mgr, mds and rgw daemon id: the short host name.
     public var daemonId: String
-    /// The address the monitor and the other daemons bind to.
-    public var address: String
+    /// The address the monitor and the other daemons bind to; typed until it is rendered (the state file holds its text).
+    public var address: IPAddress
     /// The monitor's msgr2 port; msgr1 is the next port. Daemons bind in `basePort+10 ... basePort+99`.
     public var basePort: Int
     public var publicNetwork: String
@@ -29,7 +29,7 @@ public struct ClusterIdentity: Codable, Equatable, Sendable {
     /// `address` and `basePort` are its own (its OSDs bind there).
     public var join: JoinTarget?
 
-    public init(fsid: String, name: String, daemonId: String, address: String, basePort: Int, publicNetwork: String,
+    public init(fsid: String, name: String, daemonId: String, address: IPAddress, basePort: Int, publicNetwork: String,
                 clusterNetwork: String, launcher: LauncherKind, join: JoinTarget? = nil) {
         self.fsid = fsid
         self.name = name
@@ -50,23 +50,25 @@ public struct ClusterIdentity: Codable, Equatable, Sendable {
 
     public var monV2Port: Int { basePort }
     public var monV1Port: Int { basePort + 1 }
+    /// The monitor's address vector, `[v2:10.0.0.1:3300,v1:10.0.0.1:3301]` (IPv6 in brackets:
+    /// `[v2:[fd00::1]:3300,v1:[fd00::1]:3301]`).
     public var monAddressVector: String {
-        "[v2:\(address):\(monV2Port),v1:\(address):\(monV1Port)]"
+        "[v2:\(address.endpoint(port: monV2Port)),v1:\(address.endpoint(port: monV1Port))]"
     }
 }
 
 /// A monitor of the cluster a node joins: the seed's `cluster.join.address` and the port (3300, or `--mon-port`).
 public struct JoinTarget: Codable, Equatable, Sendable {
-    public var address: String
+    public var address: IPAddress
     public var port: Int
 
-    public init(address: String, port: Int) {
+    public init(address: IPAddress, port: Int) {
         self.address = address
         self.port = port
     }
 
     /// `ADDRESS:PORT`, IPv6 in brackets.
-    public var endpoint: String { address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)" }
+    public var endpoint: String { address.endpoint(port: port) }
     /// msgr2 only: the monitor hands out its full address vector once connected.
     public var monHost: String { "[v2:\(endpoint)]" }
 }
@@ -95,7 +97,7 @@ public enum CephConfig {
             // (`--seed-network`) picks its addresses from the networks, as on a real node: the OSDs' back addresses
             // on the cluster network.
             if identity.publicNetwork == ClusterIdentity.loopbackNetwork {
-                global += [("public_addr", identity.address), ("cluster_addr", identity.address)]
+                global += [("public_addr", identity.address.description), ("cluster_addr", identity.address.description)]
             }
             global += [
                 ("ms_bind_port_min", String(identity.basePort + 10)),
@@ -128,7 +130,7 @@ public enum CephConfig {
         ])
         text += section("mds", [("keyring", layout.path("/var/lib/ceph/mds/$cluster-$id/keyring"))])
         if let rgwPort {
-            let endpoint = identity.launcher == .process ? "endpoint=\(identity.address):\(rgwPort)" : "port=\(rgwPort)"
+            let endpoint = identity.launcher == .process ? "endpoint=\(identity.address.endpoint(port: rgwPort))" : "port=\(rgwPort)"
             text += section("client.rgw.\(identity.daemonId)", [
                 ("keyring", layout.rgwData(identity.daemonId) + "/keyring"),
                 ("rgw_data", layout.rgwData(identity.daemonId)),

@@ -48,12 +48,12 @@ extension Provisioner {
     /// Where this node's daemons bind: 127.0.0.1 in a free port range (process launcher), else the node's address in
     /// the seed's public network. `who` names what needs the address, for the message.
     func decideNodeAddress(for who: String) throws(ProvisionError)
-        -> (address: String, publicNetwork: String, clusterNetwork: String, basePort: Int) {
+        -> (address: IPAddress, publicNetwork: String, clusterNetwork: String, basePort: Int) {
         if options.launcher == .process && !options.seedNetwork {
             guard let port = options.basePort ?? Ports.findFreeRange() else {
                 throw .failed("no range of 100 free ports on 127.0.0.1 found; pass --base-port")
             }
-            return ("127.0.0.1", ClusterIdentity.loopbackNetwork, ClusterIdentity.loopbackNetwork, port)
+            return (NodeAddresses.loopback, ClusterIdentity.loopbackNetwork, ClusterIdentity.loopbackNetwork, port)
         }
         guard let network = seed.network.publicNetwork else {
             throw .invalidInput("the seed has no network.public_network; \(who) needs an address in it")
@@ -69,21 +69,20 @@ extension Provisioner {
     /// process launcher with --seed-network) it waits up to `options.addressTimeout` seconds, saying what for, and
     /// fails with the reason after that. A test root with the systemd launcher describes another machine: a static
     /// address is taken as it is there, without waiting.
-    func waitForAddress(in network: IPNetwork) throws(ProvisionError) -> String {
-        let configured = seed.network.interfaces.flatMap(\.addresses).first { network.contains($0.address) }?.address.description
+    func waitForAddress(in network: IPNetwork) throws(ProvisionError) -> IPAddress {
+        let configured = seed.network.interfaces.flatMap(\.addresses).map(\.address).first(where: network.contains)
         let bindsHere = layout.root.isEmpty || options.seedNetwork
         if let configured, !bindsHere { return configured }
-        func present() -> String? {
-            let local = NodeAddresses.local()
-            if let configured { return local.contains(configured) ? configured : nil }
-            return local.first { IPAddress($0).map(network.contains) ?? false }
+        func present() -> IPAddress? {
+            NodeAddresses.choose(in: network, configured: configured.map { [$0] } ?? [], local: NodeAddresses.local())
+                .flatMap { candidate in NodeAddresses.local().contains(candidate) ? candidate : nil }
         }
         if let found = present() { return found }
         let what = configured.map { "the seed's address \($0) (network.interfaces)" }
             ?? "an address in the public network \(network) (from DHCP)"
         logger.notice("waiting up to \(Int(options.addressTimeout)) s for \(what)")
         events.append(ProvisionEvent(event: "address.waiting", detail: what))
-        var found: String?
+        var found: IPAddress?
         do {
             try CephTools.wait(what, seconds: options.addressTimeout) {
                 found = present()

@@ -68,7 +68,7 @@ extension Provisioner {
             state.osdUUIDs = [:]
             state.osdIds = [:]
         }
-        let node: (address: String, publicNetwork: String, clusterNetwork: String, basePort: Int)
+        let node: (address: IPAddress, publicNetwork: String, clusterNetwork: String, basePort: Int)
         if let previous, previous.join != nil {
             node = (previous.address, previous.publicNetwork, previous.clusterNetwork, previous.basePort)
         } else {
@@ -78,7 +78,7 @@ extension Provisioner {
         let decided = ClusterIdentity(fsid: token.fsid, name: seed.cluster.name, daemonId: daemonId, address: node.address,
                                       basePort: node.basePort, publicNetwork: node.publicNetwork,
                                       clusterNetwork: node.clusterNetwork, launcher: options.launcher,
-                                      join: JoinTarget(address: join.address.description, port: port))
+                                      join: JoinTarget(address: join.address, port: port))
         var changed = false
         if decided != previous {
             state.identity = decided

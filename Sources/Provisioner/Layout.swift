@@ -1,3 +1,4 @@
+import FileLayer
 import Foundation
 
 /// Where everything lives under the target root (`/` on a node, a temporary directory in tests).
@@ -63,36 +64,31 @@ enum Files {
         close(fd)
     }
 
+    /// Writes `data` to `path` through FileLayer's one atomic write (a temporary file beside it, written in full,
+    /// fsynced, renamed into place, the directory fsynced; owner and group kept from the file it replaces, as Debian's
+    /// /etc/shadow is root:shadow) unless it already holds exactly that with `mode`. Returns true when the file changed.
     @discardableResult
     static func write(_ data: Data, to path: String, mode: mode_t = 0o644) throws(ProvisionError) -> Bool {
-        let manager = FileManager.default
-        if let existing = manager.contents(atPath: path), existing == data, currentMode(path) == mode { return false }
-        let directory = (path as NSString).deletingLastPathComponent
-        try makeDirectory(directory)
-        let temporary = directory + "/." + (path as NSString).lastPathComponent + ".tmp-\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
-        guard fd >= 0 else { throw .failed("cannot create \(temporary): \(String(cString: strerror(errno)))") }
-        let ok = data.withUnsafeBytes { buffer -> Bool in
-            var offset = 0
-            while offset < buffer.count {
-                let written = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0 { if errno == EINTR { continue }; return false }
-                offset += written
-            }
-            return true
+        if let existing = FileManager.default.contents(atPath: path), existing == data, currentMode(path) == mode {
+            return false
         }
-        fchmod(fd, mode)
-        // Replacing a file keeps its owner and group (Debian's /etc/shadow is root:shadow).
-        var existing = stat()
-        if stat(path, &existing) == 0 { fchown(fd, existing.st_uid, existing.st_gid) }
-        let synced = fsync(fd) == 0
-        close(fd)
-        guard ok, synced, rename(temporary, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(temporary)
-            throw .failed("cannot write \(path): \(reason)")
+        try makeDirectory((path as NSString).deletingLastPathComponent)
+        do {
+            try AtomicFile.write(data, to: path, mode: mode, keepOwner: true)
+        } catch {
+            throw .failedBecause("cannot write \(path): \(error.errno)", cause: error)
         }
         return true
+    }
+
+    /// Puts `temporary`, written by a Ceph tool, in place of `path` through FileLayer (mode `mode` when given, fsynced,
+    /// renamed, the directory fsynced; `temporary` removed on failure).
+    static func publish(_ temporary: String, to path: String, mode: mode_t? = nil) throws(ProvisionError) {
+        do {
+            try AtomicFile.publish(temporary, to: path, mode: mode)
+        } catch {
+            throw .failedBecause("cannot rename \(temporary) to \(path): \(error.errno)", cause: error)
+        }
     }
 
     static func currentMode(_ path: String) -> mode_t? {

@@ -28,10 +28,9 @@ extension Provisioner {
                 try Command("ceph-authtool", ["--create-keyring", temporary, "--gen-key", "-n", "mon.", "--cap", "mon", "allow *"]).run()
                 try Command("ceph-authtool", [temporary, "--import-keyring", layout.adminKeyring]).run()
             } catch {
-                throw .failed("ceph-authtool could not create the monitor keyring \(temporary): \(error)")
+                throw .failedBecause("ceph-authtool could not create the monitor keyring \(temporary): \(error)", cause: error)
             }
-            chmod(temporary, 0o600)
-            guard rename(temporary, layout.monKeyring) == 0 else { throw .failed("cannot rename \(temporary)") }
+            try Files.publish(temporary, to: layout.monKeyring, mode: 0o600)
             made.append("mon.")
         }
         return StepOutcome(changed: !made.isEmpty, detail: made.isEmpty ? nil : "created " + made.joined(separator: ", "))
@@ -45,10 +44,9 @@ extension Provisioner {
         do {
             try Command("ceph-authtool", ["--create-keyring", temporary] + arguments).run()
         } catch {
-            throw .failed("ceph-authtool could not create \(path): \(error)")
+            throw .failedBecause("ceph-authtool could not create \(path): \(error)", cause: error)
         }
-        chmod(temporary, 0o600)
-        guard rename(temporary, path) == 0 else { throw .failed("cannot rename \(temporary) to \(path)") }
+        try Files.publish(temporary, to: path, mode: 0o600)
     }
 
     func monmap() throws(ProvisionError) -> StepOutcome {
@@ -62,9 +60,9 @@ extension Provisioner {
             try Command("monmaptool", ["--create", "--fsid", identity.fsid, "--addv", identity.daemonId,
                                        identity.monAddressVector, temporary]).run()
         } catch {
-            throw .failed("monmaptool could not create \(temporary): \(error)")
+            throw .failedBecause("monmaptool could not create \(temporary): \(error)", cause: error)
         }
-        guard rename(temporary, layout.monmap) == 0 else { throw .failed("cannot rename \(temporary)") }
+        try Files.publish(temporary, to: layout.monmap)
         return StepOutcome(changed: true, detail: "mon.\(identity.daemonId) at \(identity.monAddressVector)")
     }
 
@@ -132,8 +130,7 @@ extension Provisioner {
         // Created 0600 before ceph writes the key into it (it keeps an existing file's mode).
         try Files.createPrivate(temporary)
         try tools.run("ceph", ["auth", "get-or-create", entity] + caps + ["-o", temporary])
-        chmod(temporary, 0o600)
-        guard rename(temporary, path) == 0 else { throw .failed("cannot rename \(temporary) to \(path)") }
+        try Files.publish(temporary, to: path, mode: 0o600)
         return true
     }
 

@@ -1,6 +1,7 @@
 import Disks
 import Exec
 import Foundation
+import Seed
 
 /// Storage disks and OSDs: the preflight before any step, and the `osds` step.
 extension Provisioner {
@@ -192,19 +193,17 @@ extension Provisioner {
             let temporary = data + "/keyring.new"
             if let key {
                 // Just created: the key is known, no round trip to the monitor.
-                // Written directly (0600 from the start): a key never goes on a command line.
-                unlink(temporary)
-                try Files.write("[osd.\(id)]\n\tkey = \(key)\n", to: temporary, mode: 0o600)
+                // Written through the one atomic write (0600 from the start): a key never goes on a command line.
+                try Files.write("[osd.\(id)]\n\tkey = \(key)\n", to: data + "/keyring", mode: 0o600)
             } else if identity.join == nil {
                 try Files.createPrivate(temporary)
                 try tools.run("ceph", ["auth", "get", "osd.\(id)", "-o", temporary])
+                try Files.publish(temporary, to: data + "/keyring", mode: 0o600)
             } else {
                 throw .failed("the keyring of osd.\(id) is missing from \(data) and its bluestore label on \(disk.device) "
                     + "holds no key (an OSD made before keys were kept there); copy it from the bootstrap node with "
                     + "`ceph auth get osd.\(id) -o \(data)/keyring`, then rerun")
             }
-            chmod(temporary, 0o600)
-            guard rename(temporary, data + "/keyring") == 0 else { throw .failed("cannot write \(data)/keyring") }
             changed = true
         }
         return changed

@@ -9,12 +9,15 @@ public enum ProvisionError: Error, CustomStringConvertible, AquariumExitCoded, S
     case refused(String)
     /// Something failed while running. Exit 1.
     case failed(String)
+    /// Something failed while running, and `cause` is the error underneath (a file error, a failed command): the
+    /// message is for the operator, the cause for whoever debugs. Exit 1.
+    case failedBecause(String, cause: any Error & Sendable)
     /// A step failed; `underlying` says how.
     case step(String, String)
 
     public var description: String {
         switch self {
-        case .invalidInput(let text), .refused(let text), .failed(let text): return text
+        case .invalidInput(let text), .refused(let text), .failed(let text), .failedBecause(let text, _): return text
         case .step(let step, let text): return "step \(step) failed: \(text)"
         }
     }
@@ -23,9 +26,15 @@ public enum ProvisionError: Error, CustomStringConvertible, AquariumExitCoded, S
         switch self {
         case .invalidInput: return .invalidInput
         case .refused: return .refused
-        case .failed, .step: return .runtimeFailure
+        case .failed, .failedBecause, .step: return .runtimeFailure
         }
     }
 
-    static func command(_ error: CommandError) -> ProvisionError { .failed(error.description) }
+    /// The error underneath, when one was kept.
+    public var cause: (any Error & Sendable)? {
+        if case .failedBecause(_, let cause) = self { return cause }
+        return nil
+    }
+
+    static func command(_ error: CommandError) -> ProvisionError { .failedBecause(error.description, cause: error) }
 }

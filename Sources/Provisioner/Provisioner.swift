@@ -71,7 +71,7 @@ public final class Provisioner {
 
     var identity: ClusterIdentity {
         // Set by the identity step, which runs before every step that reads it.
-        state.identity ?? ClusterIdentity(fsid: "", name: seed.cluster.name, daemonId: "a", address: "127.0.0.1",
+        state.identity ?? ClusterIdentity(fsid: "", name: seed.cluster.name, daemonId: "a", address: NodeAddresses.loopback,
                                           basePort: 0, publicNetwork: "", clusterNetwork: "", launcher: options.launcher)
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import JSONCoding
+import Seed
 
 /// The seed's services on a bootstrap node: `rbd`, `cephfs`, `rgw`.
 extension Provisioner {
@@ -54,7 +55,7 @@ extension Provisioner {
         return StepOutcome(changed: !actions.isEmpty, detail: actions.isEmpty ? service.name : actions.joined(separator: "; "))
     }
 
-    var rgwHost: String { options.launcher == .process ? identity.address : "127.0.0.1" }
+    var rgwHost: String { options.launcher == .process ? identity.address.description : "127.0.0.1" }
 
     func rgw() throws(ProvisionError) -> StepOutcome {
         guard let service = seed.cluster.services.rgw else { return StepOutcome(changed: false, detail: "not in the seed") }
@@ -75,7 +76,8 @@ extension Provisioner {
         }
         fault("rgw", .mid)
         let keys = try s3AdminKeys()
-        let endpoint = "http://\(options.launcher == .process ? identity.address : (NodeAddresses.primary(seed: seed) ?? identity.address)):\(service.port)"
+        let host = options.launcher == .process ? identity.address : (NodeAddresses.primary(seed: seed) ?? identity.address)
+        let endpoint = "http://" + host.endpoint(port: service.port)
         let credentials = S3Credentials(endpoint: endpoint, user: Self.s3AdminUser, accessKey: keys.access, secretKey: keys.secret)
         guard let data = try? JSONCoding.encoder().encode(credentials) else { throw .failed("cannot encode the S3 credentials") }
         if try Files.write(data, to: layout.s3CredentialsFile, mode: 0o600) {

@@ -4,21 +4,9 @@ import JSONCoding
 import Logging
 import Seed
 
-/// Scrubs secrets from text: every known secret value (keyring keys, S3 keys, password hashes, the join token) and
-/// anything shaped like one (`key = ...` lines, `"secret_key": "..."`).
-public struct Redactor: Sendable {
-    public static let marker = "<redacted>"
-    public private(set) var secrets: Set<String>
-
-    public init(secrets: Set<String> = []) {
-        self.secrets = secrets.filter { $0.count >= 6 }
-    }
-
-    public mutating func add(_ values: [String]) {
-        for value in values where value.count >= 6 { secrets.insert(value) }
-    }
-
-    /// Keys from every keyring under `layout`'s Ceph directories, the S3 credentials and the shadow hashes.
+extension Redactor {
+    /// The one redactor (`Seed.Redactor`) with every secret on this node: the keys from every keyring under
+    /// `layout`'s Ceph directories, the S3 credentials, the shadow hashes, the seed's secrets and the join token.
     public static func collect(layout: Layout, seed: Seed?) -> Redactor {
         var redactor = Redactor()
         for directory in [layout.etcCeph, layout.cephLib] {
@@ -43,34 +31,6 @@ public struct Redactor: Sendable {
         }
         return redactor
     }
-
-    static func keyringKeys(_ text: String) -> [String] {
-        text.split(separator: "\n").compactMap { line in
-            let parts = line.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            return parts.count == 2 && parts[0] == "key" ? parts[1] : nil
-        }
-    }
-
-    public func redact(_ text: String) -> String {
-        var result = text
-        // Longest first, so a secret containing another is replaced whole.
-        for secret in secrets.sorted(by: { $0.count > $1.count }) {
-            result = result.replacingOccurrences(of: secret, with: Self.marker)
-        }
-        let patterns = [
-            #"(?m)^(\s*key\s*=\s*)\S+"#,
-            #"("(?:secret_key|access_key|secretKey|accessKey|cephx_secret|key|password_hash|passwordHash|token)"\s*:\s*")[^"]*""#,
-        ]
-        for pattern in patterns {
-            guard let regex = try? NSRegularExpression(pattern: pattern) else { continue }
-            let range = NSRange(result.startIndex..., in: result)
-            result = regex.stringByReplacingMatches(in: result, range: range, withTemplate: "$1" + Self.marker + (pattern.hasSuffix("\"") ? "\"" : ""))
-        }
-        return result
-    }
-
-    /// The secrets still present in `text` (should be none after `redact`).
-    public func leaks(in text: String) -> [String] { secrets.filter { text.contains($0) }.sorted() }
 }
 
 /// Writes `aquarium-provision support-bundle`: a gzip'd tar with the node record, the seed (redacted), events,

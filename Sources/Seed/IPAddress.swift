@@ -7,7 +7,7 @@ import Darwin
 #endif
 
 /// An IPv4 or IPv6 address, parsed strictly by `inet_pton` (no zone ids, no leading zeros in IPv4).
-public struct IPAddress: Sendable, Hashable, CustomStringConvertible, Encodable {
+public struct IPAddress: Sendable, Hashable, CustomStringConvertible, Codable {
     public enum Family: Sendable, Hashable { case v4, v6 }
 
     /// 4 or 16 bytes, network order.
@@ -33,6 +33,28 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible, Encodable 
 
     init(bytes: [UInt8]) {
         self.bytes = bytes
+    }
+
+    /// An address from its 4 (IPv4) or 16 (IPv6) bytes in network order, as in `in_addr` and `in6_addr`.
+    public init?(networkOrder bytes: [UInt8]) {
+        guard bytes.count == 4 || bytes.count == 16 else { return nil }
+        self.bytes = bytes
+    }
+
+    /// `ADDRESS:PORT` for a URL, a socket or Ceph's address syntax: IPv6 in brackets (`[fd00::1]:3300`), as RFC 3986
+    /// and Ceph's entity_addr_t want it.
+    public func endpoint(port: Int) -> String {
+        family == .v6 ? "[\(description)]:\(port)" : "\(description):\(port)"
+    }
+
+    /// Decodes the text form (what `encode(to:)` writes).
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let text = try container.decode(String.self)
+        guard let address = IPAddress(text) else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "'\(text)' is not an IP address")
+        }
+        self = address
     }
 
     /// The canonical text form (`inet_ntop`): `10.0.0.1`, `fd00::1`.

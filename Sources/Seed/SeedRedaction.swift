@@ -23,8 +23,9 @@ extension Seed {
     }
 
     /// `text` with every secret of this seed replaced by `Seed.redactionMarker`.
+    /// The one `Redactor`, with this seed's secrets only (no secret-shaped text is scrubbed).
     public func redact(_ text: String) -> String {
-        secrets.filter { !$0.isEmpty }.reduce(text) { $0.replacingOccurrences(of: $1, with: Seed.redactionMarker) }
+        Redactor(secrets: Set(secrets), minimumLength: 1, scrubsShapes: false).redact(text)
     }
 
     /// The seed with defaults applied and secrets redacted, as pretty JSON with snake_case keys (for reports).

@@ -40,11 +40,14 @@ public struct SeedSignatureError: Error, Sendable, Equatable, CustomStringConver
     /// The file the problem is about.
     public var path: String
     public var message: String
+    /// The file error underneath an `.io` failure to write, when there is one (the message already says why).
+    public var cause: FileError?
 
-    public init(_ kind: Kind, path: String, _ message: String) {
+    public init(_ kind: Kind, path: String, _ message: String, cause: FileError? = nil) {
         self.kind = kind
         self.path = path
         self.message = message
+        self.cause = cause
     }
 
     public var description: String { "\(path): \(message)" }
@@ -406,28 +409,23 @@ public enum SeedSignature {
             }
             throw SeedSignatureError(.io, path: path, "cannot create: \(String(cString: strerror(code)))")
         }
+        // Written and synced through FileLayer (EINTR, short writes); the file is removed on any failure.
         var failure: Int32 = 0
+        var cause: FileError?
         if fchmod(fd, mode) != 0 { failure = errno }
         if failure == 0 {
-            failure = data.withUnsafeBytes { buffer -> Int32 in
-                var offset = 0
-                while offset < buffer.count {
-                    guard let base = buffer.baseAddress else { return EINVAL }
-                    let written = write(fd, base + offset, buffer.count - offset)
-                    if written < 0 {
-                        if errno == EINTR { continue }
-                        return errno
-                    }
-                    offset += written
-                }
-                return 0
+            do throws(FileError) {
+                try FileIO.writeAll(fd, data, path: path)
+                try FileIO.sync(fd, path: path)
+            } catch {
+                failure = error.code
+                cause = error
             }
         }
-        if failure == 0, fsync(fd) != 0 { failure = errno }
         if close(fd) != 0, failure == 0 { failure = errno }
         if failure != 0 {
             unlink(path)
-            throw SeedSignatureError(.io, path: path, "cannot write: \(String(cString: strerror(failure)))")
+            throw SeedSignatureError(.io, path: path, "cannot write: \(String(cString: strerror(failure)))", cause: cause)
         }
     }
 
@@ -436,7 +434,7 @@ public enum SeedSignature {
         do {
             try AtomicFile.write(data, to: path, mode: mode)
         } catch {
-            throw SeedSignatureError(.io, path: path, "cannot write: \(String(cString: strerror(error.code)))")
+            throw SeedSignatureError(.io, path: path, "cannot write: \(String(cString: strerror(error.code)))", cause: error)
         }
     }
 }

@@ -67,3 +67,36 @@ import Testing
         }
     }
 }
+
+/// `AtomicFile.publish`: a file another program wrote, put in place with its mode; a failure leaves no temporary file.
+@Suite struct FileLayerPublishTests {
+    @Test(arguments: [(0o600 as mode_t?, 0o600 as mode_t), (nil, 0o640)])
+    func publishPutsTheFileInPlace(mode: mode_t?, expected: mode_t) throws {
+        let directory = NSTemporaryDirectory() + "aquarium-publish-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let temporary = directory + "/keyring.new", path = directory + "/keyring"
+        try Data("old\n".utf8).write(to: URL(fileURLWithPath: path))
+        try Data("[mon.]\n".utf8).write(to: URL(fileURLWithPath: temporary))
+        chmod(temporary, 0o640)
+        try AtomicFile.publish(temporary, to: path, mode: mode)
+        #expect(FileManager.default.contents(atPath: path) == Data("[mon.]\n".utf8))
+        var info = stat()
+        #expect(stat(path, &info) == 0 && info.st_mode & 0o777 == expected)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["keyring"])
+    }
+
+    @Test(arguments: ["missing", "directory"])
+    func aFailedPublishRemovesTheTemporaryFile(kind: String) throws {
+        let directory = NSTemporaryDirectory() + "aquarium-publish-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let temporary = directory + "/file.new"
+        let path = kind == "missing" ? directory + "/none/file" : directory + "/taken"
+        if kind == "directory" { try FileManager.default.createDirectory(atPath: path + "/inside", withIntermediateDirectories: true) }
+        try Data("x".utf8).write(to: URL(fileURLWithPath: temporary))
+        let error = #expect(throws: FileError.self) { try AtomicFile.publish(temporary, to: path) }
+        #expect(error?.errno.rawValue == error?.code)
+        #expect(!FileManager.default.fileExists(atPath: temporary))
+    }
+}

@@ -1,6 +1,7 @@
 import Exec
 import Foundation
 import TestSupport
+import Seed
 import Testing
 @testable import Provisioner
 

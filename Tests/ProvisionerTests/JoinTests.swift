@@ -1,6 +1,7 @@
 import Exec
 import Foundation
 import TestSupport
+import Seed
 import Testing
 @testable import Provisioner
 
@@ -195,7 +196,7 @@ import Testing
                 let bConf = try String(contentsOfFile: b.conf, encoding: .utf8)
                 #expect(bConf.contains("\tms_bind_port_min = \(bBase + 10)\n") && bConf.contains("mon_host = [v2:127.0.0.1:\(monPort)]"))
                 #expect(!bConf.contains("mon_initial_members"))
-                #expect(try b.state.identity?.join == JoinTarget(address: "127.0.0.1", port: monPort))
+                #expect(try b.state.identity?.join == JoinTarget(address: IPAddress("127.0.0.1")!, port: monPort))
                 var keyringInfo = stat()
                 #expect(stat(b.root + "/etc/ceph/ceph.client.aquarium-join.keyring", &keyringInfo) == 0
                         && keyringInfo.st_mode & 0o777 == 0o600)

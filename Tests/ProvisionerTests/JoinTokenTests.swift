@@ -1,4 +1,5 @@
 import Foundation
+import Seed
 import Testing
 @testable import Provisioner
 
@@ -92,9 +93,9 @@ import Testing
     }
 
     @Test func cephConfOfAJoinedNode() {
-        let identity = ClusterIdentity(fsid: Self.fsid, name: "ceph", daemonId: "node-02", address: "127.0.0.1",
+        let identity = ClusterIdentity(fsid: Self.fsid, name: "ceph", daemonId: "node-02", address: IPAddress("127.0.0.1")!,
                                        basePort: 42000, publicNetwork: "127.0.0.0/8", clusterNetwork: "127.0.0.0/8",
-                                       launcher: .process, join: JoinTarget(address: "127.0.0.1", port: 41000))
+                                       launcher: .process, join: JoinTarget(address: IPAddress("127.0.0.1")!, port: 41000))
         let text = CephConfig.render(identity, layout: Layout(root: "/tmp/b"), rgwPort: nil)
         #expect(text.contains("\tfsid = \(Self.fsid)\n"))
         #expect(text.contains("\tmon_host = [v2:127.0.0.1:41000]\n"))
@@ -102,7 +103,7 @@ import Testing
         #expect(text.contains("\tms_bind_port_min = 42010\n\tms_bind_port_max = 42099\n"))
         #expect(text.contains("\tcrush_location = root=default host=node-02\n"))
         #expect(identity.clientName == "client.aquarium-join")
-        #expect(JoinTarget(address: "fd00::11", port: 3300).monHost == "[v2:[fd00::11]:3300]")
+        #expect(JoinTarget(address: IPAddress("fd00::11")!, port: 3300).monHost == "[v2:[fd00::11]:3300]")
         var bootstrap = identity
         bootstrap.join = nil
         #expect(bootstrap.clientName == "client.admin")

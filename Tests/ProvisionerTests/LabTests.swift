@@ -65,7 +65,7 @@ import Testing
                     let bootstrapped = try a.run(["--json"])
                     try #require(bootstrapped.status == 0, "\(bootstrapped.errorOutput)")
                     #expect(a.node.events.read().contains { $0.event == "address.waiting" && ($0.detail ?? "").contains("10.77.0.0/24") })
-                    #expect(try a.node.state.identity?.address == "10.77.0.1")
+                    #expect(try a.node.state.identity?.address.description == "10.77.0.1")
                     let conf = try String(contentsOfFile: a.node.conf, encoding: .utf8)
                     #expect(conf.contains("mon_host = [v2:10.77.0.1:3300,v1:10.77.0.1:3301]") || conf.contains("10.77.0.1:3300"), "\(conf)")
 

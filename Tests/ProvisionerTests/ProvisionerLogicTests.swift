@@ -23,7 +23,7 @@ import Testing
 
     @Test func cephConfForProcessLauncherStaysOnLoopbackAndUnderRoot() {
         let identity = ClusterIdentity(fsid: "c1548103-2615-4764-ae5d-1ab67261fb22", name: "ceph", daemonId: "node-01",
-                                       address: "127.0.0.1", basePort: 41000, publicNetwork: "127.0.0.0/8",
+                                       address: IPAddress("127.0.0.1")!, basePort: 41000, publicNetwork: "127.0.0.0/8",
                                        clusterNetwork: "127.0.0.0/8", launcher: .process)
         let layout = Layout(root: "/tmp/r/", cluster: "ceph")
         let text = CephConfig.render(identity, layout: layout, rgwPort: 41080)
