@@ -50,7 +50,7 @@ let package = Package(
                                               .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         // Seed file v1: model, parser, validation, schema, signatures.
-        .target(name: "Seed", dependencies: ["FileLayer", .product(name: "Yams", package: "Yams"),
+        .target(name: "Seed", dependencies: ["FileLayer", "JSONCoding", .product(name: "Yams", package: "Yams"),
                                              .product(name: "Crypto", package: "swift-crypto")],
                 resources: [.copy("Resources/seed.schema.json"), .copy("Resources/example-seed.yaml")],
                 swiftSettings: strict),

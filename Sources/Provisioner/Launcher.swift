@@ -182,7 +182,7 @@ public struct ProcessLauncher: DaemonLauncher {
         do {
             return try command.spawnDetached(appendingOutputTo: output)
         } catch {
-            throw .failed("cannot start \(argv[0]): \(error)")
+            throw .failedBecause("cannot start \(argv[0]): \(error)", cause: error)
         }
     }
 }
@@ -258,7 +258,7 @@ public struct SystemdLauncher: DaemonLauncher {
             }
             try Command("systemctl", ["enable", "--now", unit]).run()
         } catch {
-            throw .failed("cannot start \(unit): \(error); see `journalctl -u \(unit)`")
+            throw .failedBecause("cannot start \(unit): \(error); see `journalctl -u \(unit)`", cause: error)
         }
         return true
     }
@@ -281,7 +281,7 @@ public struct SystemdLauncher: DaemonLauncher {
         var stopped: [String] = []
         for daemon in running() {
             guard let unit = daemon.unit else { continue }
-            do { try Command("systemctl", ["stop", unit]).run() } catch { throw .failed("cannot stop \(unit): \(error)") }
+            do { try Command("systemctl", ["stop", unit]).run() } catch { throw .failedBecause("cannot stop \(unit): \(error)", cause: error) }
             stopped.append(daemon.name)
         }
         return stopped

@@ -1,4 +1,5 @@
 import Foundation
+import JSONCoding
 
 extension Seed {
     /// What replaces a secret in `redacted()`.
@@ -30,8 +31,7 @@ extension Seed {
 
     /// The seed with defaults applied and secrets redacted, as pretty JSON with snake_case keys (for reports).
     public var redactedDescription: String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let encoder = JSONCoding.encoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         guard let data = try? encoder.encode(redacted()) else { return "{}" }
         return String(decoding: data, as: UTF8.self)

@@ -36,15 +36,25 @@ import Testing
         #expect(target.monHost == monHost)
     }
 
+    /// The process launcher on loopback pins the daemons to the one address; in a network namespace of its own
+    /// (`--seed-network`) it leaves the choice to the networks, as on a node. RGW's endpoint is the address either way.
     @Test(arguments: [
-        ("10.0.0.1", "\tpublic_addr = 10.0.0.1\n", "beast endpoint=10.0.0.1:8080"),
-        ("fd00::1", "\tpublic_addr = fd00::1\n", "beast endpoint=[fd00::1]:8080"),
-    ])
-    func cephConfRendersTheAddress(address: String, publicAddr: String, frontend: String) {
+        ("127.0.0.1", ClusterIdentity.loopbackNetwork, "\tpublic_addr = 127.0.0.1\n", "beast endpoint=127.0.0.1:8080"),
+        ("10.0.0.1", "10.0.0.0/24", nil, "beast endpoint=10.0.0.1:8080"),
+        ("fd00::1", "fd00::/64", nil, "beast endpoint=[fd00::1]:8080"),
+    ] as [(String, String, String?, String)])
+    func cephConfRendersTheAddress(address: String, network: String, publicAddr: String?, frontend: String) {
         var identity = Self.identity(address)
         identity.launcher = .process
+        identity.publicNetwork = network
+        identity.clusterNetwork = network
         let text = CephConfig.render(identity, layout: Layout(root: "/tmp/r"), rgwPort: 8080)
-        #expect(text.contains(publicAddr))
+        if let publicAddr {
+            #expect(text.contains(publicAddr) && text.contains("\tcluster_addr = \(address)\n"))
+        } else {
+            #expect(!text.contains("public_addr") && !text.contains("cluster_addr"))
+            #expect(text.contains("\tpublic_network = \(network)\n") && text.contains("\tcluster_network = \(network)\n"))
+        }
         #expect(text.contains("\trgw_frontends = \(frontend)\n"))
     }
 
