@@ -88,6 +88,10 @@ public enum CephConfig {
             ("auth_service_required", "cephx"),
             ("auth_client_required", "cephx"),
         ]
+        if identity.address.family == .v6 {
+            // Ceph's messengers bind IPv4 unless told: an IPv6 public network needs both switches.
+            global += [("ms_bind_ipv6", "true"), ("ms_bind_ipv4", "false")]
+        }
         // No pool defaults here: a daemon's configuration file outranks the monitor's configuration database, so
         // sizes written here would pin the monitor to them when the `replication` step grows them. The
         // `cluster-settings` step puts them in the database before any pool exists.
