@@ -70,6 +70,31 @@ public enum CephJSON {
         enum CodingKeys: String, CodingKey { case nodes }
     }
 
+    /// `ceph df`: raw capacity and each pool's use.
+    public struct DF: Decodable, Sendable {
+        public struct Stats: Decodable, Sendable {
+            @Lenient public var totalBytes: UInt64?
+            @Lenient public var totalUsedRawBytes: UInt64?
+            enum CodingKeys: String, CodingKey { case totalBytes = "total_bytes", totalUsedRawBytes = "total_used_raw_bytes" }
+        }
+
+        public struct Pool: Decodable, Sendable {
+            public struct Stats: Decodable, Sendable {
+                @Lenient public var stored: UInt64?
+                @Lenient public var maxAvail: UInt64?
+                enum CodingKeys: String, CodingKey { case stored, maxAvail = "max_avail" }
+            }
+
+            @Lenient public var name: String?
+            @Lenient public var stats: Stats?
+            enum CodingKeys: String, CodingKey { case name, stats }
+        }
+
+        @Lenient public var stats: Stats?
+        @Lenient public var pools: [Pool]?
+        enum CodingKeys: String, CodingKey { case stats, pools }
+    }
+
     /// One file system of `ceph fs ls`.
     public struct FileSystem: Decodable, Sendable {
         @Lenient public var name: String?

@@ -1,6 +1,7 @@
 import CommandSupport
 import Exec
 import Foundation
+import JSONCoding
 import Logging
 
 /// What `aquarium-provision status --json` prints (documented in docs/provisioner.md).
@@ -11,6 +12,27 @@ public struct StatusReport: Codable, Equatable, Sendable, CommandOutput {
         public var `in`: Bool
         /// The storage disk it was created on (from the state file).
         public var disk: String?
+    }
+
+    /// A CRUSH host and its OSDs: the cluster's view, the same from every node.
+    public struct Host: Codable, Equatable, Sendable {
+        public var name: String
+        public var osds: [Int]
+        public var up: Int
+        public var `in`: Int
+    }
+
+    /// Raw capacity and each pool's use (`ceph df`); null when the cluster does not answer.
+    public struct Capacity: Codable, Equatable, Sendable {
+        public struct Pool: Codable, Equatable, Sendable {
+            public var name: String
+            public var storedBytes: UInt64
+            public var maxAvailBytes: UInt64
+        }
+
+        public var rawUsedBytes: UInt64
+        public var rawTotalBytes: UInt64
+        public var pools: [Pool]
     }
 
     public struct Services: Codable, Equatable, Sendable {
@@ -37,9 +59,22 @@ public struct StatusReport: Codable, Equatable, Sendable, CommandOutput {
     public var bootstrappedAt: String?
     /// Storage disks of the node record that the last run did not find on this machine (skipped, never replaced).
     public var missingDisks: [String] = []
+    public var hosts: [Host] = []
+    @Nullable public var capacity: Capacity? = nil
 }
 
 public enum StatusCollector {
+    /// Each CRUSH host with OSDs, with how many of them are up and in.
+    static func hosts(tree: CephJSON.OSDTree, osds: [StatusReport.OSD]) -> [StatusReport.Host] {
+        let byId = Dictionary(osds.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        return (tree.nodes ?? []).filter { $0.type == "host" }.compactMap { node in
+            guard let name = node.name else { return nil }
+            let ids = (node.children ?? []).filter { $0 >= 0 }.sorted()
+            return StatusReport.Host(name: name, osds: ids, up: ids.filter { byId[$0]?.up == true }.count,
+                                     in: ids.filter { byId[$0]?.in == true }.count)
+        }.sorted { $0.name < $1.name }
+    }
+
     public static func collect(root: String, cluster: String, logger: Logger) -> StatusReport {
         let layout = Layout(root: root, cluster: cluster)
         let state = (try? ProvisionState.load(layout.stateFile)) ?? ProvisionState()
@@ -71,6 +106,17 @@ public enum StatusCollector {
                 }
                 report.services.rbdPools = (dump.pools ?? []).filter { $0.applications?.contains("rbd") == true }
                     .compactMap(\.poolName).sorted()
+                if let tree = try? tools.json(CephJSON.OSDTree.self, ["osd", "tree"], timeout: 15) {
+                    report.hosts = Self.hosts(tree: tree, osds: report.osds)
+                }
+            }
+            if let df = try? tools.json(CephJSON.DF.self, ["df"], timeout: 15), let stats = df.stats {
+                report.capacity = StatusReport.Capacity(
+                    rawUsedBytes: stats.totalUsedRawBytes ?? 0, rawTotalBytes: stats.totalBytes ?? 0,
+                    pools: (df.pools ?? []).compactMap { pool in
+                        pool.name.map { StatusReport.Capacity.Pool(name: $0, storedBytes: pool.stats?.stored ?? 0,
+                                                                   maxAvailBytes: pool.stats?.maxAvail ?? 0) }
+                    }.sorted { $0.name < $1.name })
             }
             if let filesystems = try? tools.json([CephJSON.FileSystem].self, ["fs", "ls"], timeout: 15) {
                 report.services.cephfs = filesystems.compactMap(\.name)
@@ -94,6 +140,12 @@ public enum StatusCollector {
         lines.append("daemons   \(daemonText.isEmpty ? "-" : daemonText.joined(separator: ", ")) [\(report.launcher ?? "-")]")
         let osdText = report.osds.map { "osd.\($0.id) \($0.up ? "up" : "down")/\($0.in ? "in" : "out")\($0.disk.map { " on \($0)" } ?? "")" }
         lines.append("osds      \(osdText.isEmpty ? "-" : osdText.joined(separator: ", "))")
+        let hostText = report.hosts.map { "\($0.name) \($0.up)/\($0.osds.count) up, \($0.in) in" }
+        lines.append("hosts     \(hostText.isEmpty ? "-" : hostText.joined(separator: "; "))")
+        if let capacity = report.capacity {
+            lines.append("capacity  \(Self.bytes(capacity.rawUsedBytes)) of \(Self.bytes(capacity.rawTotalBytes)) raw used"
+                + capacity.pools.map { "; \($0.name) \(Self.bytes($0.storedBytes)) stored" }.joined())
+        }
         if !report.missingDisks.isEmpty {
             lines.append("missing   \(report.missingDisks.joined(separator: ", ")) (storage disks not on this machine; skipped)")
         }
@@ -101,6 +153,15 @@ public enum StatusCollector {
         lines.append("cephfs    \(report.services.cephfs.isEmpty ? "-" : report.services.cephfs.joined(separator: ", "))")
         lines.append("s3        \(report.services.s3Endpoint ?? "-")\(report.services.s3CredentialsFile.map { " (keys in \($0))" } ?? "")")
         return lines.joined(separator: "\n")
+    }
+
+    /// 1.5 GiB, 300 MiB, 12 KiB, 5 B.
+    static func bytes(_ value: UInt64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
+        var amount = Double(value)
+        var unit = 0
+        while amount >= 1024 && unit < units.count - 1 { amount /= 1024; unit += 1 }
+        return unit == 0 ? "\(value) B" : String(format: "%.1f %@", amount, units[unit])
     }
 }
 

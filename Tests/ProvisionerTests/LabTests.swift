@@ -95,6 +95,21 @@ import Testing
                     }
                     #expect(Set(fronts) == ["10.77.0.1", "10.77.0.2"], "\(fronts)")
 
+                    // The cluster's view from either host, the joined one too: two CRUSH hosts with one OSD each, up and
+                    // in, and the raw capacity of both disks.
+                    for node in [a, b] {
+                        let status = try node.host.command(try Products.path("aquarium-provision"),
+                                                           ["status", "--root", node.node.root, "--json"]).run(acceptedStatuses: Set(0...255))
+                        #expect(status.status == 0, "\(status.errorOutput)")
+                        let report = try JSONDecoder().decode(StatusReport.self, from: status.standardOutput)
+                        #expect(report.hosts.map(\.name) == ["node-1", "node-2"] && report.hosts.allSatisfy { $0.osds.count == 1 && $0.up == 1 && $0.in == 1 },
+                                "\(report.hosts)")
+                        let total = try #require(report.capacity?.rawTotalBytes, "\(node.host.name) reports no capacity")
+                        #expect(total >= 2 * (8 << 30) * 9 / 10 && total <= 2 * (8 << 30), "\(total)")
+                        let json = try JSONSerialization.jsonObject(with: status.standardOutput) as? [String: Any]
+                        #expect(json?.keys.contains("capacity") == true, "capacity is null, not missing, where unknown")
+                    }
+
                     // 4. C's address never comes: it fails after its bound, saying why, and creates nothing.
                     try Command("ip", ["-n", c.host.namespace, "address", "del", c.host.publicIPv4 + "/24", "dev", "eth0"]).run()
                     try c.writeSeed("  role: join\n  join:\n    address: \(a.host.publicIPv4)\n    token: \"\(token)\"\n")
