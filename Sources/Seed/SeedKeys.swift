@@ -79,13 +79,8 @@ public struct SeedPrivateKey: Sendable, CustomStringConvertible {
 
     /// Parses the private key file's text: one key line; blank lines and `#` comments are ignored.
     public init(fileText: String, path: String = "") throws(SeedSignatureError) {
-        let lines = SeedKeyText.contentLines(fileText)
-        guard lines.count == 1, let line = lines.first else {
-            throw SeedSignatureError(.malformed, path: path, "a private key file holds exactly one "
-                                     + "'\(Self.prefix) ...' line")
-        }
-        let (raw, comment) = try SeedKeyText.parse(line, prefix: Self.prefix, byteCount: 32, path: path,
-                                                    what: "private key")
+        let (raw, comment) = try SeedKeyText.onlyLine(of: fileText, file: "private key", prefix: Self.prefix, byteCount: 32,
+                                                       path: path, what: "private key")
         guard let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: raw) else {
             throw SeedSignatureError(.malformed, path: path, "is not a valid Ed25519 private key")
         }
@@ -113,6 +108,16 @@ extension SeedPublicKey {
 
 /// The one-line text formats shared by keys and signatures.
 enum SeedKeyText {
+    /// The one line of a key or signature file (blank lines and `#` comments ignored), parsed as `parse` does.
+    static func onlyLine(of text: String, file: String, prefix: String, byteCount: Int, path: String, what: String)
+        throws(SeedSignatureError) -> (raw: Data, rest: String) {
+        let lines = contentLines(text)
+        guard lines.count == 1, let line = lines.first else {
+            throw SeedSignatureError(.malformed, path: path, "a \(file) file holds exactly one '\(prefix) ...' line")
+        }
+        return try parse(line, prefix: prefix, byteCount: byteCount, path: path, what: what)
+    }
+
     static func contentLines(_ text: String) -> [String] {
         text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).map {
             String($0).trimmingCharacters(in: .whitespaces)

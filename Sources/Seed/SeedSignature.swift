@@ -75,13 +75,8 @@ public struct SeedDetachedSignature: Sendable, Equatable {
         guard fileData.count <= 4096, let text = String(validating: fileData, as: UTF8.self) else {
             throw SeedSignatureError(.malformed, path: path, "is not a seed signature file")
         }
-        let lines = SeedKeyText.contentLines(text)
-        guard lines.count == 1, let line = lines.first else {
-            throw SeedSignatureError(.malformed, path: path, "a signature file holds exactly one "
-                                     + "'\(Self.prefix) ...' line")
-        }
-        let (raw, fingerprint) = try SeedKeyText.parse(line, prefix: Self.prefix, byteCount: 64, path: path,
-                                                        what: "signature")
+        let (raw, fingerprint) = try SeedKeyText.onlyLine(of: text, file: "signature", prefix: Self.prefix, byteCount: 64,
+                                                           path: path, what: "signature")
         self.init(rawRepresentation: raw, keyFingerprint: fingerprint)
     }
 
