@@ -96,17 +96,27 @@ import Testing
                     #expect(Set(fronts) == ["10.77.0.1", "10.77.0.2"], "\(fronts)")
 
                     // The cluster's view from either host, the joined one too: two CRUSH hosts with one OSD each, up and
-                    // in, and the raw capacity of both disks.
+                    // in, and the raw capacity of both disks. The manager's statistics (`ceph df`) take a few seconds to
+                    // count a new OSD, so the capacity is asked again for up to 60 s until it does.
                     for node in [a, b] {
-                        let status = try node.host.command(try Products.path("aquarium-provision"),
-                                                           ["status", "--root", node.node.root, "--json"]).run(acceptedStatuses: Set(0...255))
-                        #expect(status.status == 0, "\(status.errorOutput)")
-                        let report = try JSONDecoder().decode(StatusReport.self, from: status.standardOutput)
-                        #expect(report.hosts.map(\.name) == ["node-1", "node-2"] && report.hosts.allSatisfy { $0.osds.count == 1 && $0.up == 1 && $0.in == 1 },
-                                "\(report.hosts)")
-                        let total = try #require(report.capacity?.rawTotalBytes, "\(node.host.name) reports no capacity")
-                        #expect(total >= 2 * (8 << 30) * 9 / 10 && total <= 2 * (8 << 30), "\(total)")
-                        let json = try JSONSerialization.jsonObject(with: status.standardOutput) as? [String: Any]
+                        var report: StatusReport?
+                        var json: [String: Any]?
+                        let deadline = Date().addingTimeInterval(60)
+                        repeat {
+                            let status = try node.host.command(try Products.path("aquarium-provision"),
+                                                               ["status", "--root", node.node.root, "--json"])
+                                .run(acceptedStatuses: Set(0...255))
+                            #expect(status.status == 0, "\(status.errorOutput)")
+                            report = try JSONDecoder().decode(StatusReport.self, from: status.standardOutput)
+                            json = try JSONSerialization.jsonObject(with: status.standardOutput) as? [String: Any]
+                            if (report?.capacity?.rawTotalBytes ?? 0) > 8 << 30 { break }
+                            sleep(2)
+                        } while Date() < deadline
+                        let hosts = report?.hosts ?? []
+                        #expect(hosts.map(\.name) == ["node-1", "node-2"] && hosts.allSatisfy { $0.osds.count == 1 && $0.up == 1 && $0.in == 1 },
+                                "\(hosts)")
+                        let total = try #require(report?.capacity?.rawTotalBytes, "\(node.host.name) reports no capacity")
+                        #expect(total >= 2 * (8 << 30) * 9 / 10 && total <= 2 * (8 << 30), "\(node.host.name): \(total)")
                         #expect(json?.keys.contains("capacity") == true, "capacity is null, not missing, where unknown")
                     }
 
