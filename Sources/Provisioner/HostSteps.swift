@@ -73,9 +73,11 @@ extension Provisioner {
         let configured = seed.network.interfaces.flatMap(\.addresses).map(\.address).first(where: network.contains)
         let bindsHere = layout.root.isEmpty || options.seedNetwork
         if let configured, !bindsHere { return configured }
+        /// The seed's static address once an interface has it; without one, any local address in the network.
         func present() -> IPAddress? {
-            NodeAddresses.choose(in: network, configured: configured.map { [$0] } ?? [], local: NodeAddresses.local())
-                .flatMap { candidate in NodeAddresses.local().contains(candidate) ? candidate : nil }
+            let local = NodeAddresses.local()
+            if let configured { return local.contains(configured) ? configured : nil }
+            return local.first(where: network.contains)
         }
         if let found = present() { return found }
         let what = configured.map { "the seed's address \($0) (network.interfaces)" }
