@@ -47,6 +47,7 @@ final class SeedReader: DiagnosingReader {
                                         + "2026-12-31T23:59:59Z (quote it)"))
             }
         }
+        if let host, let cluster, let node = root["cluster"] { checkRack(cluster, host: host, network: network, node) }
         guard issues.isEmpty, let host, let cluster else { return nil }
         return Seed(version: 1, host: host, network: network, disks: disks, cluster: cluster, expires: expires)
     }
@@ -145,7 +146,7 @@ final class SeedReader: DiagnosingReader {
 
     func readCluster(_ node: Node, _ path: KeyPath) -> Seed.Cluster {
         var cluster = Seed.Cluster(role: .bootstrap)
-        guard let fields = mapping(node, path, keys: ["name", "role", "join", "services", "telemetry"]) else {
+        guard let fields = mapping(node, path, keys: ["name", "role", "join", "rack", "services", "telemetry"]) else {
             return cluster
         }
         if let node = fields["name"] {
@@ -154,14 +155,24 @@ final class SeedReader: DiagnosingReader {
         let role = required(fields, "role").flatMap { enumeration($0, path.key("role"), ClusterRole.self) }
         if let role { cluster.role = role }
         if let node = fields["join"] {
-            if role == .bootstrap {
+            if let role, role != .join {
                 report(fields.keyMark("join"), path.key("join"), "is only allowed with role: join (this node has "
-                       + "role: bootstrap); remove it, or set role: join")
+                       + "role: \(role.rawValue)); remove it, or set role: join")
             }
             cluster.join = readJoin(node, path.key("join"))
         } else if role == .join, let roleNode = fields["role"] {
             report(roleNode.mark, path.key("join"), "role: join needs cluster.join with the address and token of "
                    + "the cluster to join")
+        }
+        if let node = fields["rack"] {
+            if let role, !role.isRack {
+                report(fields.keyMark("rack"), path.key("rack"), "is only allowed with role: monitor or role: storage "
+                       + "(this node has role: \(role.rawValue)); rack seeds are made by `aquarium-image rack seeds`")
+            }
+            cluster.rack = readRack(node, path.key("rack"), role: role)
+        } else if let role, role.isRack, let roleNode = fields["role"] {
+            report(roleNode.mark, path.key("rack"), "role: \(role.rawValue) needs cluster.rack (the rack's fsid, monitors "
+                   + "and keys); make rack seeds with `aquarium-image rack seeds RACK.yaml`")
         }
         if let node = fields["services"] { cluster.services = readServices(node, path.key("services")) }
         if let node = fields["telemetry"] { cluster.telemetry = bool(node, path.key("telemetry")) ?? false }

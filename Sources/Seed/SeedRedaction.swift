@@ -5,11 +5,13 @@ extension Seed {
     /// What replaces a secret in `redacted()`.
     public static let redactionMarker = "<redacted>"
 
-    /// The secret values in this seed: password hashes and the join token. (SSH public keys are not secret.)
+    /// The secret values in this seed: password hashes, the join token and a rack node's keys. (SSH public keys are not
+    /// secret.)
     /// Reports, logs and support bundles must not contain them; scrub any text that might with `redact(_:)`.
     public var secrets: [String] {
         var values = host.users.compactMap(\.passwordHash)
         if let token = cluster.join?.token { values.append(token) }
+        if let rack = cluster.rack { values += [rack.joinKey, rack.monitorKey, rack.adminKey].compactMap { $0 } }
         return values
     }
 
@@ -20,6 +22,12 @@ extension Seed {
             copy.host.users[index].passwordHash = Seed.redactionMarker
         }
         if copy.cluster.join != nil { copy.cluster.join?.token = Seed.redactionMarker }
+        if var rack = copy.cluster.rack {
+            rack.joinKey = Seed.redactionMarker
+            if rack.monitorKey != nil { rack.monitorKey = Seed.redactionMarker }
+            if rack.adminKey != nil { rack.adminKey = Seed.redactionMarker }
+            copy.cluster.rack = rack
+        }
         return copy
     }
 
