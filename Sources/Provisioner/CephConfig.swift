@@ -28,9 +28,12 @@ public struct ClusterIdentity: Codable, Equatable, Sendable {
     /// Set on a node that joined a cluster (`role: join`): the monitor it was told about. Such a node runs no monitor;
     /// `address` and `basePort` are its own (its OSDs bind there).
     public var join: JoinTarget?
+    /// A rack node (`cluster.rack`): every monitor of the rack, each listening on `basePort` at its address. Nil on a
+    /// node of a cluster made by `role: bootstrap` (one monitor: this node's, or the one it joined).
+    public var monitors: [MonitorAddress]?
 
     public init(fsid: String, name: String, daemonId: String, address: IPAddress, basePort: Int, publicNetwork: String,
-                clusterNetwork: String, launcher: LauncherKind, join: JoinTarget? = nil) {
+                clusterNetwork: String, launcher: LauncherKind, join: JoinTarget? = nil, monitors: [MonitorAddress]? = nil) {
         self.fsid = fsid
         self.name = name
         self.daemonId = daemonId
@@ -40,20 +43,48 @@ public struct ClusterIdentity: Codable, Equatable, Sendable {
         self.clusterNetwork = clusterNetwork
         self.launcher = launcher
         self.join = join
+        self.monitors = monitors
     }
 
     /// The Ceph client this node's tools act as: the admin on the bootstrap node, the join entity on a joined node.
     public var clientName: String { join == nil ? "client.admin" : JoinToken.entity }
 
-    /// `mon_host` for ceph.conf: this node's own monitor, or the one it joined.
-    public var monHost: String { join?.monHost ?? monAddressVector }
+    /// `mon_host` for ceph.conf: every monitor of a rack; else this node's own monitor, or the one it joined.
+    public var monHost: String {
+        if let monitors, !monitors.isEmpty { return monitors.map { addressVector($0.address) }.joined(separator: ",") }
+        return join?.monHost ?? monAddressVector
+    }
+
+    /// `mon_initial_members` on a node with a monitor: the rack's monitors, or this one.
+    public var initialMembers: String { monitors.map { $0.map(\.name).joined(separator: ",") } ?? daemonId }
+
+    /// The node's role as `status` shows it: bootstrap or join (a cluster of one monitor), monitor or storage (a rack).
+    public var role: String {
+        monitors == nil ? (join == nil ? "bootstrap" : "join") : (join == nil ? "monitor" : "storage")
+    }
+
+    /// True on a node that runs a monitor.
+    public var runsMonitor: Bool { join == nil }
 
     public var monV2Port: Int { basePort }
     public var monV1Port: Int { basePort + 1 }
     /// The monitor's address vector, `[v2:10.0.0.1:3300,v1:10.0.0.1:3301]` (IPv6 in brackets:
     /// `[v2:[fd00::1]:3300,v1:[fd00::1]:3301]`).
-    public var monAddressVector: String {
+    public var monAddressVector: String { addressVector(address) }
+
+    func addressVector(_ address: IPAddress) -> String {
         "[v2:\(address.endpoint(port: monV2Port)),v1:\(address.endpoint(port: monV1Port))]"
+    }
+}
+
+/// One monitor of a rack: its daemon id (the host's short name) and address.
+public struct MonitorAddress: Codable, Equatable, Sendable {
+    public var name: String
+    public var address: IPAddress
+
+    public init(name: String, address: IPAddress) {
+        self.name = name
+        self.address = address
     }
 }
 
@@ -79,7 +110,7 @@ public struct JoinTarget: Codable, Equatable, Sendable {
 public enum CephConfig {
     public static func render(_ identity: ClusterIdentity, layout: Layout, rgwPort: Int?) -> String {
         var global: [(String, String)] = [("fsid", identity.fsid)]
-        if identity.join == nil { global.append(("mon_initial_members", identity.daemonId)) }
+        if identity.runsMonitor { global.append(("mon_initial_members", identity.initialMembers)) }
         global += [
             ("mon_host", identity.monHost),
             ("public_network", identity.publicNetwork),

@@ -11,6 +11,18 @@ public enum CephJSON {
         enum CodingKeys: String, CodingKey { case quorumNames = "quorum_names" }
     }
 
+    /// `ceph --admin-daemon MON.asok mon_status` (answers without a quorum).
+    public struct MonStatus: Decodable, Sendable {
+        /// probing, electing, synchronizing, leader, peon.
+        @Lenient public var state: String?
+        /// The monitors this one sees but that are not in a quorum with it (itself included while it has none).
+        @Lenient public var outsideQuorum: [String]?
+        enum CodingKeys: String, CodingKey {
+            case state
+            case outsideQuorum = "outside_quorum"
+        }
+    }
+
     /// One entry of `ceph config dump`.
     public struct ConfigEntry: Decodable, Sendable {
         @Lenient public var section: String?

@@ -20,7 +20,8 @@ extension Provisioner {
         if let existing = try keys.record() {
             record = existing
         } else {
-            record = JoinKeyRecord(expires: Int(now.timeIntervalSince1970) + JoinKeyRecord.defaultLifetime)
+            let lifetime = rack?.joinKeyLifetime ?? JoinKeyRecord.defaultLifetime
+            record = JoinKeyRecord(expires: Int(now.timeIntervalSince1970) + lifetime)
             try keys.save(record)
             actions.append("the join key expires at \(JoinKeyRecord.timeText(record.expires))")
         }
@@ -54,7 +55,18 @@ extension Provisioner {
     /// The cluster from the token, the monitor from the seed, this node's own address and ports; writes ceph.conf and
     /// the join entity's keyring.
     func joinIdentity() throws(ProvisionError) -> StepOutcome {
-        guard let token = joinToken, let join = seed.cluster.join else {
+        guard let token = joinToken else {
+            throw .invalidInput("role: join needs cluster.join with the address and token of the cluster to join")
+        }
+        let target: JoinTarget
+        var monitors: [MonitorAddress]?
+        if let rack {
+            // A rack's storage node: every monitor of the rack, each at port 3300 (or --base-port, as the monitors).
+            monitors = rackMonitors(rack)
+            target = JoinTarget(address: rack.monitors[0].address, port: options.basePort ?? 3300)
+        } else if let join = seed.cluster.join {
+            target = JoinTarget(address: join.address, port: options.monPort ?? state.identity?.join?.port ?? 3300)
+        } else {
             throw .invalidInput("role: join needs cluster.join with the address and token of the cluster to join")
         }
         let previous = state.identity
@@ -74,11 +86,10 @@ extension Provisioner {
         } else {
             node = try decideNodeAddress(for: "this node's OSDs")
         }
-        let port = options.monPort ?? previous?.join?.port ?? 3300
         let decided = ClusterIdentity(fsid: token.fsid, name: seed.cluster.name, daemonId: daemonId, address: node.address,
                                       basePort: node.basePort, publicNetwork: node.publicNetwork,
                                       clusterNetwork: node.clusterNetwork, launcher: options.launcher,
-                                      join: JoinTarget(address: join.address, port: port))
+                                      join: target, monitors: monitors)
         var changed = false
         if decided != previous {
             state.identity = decided
@@ -96,7 +107,7 @@ extension Provisioner {
         let services = [seed.cluster.services.rbd.map { _ in "rbd" }, seed.cluster.services.rgw.map { _ in "rgw" },
                         seed.cluster.services.cephfs.map { _ in "cephfs" }].compactMap { $0 }
         if !services.isEmpty {
-            detail += "; services (\(services.joined(separator: ", "))) run on the bootstrap node, not here"
+            detail += "; services (\(services.joined(separator: ", "))) run on a monitor node, not here"
         }
         return StepOutcome(changed: changed, detail: detail)
     }
@@ -104,8 +115,24 @@ extension Provisioner {
     /// Checks that the monitor answers the join entity and belongs to the token's cluster, before anything is created.
     func joinCluster() throws(ProvisionError) -> StepOutcome {
         guard let target = identity.join else { throw .failed("the identity step did not record the cluster to join") }
-        let result = try tools.run("ceph", ["--connect-timeout", "10", "fsid", "--format", "json"], timeout: 30,
-                                   accepted: Set(0...255))
+        var result = try askFSID()
+        if rack != nil {
+            // A rack boots at once: the monitors may not have a quorum yet. Wait for one, with backoff, saying so.
+            let deadline = Date().addingTimeInterval(options.rackTimeout)
+            var delay = 1.0
+            var said = false
+            while Self.noMonitorAnswered(result), Date() < deadline {
+                if !said {
+                    let what = "a monitor quorum of the rack at \(identity.monHost)"
+                    logger.notice("waiting up to \(Int(options.rackTimeout)) s for \(what)")
+                    events.append(ProvisionEvent(event: "quorum.waiting", step: "join", detail: what))
+                    said = true
+                }
+                usleep(useconds_t(delay * 1_000_000))
+                delay = min(delay * 2, 10)
+                result = try askFSID()
+            }
+        }
         let text = (result.errorOutput + result.output).lowercased()
         if result.status == 0 {
             let object = try? CephJSON.decode(CephJSON.FSID.self, from: result.standardOutput).get()
@@ -125,7 +152,11 @@ extension Provisioner {
                 + "past its expiry); nothing was created. Make a new one with `aquarium-provision join-token --rotate` "
                 + "on a monitor node")
         }
-        if result.status == 124 || result.status == 137 || text.contains("timed out") {
+        if Self.noMonitorAnswered(result) {
+            if rack != nil {
+                throw .failed("no monitor quorum answered at \(identity.monHost) within \(Int(options.rackTimeout)) s; "
+                    + "boot the monitor nodes (cluster.rack.monitors) and check that this node reaches them; nothing was created")
+            }
             throw .failed("no monitor answers at \(target.endpoint) (cluster.join.address, port \(target.port)); check that "
                 + "the bootstrap node is up and reachable from here and that the address is right"
                 + (options.launcher == .process ? " (process launcher: pass the bootstrap cluster's base port with --mon-port)" : "")
@@ -133,5 +164,16 @@ extension Provisioner {
         }
         throw .failed("cannot reach the cluster at \(target.endpoint): `ceph fsid` exited \(result.status): "
             + String(result.errorOutput.suffix(300)))
+    }
+
+    /// `ceph fsid` as the join entity, with a short connect timeout.
+    func askFSID() throws(ProvisionError) -> CommandResult {
+        try tools.run("ceph", ["--connect-timeout", "10", "fsid", "--format", "json"], timeout: 30, accepted: Set(0...255))
+    }
+
+    /// True when `ceph` gave up waiting for a monitor (none up, or no quorum yet).
+    static func noMonitorAnswered(_ result: CommandResult) -> Bool {
+        let text = (result.errorOutput + result.output).lowercased()
+        return result.status == 124 || result.status == 137 || text.contains("timed out")
     }
 }

@@ -83,10 +83,7 @@ extension Provisioner {
 
     func mon() throws(ProvisionError) -> StepOutcome {
         let started = try launcher.ensureRunning(daemon("mon", identity.daemonId))
-        try CephTools.wait("the monitor to form a quorum", seconds: 60) {
-            let status = try tools.json(CephJSON.QuorumStatus.self, ["quorum_status"], timeout: 20)
-            return (status?.quorumNames ?? []).contains(identity.daemonId)
-        }
+        try waitForQuorum()
         return StepOutcome(changed: started, detail: started ? "started mon.\(identity.daemonId)" : nil)
     }
 

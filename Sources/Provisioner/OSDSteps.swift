@@ -50,7 +50,7 @@ extension Provisioner {
                 + record.storageDisks.map(\.displayName).joined(separator: ", ") + "); see `aquarium-provision status`")
         }
         if disks.isEmpty {
-            throw .invalidInput(seed.cluster.role == .join
+            throw .invalidInput(seed.cluster.role.joins
                 ? "the node record lists no storage disks; a joining node adds its storage disks as OSDs, without any it has nothing to add"
                 : "the node record lists no storage disks; a bootstrap node needs at least one OSD")
         }

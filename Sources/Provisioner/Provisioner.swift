@@ -19,9 +19,11 @@ public struct ProvisionOptions: Sendable {
     public var seedNetwork: Bool
     /// How long to wait for this node's address in the public network to appear.
     public var addressTimeout: Double
+    /// Rack nodes: how long to wait for a monitor quorum (monitor nodes) or a monitor that answers (storage nodes).
+    public var rackTimeout: Double
 
     public init(launcher: LauncherKind = .systemd, basePort: Int? = nil, fault: FaultPoint? = nil, healthTimeout: Double = 300,
-                monPort: Int? = nil, seedNetwork: Bool = false, addressTimeout: Double = 90) {
+                monPort: Int? = nil, seedNetwork: Bool = false, addressTimeout: Double = 90, rackTimeout: Double = 900) {
         self.launcher = launcher
         self.basePort = basePort
         self.fault = fault
@@ -29,6 +31,7 @@ public struct ProvisionOptions: Sendable {
         self.monPort = monPort
         self.seedNetwork = seedNetwork
         self.addressTimeout = addressTimeout
+        self.rackTimeout = rackTimeout
     }
 }
 
@@ -60,7 +63,7 @@ public final class Provisioner {
         self.options = options
         self.logger = logger
         self.launcher = Launchers.make(options.launcher, layout: layout, logger: logger)
-        self.tools = CephTools(layout: layout, logger: logger, client: seed.cluster.role == .join ? JoinToken.entity : nil)
+        self.tools = CephTools(layout: layout, logger: logger, client: seed.cluster.role.joins ? JoinToken.entity : nil)
         self.events = EventLog(path: layout.eventsFile)
         self.state = try ProvisionState.load(layout.stateFile)
         if let identity = state.identity, identity.launcher != options.launcher {

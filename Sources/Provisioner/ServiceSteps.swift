@@ -4,12 +4,18 @@ import Seed
 
 /// The seed's services on a bootstrap node: `rbd`, `cephfs`, `rgw`.
 extension Provisioner {
+    /// On a rack's monitor node other than the first: where the services are made instead.
+    var servicesElsewhere: String? {
+        runsServices ? nil : "made by the rack's first monitor node, \(rack?.monitors.first?.shortName ?? "?")"
+    }
+
     func pools() throws(ProvisionError) -> Set<String> {
         Set(try tools.json([String].self, ["osd", "pool", "ls"]) ?? [])
     }
 
     func rbd() throws(ProvisionError) -> StepOutcome {
         guard let service = seed.cluster.services.rbd else { return StepOutcome(changed: false, detail: "not in the seed") }
+        if let elsewhere = servicesElsewhere { return StepOutcome(changed: false, detail: elsewhere) }
         var actions: [String] = []
         let existing = try pools()
         for pool in service.pools {
@@ -29,6 +35,7 @@ extension Provisioner {
 
     func cephfs() throws(ProvisionError) -> StepOutcome {
         guard let service = seed.cluster.services.cephfs else { return StepOutcome(changed: false, detail: "not in the seed") }
+        if let elsewhere = servicesElsewhere { return StepOutcome(changed: false, detail: elsewhere) }
         var actions: [String] = []
         let filesystems = try tools.json([CephJSON.FileSystem].self, ["fs", "ls"]) ?? []
         if !filesystems.contains(where: { $0.name == service.name }) {
@@ -59,6 +66,7 @@ extension Provisioner {
 
     func rgw() throws(ProvisionError) -> StepOutcome {
         guard let service = seed.cluster.services.rgw else { return StepOutcome(changed: false, detail: "not in the seed") }
+        if let elsewhere = servicesElsewhere { return StepOutcome(changed: false, detail: elsewhere) }
         var actions: [String] = []
         let id = identity.daemonId
         if try ensureKeyring("client.rgw.\(id)", caps: ["mon", "allow rw", "osd", "allow rwx", "mgr", "allow rw"],

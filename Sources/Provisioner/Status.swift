@@ -82,7 +82,7 @@ public enum StatusCollector {
         let tools = CephTools(layout: layout, logger: logger, client: state.identity?.clientName)
         let launcherKind = state.identity?.launcher ?? .process
         let daemons = Launchers.make(launcherKind, layout: layout, logger: logger).running()
-        var report = StatusReport(cluster: cluster, role: state.identity.map { $0.join == nil ? "bootstrap" : "join" },
+        var report = StatusReport(cluster: cluster, role: state.identity.map(\.role),
                                   fsid: state.identity?.fsid, health: "UNREACHABLE", checks: [:],
                                   monitors: [], launcher: state.identity?.launcher.rawValue, daemons: daemons, osds: [],
                                   services: StatusReport.Services(rbdPools: [], cephfs: [], s3Endpoint: nil, s3CredentialsFile: nil),

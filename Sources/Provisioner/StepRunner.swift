@@ -58,7 +58,16 @@ extension Provisioner {
              ProvisionStep("rbd", Provisioner.rbd), ProvisionStep("cephfs", Provisioner.cephfs),
              ProvisionStep("rgw", Provisioner.rgw), ProvisionStep("replication", Provisioner.replication),
              ProvisionStep("telemetry", Provisioner.telemetry), ProvisionStep("health", Provisioner.health)]
-        case .join:
+        case .monitor:
+            [ProvisionStep("host", Provisioner.host), ProvisionStep("identity", Provisioner.rackIdentity),
+             ProvisionStep("keys", Provisioner.rackKeys), ProvisionStep("monmap", Provisioner.rackMonmap),
+             ProvisionStep("mon-mkfs", Provisioner.monMkfs), ProvisionStep("mon", Provisioner.mon),
+             ProvisionStep("cluster-settings", Provisioner.clusterSettings), ProvisionStep("mgr", Provisioner.mgr),
+             ProvisionStep("join-token", Provisioner.joinTokenStep), ProvisionStep("osds", Provisioner.osds),
+             ProvisionStep("rbd", Provisioner.rbd), ProvisionStep("cephfs", Provisioner.cephfs),
+             ProvisionStep("rgw", Provisioner.rgw), ProvisionStep("replication", Provisioner.replication),
+             ProvisionStep("telemetry", Provisioner.telemetry), ProvisionStep("health", Provisioner.health)]
+        case .join, .storage:
             [ProvisionStep("host", Provisioner.host), ProvisionStep("identity", Provisioner.joinIdentity),
              ProvisionStep("join", Provisioner.joinCluster), ProvisionStep("osds", Provisioner.osds),
              ProvisionStep("health", Provisioner.health)]
@@ -75,7 +84,8 @@ extension Provisioner {
         events.append(ProvisionEvent(event: "run.started", detail: "role \(seed.cluster.role.rawValue), launcher \(options.launcher.rawValue)"))
         var results: [StepResult] = []
         do throws(ProvisionError) {
-            if seed.cluster.role == .join {
+            switch seed.cluster.role {
+            case .join:
                 guard let join = seed.cluster.join else {
                     throw .invalidInput("role: join needs cluster.join with the address and token of the cluster to join")
                 }
@@ -83,6 +93,10 @@ extension Provisioner {
                 let token = try JoinToken(parsing: join.token)
                 try token.refuseIfExpired()
                 joinToken = token
+            case .storage:
+                joinToken = try rackJoinToken()
+            case .bootstrap, .monitor:
+                break
             }
             let steps = Self.steps(for: seed.cluster.role)
             try preflightDisks()

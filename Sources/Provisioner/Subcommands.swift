@@ -60,6 +60,9 @@ public struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "Seconds to wait for this node's address in the public network (DHCP, or a static one being applied).")
     public var addressTimeout: Double = 90
 
+    @Option(name: .long, help: "Rack nodes (role: monitor or storage): seconds to wait for the other monitors (a quorum) or for a monitor to answer.")
+    public var rackTimeout: Double = 900
+
     @Flag(name: .long, help: "Print the run report as JSON.")
     public var json = false
 
@@ -108,8 +111,10 @@ public struct RunCommand: ParsableCommand {
             throw ProvisionError.invalidInput("--mon-port is for role: join; this seed has role: \(loaded.cluster.role.rawValue)")
         }
         if addressTimeout < 0 { throw ProvisionError.invalidInput("--address-timeout \(addressTimeout): expected 0 or more seconds") }
+        if rackTimeout < 0 { throw ProvisionError.invalidInput("--rack-timeout \(rackTimeout): expected 0 or more seconds") }
         let options = ProvisionOptions(launcher: launcher, basePort: basePort, fault: fault, healthTimeout: healthTimeout,
-                                       monPort: monPort, seedNetwork: seedNetwork, addressTimeout: addressTimeout)
+                                       monPort: monPort, seedNetwork: seedNetwork, addressTimeout: addressTimeout,
+                                       rackTimeout: rackTimeout)
         let provisioner = try Provisioner(seed: loaded, record: record, root: root, options: options, logger: logger)
         let output = OutputFormatter(json: json)
         let report = try provisioner.run { result in

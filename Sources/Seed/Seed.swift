@@ -417,6 +417,9 @@ public enum ClusterRole: String, Sendable, Equatable, CaseIterable, Encodable {
     /// One of a rack's storage nodes (`cluster.rack`): adds its disks as OSDs of the rack's cluster.
     case storage
 
+    /// True for the roles that run no monitor and join with the join key (`join`, `storage`).
+    public var joins: Bool { self == .join || self == .storage }
+
     /// True for the roles of a rack (`cluster.rack`).
     public var isRack: Bool { self == .monitor || self == .storage }
 }

@@ -1,0 +1,222 @@
+import Exec
+import Foundation
+import TestSupport
+import Testing
+@testable import Provisioner
+
+/// A rack formed from rack seeds: nodes in network namespaces of their own (a NetworkLab), each run by the process
+/// launcher in its seed's networks. Every daemon is stopped, the namespaces removed and the loop devices detached at
+/// the end, also when a check fails.
+@Suite(.serialized) struct RackTests {
+    /// The rack's cluster, as `aquarium-image rack seeds` decides it: fsid, monitors and keys.
+    struct RackSecrets {
+        var fsid = UUID().uuidString.lowercased()
+        var monitorKey: String
+        var adminKey: String
+        var joinKey: String
+
+        init() throws {
+            func key() throws -> String {
+                try Command("ceph-authtool", ["--gen-print-key"]).run().output.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            monitorKey = try key()
+            adminKey = try key()
+            joinKey = try key()
+        }
+    }
+
+    struct RackNode {
+        var node: JoinTests.Node
+        var host: NetworkLab.Host
+
+        var provisioner: String { get throws { try Products.path("aquarium-provision") } }
+
+        func run(_ extra: [String] = []) throws -> CommandResult {
+            try host.command(try provisioner, ["run", "--seed", node.seed, "--node-record", node.record, "--root", node.root,
+                                               "--launcher", "process", "--seed-network", "--rack-timeout", "300"] + extra)
+                .run(acceptedStatuses: Set(0...255))
+        }
+
+        /// `ceph ARGS --format json` as this node's client (the admin on a monitor node).
+        func ceph(_ arguments: [String]) throws -> Any {
+            let result = try host.command("timeout", ["60", "ceph", "-c", node.conf] + arguments + ["--format", "json"]).run()
+            return try JSONSerialization.jsonObject(with: result.standardOutput)
+        }
+
+        func rados(_ arguments: [String]) throws -> CommandResult {
+            try host.command("timeout", ["60", "rados", "-c", node.conf] + arguments).run(acceptedStatuses: Set(0...255))
+        }
+
+        /// A seed of role `role` in the rack whose monitors are `monitors`.
+        func writeSeed(role: String, monitors: [NetworkLab.Host], secrets: RackSecrets, fsid: String? = nil) throws {
+            var text = """
+                version: 1
+                host:
+                  hostname: \(host.name)
+                network:
+                  public_network: \(NetworkLab.publicNetwork)
+                  cluster_network: \(NetworkLab.clusterNetwork)
+                cluster:
+                  role: \(role)
+                  services:
+                    rbd:
+                  rack:
+                    fsid: \(fsid ?? secrets.fsid)
+                    join_key: \(secrets.joinKey)
+                    monitors:
+
+                """
+            for monitor in monitors { text += "      - {host: \(monitor.name), address: \(monitor.publicIPv4)}\n" }
+            if role == "monitor" { text += "    monitor_key: \(secrets.monitorKey)\n    admin_key: \(secrets.adminKey)\n" }
+            try text.write(toFile: node.seed, atomically: true, encoding: .utf8)
+        }
+    }
+
+    /// Three monitor nodes started at once in random order form one cluster: 3 monitors in quorum, a manager on each
+    /// (one active), 3 CRUSH hosts, pools at 3/2, HEALTH_OK. All processes of the first monitor's node are killed:
+    /// objects are still written and read from another node, health names the lost host and monitor, and a reconcile
+    /// on another monitor node still grows a new pool. The first node comes back (HEALTH_OK, objects intact); a
+    /// storage node with a foreign cluster's fsid is refused with nothing created; a fourth node joins later.
+    @Test(.requires(programs: JoinTests.programs + ["ip", "rados"])) func threeMonitorsFormLoseTheFirstAndGrow() throws {
+        let secrets = try RackSecrets()
+        try withTemporaryDirectory { directory in
+            try LoopDevice.withMany(Array(repeating: JoinTests.disk, count: 4)) { loops in
+                try NetworkLab.with(hosts: 4, clusterNetwork: true) { lab in
+                    let nodes = try (0..<4).map { index in
+                        RackNode(node: try JoinTests.Node(directory: directory + "/\(index + 1)", hostname: lab.hosts[index].name,
+                                                          disk: loops[index]),
+                                 host: lab.hosts[index])
+                    }
+                    defer {
+                        for node in nodes.reversed() { _ = try? node.node.provision(["stop", "--root", node.node.root]) }
+                    }
+                    let monitors = Array(lab.hosts.prefix(3))
+                    for node in nodes.prefix(3) { try node.writeSeed(role: "monitor", monitors: monitors, secrets: secrets) }
+
+                    // 1. The three monitor nodes at once, in random order.
+                    let order = Array(nodes.prefix(3)).shuffled()
+                    let results = Slots<Result<CommandResult, any Error>>(count: 3)
+                    let threads = order.enumerated().map { index, node in
+                        Thread { results.set(index, Result { try node.run(["--json"]) }) }
+                    }
+                    for thread in threads { thread.start() }
+                    results.waitUntilFull()
+                    for (index, result) in results.values.enumerated() {
+                        let run = try #require(result).get()
+                        #expect(run.status == 0, "\(order[index].host.name): \(run.errorOutput.suffix(3000))")
+                    }
+                    let second = nodes[1]
+                    let quorum = (try second.ceph(["quorum_status"]) as? [String: Any])?["quorum_names"] as? [String] ?? []
+                    #expect(Set(quorum) == ["node-1", "node-2", "node-3"], "\(quorum)")
+                    let mgr = try second.ceph(["mgr", "dump"]) as? [String: Any]
+                    let standbys = (mgr?["standbys"] as? [[String: Any]])?.count ?? 0
+                    #expect(mgr?["available"] as? Bool == true && standbys == 2, "active \(mgr?["active_name"] ?? "?"), \(standbys) standbys")
+                    #expect(try hostsWithOSDs(second) == ["node-1", "node-2", "node-3"])
+                    let pools = try poolSizes(second)
+                    #expect(!pools.isEmpty && pools.values.allSatisfy { $0 == [3, 2] }, "\(pools)")
+                    #expect(try health(second).status == "HEALTH_OK")
+
+                    // 2. Objects written from node 2, read back from node 3.
+                    let payload = directory + "/payload"
+                    try Data((0..<65536).map { UInt8($0 % 251) }).write(to: URL(fileURLWithPath: payload))
+                    #expect(try second.rados(["-p", "rbd", "put", "before", payload]).status == 0)
+
+                    // 3. Node 1 (the first monitor, the services' node) loses power.
+                    lab.killAll(in: nodes[0].host)
+                    let written = try second.rados(["-p", "rbd", "put", "during", payload])
+                    #expect(written.status == 0, "\(written.errorOutput)")
+                    let readBack = directory + "/read-during"
+                    let read = try nodes[2].rados(["-p", "rbd", "get", "before", readBack])
+                    #expect(read.status == 0 && FileManager.default.contents(atPath: readBack) == FileManager.default.contents(atPath: payload),
+                            "\(read.errorOutput)")
+                    // Health names the lost host and its monitor (once the monitors and OSDs noticed).
+                    var detail = ""
+                    let deadline = Date().addingTimeInterval(90)
+                    repeat {
+                        let text = try second.host.command("timeout", ["60", "ceph", "-c", second.node.conf, "health", "detail"])
+                            .run(acceptedStatuses: Set(0...255)).output
+                        detail = text
+                        if text.contains("mon.node-1") && text.contains("node-1") && text.contains("OSD_HOST_DOWN") { break }
+                        sleep(2)
+                    } while Date() < deadline
+                    #expect(detail.contains("MON_DOWN") && detail.contains("mon.node-1") && detail.contains("OSD_HOST_DOWN"), "\(detail)")
+
+                    // 4. Reconcile from node 2 with node 1 gone: a pool made at size 1 grows to 3/2; only health fails.
+                    try second.host.command("timeout", ["60", "ceph", "-c", second.node.conf, "osd", "pool", "create", "late", "8"]).run()
+                    try second.host.command("timeout", ["60", "ceph", "-c", second.node.conf, "osd", "pool", "set", "late", "size", "1",
+                                                        "--yes-i-really-mean-it"]).run()
+                    let reconcile = try second.run(["--health-timeout", "5"])
+                    #expect(reconcile.status == 1 && reconcile.errorOutput.contains("HEALTH"), "\(reconcile.errorOutput)")
+                    let grown = second.node.events.read().last { $0.event == "step.done" && $0.step == "replication" }
+                    #expect(grown?.detail?.contains("late 1→3") == true, "\(String(describing: grown))")
+                    #expect(try poolSizes(second)["late"] == [3, 2])
+
+                    // 5. Node 1 comes back: HEALTH_OK, the objects intact on it.
+                    let back = try nodes[0].run(["--json"])
+                    #expect(back.status == 0, "\(back.errorOutput.suffix(2000))")
+                    for name in ["before", "during"] {
+                        let file = directory + "/read-\(name)-1"
+                        #expect(try nodes[0].rados(["-p", "rbd", "get", name, file]).status == 0)
+                        #expect(FileManager.default.contents(atPath: file) == FileManager.default.contents(atPath: payload), "\(name)")
+                    }
+
+                    // 6. A storage seed of another cluster (same key, foreign fsid) is refused; nothing is created.
+                    let fourth = nodes[3]
+                    try fourth.writeSeed(role: "storage", monitors: monitors, secrets: secrets, fsid: UUID().uuidString.lowercased())
+                    let foreign = try fourth.run()
+                    #expect(foreign.status == 3, "\(foreign.errorOutput)")
+                    #expect(try JoinTests.isEmpty(loops[3]))
+
+                    // 7. The fourth node joins later, as a storage node of the rack: 4 hosts, HEALTH_OK.
+                    try fourth.writeSeed(role: "storage", monitors: monitors, secrets: secrets)
+                    let joined = try fourth.run(["--json"])
+                    #expect(joined.status == 0, "\(joined.errorOutput.suffix(2000))")
+                    #expect(try hostsWithOSDs(second) == ["node-1", "node-2", "node-3", "node-4"])
+                    #expect(try JoinTests.report(joined).health == "HEALTH_OK")
+                    let conf = try String(contentsOfFile: fourth.node.conf, encoding: .utf8)
+                    #expect(conf.contains("mon_host = [v2:10.77.0.1:3300,v1:10.77.0.1:3301],[v2:10.77.0.2:3300"), "\(conf)")
+                    // A storage node's seed holds no monitor or admin key, and it has no admin keyring.
+                    let seedText = try String(contentsOfFile: fourth.node.seed, encoding: .utf8)
+                    #expect(!seedText.contains(secrets.adminKey) && !seedText.contains(secrets.monitorKey))
+                    #expect(!FileManager.default.fileExists(atPath: fourth.node.root + "/etc/ceph/ceph.client.admin.keyring"))
+                }
+            }
+        }
+    }
+
+    func hostsWithOSDs(_ node: RackNode) throws -> [String] {
+        CrushHosts.withOSDs(try node.ceph(["osd", "tree"]))
+    }
+
+    /// Each replicated pool's [size, min_size].
+    func poolSizes(_ node: RackNode) throws -> [String: [Int]] {
+        var sizes: [String: [Int]] = [:]
+        for pool in PoolReplication.parse(try node.ceph(["osd", "pool", "ls", "detail"])) where pool.replicated {
+            sizes[pool.name] = [pool.size, pool.minSize]
+        }
+        return sizes
+    }
+
+    func health(_ node: RackNode) throws -> (status: String, checks: [String]) {
+        let object = try node.ceph(["health"]) as? [String: Any]
+        return (object?["status"] as? String ?? "?", ((object?["checks"] as? [String: Any]) ?? [:]).keys.sorted())
+    }
+}
+
+/// Results of threads, one slot each.
+final class Slots<Value>: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var slots: [Value?]
+
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+    func set(_ index: Int, _ value: Value) {
+        condition.lock(); slots[index] = value; condition.broadcast(); condition.unlock()
+    }
+
+    func waitUntilFull() {
+        condition.lock(); while slots.contains(where: { $0 == nil }) { condition.wait() }; condition.unlock()
+    }
+
+    var values: [Value?] { condition.lock(); defer { condition.unlock() }; return slots }
+}
