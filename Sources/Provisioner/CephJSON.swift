@@ -11,6 +11,24 @@ public enum CephJSON {
         enum CodingKeys: String, CodingKey { case quorumNames = "quorum_names" }
     }
 
+    /// `ceph quorum_status` with the monitor map's names.
+    public struct MonDumpQuorum: Decodable, Sendable {
+        public struct MonMap: Decodable, Sendable {
+            public struct Mon: Decodable, Sendable {
+                @Lenient public var name: String?
+                enum CodingKeys: String, CodingKey { case name }
+            }
+            @Lenient public var mons: [Mon]?
+            enum CodingKeys: String, CodingKey { case mons }
+        }
+        @Lenient public var quorumNames: [String]?
+        @Lenient public var monmap: MonMap?
+        enum CodingKeys: String, CodingKey {
+            case quorumNames = "quorum_names"
+            case monmap
+        }
+    }
+
     /// `ceph --admin-daemon MON.asok mon_status` (answers without a quorum).
     public struct MonStatus: Decodable, Sendable {
         /// probing, electing, synchronizing, leader, peon.

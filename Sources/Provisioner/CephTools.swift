@@ -17,10 +17,10 @@ public struct CephTools: Sendable {
     }
 
     /// `tool --cluster NAME -c CONF arguments...`, stopped (with whatever it started) after `timeout` seconds, killed
-    /// 10 s later. The `ceph` tool gets `--name` when this node acts as another client than the admin (the daemons'
+    /// 10 s later. The `ceph` and `rados` tools get `--name` when this node acts as another client than the admin (the daemons'
     /// own tools never do).
     public func command(_ tool: String, _ arguments: [String], timeout: Int = 120) -> Command {
-        let name = tool == "ceph" ? client.map { ["--name", $0] } ?? [] : []
+        let name = tool == "ceph" || tool == "rados" ? client.map { ["--name", $0] } ?? [] : []
         return Command(tool, ["--cluster", layout.cluster, "-c", layout.cephConf] + name + arguments,
                        timeout: Double(timeout))
     }

@@ -10,8 +10,9 @@ public struct JoinToken: Equatable, Sendable, CustomStringConvertible {
     /// The cephx entity the bootstrap node creates for joining nodes.
     public static let entity = "client.aquarium-join"
     /// Its capabilities: Ceph's own profile for adding OSDs (`osd new`, `osd purge-new`, and reading the maps, which
-    /// also answers `ceph health` and `ceph status`). No access to data, keys or the configuration database.
-    public static let caps = ["mon", "allow profile bootstrap-osd"]
+    /// also answers `ceph health` and `ceph status`), and reading and writing the cluster's event log (the pool
+    /// `.aquarium`, `ClusterEventLog`). No keys or configuration database; data through the OSDs it can create.
+    public static let caps = ["mon", "allow profile bootstrap-osd", "osd", "allow rw pool=\(ClusterEventLog.pool)"]
 
     /// Lowercase UUID.
     public var fsid: String

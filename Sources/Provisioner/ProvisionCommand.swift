@@ -7,7 +7,7 @@ public struct ProvisionCommand: ParsableCommand {
         commandName: "aquarium-provision",
         abstract: "Configure this host from its seed and bootstrap or join the Ceph cluster.",
         version: AquariumVersion.string,
-        subcommands: [RunCommand.self, StatusCommand.self, JoinTokenCommand.self, SupportBundleCommand.self,
+        subcommands: [RunCommand.self, StatusCommand.self, EventsCommand.self, JoinTokenCommand.self, SupportBundleCommand.self,
                       StopCommand.self])
 
     public init() {}

@@ -17,6 +17,8 @@ public struct ProvisionState: Codable, Equatable, Sendable {
     public var replicationPending: [String: Int]?
     /// Storage disks of the node record that the last run did not find on this machine (by their stable identity).
     public var missingDisks: [String]?
+    /// How many lines of the node's event file are in the cluster's event log (`ClusterEventLog`).
+    public var eventsPublished: Int?
 
     public init() {}
 

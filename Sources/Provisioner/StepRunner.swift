@@ -107,11 +107,13 @@ extension Provisioner {
             }
         } catch {
             events.append(ProvisionEvent(event: "run.failed", detail: error.description))
+            publishEvents()
             throw error
         }
         let changed = results.contains(where: \.changed)
         let health = results.first(where: { $0.step == "health" })?.detail
         events.append(ProvisionEvent(event: "run.finished", changed: changed, detail: health))
+        publishEvents()
         return RunReport(fsid: state.identity?.fsid, steps: results, changed: changed, health: health)
     }
 

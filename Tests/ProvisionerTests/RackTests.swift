@@ -179,6 +179,33 @@ import Testing
                     let seedText = try String(contentsOfFile: fourth.node.seed, encoding: .utf8)
                     #expect(!seedText.contains(secrets.adminKey) && !seedText.contains(secrets.monitorKey))
                     #expect(!FileManager.default.fileExists(atPath: fourth.node.root + "/etc/ceph/ceph.client.admin.keyring"))
+
+                    // 8. The cluster's event log, the same from a monitor node and the storage node.
+                    var logs: [[ClusterEvent]] = []
+                    for node in [nodes[2], fourth] {
+                        let listed = try node.host.command(try node.provisioner, ["events", "--root", node.node.root, "--json"])
+                            .run(acceptedStatuses: Set(0...255))
+                        #expect(listed.status == 0, "\(listed.errorOutput)")
+                        let report = try JSONDecoder().decode(ClusterEventsReport.self, from: listed.standardOutput)
+                        #expect(report.source == "cluster")
+                        logs.append(report.events)
+                    }
+                    #expect(logs[0] == logs[1])
+                    let events = logs[0]
+                    for host in ["node-1", "node-2", "node-3", "node-4"] {
+                        #expect(events.contains { $0.host == host && $0.event == "run.finished" }, "no run.finished of \(host)")
+                    }
+                    #expect(events.contains { $0.host == "node-4" && $0.event == "node.joined" })
+                    #expect(events.contains { $0.host == "node-2" && $0.event == "host.down" && ($0.detail ?? "").hasPrefix("node-1") },
+                            "\(events.filter { $0.event.hasPrefix("host.") })")
+                    #expect(events.contains { $0.event == "host.up" && ($0.detail ?? "").hasPrefix("node-1") })
+                    #expect(events.contains { $0.host == "node-4" && $0.event == "run.failed" }, "the foreign-fsid run's refusal")
+                    #expect(!events.contains { $0.event == "step.started" })
+                    for event in events {
+                        for secret in [secrets.adminKey, secrets.monitorKey, secrets.joinKey] {
+                            #expect(!(event.detail ?? "").contains(secret))
+                        }
+                    }
                 }
             }
         }
