@@ -23,4 +23,9 @@ public enum RunningHost {
     public static func reloadNetwork() -> Bool {
         (try? Command("networkctl", ["reload"]).run()) != nil
     }
+
+    /// `systemctl try-restart UNIT` (a unit that is not running stays so); true when it succeeded.
+    public static func restart(_ unit: String) -> Bool {
+        (try? Command("systemctl", ["try-restart", unit], timeout: 60).run()) != nil
+    }
 }

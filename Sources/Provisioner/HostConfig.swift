@@ -31,10 +31,14 @@ public struct HostConfigurator {
             try write("/etc/resolv.conf", "# Written by \(Self.managedMarker) from the seed.\n"
                 + seed.network.nameservers.map { "nameserver \($0)\n" }.joined())
         }
-        if !seed.host.ntpServers.isEmpty {
-            // Debian's chrony.conf reads /etc/chrony/sources.d/*.sources.
-            try write("/etc/chrony/sources.d/aquarium.sources", "# Written by \(Self.managedMarker) from the seed.\n"
-                + seed.host.ntpServers.map { "server \($0) iburst\n" }.joined())
+        let time = timeFiles()
+        for (path, text) in time.sorted(by: { $0.key < $1.key }) {
+            if let text {
+                try write(path, text)
+            } else if Files.exists(layout.path(path)) {
+                unlink(layout.path(path))
+                changed.append(path)
+            }
         }
         if let zone = seed.host.timezone {
             try write("/etc/timezone", zone + "\n")
@@ -49,6 +53,34 @@ public struct HostConfigurator {
             }
         }
         return changed
+    }
+
+    static let chronySources = "/etc/chrony/sources.d/aquarium.sources"
+    static let chronyServe = "/etc/chrony/conf.d/aquarium-rack.conf"
+
+    /// chrony's files (Debian's chrony.conf reads `sources.d/*.sources` and `conf.d/*.conf`); nil removes one of
+    /// ours. With NTP servers in the seed, every node uses them. A rack whose seeds name none (no outside network)
+    /// keeps time among itself, within what the monitors need (50 ms): each monitor node serves time to the rack's
+    /// public network and follows the other monitors, in orphan mode (the monitors agree on one of them as the
+    /// reference while no better source exists); storage nodes follow the monitors.
+    public func timeFiles() -> [String: String?] {
+        let header = "# Written by \(Self.managedMarker) from the seed.\n"
+        if !seed.host.ntpServers.isEmpty {
+            return [Self.chronySources: header + seed.host.ntpServers.map { "server \($0) iburst\n" }.joined(),
+                    Self.chronyServe: nil]
+        }
+        guard let rack = seed.cluster.rack, seed.cluster.role.isRack else {
+            return [Self.chronySources: nil, Self.chronyServe: nil]
+        }
+        let mine = rack.monitor(forHost: seed.host.hostname)
+        let others = rack.monitors.filter { $0 != mine }.map(\.address)
+        let sources = header + "# No NTP servers in the seed: the rack's monitor nodes keep its time.\n"
+            + others.map { "server \($0) iburst minpoll 2 maxpoll 6\n" }.joined()
+        guard seed.cluster.role == .monitor else { return [Self.chronySources: sources, Self.chronyServe: nil] }
+        var serve = header + "# A monitor node of a rack without NTP servers: serve time to the rack, agree with the "
+            + "other monitors.\nlocal stratum 10 orphan\n"
+        if let network = seed.network.publicNetwork { serve += "allow \(network)\n" }
+        return [Self.chronySources: sources, Self.chronyServe: serve]
     }
 
     func hostsFile() -> String {

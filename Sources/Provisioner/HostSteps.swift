@@ -18,6 +18,14 @@ extension Provisioner {
                     logger.warning("networkctl reload failed: the new network configuration applies at the next boot")
                 }
             }
+            if changed.contains(where: { $0.hasPrefix("/etc/chrony/") }) {
+                // chrony reads its sources and whom it serves at start.
+                if RunningHost.restart("chrony.service") {
+                    detail.append("restarted chrony")
+                } else {
+                    logger.warning("chrony did not restart: its new time sources apply at the next boot")
+                }
+            }
             if RunningHost.name() != seed.host.hostname, RunningHost.set(seed.host.hostname) {
                 detail.append("set the running host name")
             }
