@@ -12,7 +12,8 @@ public struct BootCommand: ParsableCommand {
             --disk PATH:SERIAL[:ssd|hdd][:virtio] attaches a raw disk image (repeatable); 'ssd' reports \
             rotation rate 1, 'hdd' 7200. The console is shown and saved to --console-log. The guest's user \
             network is restricted (restrict=on): DHCP and --forward work, nothing leaves this machine unless \
-            --allow-outbound is given. The machine \
+            --allow-outbound is given. With --tap the guest is on that tap device instead (several guests on one \
+            bridge: run each boot inside the network namespace that holds the bridge and its taps). The machine \
             stops when the guest powers off, when --stop-on TEXT appears on the console, or after --timeout.
             """)
 
@@ -43,6 +44,18 @@ public struct BootCommand: ParsableCommand {
           help: "Let the guest reach addresses beyond QEMU's virtual network through this host (default: restrict=on, nothing leaves this machine).")
     public var allowOutbound = false
 
+    @Option(help: "Attach the guest's NIC to this existing tap device instead of QEMU's user network.")
+    public var tap: String?
+
+    @Option(help: "The guest NIC's MAC address.")
+    public var mac = "52:54:00:12:34:56"
+
+    @Option(help: "Virtual CPUs.")
+    public var cpus = 2
+
+    @Option(name: .customLong("memory"), help: "Memory in MiB.")
+    public var memoryMiB = 2048
+
     @Flag(help: "Do not show the console on standard output.")
     public var quiet = false
 
@@ -50,17 +63,28 @@ public struct BootCommand: ParsableCommand {
 
     public func run() throws {
         let parsed = try disks.map { try Self.parseDisk($0) }
-        let vars = consoleLog + ".OVMF_VARS.fd"
-        try? FileManager.default.removeItem(atPath: vars)
-        try FileManager.default.copyItem(atPath: "/usr/share/OVMF/OVMF_VARS_4M.fd", toPath: vars)
         let forwardPairs = try forwards.map { text -> (host: Int, guest: Int) in
             let parts = text.split(separator: ":").compactMap { Int($0) }
             guard parts.count == 2 else { throw ValidationError("--forward '\(text)': expected HOSTPORT:GUESTPORT") }
             return (host: parts[0], guest: parts[1])
         }
-        let machine = VirtualMachine(stick: stick, disks: parsed, systemSerial: systemSerial, firmwareVars: vars,
-                                     consoleLog: consoleLog, showConsole: !quiet, forwards: forwardPairs,
-                                     allowOutbound: allowOutbound)
+        if tap != nil && (!forwardPairs.isEmpty || allowOutbound) {
+            throw ValidationError("--tap replaces QEMU's user network: --forward and --allow-outbound do not apply")
+        }
+        let normalisedMAC = mac.lowercased()
+        let octets = normalisedMAC.split(separator: ":", omittingEmptySubsequences: false)
+        guard octets.count == 6, octets.allSatisfy({ $0.count == 2 && $0.allSatisfy(\.isHexDigit) }) else {
+            throw ValidationError("--mac '\(mac)': expected six hexadecimal pairs such as 52:54:00:12:34:56")
+        }
+        guard (1...16).contains(cpus), (512...65536).contains(memoryMiB) else {
+            throw ValidationError("--cpus 1...16 and --memory 512...65536 (MiB)")
+        }
+        let vars = consoleLog + ".OVMF_VARS.fd"
+        try? FileManager.default.removeItem(atPath: vars)
+        try FileManager.default.copyItem(atPath: "/usr/share/OVMF/OVMF_VARS_4M.fd", toPath: vars)
+        let machine = VirtualMachine(stick: stick, disks: parsed, memoryMiB: memoryMiB, cpus: cpus, systemSerial: systemSerial,
+                                     firmwareVars: vars, consoleLog: consoleLog, showConsole: !quiet, forwards: forwardPairs,
+                                     macAddress: normalisedMAC, allowOutbound: allowOutbound, tap: tap)
         let result = try VirtualMachineRunner(logger: global.logger("aquarium.vm"))
             .run(machine, timeoutSeconds: timeout, stopMarkers: stopOn)
         printError("boot ended after \(Int(result.seconds)) s: \(result.ending); console saved to \(consoleLog)")

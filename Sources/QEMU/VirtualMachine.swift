@@ -53,12 +53,15 @@ public struct VirtualMachine: Equatable, Sendable {
     /// network (DHCP still works, and the host's port forwards); its connections to any other address fail at once
     /// and nothing it sends leaves this machine. True lets it reach the outside through the host.
     public var allowOutbound: Bool
+    /// A tap device (in the network namespace QEMU runs in) instead of user networking: for several guests on one
+    /// L2 network, a bridge the caller made in a namespace of its own. `forwards` and `allowOutbound` do not apply.
+    public var tap: String?
 
     public init(stick: String, stickFormat: String = "raw", disks: [VirtualDisk], memoryMiB: Int = 2048, cpus: Int = 2,
                 systemSerial: String? = nil, firmwareCode: String = "/usr/share/OVMF/OVMF_CODE_4M.fd",
                 firmwareVars: String, consoleLog: String, showConsole: Bool = false,
                 forwards: [(host: Int, guest: Int)] = [], macAddress: String = "52:54:00:12:34:56",
-                guestAddress: String? = nil, allowOutbound: Bool = false) {
+                guestAddress: String? = nil, allowOutbound: Bool = false, tap: String? = nil) {
         self.stick = stick
         self.stickFormat = stickFormat
         self.disks = disks
@@ -73,6 +76,7 @@ public struct VirtualMachine: Equatable, Sendable {
         self.macAddress = macAddress
         self.guestAddress = guestAddress
         self.allowOutbound = allowOutbound
+        self.tap = tap
     }
 
     public static func == (lhs: VirtualMachine, rhs: VirtualMachine) -> Bool { lhs.arguments == rhs.arguments }
@@ -109,9 +113,13 @@ public struct VirtualMachine: Equatable, Sendable {
             }
         }
         var netdev = "user,id=net0"
-        if !allowOutbound { netdev += ",restrict=on" }
-        for forward in forwards {
-            netdev += ",hostfwd=tcp:127.0.0.1:\(forward.host)-\(guestAddress ?? ""):\(forward.guest)"
+        if let tap {
+            netdev = "tap,id=net0,ifname=\(escape(tap)),script=no,downscript=no"
+        } else {
+            if !allowOutbound { netdev += ",restrict=on" }
+            for forward in forwards {
+                netdev += ",hostfwd=tcp:127.0.0.1:\(forward.host)-\(guestAddress ?? ""):\(forward.guest)"
+            }
         }
         args += ["-netdev", netdev, "-device", "virtio-net-pci,netdev=net0,mac=\(macAddress)"]
         return args

@@ -53,6 +53,25 @@ struct QEMUTests {
         #expect(try BootCommand.parse(["stick.raw", "--allow-outbound"]).allowOutbound == true)
     }
 
+    @Test("a tap device replaces the user network (a rack's guests on one bridge); the MAC is the one asked for")
+    func tapNetwork() throws {
+        var rack = machine([])
+        rack.forwards = []
+        rack.tap = "aqtap2"
+        rack.macAddress = "52:54:00:77:00:02"
+        let args = rack.arguments
+        let netdev = try #require(zip(args, args.dropFirst()).first { $0.0 == "-netdev" }?.1)
+        #expect(netdev == "tap,id=net0,ifname=aqtap2,script=no,downscript=no", "\(netdev)")
+        #expect(args.contains("virtio-net-pci,netdev=net0,mac=52:54:00:77:00:02"))
+        #expect(try BootCommand.parse(["stick.raw", "--tap", "aqtap2", "--mac", "52:54:00:77:00:02"]).tap == "aqtap2")
+        #expect(throws: (any Error).self) {
+            try BootCommand.parse(["stick.raw", "--tap", "aqtap2", "--forward", "8080:80"]).run()
+        }
+        #expect(throws: (any Error).self) {
+            try BootCommand.parse(["stick.raw", "--mac", "52:54:00:77:00"]).run()
+        }
+    }
+
     @Test("the console is read leniently: a stray byte does not empty it")
     func lenientConsole() throws {
         try withTemporaryDirectory { dir in
