@@ -15,12 +15,6 @@ import Testing
 
         """
 
-    static let networkIPv6 = """
-        network:
-          public_network: \(NetworkLab.publicNetworkIPv6)
-
-        """
-
     struct LabNode {
         var node: JoinTests.Node
         var host: NetworkLab.Host
@@ -128,43 +122,6 @@ import Testing
                     #expect(stranded.errorOutput.contains("no address in the public network 10.77.0.0/24 after 3 s"), "\(stranded.errorOutput)")
                     #expect(try JoinTests.isEmpty(loops[2]))
                     #expect(((try admin(["osd", "dump"]) as? [String: Any])?["osds"] as? [[String: Any]])?.count == 2)
-                }
-            }
-        }
-    }
-
-    /// The same over IPv6 only: the monitor's address vector in brackets, the messengers bound to IPv6, B joining
-    /// A at [fd77::1]:3300; HEALTH_OK with both OSDs on their hosts' IPv6 addresses.
-    @Test(.requires(programs: JoinTests.programs + ["ip"])) func ipv6Rack() throws {
-        try withTemporaryDirectory { directory in
-            try LoopDevice.withMany([JoinTests.disk, JoinTests.disk]) { loops in
-                try NetworkLab.with(hosts: 2) { lab in
-                    let nodes = try (0..<2).map { index in
-                        LabNode(node: try JoinTests.Node(directory: directory + "/\(index + 1)", hostname: lab.hosts[index].name,
-                                                         disk: loops[index]),
-                                host: lab.hosts[index])
-                    }
-                    let (a, b) = (nodes[0], nodes[1])
-                    defer {
-                        for node in nodes.reversed() { _ = try? node.node.provision(["stop", "--root", node.node.root]) }
-                    }
-                    try a.writeSeed("  role: bootstrap\n", network: LabTests.networkIPv6)
-                    let bootstrapped = try a.run(["--json"])
-                    try #require(bootstrapped.status == 0, "\(bootstrapped.errorOutput)")
-                    let conf = try String(contentsOfFile: a.node.conf, encoding: .utf8)
-                    #expect(conf.contains("mon_host = [v2:[fd77::1]:3300,v1:[fd77::1]:3301]"), "\(conf)")
-                    #expect(conf.contains("ms_bind_ipv6 = true") && conf.contains("ms_bind_ipv4 = false"), "\(conf)")
-                    let token = try a.node.provision(["join-token", "--root", a.node.root]).output
-                        .trimmingCharacters(in: .whitespacesAndNewlines)
-                    try b.writeSeed("  role: join\n  join:\n    address: \(a.host.publicIPv6)\n    token: \"\(token)\"\n",
-                                    network: LabTests.networkIPv6)
-                    let joined = try b.run(["--json"])
-                    try #require(joined.status == 0, "\(joined.errorOutput)")
-                    #expect(try JoinTests.report(joined).health == "HEALTH_OK")
-                    let dump = try a.host.command("timeout", ["120", "ceph", "-c", a.node.conf, "osd", "dump", "--format", "json"]).run()
-                    let osds = ((try JSONSerialization.jsonObject(with: dump.standardOutput) as? [String: Any])?["osds"] as? [[String: Any]]) ?? []
-                    let fronts = Set(osds.compactMap { ($0["public_addr"] as? String)?.split(separator: "]").first.map { String($0.dropFirst()) } })
-                    #expect(fronts == ["fd77::1", "fd77::2"], "\(osds.map { $0["public_addr"] ?? "?" })")
                 }
             }
         }

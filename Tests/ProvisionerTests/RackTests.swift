@@ -48,14 +48,16 @@ import Testing
         }
 
         /// A seed of role `role` in the rack whose monitors are `monitors`.
-        func writeSeed(role: String, monitors: [NetworkLab.Host], secrets: RackSecrets, fsid: String? = nil) throws {
+        func writeSeed(role: String, monitors: [NetworkLab.Host], secrets: RackSecrets, fsid: String? = nil,
+                       ipv6: Bool = false) throws {
+            let networks = ipv6 ? "  public_network: \(NetworkLab.publicNetworkIPv6)"
+                : "  public_network: \(NetworkLab.publicNetwork)\n  cluster_network: \(NetworkLab.clusterNetwork)"
             var text = """
                 version: 1
                 host:
                   hostname: \(host.name)
                 network:
-                  public_network: \(NetworkLab.publicNetwork)
-                  cluster_network: \(NetworkLab.clusterNetwork)
+                \(networks)
                 cluster:
                   role: \(role)
                   services:
@@ -66,7 +68,9 @@ import Testing
                     monitors:
 
                 """
-            for monitor in monitors { text += "      - {host: \(monitor.name), address: \(monitor.publicIPv4)}\n" }
+            for monitor in monitors {
+                text += "      - {host: \(monitor.name), address: \"\(ipv6 ? monitor.publicIPv6 : monitor.publicIPv4)\"}\n"
+            }
             if role == "monitor" { text += "    monitor_key: \(secrets.monitorKey)\n    admin_key: \(secrets.adminKey)\n" }
             try text.write(toFile: node.seed, atomically: true, encoding: .utf8)
         }
@@ -115,6 +119,13 @@ import Testing
                     let pools = try poolSizes(second)
                     #expect(!pools.isEmpty && pools.values.allSatisfy { $0 == [3, 2] }, "\(pools)")
                     #expect(try health(second).status == "HEALTH_OK")
+                    // The OSDs replicate on the cluster network: their back addresses are there, their front ones public.
+                    let osds = ((try second.ceph(["osd", "dump"]) as? [String: Any])?["osds"] as? [[String: Any]]) ?? []
+                    #expect(osds.count == 3)
+                    for osd in osds {
+                        #expect((osd["cluster_addr"] as? String ?? "").hasPrefix("10.78.0."), "\(osd)")
+                        #expect((osd["public_addr"] as? String ?? "").hasPrefix("10.77.0."), "\(osd)")
+                    }
 
                     // 2. Objects written from node 2, read back from node 3.
                     let payload = directory + "/payload"
@@ -206,6 +217,53 @@ import Testing
                             #expect(!(event.detail ?? "").contains(secret))
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// A rack over IPv6 only: one monitor node and one storage node; the monitor's address vectors in brackets, the
+    /// messengers bound to IPv6, both OSDs on their hosts' IPv6 addresses, HEALTH_OK.
+    @Test(.requires(programs: JoinTests.programs + ["ip"])) func ipv6Rack() throws {
+        let secrets = try RackSecrets()
+        try withTemporaryDirectory { directory in
+            try LoopDevice.withMany([JoinTests.disk, JoinTests.disk]) { loops in
+                try NetworkLab.with(hosts: 2) { lab in
+                    let nodes = try (0..<2).map { index in
+                        RackNode(node: try JoinTests.Node(directory: directory + "/\(index + 1)", hostname: lab.hosts[index].name,
+                                                          disk: loops[index]),
+                                 host: lab.hosts[index])
+                    }
+                    defer {
+                        for node in nodes.reversed() { _ = try? node.node.provision(["stop", "--root", node.node.root]) }
+                    }
+                    let (monitor, storage) = (nodes[0], nodes[1])
+                    try monitor.writeSeed(role: "monitor", monitors: [monitor.host], secrets: secrets, ipv6: true)
+                    try storage.writeSeed(role: "storage", monitors: [monitor.host], secrets: secrets, ipv6: true)
+                    // The storage node first: it waits for the monitor, which starts 12 s after the storage node asked.
+                    let joined = Slots<Result<CommandResult, any Error>>(count: 1)
+                    Thread { joined.set(0, Result { try storage.run(["--json"]) }) }.start()
+                    let asking = Date().addingTimeInterval(60)
+                    while !storage.node.events.read().contains(where: { $0.event == "step.started" && $0.step == "join" }),
+                          Date() < asking {
+                        usleep(200_000)
+                    }
+                    // `ceph` itself retries for its connect timeout (10 s); after that the node waits and says so.
+                    sleep(12)
+                    let formed = try monitor.run(["--json"])
+                    try #require(formed.status == 0, "\(formed.errorOutput.suffix(3000))")
+                    joined.waitUntilFull()
+                    let run = try #require(joined.values[0]).get()
+                    #expect(run.status == 0, "\(run.errorOutput.suffix(3000))")
+                    #expect(storage.node.events.read().contains { $0.event == "quorum.waiting" },
+                            "\(storage.node.events.read().map { "\($0.time) \($0.event) \($0.step ?? "") \($0.detail ?? "")" }.joined(separator: "\n"))")
+                    let conf = try String(contentsOfFile: monitor.node.conf, encoding: .utf8)
+                    #expect(conf.contains("mon_host = [v2:[fd77::1]:3300,v1:[fd77::1]:3301]"), "\(conf)")
+                    #expect(conf.contains("ms_bind_ipv6 = true") && conf.contains("ms_bind_ipv4 = false"), "\(conf)")
+                    let osds = ((try monitor.ceph(["osd", "dump"]) as? [String: Any])?["osds"] as? [[String: Any]]) ?? []
+                    let fronts = Set(osds.compactMap { ($0["public_addr"] as? String)?.split(separator: "]").first.map { String($0.dropFirst()) } })
+                    #expect(fronts == ["fd77::1", "fd77::2"], "\(osds.map { $0["public_addr"] ?? "?" })")
+                    #expect(try health(monitor).status == "HEALTH_OK")
                 }
             }
         }
