@@ -49,10 +49,11 @@ let package = Package(
         .target(name: "Disks", dependencies: ["Udev", "Blkid", "SystemErrors", "FileLayer", "JSONCoding",
                                               .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
-        // Seed file v1: model, parser, validation, schema, signatures.
+        // Seed file v1: model, parser, validation, schema, signatures; the rack file v1 and a rack's secrets.
         .target(name: "Seed", dependencies: ["FileLayer", "JSONCoding", .product(name: "Yams", package: "Yams"),
                                              .product(name: "Crypto", package: "swift-crypto")],
-                resources: [.copy("Resources/seed.schema.json"), .copy("Resources/example-seed.yaml")],
+                resources: [.copy("Resources/seed.schema.json"), .copy("Resources/rack.schema.json"),
+                            .copy("Resources/example-seed.yaml")],
                 swiftSettings: strict),
         // The one contract between FirstBoot and the Provisioner: the versioned node record, the step journal and the
         // state layout; the fault points, the step runner and the running host name and network both tools use.

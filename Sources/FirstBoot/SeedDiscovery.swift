@@ -89,9 +89,7 @@ public enum SeedDiscovery {
     /// A DMI serial is usable as a file name when it is not a vendor placeholder and has no path characters.
     public static func usableSerial(_ serial: String?) -> String? {
         guard let serial = serial?.trimmingCharacters(in: .whitespacesAndNewlines), !serial.isEmpty else { return nil }
-        let placeholders = ["to be filled by o.e.m.", "default string", "system serial number", "not specified",
-                            "not applicable", "none", "0", "0123456789", "123456789"]
-        if placeholders.contains(serial.lowercased()) { return nil }
+        if SeedFileName.isPlaceholderSerial(serial) { return nil }
         if serial.contains("/") || serial.hasPrefix(".") || serial.contains(where: { $0.isNewline }) { return nil }
         return serial
     }

@@ -22,20 +22,17 @@ public enum SeedLoader {
 
     /// Reads and validates the seed at `path`. Errors name `path` as the file.
     public static func load(path: String, options: Options = Options()) throws(SeedValidationError) -> Seed {
-        let data: Data
-        do {
-            data = try readFile(path)
-        } catch {
-            throw SeedValidationError(issues: [
-                SeedIssue(file: path, line: 1, column: 1, keyPath: "", message: "cannot read the file: \(error)"),
-            ])
-        }
-        return try parse(data: data, file: path, options: options)
+        try parse(data: try readBounded(path), file: path, options: options)
     }
 
     /// Validates seed bytes (for callers that verified a signature over exactly these bytes).
     public static func parse(data: Data, file: String, options: Options = Options()) throws(SeedValidationError)
         -> Seed {
+        try parse(try text(of: data, file: file), file: file, options: options)
+    }
+
+    /// The text of a file's bytes: at most `maximumFileSize` bytes of UTF-8.
+    static func text(of data: Data, file: String) throws(SeedValidationError) -> String {
         if data.count > maximumFileSize {
             throw SeedValidationError(issues: [
                 SeedIssue(file: file, line: 1, column: 1, keyPath: "",
@@ -49,7 +46,36 @@ public enum SeedLoader {
                           message: "the file is not valid UTF-8; save it as UTF-8 text"),
             ])
         }
-        return try parse(text, file: file, options: options)
+        return text
+    }
+
+    /// The bytes of the file at `path` (at most one byte more than allowed), or the issue that says why not.
+    static func readBounded(_ path: String) throws(SeedValidationError) -> Data {
+        do {
+            return try readFile(path)
+        } catch {
+            throw SeedValidationError(issues: [
+                SeedIssue(file: path, line: 1, column: 1, keyPath: "", message: "cannot read the file: \(error)"),
+            ])
+        }
+    }
+
+    /// Runs a reader of any schema over `text`: the prechecks, composing with duplicate keys located, then `read`.
+    static func read<Reader: DiagnosingReader, Value>(_ text: String, file: String, reader: (Document) -> Reader,
+                                                      _ read: (Reader) -> Value?) -> Result<Value, SeedValidationError> {
+        if let issue = precheck(text, file: file) {
+            return .failure(SeedValidationError(issues: [issue]))
+        }
+        switch compose(text, file: file) {
+        case .failure(let error):
+            return .failure(error)
+        case .success(let document):
+            let diagnosing = reader(document)
+            let value = withExtendedLifetime(document.parser) { read(diagnosing) }
+            diagnosing.reportUnseenDuplicates()
+            if let value, diagnosing.issues.isEmpty { return .success(value) }
+            return .failure(SeedValidationError(issues: diagnosing.sortedIssues()))
+        }
     }
 
     /// Validates seed text. `file` is used in the messages only.
@@ -93,20 +119,7 @@ public enum SeedLoader {
     // MARK: - the pipeline
 
     static func validate(_ text: String, file: String, options: Options) -> Result<Seed, SeedValidationError> {
-        if let issue = precheck(text, file: file) {
-            return .failure(SeedValidationError(issues: [issue]))
-        }
-        let composed = compose(text, file: file)
-        switch composed {
-        case .failure(let error):
-            return .failure(error)
-        case .success(let document):
-            let reader = SeedReader(file: file, document: document, options: options)
-            let seed = withExtendedLifetime(document.parser) { reader.readSeed() }
-            reader.reportUnseenDuplicates()
-            if let seed, reader.issues.isEmpty { return .success(seed) }
-            return .failure(SeedValidationError(issues: reader.sortedIssues()))
-        }
+        read(text, file: file, reader: { SeedReader(file: file, document: $0, options: options) }) { $0.readSeed() }
     }
 
     /// Checks that libyaml would otherwise report without a usable position, or that could exhaust the stack.

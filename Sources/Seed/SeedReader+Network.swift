@@ -66,6 +66,27 @@ extension SeedReader {
         }
     }
 
+    /// An address with its prefix length (`10.1.0.11/24`); for IPv4 not the network or broadcast address of its subnet.
+    func interfaceAddress(_ node: Node, _ path: KeyPath) -> InterfaceAddress? {
+        parsed(node, path) { text in
+            guard let value = InterfaceAddress(text) else {
+                return .failure(Problem("'\(SeedSyntax.printable(text))' is not an address with a prefix "
+                                        + "length, such as 10.1.0.11/24 or fd00:1::11/64"))
+            }
+            if value.address.family == .v4, value.prefixLength <= 30 {
+                if value.address == value.network.address {
+                    return .failure(Problem("\(value) is the network address of its subnet; give this "
+                                            + "node's own address"))
+                }
+                if value.address == value.address.filled(from: value.prefixLength) {
+                    return .failure(Problem("\(value) is the broadcast address of its subnet; give this "
+                                            + "node's own address"))
+                }
+            }
+            return .success(value)
+        }
+    }
+
     func readInterface(_ node: Node, _ path: KeyPath) -> Seed.Interface? {
         guard let fields = mapping(node, path, keys: ["name", "mac", "dhcp", "addresses", "gateway", "mtu"]) else {
             return nil
@@ -90,24 +111,7 @@ extension SeedReader {
         var addressesOK = true
         if let node = fields["addresses"], let items = list(node, path.key("addresses"), of: "addresses with a prefix length") {
             for (index, item) in items.enumerated() {
-                let itemPath = path.key("addresses").index(index)
-                let parsedAddress: InterfaceAddress? = parsed(item, itemPath) { text in
-                    guard let value = InterfaceAddress(text) else {
-                        return .failure(Problem("'\(SeedSyntax.printable(text))' is not an address with a prefix "
-                                                + "length, such as 10.1.0.11/24 or fd00:1::11/64"))
-                    }
-                    if value.address.family == .v4, value.prefixLength <= 30 {
-                        if value.address == value.network.address {
-                            return .failure(Problem("\(value) is the network address of its subnet; give this "
-                                                    + "node's own address"))
-                        }
-                        if value.address == value.address.filled(from: value.prefixLength) {
-                            return .failure(Problem("\(value) is the broadcast address of its subnet; give this "
-                                                    + "node's own address"))
-                        }
-                    }
-                    return .success(value)
-                }
+                let parsedAddress = interfaceAddress(item, path.key("addresses").index(index))
                 if let parsedAddress { interface.addresses.append(parsedAddress) } else { addressesOK = false }
             }
         } else if fields["addresses"] != nil {

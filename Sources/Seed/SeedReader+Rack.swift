@@ -39,14 +39,7 @@ extension SeedReader {
         let joinKey = required(fields, "join_key").flatMap { _ in key("join_key") }
         let monitorKey = key("monitor_key")
         let adminKey = key("admin_key")
-        var lifetime: Int?
-        if let node = fields["join_key_lifetime"] {
-            lifetime = parsed(node, path.key("join_key_lifetime")) { text in
-                SeedSyntax.lifetime(text).map { .success($0) } ?? .failure(Problem(
-                    "'\(SeedSyntax.printable(text))' is not a lifetime: a whole number and a unit, s, m, h or d "
-                    + "(for example 90m, 24h or 7d)"))
-            }
-        }
+        let lifetime = fields["join_key_lifetime"].flatMap { self.lifetime($0, path.key("join_key_lifetime")) }
         switch role {
         case .monitor?:
             for name in ["monitor_key", "admin_key"] where fields[name] == nil {
@@ -63,6 +56,15 @@ extension SeedReader {
         guard let fsid, let joinKey, !monitors.isEmpty else { return nil }
         return Seed.Rack(fsid: fsid.lowercased(), monitors: monitors, joinKey: joinKey, monitorKey: monitorKey,
                          adminKey: adminKey, joinKeyLifetime: lifetime)
+    }
+
+    /// A lifetime such as `24h`, in seconds.
+    func lifetime(_ node: Node, _ path: KeyPath) -> Int? {
+        parsed(node, path) { text in
+            SeedSyntax.lifetime(text).map { .success($0) } ?? .failure(Problem(
+                "'\(SeedSyntax.printable(text))' is not a lifetime: a whole number and a unit, s, m, h or d "
+                + "(for example 90m, 24h or 7d)"))
+        }
     }
 
     /// The checks across sections: a monitor node is one of the monitors, a storage node is none of them, and every

@@ -3,13 +3,13 @@ import Yams
 
 /// The seed file v1 schema on the diagnosing reader: builds the `Seed` from the composed document and collects every
 /// issue on the way. The sections are read here (the root, host, cluster) and in SeedReader+Network.swift (network,
-/// disks).
-final class SeedReader: DiagnosingReader {
+/// disks). The rack file (`RackReader`) reads its sections with these same readers.
+class SeedReader: DiagnosingReader {
     let options: SeedLoader.Options
 
-    init(file: String, document: SeedLoader.Document, options: SeedLoader.Options) {
+    init(file: String, document: SeedLoader.Document, options: SeedLoader.Options, documentKind: String = "seed files") {
         self.options = options
-        super.init(file: file, document: document, documentKind: "seed files")
+        super.init(file: file, document: document, documentKind: documentKind)
     }
 
     // MARK: the seed
@@ -24,35 +24,47 @@ final class SeedReader: DiagnosingReader {
         }
         guard let root = mapping(rootNode, KeyPath(), keys: Self.rootKeys) else { return nil }
         let path = KeyPath()
-        if let node = required(root, "version"), case .scalar = node, let value = scalar(node, path.key("version")) {
-            switch value {
-            case .int("1"): break
-            case .int(let text):
-                report(node.mark, path.key("version"), "version \(SeedSyntax.printable(text)) is not supported; this "
-                       + "parser reads version 1")
-            default:
-                report(node.mark, path.key("version"), "expected the number 1, found \(value.describe(secret: false))")
-            }
-        } else if let node = root["version"], !isScalar(node) {
-            report(node.mark, path.key("version"), "expected the number 1, found \(describe(node))")
-        }
+        readVersion(root)
         let host = required(root, "host").map { readHost($0, path.key("host")) }
         let network = root["network"].map { readNetwork($0, path.key("network")) } ?? Seed.Network()
         let disks = root["disks"].map { readDisks($0, path.key("disks")) } ?? Seed.Disks()
         let cluster = required(root, "cluster").map { readCluster($0, path.key("cluster")) }
-        let expires: SeedTime? = root["expires"].flatMap { node in
-            parsed(node, path.key("expires")) { text in
-                SeedTime(rfc3339: text).map { .success($0) }
-                    ?? .failure(Problem("'\(SeedSyntax.printable(text))' is not an RFC 3339 time such as "
-                                        + "2026-12-31T23:59:59Z (quote it)"))
-            }
-        }
+        let expires = root["expires"].flatMap { readTime($0, path.key("expires")) }
         if let host, let cluster, let node = root["cluster"] { checkRack(cluster, host: host, network: network, node) }
         guard issues.isEmpty, let host, let cluster else { return nil }
         return Seed(version: 1, host: host, network: network, disks: disks, cluster: cluster, expires: expires)
     }
 
+    /// `version: 1`, required.
+    func readVersion(_ root: Fields) {
+        let path = KeyPath().key("version")
+        if let node = required(root, "version"), case .scalar = node, let value = scalar(node, path) {
+            switch value {
+            case .int("1"): break
+            case .int(let text):
+                report(node.mark, path, "version \(SeedSyntax.printable(text)) is not supported; this parser reads "
+                       + "version 1")
+            default:
+                report(node.mark, path, "expected the number 1, found \(value.describe(secret: false))")
+            }
+        } else if let node = root["version"], !isScalar(node) {
+            report(node.mark, path, "expected the number 1, found \(describe(node))")
+        }
+    }
+
+    /// An RFC 3339 time (`expires`).
+    func readTime(_ node: Node, _ path: KeyPath) -> SeedTime? {
+        parsed(node, path) { text in
+            SeedTime(rfc3339: text).map { .success($0) }
+                ?? .failure(Problem("'\(SeedSyntax.printable(text))' is not an RFC 3339 time such as "
+                                    + "2026-12-31T23:59:59Z (quote it)"))
+        }
+    }
+
     // MARK: host
+
+    /// The host keys that are not about one machine (a rack file's `defaults.host` takes only these).
+    static let sharedHostKeys = ["timezone", "ntp_servers", "users"]
 
     func readHost(_ node: Node, _ path: KeyPath) -> Seed.Host {
         var host = Seed.Host(hostname: "")
@@ -69,6 +81,12 @@ final class SeedReader: DiagnosingReader {
         if let node = required(fields, "hostname") {
             host.hostname = checked(node, path.key("hostname"), SeedSyntax.hostnameProblem) ?? ""
         }
+        readSharedHostFields(fields, path, into: &host)
+        return host
+    }
+
+    /// `timezone`, `ntp_servers` and `users` of a host section.
+    func readSharedHostFields(_ fields: Fields, _ path: KeyPath, into host: inout Seed.Host) {
         if let node = fields["timezone"] {
             host.timezone = checked(node, path.key("timezone")) {
                 SeedSyntax.timezoneProblem($0, zoneinfoDirectory: options.zoneinfoDirectory)
@@ -94,7 +112,6 @@ final class SeedReader: DiagnosingReader {
                 host.users.append(user)
             }
         }
-        return host
     }
 
     func readMachine(_ node: Node, _ path: KeyPath) -> Seed.Machine? {

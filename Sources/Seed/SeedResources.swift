@@ -1,13 +1,14 @@
 import Foundation
 
-/// The files shipped with the `Seed` module: the JSON Schema and the documented example.
+/// The files shipped with the `Seed` module: the JSON Schemas of seeds and rack files, and the documented example.
 ///
 /// They live in the module's resource bundle (`aquarium_Seed.resources`, installed next to the executable). Only
-/// build-host commands (`aquarium-image seed schema|example`) and tests read them; parsing and validation never do,
+/// build-host commands (`aquarium-image seed schema|example`, `rack schema`) and tests read them; parsing and validation never do,
 /// so a FirstBoot binary copied without the bundle still validates seeds.
 public enum SeedResources {
     public static let schemaFileName = "seed.schema.json"
     public static let exampleFileName = "example-seed.yaml"
+    public static let rackSchemaFileName = "rack.schema.json"
 
     public struct Missing: Error, CustomStringConvertible {
         public let name: String
@@ -18,6 +19,9 @@ public enum SeedResources {
 
     /// The JSON Schema of seed files v1 (also docs/seed.schema.json).
     public static func schema() throws -> String { try text(schemaFileName) }
+
+    /// The JSON Schema of rack files v1 (also docs/rack.schema.json).
+    public static func rackSchema() throws -> String { try text(rackSchemaFileName) }
 
     /// The commented example seed (also shown in docs/seed.md).
     public static func example() throws -> String { try text(exampleFileName) }

@@ -42,6 +42,34 @@ enum Fixture {
         "version: 1\nhost:\n  hostname: node-01\n" + cluster
     }
 
+    /// Three cephx keys (type 1, created 2026-01-01, 16-byte secrets 00..0f, 10..1f, 20..2f).
+    static let cephxKeys = ["AQAAuVVpAAAAABAAAAECAwQFBgcICQoLDA0ODw==", "AQAAuVVpAAAAABAAEBESExQVFhcYGRobHB0eHw==",
+                            "AQAAuVVpAAAAABAAICEiIyQlJicoKSorLC0uLw=="]
+
+    /// A rack monitor node's seed, as `rack seeds` writes it; its lines are: 1 version, 2 host, 3 hostname, 4 network,
+    /// 5 public_network, 6 cluster, 7 role, 8 rack, 9 fsid, 10 monitors, 11 join_key, 12 monitor_key, 13 admin_key.
+    static let rackMonitor = """
+        version: 1
+        host:
+          hostname: node1
+        network:
+          public_network: 10.77.0.0/24
+        cluster:
+          role: monitor
+          rack:
+            fsid: c1548103-2615-4764-ae5d-1ab67261fb22
+            monitors: [{host: node1, address: 10.77.0.1}, {host: node2, address: 10.77.0.2}, {host: node3, address: 10.77.0.3}]
+            join_key: "\(cephxKeys[0])"
+            monitor_key: "\(cephxKeys[1])"
+            admin_key: "\(cephxKeys[2])"
+
+        """
+
+    /// A rack storage node's seed: `rackMonitor` for node4 with role storage and only the join key (lines 1-11).
+    static let rackStorage = rackMonitor.replacingOccurrences(of: "hostname: node1", with: "hostname: node4")
+        .replacingOccurrences(of: "role: monitor", with: "role: storage")
+        .replacingOccurrences(of: "    monitor_key: \"\(cephxKeys[1])\"\n    admin_key: \"\(cephxKeys[2])\"\n", with: "")
+
     /// A seed whose host section body is `body` (lines from 3 on), then the cluster.
     static func withHost(_ body: String) -> String {
         "version: 1\nhost:\n" + body + "cluster:\n  role: bootstrap\n"
