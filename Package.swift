@@ -70,7 +70,7 @@ let package = Package(
                 swiftSettings: strict),
 
         // The three tools: logic and command trees in libraries, thin executables.
-        .target(name: "ImageBuilder", dependencies: ["CommandSupport", "Seed", "Disks", "FileLayer", "Parted", "GPT", "Archive", "Exec", "QEMU",
+        .target(name: "ImageBuilder", dependencies: ["CommandSupport", "JSONCoding", "Seed", "Disks", "FileLayer", "Parted", "GPT", "Archive", "Exec", "QEMU",
                                                      .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                      .product(name: "Crypto", package: "swift-crypto"),
                                                      .product(name: "Logging", package: "swift-log"),

@@ -172,18 +172,28 @@ public struct SeedSignCommand: ParsableCommand {
     public func run() throws {
         let privateKey = try SeedSignature.readPrivateKey(path: key)
         for file in files {
-            // Sign exactly the bytes that were validated.
-            let data = try SeedSignature.readFile(file)
-            let seed = try SeedLoader.parse(data: data, file: file)
-            if seed.wipesAnything && seed.host.machine == nil && !unbound {
-                // A signed seed that may wipe any disk must be bound to its machine, or a copy wipes another node.
-                throw ImageError.refused(file, "has wipe: always but no host.machine: signed, it could be copied to any "
-                    + "node's name and wipe that node. Add host.machine (serial and/or mac) or pass --unbound")
-            }
-            let signature = try SeedSignature.sign(data: data, privateKey: privateKey)
-            let signaturePath = try SeedSignature.writeSignature(signature, forSeedAt: file)
+            let signaturePath = try SeedSigning.sign(file: file, privateKey: privateKey, unbound: unbound)
             print("\(file): signed with \(privateKey.publicKey.fingerprint), wrote \(signaturePath)")
         }
+    }
+}
+
+/// What `seed sign` does to one file, also for `rack seeds --sign-key`.
+public enum SeedSigning {
+    /// Validates the seed at `file` and writes its detached signature `file.sig`; returns the signature's path.
+    /// Refuses (exit 3) a seed with wipe: always that names no machine, unless `unbound`.
+    @discardableResult
+    public static func sign(file: String, privateKey: SeedPrivateKey, unbound: Bool = false) throws -> String {
+        // Sign exactly the bytes that were validated.
+        let data = try SeedSignature.readFile(file)
+        let seed = try SeedLoader.parse(data: data, file: file)
+        if seed.wipesAnything && seed.host.machine == nil && !unbound {
+            // A signed seed that may wipe any disk must be bound to its machine, or a copy wipes another node.
+            throw ImageError.refused(file, "has wipe: always but no host.machine: signed, it could be copied to any "
+                + "node's name and wipe that node. Add host.machine (serial and/or mac) or pass --unbound")
+        }
+        let signature = try SeedSignature.sign(data: data, privateKey: privateKey)
+        return try SeedSignature.writeSignature(signature, forSeedAt: file)
     }
 }
 
