@@ -328,6 +328,15 @@ struct RackFileTests {
         #expect(rack.monitors == ["node1", "node2", "node3"])
     }
 
+    @Test("the rack file shown in docs/rack.md validates")
+    func documentedRack() throws {
+        let text = try Fixture.read("docs/rack.md")
+        let blocks = text.components(separatedBy: "```yaml\n").dropFirst().map { $0.components(separatedBy: "```")[0] }
+        let rack = try #require(blocks.first { $0.hasPrefix("version: 1") }, "docs/rack.md shows no rack file")
+        let read = try RackLoader.parse(rack, file: "docs/rack.md")
+        #expect(read.monitors == ["node1", "node2", "node3"])
+    }
+
     @Test("a missing rack file is reported with its name")
     func missingFile() {
         let error = #expect(throws: SeedValidationError.self) { try RackLoader.load(path: "/nonexistent/rack.yaml") }
