@@ -26,6 +26,12 @@ test: deps
 build:
 	$(SWIFT) build
 
+## bench-rack: three nodes to HEALTH_OK in network namespaces, aquarium-provision vs a manual script (root; RUNS=N)
+.PHONY: bench-rack
+bench-rack:
+	$(SWIFT) build --product aquarium-provision
+	./bench/rack.sh --tool .build/debug/aquarium-provision $(if $(RUNS),--runs $(RUNS))
+
 deps:
 	./scripts/install-deps
 
