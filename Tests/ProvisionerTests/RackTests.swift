@@ -8,21 +8,49 @@ import Testing
 /// launcher in its seed's networks. Every daemon is stopped, the namespaces removed and the loop devices detached at
 /// the end, also when a check fails.
 @Suite(.serialized) struct RackTests {
-    /// The rack's cluster, as `aquarium-image rack seeds` decides it: fsid, monitors and keys.
+    /// The rack's cluster as `aquarium-image rack seeds` decided it (its `secrets.yaml`).
     struct RackSecrets {
-        var fsid = UUID().uuidString.lowercased()
+        var fsid: String
         var monitorKey: String
         var adminKey: String
         var joinKey: String
 
-        init() throws {
-            func key() throws -> String {
-                try Command("ceph-authtool", ["--gen-print-key"]).run().output.trimmingCharacters(in: .whitespacesAndNewlines)
+        init(file: String) throws {
+            let text = try String(contentsOfFile: file, encoding: .utf8)
+            func value(_ key: String) throws -> String {
+                let line = try #require(text.split(separator: "\n").first { $0.hasPrefix(key + ": ") }, "no \(key) in \(file)")
+                return line.dropFirst(key.count + 2).trimmingCharacters(in: CharacterSet(charactersIn: "\" "))
             }
-            monitorKey = try key()
-            adminKey = try key()
-            joinKey = try key()
+            fsid = try value("fsid")
+            monitorKey = try value("monitor_key")
+            adminKey = try value("admin_key")
+            joinKey = try value("join_key")
         }
+    }
+
+    /// Writes a rack file for the lab's hosts (serials RACK-N, static addresses on eth0, the cluster network unless
+    /// IPv6, an RBD pool), makes the seeds with `aquarium-image rack seeds` and gives each node its own.
+    static func makeSeeds(_ nodes: [RackNode], directory: String, ipv6: Bool = false) throws -> RackSecrets {
+        var rack = "version: 1\ncluster:\n"
+        rack += ipv6 ? "  public_network: \(NetworkLab.publicNetworkIPv6)\n"
+            : "  public_network: \(NetworkLab.publicNetwork)\n  cluster_network: \(NetworkLab.clusterNetwork)\n"
+        rack += "  services:\n    rbd:\nnodes:\n"
+        for node in nodes {
+            let host = node.host
+            rack += "  - {hostname: \(host.name), serial: RACK-\(host.index), interface: eth0, "
+                + (ipv6 ? "address: \"\(host.publicIPv6)/64\"}\n"
+                    : "address: \(host.publicIPv4)/24, cluster_address: \(host.clusterIPv4)/24}\n")
+        }
+        try rack.write(toFile: directory + "/rack.yaml", atomically: true, encoding: .utf8)
+        let made = try Command(try Products.path("aquarium-image"), ["rack", "seeds", directory + "/rack.yaml",
+                                                                      "--output", directory + "/rack"])
+            .run(acceptedStatuses: Set(0...255))
+        try #require(made.status == 0, "\(made.errorOutput)")
+        for node in nodes {
+            try? FileManager.default.removeItem(atPath: node.node.seed)
+            try FileManager.default.copyItem(atPath: directory + "/rack/seeds/RACK-\(node.host.index).yaml", toPath: node.node.seed)
+        }
+        return try RackSecrets(file: directory + "/rack/secrets.yaml")
     }
 
     struct RackNode {
@@ -46,34 +74,6 @@ import Testing
         func rados(_ arguments: [String]) throws -> CommandResult {
             try host.command("timeout", ["60", "rados", "-c", node.conf] + arguments).run(acceptedStatuses: Set(0...255))
         }
-
-        /// A seed of role `role` in the rack whose monitors are `monitors`.
-        func writeSeed(role: String, monitors: [NetworkLab.Host], secrets: RackSecrets, fsid: String? = nil,
-                       ipv6: Bool = false) throws {
-            let networks = ipv6 ? "  public_network: \(NetworkLab.publicNetworkIPv6)"
-                : "  public_network: \(NetworkLab.publicNetwork)\n  cluster_network: \(NetworkLab.clusterNetwork)"
-            var text = """
-                version: 1
-                host:
-                  hostname: \(host.name)
-                network:
-                \(networks)
-                cluster:
-                  role: \(role)
-                  services:
-                    rbd:
-                  rack:
-                    fsid: \(fsid ?? secrets.fsid)
-                    join_key: \(secrets.joinKey)
-                    monitors:
-
-                """
-            for monitor in monitors {
-                text += "      - {host: \(monitor.name), address: \"\(ipv6 ? monitor.publicIPv6 : monitor.publicIPv4)\"}\n"
-            }
-            if role == "monitor" { text += "    monitor_key: \(secrets.monitorKey)\n    admin_key: \(secrets.adminKey)\n" }
-            try text.write(toFile: node.seed, atomically: true, encoding: .utf8)
-        }
     }
 
     /// Three monitor nodes started at once in random order form one cluster: 3 monitors in quorum, a manager on each
@@ -82,7 +82,6 @@ import Testing
     /// on another monitor node still grows a new pool. The first node comes back (HEALTH_OK, objects intact); a
     /// storage node with a foreign cluster's fsid is refused with nothing created; a fourth node joins later.
     @Test(.requires(programs: JoinTests.programs + ["ip", "rados"])) func threeMonitorsFormLoseTheFirstAndGrow() throws {
-        let secrets = try RackSecrets()
         try withTemporaryDirectory { directory in
             try LoopDevice.withMany(Array(repeating: JoinTests.disk, count: 4)) { loops in
                 try NetworkLab.with(hosts: 4, clusterNetwork: true) { lab in
@@ -94,8 +93,8 @@ import Testing
                     defer {
                         for node in nodes.reversed() { _ = try? node.node.provision(["stop", "--root", node.node.root]) }
                     }
-                    let monitors = Array(lab.hosts.prefix(3))
-                    for node in nodes.prefix(3) { try node.writeSeed(role: "monitor", monitors: monitors, secrets: secrets) }
+                    // Four nodes in the rack file: the first three are its monitors, the fourth a storage node.
+                    let secrets = try Self.makeSeeds(nodes, directory: directory)
 
                     // 1. The three monitor nodes at once, in random order.
                     let order = Array(nodes.prefix(3)).shuffled()
@@ -173,13 +172,15 @@ import Testing
 
                     // 6. A storage seed of another cluster (same key, foreign fsid) is refused; nothing is created.
                     let fourth = nodes[3]
-                    try fourth.writeSeed(role: "storage", monitors: monitors, secrets: secrets, fsid: UUID().uuidString.lowercased())
+                    let ownSeed = try String(contentsOfFile: fourth.node.seed, encoding: .utf8)
+                    try ownSeed.replacingOccurrences(of: secrets.fsid, with: UUID().uuidString.lowercased())
+                        .write(toFile: fourth.node.seed, atomically: true, encoding: .utf8)
                     let foreign = try fourth.run()
                     #expect(foreign.status == 3, "\(foreign.errorOutput)")
                     #expect(try JoinTests.isEmpty(loops[3]))
 
                     // 7. The fourth node joins later, as a storage node of the rack: 4 hosts, HEALTH_OK.
-                    try fourth.writeSeed(role: "storage", monitors: monitors, secrets: secrets)
+                    try ownSeed.write(toFile: fourth.node.seed, atomically: true, encoding: .utf8)
                     let joined = try fourth.run(["--json"])
                     #expect(joined.status == 0, "\(joined.errorOutput.suffix(2000))")
                     #expect(try hostsWithOSDs(second) == ["node-1", "node-2", "node-3", "node-4"])
@@ -225,7 +226,6 @@ import Testing
     /// A rack over IPv6 only: one monitor node and one storage node; the monitor's address vectors in brackets, the
     /// messengers bound to IPv6, both OSDs on their hosts' IPv6 addresses, HEALTH_OK.
     @Test(.requires(programs: JoinTests.programs + ["ip"])) func ipv6Rack() throws {
-        let secrets = try RackSecrets()
         try withTemporaryDirectory { directory in
             try LoopDevice.withMany([JoinTests.disk, JoinTests.disk]) { loops in
                 try NetworkLab.with(hosts: 2) { lab in
@@ -238,8 +238,8 @@ import Testing
                         for node in nodes.reversed() { _ = try? node.node.provision(["stop", "--root", node.node.root]) }
                     }
                     let (monitor, storage) = (nodes[0], nodes[1])
-                    try monitor.writeSeed(role: "monitor", monitors: [monitor.host], secrets: secrets, ipv6: true)
-                    try storage.writeSeed(role: "storage", monitors: [monitor.host], secrets: secrets, ipv6: true)
+                    // Two nodes in the rack file: one monitor, one storage node.
+                    _ = try Self.makeSeeds(nodes, directory: directory, ipv6: true)
                     // The storage node first: it waits for the monitor, which starts 12 s after the storage node asked.
                     let joined = Slots<Result<CommandResult, any Error>>(count: 1)
                     Thread { joined.set(0, Result { try storage.run(["--json"]) }) }.start()
