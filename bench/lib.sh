@@ -45,3 +45,44 @@ alternate() {
     if [ $((i % 2)) = 1 ]; then "$a" "$i"; "$b" "$i"; else "$b" "$i"; "$a" "$i"; fi
   done
 }
+
+# write_record FILE HOSTNAME SEED LOOP...: a version-1 node record as FirstBoot writes it (docs/firstboot.md), built like
+# Tests/TestSupport/NodeRecordFixture: the loop devices as the storage disks, each named by the identity the inventory
+# gives it (`file:` + the backing file the kernel reports), no system disk on this machine.
+write_record() {
+  local file=$1 hostname=$2 seed=$3 loop backing size stamp zero=00000000-0000-0000-0000-000000000000 disks=""
+  shift 3
+  for loop in "$@"; do
+    backing=$(cat "/sys/block/$(basename "$loop")/loop/backing_file")
+    size=$(stat -c %s "$backing")
+    disks+="${disks:+,}
+    {\"byId\": [], \"path\": \"$loop\", \"serial\": null, \"sizeBytes\": $size, \"stableIdentity\": \"file:$backing\", \"wwn\": null}"
+  done
+  stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  cat >"$file" <<RECORD
+{
+  "bootMedia" : null,
+  "cluster" : "ceph",
+  "createdAt" : "$stamp",
+  "hostname" : "$hostname",
+  "nodeUUID" : "$(cat /proc/sys/kernel/random/uuid)",
+  "seedPath" : "$seed",
+  "seedSHA256" : "$(sha256sum "$seed" | cut -c1-64)",
+  "storageDisks" : [$disks
+  ],
+  "systemDisk" : {
+    "byId" : [],
+    "diskGUID" : "$zero",
+    "filesystem" : "xfs",
+    "filesystemUUID" : "$zero",
+    "partitionUUIDs" : {},
+    "path" : "/dev/aquarium-test-none",
+    "serial" : "AQUARIUM-TEST-NO-SUCH-DISK",
+    "stableIdentity" : "serial:AQUARIUM-TEST-NO-SUCH-DISK",
+    "wwn" : null
+  },
+  "updatedAt" : "$stamp",
+  "version" : 1
+}
+RECORD
+}

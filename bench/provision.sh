@@ -162,12 +162,11 @@ printf 'version: 1\nhost: {hostname: bench-node}\ncluster: {role: bootstrap}\n' 
 declare -A results
 # One sample of each side for $osds OSDs; sample number $1.
 aquarium_side() {
-  local dir="$work/aq-$osds-$1" disks records start end rerun_end
+  local dir="$work/aq-$osds-$1" disks start end rerun_end
   mkdir -p "$dir"
   mapfile -t disks < <(make_disks "$osds" "$dir"); loops+=("${disks[@]}")
   [ "${#disks[@]}" = "$osds" ] || { echo "could not make $osds loop devices" >&2; exit 1; }
-  records=$(printf '{"path":"%s"},' "${disks[@]}")
-  echo "{\"hostname\":\"bench-node\",\"storageDisks\":[${records%,}]}" >"$dir/node.json"
+  write_record "$dir/node.json" bench-node "$work/seed.yaml" "${disks[@]}"
   start=$(now)
   "$tool" run --seed "$work/seed.yaml" --node-record "$dir/node.json" --root "$dir/root" --launcher process \
     --base-port "$(free_base)" >"$dir/run.log" 2>&1 || { cat "$dir/run.log" >&2; exit 1; }

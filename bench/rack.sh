@@ -204,50 +204,6 @@ write_seed() {
   } >"$file"
 }
 
-# write_record FILE N SEED LOOP: a version-1 node record as FirstBoot writes it (docs/firstboot.md), built like
-# Tests/TestSupport/NodeRecordFixture: the loop device as the one storage disk, named by the identity the inventory
-# gives it (`file:` + the backing file the kernel reports), no system disk on this machine.
-write_record() {
-  local file=$1 n=$2 seed=$3 loop=$4 backing size stamp zero=00000000-0000-0000-0000-000000000000
-  backing=$(cat "/sys/block/$(basename "$loop")/loop/backing_file")
-  size=$(stat -c %s "$backing")
-  stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-  cat >"$file" <<RECORD
-{
-  "bootMedia" : null,
-  "cluster" : "ceph",
-  "createdAt" : "$stamp",
-  "hostname" : "node-$n",
-  "nodeUUID" : "$(cat /proc/sys/kernel/random/uuid)",
-  "seedPath" : "$seed",
-  "seedSHA256" : "$(sha256sum "$seed" | cut -c1-64)",
-  "storageDisks" : [
-    {
-      "byId" : [],
-      "path" : "$loop",
-      "serial" : null,
-      "sizeBytes" : $size,
-      "stableIdentity" : "file:$backing",
-      "wwn" : null
-    }
-  ],
-  "systemDisk" : {
-    "byId" : [],
-    "diskGUID" : "$zero",
-    "filesystem" : "xfs",
-    "filesystemUUID" : "$zero",
-    "partitionUUIDs" : {},
-    "path" : "/dev/aquarium-test-none",
-    "serial" : "AQUARIUM-TEST-NO-SUCH-DISK",
-    "stableIdentity" : "serial:AQUARIUM-TEST-NO-SUCH-DISK",
-    "wwn" : null
-  },
-  "updatedAt" : "$stamp",
-  "version" : 1
-}
-RECORD
-}
-
 # The baseline, one node: the manual bootstrap a person would script for a three-monitor cluster, run in the node's
 # namespace on all three nodes at once. ROOT N DEVICE FSID MON_KEY ADMIN_KEY BOOTSTRAP_OSD_KEY
 # Exported (bash -c in `ip netns exec`), so it uses no other function of this script.
@@ -346,7 +302,7 @@ aquarium_side() {
     node=$dir/node-$n
     mkdir -p "$node"
     write_seed "$node/seed.yaml" "$n"
-    write_record "$node/node.json" "$n" "$node/seed.yaml" "${loops[$((n - 1))]}"
+    write_record "$node/node.json" "node-$n" "$node/seed.yaml" "${loops[$((n - 1))]}"
   done
   start=$(now)
   for n in $(seq 1 "$nodes"); do

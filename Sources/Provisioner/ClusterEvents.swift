@@ -35,7 +35,8 @@ public struct ClusterEventsReport: Codable, Equatable, Sendable {
 }
 
 /// The cluster's event log, kept in the cluster itself so every node reads the same from any node: each node appends
-/// its events (JSON lines) to the RADOS object `events.HOST` of the pool `.aquarium`, made by the monitor nodes. A
+/// its events (JSON lines) to the RADOS object `events.HOST` of the pool `.aquarium`, made by the monitor nodes'
+/// `cluster-settings` step. A
 /// node publishes at the end of every run what it has not published yet (so events of a run while the cluster was
 /// unreachable follow with the next one). Which events: everything but `step.started` and `step.unchanged` (a node's
 /// own file keeps those).
@@ -53,12 +54,14 @@ public struct ClusterEventLog: Sendable {
         event.event != "step.started" && event.event != "step.unchanged"
     }
 
-    /// Makes the pool unless it exists (a node with the admin key).
-    func ensurePool() throws(ProvisionError) {
+    /// Makes the pool unless it exists (a node with the admin key; the `cluster-settings` step); true when it did.
+    @discardableResult
+    func ensurePool() throws(ProvisionError) -> Bool {
         let pools = Set(try tools.json([String].self, ["osd", "pool", "ls"], timeout: 30) ?? [])
-        guard !pools.contains(Self.pool) else { return }
+        guard !pools.contains(Self.pool) else { return false }
         try tools.run("ceph", ["osd", "pool", "create", Self.pool, "8"], timeout: 60)
         try tools.run("ceph", ["osd", "pool", "application", "enable", Self.pool, Self.application], timeout: 60)
+        return true
     }
 
     /// Appends `events` of `host` to its object in one write.
@@ -71,7 +74,9 @@ public struct ClusterEventLog: Sendable {
             data.append(line)
             data.append(0x0a)
         }
-        try tools.run("rados", ["-p", Self.pool, "append", Self.object(host: host), "-"], input: data, timeout: 30)
+        // A pool whose placement groups are not active (hosts down) would hold the write: give up after 10 s.
+        try tools.run("rados", ["--rados_osd_op_timeout", "10", "-p", Self.pool, "append", Self.object(host: host), "-"],
+                      input: data, timeout: 20)
     }
 
     /// Every node's events, oldest first.
@@ -141,7 +146,6 @@ extension Provisioner {
         let log = ClusterEventLog(tools: tools)
         do throws(ProvisionError) {
             if identity.runsMonitor {
-                try log.ensurePool()
                 for event in try log.hostChanges() { events.append(event) }
             }
             let all = events.read()

@@ -104,8 +104,10 @@ extension Provisioner {
             }
         }
         if missing.isEmpty {
-            return StepOutcome(changed: false,
-                              detail: kept.isEmpty ? nil : "kept the cluster's own " + kept.joined(separator: ", "))
+            let madePool = try makeEventPool()
+            let details = (madePool ? ["created the pool \(ClusterEventLog.pool)"] : [])
+                + (kept.isEmpty ? [] : ["kept the cluster's own " + kept.joined(separator: ", ")])
+            return StepOutcome(changed: madePool, detail: details.isEmpty ? nil : details.joined(separator: "; "))
         }
         // One round trip for all of them (each `ceph` invocation costs about half a second).
         var text = ""
@@ -115,8 +117,17 @@ extension Provisioner {
         let input = layout.bootstrapDir + "/settings.conf"
         try Files.write(text, to: input, mode: 0o600)
         try tools.run("ceph", ["config", "assimilate-conf", "-i", input, "-o", "/dev/null"])
+        let madePool = try makeEventPool()
         return StepOutcome(changed: true,
-                          detail: missing.map { "\($0.who)/\($0.option)=\($0.value)" }.joined(separator: ", "))
+                          detail: missing.map { "\($0.who)/\($0.option)=\($0.value)" }.joined(separator: ", ")
+                            + (madePool ? "; created the pool \(ClusterEventLog.pool)" : ""))
+    }
+
+    /// The cluster's event log pool, made once the pool defaults are in the database (a pool takes the defaults of
+    /// its creation: made before them, a single node's would ask for 3 copies it cannot place) and before the OSDs,
+    /// so its placement groups are active by the time the run publishes.
+    func makeEventPool() throws(ProvisionError) -> Bool {
+        try ClusterEventLog(tools: tools).ensurePool()
     }
 
     /// Writes `entity`'s keyring (creating the key with `caps` when the monitor has none) unless the file holds one.

@@ -37,9 +37,9 @@ struct StepOutcome {
 /// which looks at the node first and acts only on what is missing.
 struct ProvisionStep {
     let name: String
-    let body: (Provisioner) -> () throws(ProvisionError) -> StepOutcome
+    let body: Provisioner.StepBody
 
-    init(_ name: String, _ body: @escaping (Provisioner) -> () throws(ProvisionError) -> StepOutcome) {
+    init(_ name: String, _ body: @escaping Provisioner.StepBody) {
         self.name = name
         self.body = body
     }
@@ -50,28 +50,29 @@ extension Provisioner {
     static func steps(for role: ClusterRole) -> [ProvisionStep] {
         switch role {
         case .bootstrap:
-            [ProvisionStep("host", Provisioner.host), ProvisionStep("identity", Provisioner.makeIdentity),
-             ProvisionStep("keys", Provisioner.keys), ProvisionStep("monmap", Provisioner.monmap),
-             ProvisionStep("mon-mkfs", Provisioner.monMkfs), ProvisionStep("mon", Provisioner.mon),
-             ProvisionStep("cluster-settings", Provisioner.clusterSettings), ProvisionStep("mgr", Provisioner.mgr),
-             ProvisionStep("join-token", Provisioner.joinTokenStep), ProvisionStep("osds", Provisioner.osds),
-             ProvisionStep("rbd", Provisioner.rbd), ProvisionStep("cephfs", Provisioner.cephfs),
-             ProvisionStep("rgw", Provisioner.rgw), ProvisionStep("replication", Provisioner.replication),
-             ProvisionStep("telemetry", Provisioner.telemetry), ProvisionStep("health", Provisioner.health)]
+            nodeWithMonitor(identity: Provisioner.makeIdentity, keys: Provisioner.keys, monmap: Provisioner.monmap)
         case .monitor:
-            [ProvisionStep("host", Provisioner.host), ProvisionStep("identity", Provisioner.rackIdentity),
-             ProvisionStep("keys", Provisioner.rackKeys), ProvisionStep("monmap", Provisioner.rackMonmap),
-             ProvisionStep("mon-mkfs", Provisioner.monMkfs), ProvisionStep("mon", Provisioner.mon),
-             ProvisionStep("cluster-settings", Provisioner.clusterSettings), ProvisionStep("mgr", Provisioner.mgr),
-             ProvisionStep("join-token", Provisioner.joinTokenStep), ProvisionStep("osds", Provisioner.osds),
-             ProvisionStep("rbd", Provisioner.rbd), ProvisionStep("cephfs", Provisioner.cephfs),
-             ProvisionStep("rgw", Provisioner.rgw), ProvisionStep("replication", Provisioner.replication),
-             ProvisionStep("telemetry", Provisioner.telemetry), ProvisionStep("health", Provisioner.health)]
+            // A rack's monitor node: the same steps with the rack's fsid, keys and monitors instead of new ones.
+            nodeWithMonitor(identity: Provisioner.rackIdentity, keys: Provisioner.rackKeys, monmap: Provisioner.rackMonmap)
         case .join, .storage:
             [ProvisionStep("host", Provisioner.host), ProvisionStep("identity", Provisioner.joinIdentity),
              ProvisionStep("join", Provisioner.joinCluster), ProvisionStep("osds", Provisioner.osds),
              ProvisionStep("health", Provisioner.health)]
         }
+    }
+
+    typealias StepBody = (Provisioner) -> () throws(ProvisionError) -> StepOutcome
+
+    /// The steps of a node that runs a monitor, with the bodies that decide its identity, keys and first monmap.
+    static func nodeWithMonitor(identity: @escaping StepBody, keys: @escaping StepBody,
+                                monmap: @escaping StepBody) -> [ProvisionStep] {
+        [ProvisionStep("host", Provisioner.host), ProvisionStep("identity", identity), ProvisionStep("keys", keys),
+         ProvisionStep("monmap", monmap), ProvisionStep("mon-mkfs", Provisioner.monMkfs), ProvisionStep("mon", Provisioner.mon),
+         ProvisionStep("cluster-settings", Provisioner.clusterSettings), ProvisionStep("mgr", Provisioner.mgr),
+         ProvisionStep("join-token", Provisioner.joinTokenStep), ProvisionStep("osds", Provisioner.osds),
+         ProvisionStep("rbd", Provisioner.rbd), ProvisionStep("cephfs", Provisioner.cephfs),
+         ProvisionStep("rgw", Provisioner.rgw), ProvisionStep("replication", Provisioner.replication),
+         ProvisionStep("telemetry", Provisioner.telemetry), ProvisionStep("health", Provisioner.health)]
     }
 
     /// The names of a bootstrap node's steps, in order.

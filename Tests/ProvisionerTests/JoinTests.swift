@@ -260,7 +260,7 @@ import Testing
 
                 // 6. A's rerun grows the pools to B's host (2 hosts: size 2, min_size 1), and turns telemetry off (the seed
                 // changed); nothing else changes and health is OK once the second copies are made.
-                #expect(try Self.pools(a) == ["device_health_metrics": [1, 1], "jointest": [1, 1]])
+                #expect(try Self.pools(a) == [".aquarium": [1, 1], "device_health_metrics": [1, 1], "jointest": [1, 1]])
                 try a.writeSeed("  role: bootstrap\n  telemetry: false\n")
                 // The first growing run dies in the middle of the step (`replication:mid`: the pools' sizes are set, the
                 // min_sizes and the warning not yet): the next run finishes the job and ends where an unbroken run would.
@@ -270,7 +270,7 @@ import Testing
                 } catch let error as CommandError {
                     #expect(error.reason?.contains("signal 9") == true, "\(error)")
                 }
-                #expect(try Self.pools(a) == ["device_health_metrics": [2, 1], "jointest": [2, 1]], "sizes are set before replication:mid")
+                #expect(try Self.pools(a) == [".aquarium": [2, 1], "device_health_metrics": [2, 1], "jointest": [2, 1]], "sizes are set before replication:mid")
                 let grown = try a.run(["--json", "--health-timeout", "120"])
                 #expect(grown.status == 0, "\(grown.errorOutput)")
                 let grownReport = try Self.report(grown)
@@ -279,7 +279,7 @@ import Testing
                 #expect(changedSteps == ["replication", "telemetry"] || changedSteps == ["telemetry"], "\(grownReport.steps.filter(\.changed))")
                 #expect(grownReport.steps.first { $0.step == "replication" }?.detail?.contains("2 hosts with OSDs") == true)
                 #expect(grownReport.health == "HEALTH_OK")
-                #expect(try Self.pools(a) == ["device_health_metrics": [2, 1], "jointest": [2, 1]])
+                #expect(try Self.pools(a) == [".aquarium": [2, 1], "device_health_metrics": [2, 1], "jointest": [2, 1]])
                 #expect(try Self.defaults(a) == ReplicationDefaults(size: 2, minSize: 1, noRedundancyWarningOff: false))
                 // Each object now has a copy on both hosts.
                 let acting = (try Self.json(a, ["osd", "map", "jointest", "object-0"]) as? [String: Any])?["acting"] as? [Int]
@@ -310,16 +310,16 @@ import Testing
                     #expect(error.reason?.contains("signal 9") == true, "\(error)")
                 }
                 let poolsAtCrash = try Self.pools(a)
-                #expect(poolsAtCrash == ["device_health_metrics": [3, 2], "jointest": [3, 2]], "\(poolsAtCrash)")
+                #expect(poolsAtCrash == [".aquarium": [3, 2], "device_health_metrics": [3, 2], "jointest": [3, 2]], "\(poolsAtCrash)")
                 #expect(try Self.defaults(a) == ReplicationDefaults(size: 3, minSize: 2, noRedundancyWarningOff: false))
-                #expect(try a.state.replicationPending == ["device_health_metrics": 2, "jointest": 2])
+                #expect(try a.state.replicationPending == [".aquarium": 2, "device_health_metrics": 2, "jointest": 2])
                 let third = try a.run(["--json", "--health-timeout", "180"])
                 #expect(third.status == 0, "\(third.errorOutput)")
                 let thirdReport = try Self.report(third)
                 let replicationStep = thirdReport.steps.first { $0.step == "replication" }
                 #expect(replicationStep?.detail == "3 hosts with OSDs: size 3, min_size 2", "\(replicationStep?.detail ?? "")")
                 #expect(thirdReport.health == "HEALTH_OK")
-                #expect(try Self.pools(a) == ["device_health_metrics": [3, 2], "jointest": [3, 2]])
+                #expect(try Self.pools(a) == [".aquarium": [3, 2], "device_health_metrics": [3, 2], "jointest": [3, 2]])
                 #expect(try a.state.replicationPending == nil, "the saved min_sizes are cleared once every pool has them")
                 let actingThree = (try Self.json(a, ["osd", "map", "jointest", "object-0"]) as? [String: Any])?["acting"] as? [Int]
                 #expect(Set(actingThree ?? []) == [aOSD, bOSD, cOSD], "\(actingThree ?? [])")
@@ -352,7 +352,7 @@ import Testing
                 #expect(degraded.errorOutput.contains("HEALTH_OK") && degraded.errorOutput.contains("OSD_DOWN"), "\(degraded.errorOutput)")
                 let downEvents = Array(a.events.read().dropFirst(beforeDown))
                 #expect(downEvents.contains { $0.event == "step.unchanged" && $0.step == "replication" }, "\(downEvents)")
-                #expect(try Self.pools(a) == ["device_health_metrics": [3, 2], "jointest": [3, 2]])
+                #expect(try Self.pools(a) == [".aquarium": [3, 2], "device_health_metrics": [3, 2], "jointest": [3, 2]])
                 #expect(try Self.defaults(a) == ReplicationDefaults(size: 3, minSize: 2, noRedundancyWarningOff: false))
             }
         }

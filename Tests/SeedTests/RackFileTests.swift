@@ -50,16 +50,8 @@ enum RackFixture {
     }
 }
 
-struct RackInvalidCase: Sendable, CustomTestStringConvertible {
-    let name: String
-    let yaml: String
-    let keyPath: String
-    let line: Int
-    let column: Int
-    let message: String
-    let schema: SchemaVerdict
-    var testDescription: String { name }
-}
+/// A rack file that is refused: the same shape as a seed's (`InvalidCase`).
+typealias RackInvalidCase = InvalidCase
 
 enum RackCases {
     static let invalid: [RackInvalidCase] = [
