@@ -1,5 +1,6 @@
 import Foundation
 import JSONCoding
+import Seed
 
 /// The cluster's own record of its join key, in the monitors' config-key store (`aquarium/join-key`), so that every
 /// monitor node's reconcile and `join-token` see the same: when the key expires and whether it was revoked. Ceph keys
@@ -34,14 +35,11 @@ public struct JoinKeyRecord: Codable, Equatable, Sendable {
 
     /// A lifetime as an operator writes it: a whole number and a unit, `s`, `m`, `h` or `d` (`90m`, `24h`, `7d`).
     public static func parseLifetime(_ text: String) throws(ProvisionError) -> Int {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
-        let units = ["s": 1, "m": 60, "h": 3600, "d": 86400]
-        guard let unit = trimmed.last.map(String.init), let factor = units[unit],
-              let number = Int(trimmed.dropLast()), number > 0, number <= 3650 * 86400 / factor else {
+        guard let seconds = Lifetime.seconds(text.trimmingCharacters(in: .whitespaces)) else {
             throw .invalidInput("'\(text)' is not a lifetime: write a whole number and a unit, s, m, h or d (for example "
                 + "90m, 24h or 7d)")
         }
-        return number * factor
+        return seconds
     }
 }
 

@@ -25,11 +25,17 @@ extension SeedSyntax {
     }
 
     /// A lifetime as an operator writes it: a whole number and a unit, `s`, `m`, `h` or `d` (`90m`, `24h`, `7d`), up
-    /// to ten years; in seconds.
+    /// to ten years; in seconds. The one parser: seeds, rack files and `join-token --ttl`.
     static func lifetime(_ text: String) -> Int? {
         let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
         guard let unit = text.last, let factor = units[unit], text.dropLast().allSatisfy({ $0.isASCII && $0.isNumber }),
               let number = Int(text.dropLast()), number > 0, number <= 3650 * 86400 / factor else { return nil }
         return number * factor
     }
+}
+
+/// Lifetimes as operators write them (`90m`, `24h`, `7d`), for the other modules (`join-token --ttl`).
+public enum Lifetime {
+    /// The seconds `text` stands for, or nil when it is not a lifetime.
+    public static func seconds(_ text: String) -> Int? { SeedSyntax.lifetime(text) }
 }
