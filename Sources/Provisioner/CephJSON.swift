@@ -56,7 +56,9 @@ public enum CephJSON {
             @Lenient public var uuid: String?
             @Lenient public var up: Int?
             @Lenient public var `in`: Int?
-            enum CodingKeys: String, CodingKey { case osd, uuid, up, `in` }
+            /// `exists`, `up`, `destroyed`, ...
+            @Lenient public var state: [String]?
+            enum CodingKeys: String, CodingKey { case osd, uuid, up, `in`, state }
         }
 
         public struct Pool: Decodable, Sendable {

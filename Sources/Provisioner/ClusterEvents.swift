@@ -1,3 +1,4 @@
+import CommandSupport
 import Foundation
 import JSONCoding
 
@@ -154,6 +155,8 @@ extension Provisioner {
             try log.append(fresh, host: identity.daemonId)
             state.eventsPublished = all.count
             try saveState()
+            try log.writeVersion(NodeVersion(host: identity.daemonId, release: NodeVersion.imageRelease(layout: layout),
+                                             tools: AquariumVersion.string, time: Operations.now()))
         } catch {
             logger.warning("the cluster's event log was not written (kept here for the next run): \(error.description)")
         }

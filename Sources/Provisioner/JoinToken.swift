@@ -11,8 +11,16 @@ public struct JoinToken: Equatable, Sendable, CustomStringConvertible {
     public static let entity = "client.aquarium-join"
     /// Its capabilities: Ceph's own profile for adding OSDs (`osd new`, `osd purge-new`, and reading the maps, which
     /// also answers `ceph health` and `ceph status`), and reading and writing the cluster's event log (the pool
-    /// `.aquarium`, `ClusterEventLog`). No keys or configuration database; data through the OSDs it can create.
-    public static let caps = ["mon", "allow profile bootstrap-osd", "osd", "allow rw pool=\(ClusterEventLog.pool)"]
+    /// `.aquarium`, `ClusterEventLog`), and the day-two commands a storage node runs on itself: `reboot` (`osd
+    /// ok-to-stop`, `noout` for its host) and replacing a failed disk (`osd out`, `osd safe-to-destroy`, `osd destroy`
+    /// of its own gone OSD before the new disk takes the id). No keys or configuration database; data through the
+    /// OSDs it can create.
+    public static let caps = ["mgr", commands.map { "allow command '\($0)'" }.joined(separator: ", "),
+                              "mon", "allow profile bootstrap-osd, " + commands.map { "allow command '\($0)'" }.joined(separator: ", "),
+                              "osd", "allow rw pool=\(ClusterEventLog.pool)"]
+    /// Granted by the monitors and the managers alike: `osd ok-to-stop` and `osd safe-to-destroy` are the managers'
+    /// commands, and `osd destroy` asks them too.
+    static let commands = ["osd ok-to-stop", "osd safe-to-destroy", "osd set-group", "osd unset-group", "osd out", "osd destroy"]
 
     /// Lowercase UUID.
     public var fsid: String

@@ -57,8 +57,9 @@ extension Provisioner {
         var actions: [String] = []
         var ids: [Int] = []
         var mkfs: [(Int, Command)] = []
+        var reusable = try reusableOSDIds(present: disks)
         for disk in disks {
-            let prepared = try prepareOSD(disk)
+            let prepared = try prepareOSD(disk, reuse: &reusable)
             ids.append(prepared.id)
             if let action = prepared.action { actions.append(action) }
             if let command = prepared.mkfs { mkfs.append((prepared.id, command)) }
@@ -87,9 +88,52 @@ extension Provisioner {
                           detail: actions.isEmpty ? "osd " + ids.map(String.init).joined(separator: ", ") : actions.joined(separator: "; "))
     }
 
+    /// The ids of this node's OSDs whose disks are gone, destroyed so a new disk takes the id over: only when a
+    /// present disk is new (no OSD yet), and only an OSD that is down and whose data the other hosts hold again
+    /// (`osd safe-to-destroy`, after it was marked out). An OSD not safe yet is left alone and reported; the next run
+    /// looks again.
+    func reusableOSDIds(present: [ResolvedDisk]) throws(ProvisionError) -> [Int] {
+        let presentKeys = Set(present.map(\.key))
+        let gone = state.osdIds.filter { !presentKeys.contains($0.key) }.sorted { $0.value < $1.value }
+        guard !gone.isEmpty, present.contains(where: { state.osdIds[$0.key] == nil }) else { return [] }
+        let dump = try osdDump()
+        var ids: [Int] = []
+        for (key, id) in gone {
+            guard let osd = dump.first(where: { $0.osd == id }) else {
+                // Purged by hand: nothing to reuse, nothing to remember.
+                state.osdIds[key] = nil
+                state.osdUUIDs[key] = nil
+                try saveState()
+                continue
+            }
+            if osd.up == 1 { continue }
+            if osd.state?.contains("destroyed") == true {
+                ids.append(id)
+                continue
+            }
+            if osd.in == 1 { try tools.run("ceph", ["osd", "out", String(id)], timeout: 60) }
+            // Its placement groups recover on the other hosts first; the new disk waits for that, never for longer than
+            // the health timeout (the next run goes on).
+            do {
+                try CephTools.wait("the data of osd.\(id) (its disk \(key) is gone) to be whole on the other hosts (ceph osd "
+                                   + "safe-to-destroy); the new disk takes its id then", seconds: options.healthTimeout, interval: 2) {
+                    try tools.run("ceph", ["osd", "safe-to-destroy", String(id)], timeout: 60, accepted: [0, 11, 16]).status == 0
+                }
+            } catch {
+                events.append(ProvisionEvent(event: "disk.replace.waiting", detail: error.description))
+                throw error
+            }
+            try tools.run("ceph", ["osd", "destroy", String(id), "--yes-i-really-mean-it"], timeout: 60)
+            events.append(ProvisionEvent(event: "osd.destroyed", detail: "osd.\(id): its disk \(key) is gone and its data is whole "
+                + "on the other hosts; the id is kept for the disk that replaces it"))
+            ids.append(id)
+        }
+        return ids
+    }
+
     /// Makes `disk` a bluestore OSD of this cluster unless it already is one: its id, what was done, and the
     /// `ceph-osd --mkfs` still to run (nil when the disk already holds the finished OSD).
-    func prepareOSD(_ disk: ResolvedDisk) throws(ProvisionError) -> (id: Int, action: String?, mkfs: Command?) {
+    func prepareOSD(_ disk: ResolvedDisk, reuse: inout [Int]) throws(ProvisionError) -> (id: Int, action: String?, mkfs: Command?) {
         let fsid = identity.fsid
         let (probed, label) = StorageDiskCheck.probe(disk.disk)
         if let label, DiskPolicy.holdsOnlyBluestore(probed), label.clusterFSID == fsid, label.mkfsDone, let id = label.whoami {
@@ -139,7 +183,18 @@ extension Provisioner {
                 throw .failed("ceph-authtool --gen-print-key failed: \(error)")
             }
             let secrets = Data("{\"cephx_secret\": \"\(key)\"}".utf8)
-            let output = try tools.run("ceph", ["osd", "new", uuid, "-i", "-"], input: secrets).output
+            // A destroyed OSD of this node whose disk is gone: the new disk takes its id (and CRUSH place).
+            let reused = reuse.isEmpty ? nil : reuse.removeFirst()
+            let output = try tools.run("ceph", ["osd", "new", uuid] + (reused.map { [String($0)] } ?? []) + ["-i", "-"],
+                                       input: secrets).output
+            if let reused {
+                for (key, id) in state.osdIds where id == reused && key != disk.key {
+                    state.osdIds[key] = nil
+                    state.osdUUIDs[key] = nil
+                }
+                events.append(ProvisionEvent(event: "disk.replaced", detail: "osd.\(reused) is now on \(disk.device) "
+                    + "(\(disk.key)): the id of the destroyed OSD whose disk is gone, reused"))
+            }
             guard let number = Int(output.trimmingCharacters(in: .whitespacesAndNewlines)) else {
                 throw .failed("ceph osd new \(uuid) printed \(output), not an OSD id")
             }

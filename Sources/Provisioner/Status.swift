@@ -61,6 +61,12 @@ public struct StatusReport: Codable, Equatable, Sendable, CommandOutput {
     public var missingDisks: [String] = []
     public var hosts: [Host] = []
     @Nullable public var capacity: Capacity? = nil
+    /// Every node's image release and tools, as each last reported to the cluster.
+    public var nodes: [NodeVersion] = []
+    /// Hosts with a maintenance request (`maintenance`) or removed (`removed`), by host.
+    public var maintenance: [String: String] = [:]
+    /// What the operator should know: the nodes run different image releases.
+    public var warnings: [String] = []
 }
 
 public enum StatusCollector {
@@ -121,6 +127,14 @@ public enum StatusCollector {
             if let filesystems = try? tools.json([CephJSON.FileSystem].self, ["fs", "ls"], timeout: 15) {
                 report.services.cephfs = filesystems.compactMap(\.name)
             }
+            let log = ClusterEventLog(tools: tools)
+            if let maintenance = try? log.maintenance() { report.maintenance = maintenance }
+            if let nodes = try? log.versions() {
+                report.nodes = nodes
+                if let warning = NodeVersion.mixedWarning(nodes.filter { report.maintenance[$0.host] != "removed" }) {
+                    report.warnings.append(warning)
+                }
+            }
         }
         if let data = FileManager.default.contents(atPath: layout.s3CredentialsFile),
            let credentials = try? JSONDecoder().decode(S3Credentials.self, from: data) {
@@ -149,6 +163,13 @@ public enum StatusCollector {
         if !report.missingDisks.isEmpty {
             lines.append("missing   \(report.missingDisks.joined(separator: ", ")) (storage disks not on this machine; skipped)")
         }
+        if !report.nodes.isEmpty {
+            lines.append("images    " + report.nodes.map { "\($0.host) \($0.release ?? "-")" }.joined(separator: ", "))
+        }
+        if !report.maintenance.isEmpty {
+            lines.append("maint.    " + report.maintenance.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value))" }.joined(separator: ", "))
+        }
+        for warning in report.warnings { lines.append("WARNING   \(warning)") }
         lines.append("rbd       \(report.services.rbdPools.isEmpty ? "-" : report.services.rbdPools.joined(separator: ", "))")
         lines.append("cephfs    \(report.services.cephfs.isEmpty ? "-" : report.services.cephfs.joined(separator: ", "))")
         lines.append("s3        \(report.services.s3Endpoint ?? "-")\(report.services.s3CredentialsFile.map { " (keys in \($0))" } ?? "")")

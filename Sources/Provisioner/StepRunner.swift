@@ -57,7 +57,7 @@ extension Provisioner {
         case .join, .storage:
             [ProvisionStep("host", Provisioner.host), ProvisionStep("identity", Provisioner.joinIdentity),
              ProvisionStep("join", Provisioner.joinCluster), ProvisionStep("osds", Provisioner.osds),
-             ProvisionStep("health", Provisioner.health)]
+             ProvisionStep("maintenance", Provisioner.maintenanceStep), ProvisionStep("health", Provisioner.health)]
         }
     }
 
@@ -72,7 +72,8 @@ extension Provisioner {
          ProvisionStep("join-token", Provisioner.joinTokenStep), ProvisionStep("osds", Provisioner.osds),
          ProvisionStep("rbd", Provisioner.rbd), ProvisionStep("cephfs", Provisioner.cephfs),
          ProvisionStep("rgw", Provisioner.rgw), ProvisionStep("replication", Provisioner.replication),
-         ProvisionStep("telemetry", Provisioner.telemetry), ProvisionStep("health", Provisioner.health)]
+         ProvisionStep("telemetry", Provisioner.telemetry), ProvisionStep("maintenance", Provisioner.maintenanceStep),
+         ProvisionStep("health", Provisioner.health)]
     }
 
     /// The names of a bootstrap node's steps, in order.

@@ -115,6 +115,21 @@ public struct RunCommand: ParsableCommand {
         let options = ProvisionOptions(launcher: launcher, basePort: basePort, fault: fault, healthTimeout: healthTimeout,
                                        monPort: monPort, seedNetwork: seedNetwork, addressTimeout: addressTimeout,
                                        rackTimeout: rackTimeout)
+        if let local = LocalMaintenance.load(Layout(root: root)) {
+            switch local.flag.reason {
+            case "removed":
+                throw ProvisionError.refused("this node was removed from the cluster (by \(local.flag.by) at \(local.flag.since)); "
+                    + "its daemons stay stopped. To use the machine again, reflash its stick with a new seed (FirstBoot "
+                    + "then asks before it reuses any disk)")
+            case "reboot":
+                break  // the boot after `aquarium-provision reboot`: the run's `maintenance` step ends it
+            default:
+                let message = "this node is in maintenance (since \(local.flag.since), asked by \(local.flag.by)): its daemons "
+                    + "stay stopped and nothing is changed; `aquarium-provision maintenance exit \(local.flag.host)` ends it"
+                logger.notice("\(message)")
+                return
+            }
+        }
         let provisioner = try Provisioner(seed: loaded, record: record, root: root, options: options, logger: logger)
         let output = OutputFormatter(json: json)
         let report = try provisioner.run { result in
