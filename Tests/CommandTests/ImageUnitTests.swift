@@ -69,6 +69,22 @@ struct ImageUnitTests {
         #expect(complaints.isEmpty, "\(complaints)")
     }
 
+    /// Every node carries out the cluster's maintenance requests (docs/operations.md): a long-running watch, restarted
+    /// when it dies, guarded like the Provisioner's units.
+    @Test("the maintenance watch runs on every provisioned node and comes back when it dies",
+          .requires(root: false, programs: ["systemd-analyze"]))
+    func maintenanceWatch() throws {
+        let text = try String(contentsOfFile: Self.overlay + "/aquarium-maintenance.service", encoding: .utf8)
+        let lines = text.split(separator: "\n").map(String.init)
+        #expect(lines.contains("ExecStart=/usr/local/bin/aquarium-provision maintenance watch --root /"))
+        #expect(lines.contains("Restart=always") && lines.contains("WantedBy=multi-user.target"))
+        #expect(lines.contains("ConditionKernelCommandLine=!aquarium.provision=off"))
+        #expect(lines.contains("ConditionPathExists=/var/lib/aquarium/node.json"))
+        let stand = text.replacingOccurrences(of: "/usr/local/bin/aquarium-provision", with: "/bin/true")
+        let complaints = try systemdVerifyComplaints([("aquarium-maintenance.service", stand)])
+        #expect(complaints.isEmpty, "\(complaints)")
+    }
+
     @Test("sshd waits for this node's host keys on the system disk")
     func sshOrdering() throws {
         let dropIn = try String(contentsOfFile: Self.overlay + "/ssh.service.d/aquarium.conf", encoding: .utf8)
