@@ -38,7 +38,8 @@ extension Operations {
         if let flag = try readFlag("maintenance", host: host) {
             say("\(host) is already in maintenance (since \(flag.since), asked by \(flag.by))")
             try tools.run("ceph", ["osd", "set-group", "noout", host], timeout: 60)
-            if host == localHost { try stopLocalDaemons(flag) }
+            // An earlier `enter` may have given up waiting (the host's watch was not running): wait again.
+            if host == localHost { try stopLocalDaemons(flag) } else { try waitForHost(host, osds: osds, up: false, seconds: timeout) }
             return
         }
         try checkQuorum(without: host, removing: false)
