@@ -79,8 +79,7 @@ public struct DiskCommand: ParsableCommand {
         public init() {}
 
         public func run() throws {
-            let operations = try Operations(root: rootOptions.root, cluster: rootOptions.cluster,
-                                            logger: global.logger("aquarium.provision"), say: operatorLine)
+            let operations = try rootOptions.operations(global)
             let identity = try operations.replaceDisk(osd: osd, device: device, nodeRecord: nodeRecord)
             print("\(device) (\(identity)) replaces the disk of osd.\(osd); the next `aquarium-provision run` creates osd.\(osd) on it")
         }

@@ -8,6 +8,13 @@ func operatorLine(_ line: String) {
     FileHandle.standardError.write(Data((line + "\n").utf8))
 }
 
+extension RootOptions {
+    /// The day-two operations on this root, telling the operator what they do on stderr.
+    func operations(_ global: GlobalOptions) throws(ProvisionError) -> Operations {
+        try Operations(root: root, cluster: cluster, logger: global.logger("aquarium.provision"), say: operatorLine)
+    }
+}
+
 public struct MaintenanceCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "maintenance",
@@ -38,8 +45,7 @@ public struct MaintenanceCommand: ParsableCommand {
         public init() {}
 
         public func run() throws {
-            let operations = try Operations(root: rootOptions.root, cluster: rootOptions.cluster,
-                                            logger: global.logger("aquarium.provision"), say: operatorLine)
+            let operations = try rootOptions.operations(global)
             try operations.enterMaintenance(host, timeout: timeout)
             print("\(host) is in maintenance; `aquarium-provision maintenance exit \(host)` ends it")
         }
@@ -57,8 +63,7 @@ public struct MaintenanceCommand: ParsableCommand {
         public init() {}
 
         public func run() throws {
-            let operations = try Operations(root: rootOptions.root, cluster: rootOptions.cluster,
-                                            logger: global.logger("aquarium.provision"), say: operatorLine)
+            let operations = try rootOptions.operations(global)
             try operations.exitMaintenance(host, timeout: timeout) { () throws(ProvisionError) in try operations.resumeLocalDaemons() }
             print("\(host) is out of maintenance")
         }
@@ -117,8 +122,7 @@ public struct RebootCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        let operations = try Operations(root: rootOptions.root, cluster: rootOptions.cluster,
-                                        logger: global.logger("aquarium.provision"), say: operatorLine)
+        let operations = try rootOptions.operations(global)
         try operations.enterMaintenance(operations.localHost, reason: "reboot", timeout: 0)
         if noReboot {
             print("\(operations.localHost): daemons stopped; the next `aquarium-provision run` (the boot's) ends the maintenance")
@@ -157,8 +161,7 @@ public struct NodeCommand: ParsableCommand {
         public init() {}
 
         public func run() throws {
-            let operations = try Operations(root: rootOptions.root, cluster: rootOptions.cluster,
-                                            logger: global.logger("aquarium.provision"), say: operatorLine)
+            let operations = try rootOptions.operations(global)
             try operations.removeNode(host, timeout: timeout)
             print("\(host) is removed from the cluster")
         }

@@ -73,11 +73,7 @@ import Testing
         try withTemporaryDirectory { directory in
             try LoopDevice.withMany(Array(repeating: JoinTests.disk, count: 7)) { loops in
                 try NetworkLab.with(hosts: 4, clusterNetwork: true) { lab in
-                    let nodes = try (0..<4).map { index in
-                        Node(node: try JoinTests.Node(directory: directory + "/\(index + 1)", hostname: lab.hosts[index].name,
-                                                      disk: loops[index]),
-                             host: lab.hosts[index])
-                    }
+                    let nodes = try RackTests.RackNode.make(lab, loops: loops, directory: directory)
                     var watchers: [ChildProcess] = []
                     defer {
                         for watcher in watchers { _ = watcher.terminate(grace: 5) }

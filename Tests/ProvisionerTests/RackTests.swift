@@ -59,6 +59,15 @@ import Testing
 
         var provisioner: String { get throws { try Products.path("aquarium-provision") } }
 
+        /// One node per lab host, each with the loop device of the same index as its storage disk.
+        static func make(_ lab: NetworkLab, loops: [LoopDevice], directory: String) throws -> [RackNode] {
+            try lab.hosts.indices.map { index in
+                RackNode(node: try JoinTests.Node(directory: directory + "/\(index + 1)", hostname: lab.hosts[index].name,
+                                                  disk: loops[index]),
+                         host: lab.hosts[index])
+            }
+        }
+
         func run(_ extra: [String] = []) throws -> CommandResult {
             try host.command(try provisioner, ["run", "--seed", node.seed, "--node-record", node.record, "--root", node.root,
                                                "--launcher", "process", "--seed-network", "--rack-timeout", "300"] + extra)
@@ -85,11 +94,7 @@ import Testing
         try withTemporaryDirectory { directory in
             try LoopDevice.withMany(Array(repeating: JoinTests.disk, count: 4)) { loops in
                 try NetworkLab.with(hosts: 4, clusterNetwork: true) { lab in
-                    let nodes = try (0..<4).map { index in
-                        RackNode(node: try JoinTests.Node(directory: directory + "/\(index + 1)", hostname: lab.hosts[index].name,
-                                                          disk: loops[index]),
-                                 host: lab.hosts[index])
-                    }
+                    let nodes = try RackTests.RackNode.make(lab, loops: loops, directory: directory)
                     defer {
                         for node in nodes.reversed() { _ = try? node.node.provision(["stop", "--root", node.node.root]) }
                     }
