@@ -160,13 +160,33 @@ public struct Operations {
     static func flagObject(_ kind: String, host: String) -> String { "\(kind).\(host)" }
 
     func readFlag(_ kind: String, host: String) throws(ProvisionError) -> MaintenanceFlag? {
-        let result = try tools.run("rados", ["--rados_osd_op_timeout", "10", "-p", ClusterEventLog.pool, "get",
-                                             Self.flagObject(kind, host: host), "-"], timeout: 20, accepted: [0, 1, 2])
+        let arguments = ["--rados_osd_op_timeout", "10", "-p", ClusterEventLog.pool, "get", Self.flagObject(kind, host: host), "-"]
+        var result = try tools.run("rados", arguments, timeout: 20, accepted: Set(0...255))
+        if result.status != 0 && !Self.missing(result), identity.join != nil, let osd = ownOSDKeyring() {
+            // A storage node's join key is accepted for a day only; its OSDs' own keys (osd 'allow *') still read
+            // the requests for this node after that.
+            result = try CephTools(layout: layout, logger: logger)
+                .run("rados", ["--name", "osd.\(osd.id)", "--keyring", osd.keyring] + arguments, timeout: 20, accepted: Set(0...255))
+        }
         guard result.status == 0 else {
-            if result.errorOutput.contains("No such file") || result.errorOutput.contains("(2)") { return nil }
-            throw .failed("cannot read \(Self.flagObject(kind, host: host)) from the pool \(ClusterEventLog.pool): \(result.errorOutput)")
+            if Self.missing(result) { return nil }
+            throw .failed("cannot read \(Self.flagObject(kind, host: host)) from the pool \(ClusterEventLog.pool): \(Self.lastLine(result.errorOutput))")
         }
         return try? JSONDecoder().decode(MaintenanceFlag.self, from: result.standardOutput)
+    }
+
+    /// `rados get` found no such object.
+    static func missing(_ result: CommandResult) -> Bool {
+        result.errorOutput.contains("No such file") || result.errorOutput.contains("(2)")
+    }
+
+    /// One of this node's OSDs with its keyring (the state file's OSD ids, their data directories).
+    func ownOSDKeyring() -> (id: Int, keyring: String)? {
+        let state = try? ProvisionState.load(layout.stateFile)
+        for id in (state?.osdIds.values.sorted() ?? []) where Files.exists(layout.osdData(id) + "/keyring") {
+            return (id, layout.osdData(id) + "/keyring")
+        }
+        return nil
     }
 
     func writeFlag(_ kind: String, _ flag: MaintenanceFlag) throws(ProvisionError) {
