@@ -8,7 +8,7 @@ public struct ProvisionCommand: ParsableCommand {
         abstract: "Configure this host from its seed and bootstrap or join the Ceph cluster.",
         version: AquariumVersion.string,
         subcommands: [RunCommand.self, StatusCommand.self, EventsCommand.self, JoinTokenCommand.self, SupportBundleCommand.self,
-                      StopCommand.self])
+                      StopCommand.self, UpdateCommand.self])
 
     public init() {}
 }
