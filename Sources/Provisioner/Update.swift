@@ -1,3 +1,4 @@
+import Archive
 import BootSlots
 import Exec
 import Foundation
@@ -178,14 +179,61 @@ enum UpdateImage {
         guard let head = FileHandle(forReadingAtPath: path).flatMap({ try? $0.read(upToCount: 4) }) else {
             throw .invalidInput("\(path): cannot read it")
         }
-        if head == Data([0x28, 0xb5, 0x2f, 0xfd]) {   // zstd
+        let compression: StreamCompression? = if head == Data([0x28, 0xb5, 0x2f, 0xfd]) { .zstd }
+            else if head == Data([0xfd, 0x37, 0x7a, 0x58]) { .xz }
+            else if head.prefix(2) == Data([0x1f, 0x8b]) { .gzip }
+            else { nil }
+        if let compression {
             let raw = scratch + "/image.raw"
-            do {
-                try Command("zstd", ["--quiet", "--decompress", "--sparse", "--force", "-o", raw, "--", path]).run()
-            } catch { throw .failedBecause("cannot decompress \(path) (zstd): \(error)", cause: error) }
+            try decompress(path, compression, to: raw)
             return raw
         }
         return path
+    }
+}
+
+extension UpdateImage {
+    /// Decompresses with libarchive (no zstd/xz/gzip program needed on the node) into a sparse file: all-zero 4 KiB
+    /// blocks stay holes, so the slot copy writes only data, as a bmap would say.
+    static func decompress(_ path: String, _ compression: StreamCompression, to raw: String) throws(ProvisionError) {
+        let reader: DecompressingReader
+        do { reader = try DecompressingReader(path: path, compression: compression) } catch {
+            throw .invalidInput("\(path): \(error)")
+        }
+        let fd = Glibc.open(raw, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw .failed("\(raw): cannot create: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var offset: UInt64 = 0
+        while true {
+            var filled = 0
+            // Fill whole 1 MiB buffers (libarchive returns short reads) so blocks stay 4 KiB aligned.
+            while filled < buffer.count {
+                let count: Int
+                do {
+                    count = try buffer.withUnsafeMutableBytes { whole throws(ArchiveError) in
+                        try reader.read(into: UnsafeMutableRawBufferPointer(rebasing: whole[filled...]))
+                    }
+                } catch { throw .invalidInput("\(path): \(error)") }
+                if count == 0 { break }
+                filled += count
+            }
+            if filled == 0 { break }
+            var block = 0
+            while block < filled {
+                let size = min(4096, filled - block)
+                let zero = buffer[block..<(block + size)].allSatisfy { $0 == 0 }
+                if !zero {
+                    let put = buffer.withUnsafeBytes { pwrite(fd, $0.baseAddress! + block, size, off_t(offset) + off_t(block)) }
+                    guard put == size else { throw .failed("\(raw): write failed: \(String(cString: strerror(errno)))") }
+                }
+                block += size
+            }
+            offset += UInt64(filled)
+            if filled < buffer.count { break }
+        }
+        do { try reader.close() } catch { throw .invalidInput("\(path): \(error)") }
+        guard ftruncate(fd, off_t(offset)) == 0 else { throw .failed("\(raw): cannot size it: \(String(cString: strerror(errno)))") }
     }
 }
 

@@ -24,7 +24,7 @@ import TestSupport
         init(_ directory: String) throws {
             self.directory = directory
             let v1 = try ImageFixtures.assemble(in: directory, tag: "v1", release: "v1")
-            v2 = try ImageFixtures.assemble(in: directory, tag: "v2", release: "v2") { root in
+            v2 = try ImageFixtures.assemble(in: directory, tag: "v2", release: "v2", compress: true) { root in
                 try Data("v2\n".utf8).write(to: URL(fileURLWithPath: root + "/etc/v2-only"))
             }
             stick = directory + "/stick.raw"
@@ -84,12 +84,17 @@ import TestSupport
             #expect(try f.entries() == ["aquarium-a.conf", "aquarium-b.conf"])
             #expect(f.events.read().map(\.event) == ["update.started", "update.written", "update.blessed"])
 
-            // The next update goes to slot A, removing its old entry first, with the next generation.
-            let next = try f.updater(running: slotB.uuid).install(image: f.v2.artifacts.image)
+            // The next update goes to slot A, removing its old entry first, with the next generation; from NAME.raw.zst
+            // (decompressed with libarchive into a sparse file: no zstd program on the node).
+            let compressed = try #require(f.v2.artifacts.compressed)
+            let next = try f.updater(running: slotB.uuid).install(image: compressed)
             #expect(next.slot == .a && next.entryFileName == "aquarium-a+3.conf")
             #expect(try f.entries() == ["aquarium-a+3.conf", "aquarium-b.conf"])
             let again = String(decoding: try stick.espVolume.read("loader/entries/aquarium-a+3.conf"), as: UTF8.self)
             #expect(SlotEntry.parse(again)?.generation == 3)
+            let slotA = try #require(stick.slots[.a])
+            #expect(try f.bytes(f.stick, offset: slotA.offsetBytes, count: v2Root.sizeBytes)
+                    == f.bytes(f.v2.artifacts.image, offset: v2Root.offsetBytes, count: v2Root.sizeBytes))
         }
     }
 
