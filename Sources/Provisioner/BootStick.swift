@@ -249,8 +249,8 @@ enum RangeCopy {
         return total
     }
 
-    static func sync(_ path: String) {
-        let fd = Glibc.open(path, O_RDWR | O_CLOEXEC)
+    static func sync(_ path: String, writable: Bool = true) {
+        let fd = Glibc.open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC)
         guard fd >= 0 else { return }
         fsync(fd)
         close(fd)

@@ -108,10 +108,17 @@ public struct SlotUpdater {
                               rootPartitionUUID: target.uuid, commandLine: newEntry.commandLine)
         try esp.write(text: entry.text, to: "\(StickNames.entriesDirectory)/\(plan.entryFileName)", scratch: scratch)
         RangeCopy.sync(stick.disk)
-        events.append(ProvisionEvent(event: "update.written", changed: true,
+        record(ProvisionEvent(event: "update.written", changed: true,
                                      detail: "\(newEntry.release) in \(plan.target.name) (\(written) bytes written and read back); "
                                      + "the next boot tries it \(StickNames.trialTries) times, then falls back to \(running.name)"))
         return Installed(slot: plan.target, release: newEntry.release, entryFileName: plan.entryFileName, bytesWritten: written)
+    }
+
+    /// Appends an event and flushes the log to disk: these are written just before a reboot, or as the last thing a
+    /// boot does before it is switched off.
+    func record(_ event: ProvisionEvent) {
+        events.append(event)
+        RangeCopy.sync(events.path, writable: false)
     }
 
     func currentRelease(_ view: SlotsView) -> String? {
@@ -137,7 +144,7 @@ public struct SlotUpdater {
         RangeCopy.sync(stick.disk)
         let release = view.entries.first { $0.file == countedEntry }?.entry?.release ?? "?"
         let text = "\(release) in \(slot.name) is good: FirstBoot and the Provisioner succeeded on it (\(countedEntry) -> \(good))"
-        events.append(ProvisionEvent(event: "update.blessed", changed: true, detail: text))
+        record(ProvisionEvent(event: "update.blessed", changed: true, detail: text))
         return text
     }
 
@@ -155,7 +162,7 @@ public struct SlotUpdater {
                 + "by itself, with its state as it was"
             try stick.espVolume.rename("\(StickNames.entriesDirectory)/\(info.file)", to: info.file + StickNames.rolledBackSuffix)
             RangeCopy.sync(stick.disk)
-            events.append(ProvisionEvent(event: "update.rolled-back", changed: true, detail: text))
+            record(ProvisionEvent(event: "update.rolled-back", changed: true, detail: text))
             messages.append(text)
         }
         return messages
