@@ -34,6 +34,8 @@ let package = Package(
         // GUID Partition Table identities libparted 3.5 cannot set (type GUIDs, partition and disk GUIDs),
         // written in place with both headers' CRCs; also moves the backup header to a device's end.
         .target(name: "GPT", dependencies: ["SystemErrors", "FileLayer"], swiftSettings: strict),
+        // The stick's A/B root slots: names, loader entries with boot counting, the update plan (pure).
+        .target(name: "BootSlots", swiftSettings: strict),
         // Documented JSON: one encoder configuration and `null` for unknown values.
         .target(name: "JSONCoding", swiftSettings: strict),
         // The one file layer, on swift-system: positional I/O (EINTR, short transfers) and one atomic write.
@@ -70,7 +72,7 @@ let package = Package(
                 swiftSettings: strict),
 
         // The three tools: logic and command trees in libraries, thin executables.
-        .target(name: "ImageBuilder", dependencies: ["CommandSupport", "JSONCoding", "Seed", "Disks", "FileLayer", "Parted", "GPT", "Archive", "Exec", "QEMU",
+        .target(name: "ImageBuilder", dependencies: ["BootSlots", "CommandSupport", "JSONCoding", "Seed", "Disks", "FileLayer", "Parted", "GPT", "Archive", "Exec", "QEMU",
                                                      .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                      .product(name: "Crypto", package: "swift-crypto"),
                                                      .product(name: "Logging", package: "swift-log"),
@@ -81,7 +83,7 @@ let package = Package(
                                                   .product(name: "Crypto", package: "swift-crypto"),
                                                   .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
-        .target(name: "Provisioner", dependencies: ["CommandSupport", "JSONCoding", "Seed", "Disks", "NodeContract", "FileLayer", "Exec", "Archive",
+        .target(name: "Provisioner", dependencies: ["BootSlots", "GPT", "CommandSupport", "JSONCoding", "Seed", "Disks", "NodeContract", "FileLayer", "Exec", "Archive",
                                                     .product(name: "Crypto", package: "swift-crypto"),
                                                     .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                     .product(name: "Logging", package: "swift-log")],
@@ -97,12 +99,12 @@ let package = Package(
         .testTarget(name: "DisksTests", dependencies: ["Disks", "FirstBoot", "NodeContract", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "SeedTests", dependencies: ["Seed", "ImageBuilder", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "GPTTests", dependencies: ["GPT", "Parted", "TestSupport"], swiftSettings: strict),
-        .testTarget(name: "ImageBuilderTests", dependencies: ["ImageBuilder", "Seed", "GPT", "Parted", "Disks", "TestSupport"],
+        .testTarget(name: "ImageBuilderTests", dependencies: ["BootSlots", "ImageBuilder", "Provisioner", "Seed", "GPT", "Parted", "Disks", "TestSupport"],
                     swiftSettings: strict),
         .testTarget(name: "FirstBootTests", dependencies: ["FirstBoot", "Seed", "Disks", "NodeContract", "Provisioner", "GPT", "Parted", "Exec", "TestSupport",
                                                         .product(name: "Crypto", package: "swift-crypto")],
                     swiftSettings: strict),
-        .testTarget(name: "ProvisionerTests", dependencies: ["Provisioner", "Seed", "Disks", "NodeContract", "FileLayer", "TestSupport"],
+        .testTarget(name: "ProvisionerTests", dependencies: ["BootSlots", "Provisioner", "Seed", "Disks", "NodeContract", "FileLayer", "TestSupport"],
                     swiftSettings: strict),
         .testTarget(name: "FileLayerTests", dependencies: ["FileLayer"], swiftSettings: strict),
         .testTarget(name: "ExecTests", dependencies: ["Exec"], swiftSettings: strict),

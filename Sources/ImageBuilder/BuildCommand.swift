@@ -2,6 +2,7 @@ import ArgumentParser
 import CommandSupport
 import Foundation
 import Logging
+import BootSlots
 
 /// The whole build: description -> cached root filesystem -> customised tree -> artifacts.
 public struct ImageBuild {
@@ -14,9 +15,12 @@ public struct ImageBuild {
         public var tools: [String]
         public var compress: Bool
         public var keepRoot: Bool
+        /// Overrides the description's `release`.
+        public var release: String?
 
         public init(descriptionDirectory: String, outputDirectory: String, mirror: String? = nil, cacheDirectory: String,
-                    profile: String? = nil, tools: [String], compress: Bool = false, keepRoot: Bool = false) {
+                    profile: String? = nil, tools: [String], compress: Bool = false, keepRoot: Bool = false, release: String? = nil) {
+            self.release = release
             self.descriptionDirectory = descriptionDirectory
             self.outputDirectory = outputDirectory
             self.mirror = mirror
@@ -52,7 +56,11 @@ public struct ImageBuild {
         let description = try ImageDescription.load(directory: options.descriptionDirectory)
         let profile = options.profile ?? description.defaultProfile
         let packages = try description.packages(profile: profile)
-        let identity = BuildIdentity(imageName: description.name, epoch: try BuildIdentity.epochFromEnvironment())
+        let release = options.release ?? description.release
+        if let release, !SlotEntry.isValidRelease(release) {
+            throw .invalid(release, "is not a release string: 1-64 of letters, digits, '.', '_', '+', '~', '-' (not first)")
+        }
+        let identity = BuildIdentity(imageName: description.name, epoch: try BuildIdentity.epochFromEnvironment(), release: release)
         let mirror: String
         if let given = options.mirror { mirror = given } else { mirror = try AptSources.mirror(suite: description.suite) }
         var steps: [(String, Double)] = []
@@ -80,10 +88,11 @@ public struct ImageBuild {
             try rootfs.customise(root: root, with: RootfsBuilder.Customisation(
                 overlay: FileManager.default.fileExists(atPath: overlay) ? overlay : nil,
                 tools: options.tools, trustedKeys: keys, units: description.units,
-                rootPartitionGUID: identity.partitionGUID(.root),
+                rootFilesystemUUID: identity.filesystemUUID(.root),
                 release: ["NAME": description.name, "SUITE": description.suite, "ARCHITECTURE": description.architecture,
                           "PROFILE": profile, "ROOTFS_KEY": description.rootCacheKey(packages: packages),
-                          "BUILD_EPOCH": String(identity.epoch), "VERSION": AquariumVersion.string],
+                          "BUILD_EPOCH": String(identity.epoch), "VERSION": AquariumVersion.string,
+                          "RELEASE": identity.releaseName, "SLOTS": "a/b"],
                 epoch: identity.epoch))
         }
         let boot = try RootfsBuilder.bootFiles(root: root)
@@ -142,6 +151,8 @@ public struct BuildCommand: ParsableCommand {
     @Option(name: .long, help: "Package profile from the description (default: its default_profile).") public var profile: String?
     @Option(name: .long, help: "An executable to install in /usr/local/bin (repeatable; default: aquarium-firstboot, aquarium-provision and aquarium-image beside this tool).")
     public var tool: [String] = []
+    @Option(name: .long, help: "The image's release string (default: the description's release, else build-EPOCH); loader entries and /etc/aquarium/image-release carry it.")
+    public var release: String?
     @Flag(name: .long, help: "Also write NAME.raw.zst.") public var compress = false
     @Flag(name: .customLong("keep-root"), help: "Keep the customised root tree (OUTPUT/.rootfs-NAME) for inspection.") public var keepRoot = false
     @Flag(name: .long, help: "No progress or summary.") public var quiet = false
@@ -156,7 +167,7 @@ public struct BuildCommand: ParsableCommand {
         }
         let result = try ImageBuild(logger: global.logger("aquarium.image.build"), reporter: Reporter(quiet: quiet)).run(
             ImageBuild.Options(descriptionDirectory: description, outputDirectory: output, mirror: mirror, cacheDirectory: cache,
-                               profile: profile, tools: tools, compress: compress, keepRoot: keepRoot))
+                               profile: profile, tools: tools, compress: compress, keepRoot: keepRoot, release: release))
         print(result.stick.artifacts.image)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import BootSlots
 import GPT
 
 /// Everything in an image that would otherwise be random or the wall clock: the disk and partition
@@ -11,11 +12,19 @@ public struct BuildIdentity: Sendable, Equatable {
     public var imageName: String
     /// Seconds since 1970; every time stamp in the image is clamped to it.
     public var epoch: Int64
+    /// The image's release string (`build --release`, the description's `release`), or nil. When set it is part of
+    /// every identity, so a rebuild with another release at the same epoch still gets its own filesystem UUIDs: the
+    /// two root slots of a stick then never hold filesystems with the same UUID.
+    public var release: String?
 
-    public init(imageName: String, epoch: Int64) {
+    public init(imageName: String, epoch: Int64, release: String? = nil) {
         self.imageName = imageName
         self.epoch = epoch
+        self.release = release
     }
+
+    /// What loader entries and `/etc/aquarium/image-release` call this build: the release, or `build-EPOCH`.
+    public var releaseName: String { release ?? "build-\(epoch)" }
 
     /// The epoch from `SOURCE_DATE_EPOCH`, or now when it is not set.
     public static func epochFromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment,
@@ -29,7 +38,7 @@ public struct BuildIdentity: Sendable, Equatable {
 
     /// A UUID for `role` ("disk", "partition/root", "fs/root", ...), the same for the same name and epoch.
     public func uuid(_ role: String) -> UUID {
-        DeterministicUUID.make("aquarium-image/\(imageName)/\(epoch)/\(role)")
+        DeterministicUUID.make("aquarium-image/\(imageName)/\(epoch)/" + (release.map { "\($0)/" } ?? "") + role)
     }
 
     public var diskGUID: UUID { uuid("disk") }
@@ -50,15 +59,17 @@ public struct BuildIdentity: Sendable, Equatable {
     }
 }
 
-/// The partitions of the stick, in table order.
+/// The partitions of the stick, in table order: the ESP, root slot A (`root`, which the build fills), root slot B
+/// (`rootB`, empty until the first `aquarium-provision update`), the seed volume.
 public enum PartitionRole: String, Sendable, CaseIterable {
-    case esp, root, seed
+    case esp, root, rootB = "root-b", seed
 
     /// The GPT partition name.
     public var partitionName: String {
         switch self {
-        case .esp: "AQUA-ESP"
-        case .root: "AQUA-ROOT"
+        case .esp: StickNames.espPartitionName
+        case .root: Slot.a.partitionName
+        case .rootB: Slot.b.partitionName
         case .seed: "AQUASEED"
         }
     }
@@ -66,16 +77,16 @@ public enum PartitionRole: String, Sendable, CaseIterable {
     public var typeGUID: UUID {
         switch self {
         case .esp: GPTEditor.PartitionType.esp
-        case .root: GPTEditor.PartitionType.rootX86_64
+        case .root, .rootB: GPTEditor.PartitionType.rootX86_64
         case .seed: GPTEditor.PartitionType.basicData
         }
     }
 
-    /// The filesystem label.
+    /// The filesystem label (slot B has no filesystem in a fresh image; an update copies one with this label there).
     public var label: String {
         switch self {
         case .esp: "AQUA-ESP"
-        case .root: "aquarium-root"
+        case .root, .rootB: "aquarium-root"
         case .seed: "AQUASEED"
         }
     }

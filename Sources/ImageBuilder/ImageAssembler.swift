@@ -1,4 +1,5 @@
 import Foundation
+import BootSlots
 import GPT
 import Logging
 import Parted
@@ -29,7 +30,7 @@ public struct StickLayout: Sendable, Equatable, Codable {
     }
 }
 
-/// What goes into an image: three directory trees and how to lay them out.
+/// What goes into an image: three directory trees (slot B stays empty) and how to lay them out.
 public struct AssemblyInput: Sendable {
     /// The image file to create (replaced if it exists).
     public var output: String
@@ -115,13 +116,16 @@ public struct ImageAssembler {
 
         let espBytes = input.layout.espMiB * Self.mib
         let seedBytes = input.layout.seedMiB * Self.mib
-        // 1 MiB before the first partition (primary GPT, alignment), 1 MiB after the last (backup GPT).
-        let total = Self.mib + espBytes + rootBytes + seedBytes + Self.mib
+        // 1 MiB before the first partition (primary GPT, alignment), 1 MiB after the last (backup GPT). Slot B is as
+        // large as slot A and stays a hole: it costs nothing in the bmap or on the wire.
+        let total = Self.mib + espBytes + 2 * rootBytes + seedBytes + Self.mib
         let placed = try timed("partition table") { () throws(ImageError) -> [PlacedPartition] in
             try createSparseFile(input.output, size: total)
             return try writePartitionTable(input.output, esp: espBytes, root: rootBytes, seed: seedBytes, identity: identity)
         }
-        guard placed.count == 3 else { throw .failure(input.output, "expected 3 partitions, libparted made \(placed.count)") }
+        guard placed.count == PartitionRole.allCases.count else {
+            throw .failure(input.output, "expected \(PartitionRole.allCases.count) partitions, libparted made \(placed.count)")
+        }
 
         try timed("ESP (FAT32)") { () throws(ImageError) in
             let esp = FATVolume(image: input.output, offsetBytes: placed[0].offsetBytes, sizeBytes: placed[0].sizeBytes,
@@ -136,7 +140,7 @@ public struct ImageAssembler {
                             hashSeed: identity.ext4HashSeed, inodes: inodes, epoch: identity.epoch, logger: logger)
         }
         try timed("seed (FAT)") { () throws(ImageError) in
-            let seed = FATVolume(image: input.output, offsetBytes: placed[2].offsetBytes, sizeBytes: placed[2].sizeBytes,
+            let seed = FATVolume(image: input.output, offsetBytes: placed[3].offsetBytes, sizeBytes: placed[3].sizeBytes,
                                  environment: environment)
             try seed.format(label: PartitionRole.seed.label, volumeID: identity.fatVolumeID(.seed), logger: logger)
             try seed.copy(tree: seedTree, logger: logger)
@@ -164,6 +168,7 @@ public struct ImageAssembler {
             parts = try disk.append([
                 PartitionRequest(name: PartitionRole.esp.partitionName, sizeBytes: esp, flags: [.esp]),
                 PartitionRequest(name: PartitionRole.root.partitionName, sizeBytes: root),
+                PartitionRequest(name: PartitionRole.rootB.partitionName, sizeBytes: root),
                 PartitionRequest(name: PartitionRole.seed.partitionName, sizeBytes: seed),
             ])
             try disk.commit(informKernel: false)

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Yams
+import BootSlots
 
 /// `image/aquarium.yaml`: what the stick image is made of (documented in docs/image.md).
 public struct ImageDescription: Sendable, Equatable, Decodable {
@@ -24,13 +25,15 @@ public struct ImageDescription: Sendable, Equatable, Decodable {
     /// systemd units to enable besides those the overlay ships with an [Install] section.
     public var units: [String]
     public var layout: StickLayout
+    /// The image's release string (loader entries, `/etc/aquarium/image-release`); `build --release` overrides it.
+    public var release: String?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case name, suite, architecture, variant, components, packages, profiles
         case defaultProfile = "default_profile"
         case kernelCommandLine = "kernel_cmdline"
         case trustedSeedKeys = "trusted_seed_keys"
-        case units, layout
+        case units, layout, release
     }
 
     enum LayoutKeys: String, CodingKey, CaseIterable {
@@ -50,6 +53,7 @@ public struct ImageDescription: Sendable, Equatable, Decodable {
         kernelCommandLine = try c.decodeIfPresent(String.self, forKey: .kernelCommandLine) ?? "ro"
         trustedSeedKeys = try c.decodeIfPresent([String].self, forKey: .trustedSeedKeys) ?? []
         units = try c.decodeIfPresent([String].self, forKey: .units) ?? []
+        release = try c.decodeIfPresent(String.self, forKey: .release)
         let defaults = StickLayout()
         if c.contains(.layout) {
             let l = try c.nestedContainer(keyedBy: LayoutKeys.self, forKey: .layout)
@@ -110,6 +114,9 @@ public struct ImageDescription: Sendable, Equatable, Decodable {
         }
         guard profiles[defaultProfile] != nil || defaultProfile == "base" else {
             throw .invalid(file, "default_profile '\(defaultProfile)' is not one of the profiles (\(profiles.keys.sorted().joined(separator: ", ")))")
+        }
+        if let release, !SlotEntry.isValidRelease(release) {
+            throw .invalid(file, "release '\(release)' must be 1-64 of letters, digits, '.', '_', '+', '~', '-' (not first)")
         }
         try layout.validate(subject: file)
     }

@@ -107,17 +107,18 @@ public struct RootfsBuilder {
         /// Public seed key files copied to /etc/aquarium/trusted-seed-keys.
         public var trustedKeys: [String]
         public var units: [String]
-        public var rootPartitionGUID: UUID
+        /// The root filesystem's UUID: `/etc/fstab` mounts `/` by it, which holds in whichever slot the tree ends up.
+        public var rootFilesystemUUID: UUID
         public var release: [String: String]
         public var epoch: Int64
 
-        public init(overlay: String?, tools: [String], trustedKeys: [String], units: [String], rootPartitionGUID: UUID,
+        public init(overlay: String?, tools: [String], trustedKeys: [String], units: [String], rootFilesystemUUID: UUID,
                     release: [String: String], epoch: Int64) {
             self.overlay = overlay
             self.tools = tools
             self.trustedKeys = trustedKeys
             self.units = units
-            self.rootPartitionGUID = rootPartitionGUID
+            self.rootFilesystemUUID = rootFilesystemUUID
             self.release = release
             self.epoch = epoch
         }
@@ -150,7 +151,8 @@ public struct RootfsBuilder {
         for key in custom.trustedKeys {
             try copyFile(key, to: keys + "/" + (key as NSString).lastPathComponent, mode: 0o644)
         }
-        try write("PARTUUID=\(custom.rootPartitionGUID.uuidString.lowercased()) / ext4 rw,noatime 0 1\n", to: root + "/etc/fstab")
+        // By filesystem UUID, not PARTUUID: an update copies this filesystem into the stick's other slot.
+        try write("UUID=\(custom.rootFilesystemUUID.uuidString.lowercased()) / ext4 rw,noatime 0 1\n", to: root + "/etc/fstab")
         // No identity of the build host and none shared between nodes: systemd makes a machine id on first boot,
         // FirstBoot sets the host name from the seed.
         try write("", to: root + "/etc/machine-id", mode: 0o444)

@@ -38,7 +38,7 @@ public struct StickBuilder {
         } else {
             do { example = try SeedResources.example() } catch { throw .failure("aquarium_Seed.resources", "\(error)") }
         }
-        try StickContent.populateESP(at: espTree, boot: boot, title: "Aquarium (\(identity.imageName))",
+        try StickContent.populateESP(at: espTree, boot: boot, release: identity.releaseName,
                                      rootPartitionGUID: identity.partitionGUID(.root), commandLine: commandLine)
         try StickContent.populateSeed(at: seedTree, imageName: identity.imageName, exampleSeed: example)
 

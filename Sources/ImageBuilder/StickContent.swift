@@ -1,3 +1,4 @@
+import BootSlots
 import FileLayer
 import Foundation
 
@@ -26,28 +27,20 @@ public enum StickContent {
         }
     }
 
-    /// The loader entry: the kernel, its initrd and the command line with `root=PARTUUID=`.
-    public static func loaderEntry(title: String, rootPartitionGUID: UUID, commandLine: String) -> String {
-        """
-        title   \(title)
-        linux   /aquarium/vmlinuz
-        initrd  /aquarium/initrd.img
-        options root=PARTUUID=\(rootPartitionGUID.uuidString.lowercased()) \(commandLine)
-
-        """
-    }
-
     /// Fills `directory` with the ESP: `\EFI\BOOT\BOOTX64.EFI` (systemd-boot, which OVMF and real firmware
-    /// find without NVRAM entries), `loader/loader.conf`, `loader/entries/aquarium.conf`, kernel and initrd.
-    public static func populateESP(at directory: String, boot: BootFiles, title: String, rootPartitionGUID: UUID,
+    /// find without NVRAM entries), `loader/loader.conf`, slot A's loader entry `loader/entries/aquarium-a.conf` and
+    /// its kernel and initrd in `aquarium/a/`. Slot B gets its files from `aquarium-provision update`.
+    public static func populateESP(at directory: String, boot: BootFiles, release: String, rootPartitionGUID: UUID,
                                    commandLine: String) throws(ImageError) {
-        try makeDirectories(directory, ["EFI/BOOT", "loader/entries", "aquarium"])
+        let slot = Slot.a
+        try makeDirectories(directory, ["EFI/BOOT", StickNames.entriesDirectory, slot.bootDirectory])
         try copy(boot.bootloader, to: directory + "/EFI/BOOT/BOOTX64.EFI")
-        try copy(boot.kernel, to: directory + "/aquarium/vmlinuz")
-        try copy(boot.initrd, to: directory + "/aquarium/initrd.img")
-        try write("default aquarium.conf\ntimeout 0\neditor no\n", to: directory + "/loader/loader.conf")
-        try write(loaderEntry(title: title, rootPartitionGUID: rootPartitionGUID, commandLine: commandLine),
-                  to: directory + "/loader/entries/aquarium.conf")
+        try copy(boot.kernel, to: directory + "/\(slot.bootDirectory)/vmlinuz")
+        try copy(boot.initrd, to: directory + "/\(slot.bootDirectory)/initrd.img")
+        try write(StickNames.loaderConf, to: directory + "/loader/loader.conf")
+        let entry = SlotEntry(slot: slot, release: release, generation: 1, rootPartitionUUID: rootPartitionGUID.uuidString,
+                              commandLine: commandLine)
+        try write(entry.text, to: directory + "/\(StickNames.entriesDirectory)/\(EntryFileName(stem: slot.entryStem).fileName)")
     }
 
     /// The README on the seed partition, for the operator who opens the stick on a laptop.

@@ -56,6 +56,8 @@ public struct BootCommand: ParsableCommand {
     @Option(name: .customLong("memory"), help: "Memory in MiB.")
     public var memoryMiB = 2048
 
+    @Flag(name: .customLong("allow-reboot"), help: "Let the guest reboot within this run (by default a reboot ends it).")
+    public var allowReboot = false
     @Flag(help: "Do not show the console on standard output.")
     public var quiet = false
 
@@ -82,9 +84,10 @@ public struct BootCommand: ParsableCommand {
         let vars = consoleLog + ".OVMF_VARS.fd"
         try? FileManager.default.removeItem(atPath: vars)
         try FileManager.default.copyItem(atPath: "/usr/share/OVMF/OVMF_VARS_4M.fd", toPath: vars)
-        let machine = VirtualMachine(stick: stick, disks: parsed, memoryMiB: memoryMiB, cpus: cpus, systemSerial: systemSerial,
+        var machine = VirtualMachine(stick: stick, disks: parsed, memoryMiB: memoryMiB, cpus: cpus, systemSerial: systemSerial,
                                      firmwareVars: vars, consoleLog: consoleLog, showConsole: !quiet, forwards: forwardPairs,
                                      macAddress: normalisedMAC, allowOutbound: allowOutbound, tap: tap)
+        machine.allowReboot = allowReboot
         let result = try VirtualMachineRunner(logger: global.logger("aquarium.vm"))
             .run(machine, timeoutSeconds: timeout, stopMarkers: stopOn)
         printError("boot ended after \(Int(result.seconds)) s: \(result.ending); console saved to \(consoleLog)")

@@ -55,6 +55,8 @@ public struct VirtualMachine: Equatable, Sendable {
     public var allowOutbound: Bool
     /// A tap device (in the network namespace QEMU runs in) instead of user networking: for several guests on one
     /// L2 network, a bridge the caller made in a namespace of its own. `forwards` and `allowOutbound` do not apply.
+    /// Let the guest reboot inside this run (A/B update boots); otherwise `-no-reboot` makes a reboot end the run.
+    public var allowReboot = false
     public var tap: String?
 
     public init(stick: String, stickFormat: String = "raw", disks: [VirtualDisk], memoryMiB: Int = 2048, cpus: Int = 2,
@@ -86,7 +88,7 @@ public struct VirtualMachine: Equatable, Sendable {
     public var arguments: [String] {
         func escape(_ value: String) -> String { value.replacingOccurrences(of: ",", with: ",,") }
         var args = ["-machine", "q35", "-cpu", "max", "-accel", "tcg", "-smp", String(cpus), "-m", String(memoryMiB),
-                    "-nodefaults", "-no-reboot", "-display", "none",
+                    "-nodefaults"] + (allowReboot ? [] : ["-no-reboot"]) + ["-display", "none",
                     "-drive", "if=pflash,format=raw,readonly=on,file=\(escape(firmwareCode))",
                     "-drive", "if=pflash,format=raw,file=\(escape(firmwareVars))"]
         if showConsole {

@@ -17,6 +17,9 @@ struct ImageUnitTests {
         ("aquarium-poweroff.service", "ConditionKernelCommandLine=aquarium.poweroff"),
         ("aquarium-ssh-keygen.service", "ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key"),
         ("aquarium-netcheck.service", "ConditionKernelCommandLine=aquarium.netcheck"),
+        // A/B slots: only a counted (trial) boot reboots after a failure (aquarium-slot-good.service and
+        // aquarium-slot-check.service need the image's other units and tools to verify: see slotUnits).
+        ("aquarium-trial-failed.service", "ConditionPathExists=/sys/firmware/efi/efivars/LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"),
     ])
     func verify(unit: String, guardLine: String) throws {
         let text = try String(contentsOfFile: Self.overlay + "/" + unit, encoding: .utf8)
@@ -83,6 +86,23 @@ struct ImageUnitTests {
         let stand = text.replacingOccurrences(of: "/usr/local/bin/aquarium-provision", with: "/bin/true")
         let complaints = try systemdVerifyComplaints([("aquarium-maintenance.service", stand)])
         #expect(complaints.isEmpty, "\(complaints)")
+    }
+
+    @Test("A/B slots: marked good only after FirstBoot and the Provisioner, before boot-complete.target; a failed trial boot reboots")
+    func slotUnits() throws {
+        let good = try String(contentsOfFile: Self.overlay + "/aquarium-slot-good.service", encoding: .utf8)
+        let lines = good.split(separator: "\n").map(String.init)
+        #expect(lines.contains("Requires=aquarium-firstboot.service aquarium-provision.service"))
+        #expect(lines.contains("After=aquarium-firstboot.service aquarium-provision.service"))
+        #expect(lines.contains { $0.hasPrefix("Before=") && $0.contains("boot-complete.target") })
+        #expect(lines.contains("RequiredBy=boot-complete.target"))
+        #expect(lines.contains("ConditionPathExists=/sys/firmware/efi/efivars/LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"))
+        let check = try String(contentsOfFile: Self.overlay + "/aquarium-slot-check.service", encoding: .utf8)
+        #expect(check.contains("After=aquarium-firstboot.service\n"), "reports once FirstBoot mounted the state")
+        for unit in ["aquarium-firstboot", "aquarium-provision"] {
+            let dropIn = try String(contentsOfFile: Self.overlay + "/\(unit).service.d/trial-boot.conf", encoding: .utf8)
+            #expect(dropIn.contains("OnFailure=aquarium-trial-failed.service"), "\(unit)")
+        }
     }
 
     @Test("sshd waits for this node's host keys on the system disk")

@@ -30,14 +30,14 @@ struct Stick {
     /// Appends kernel command-line arguments to the loader entry (e.g. `aquarium.poweroff`).
     func appendKernelArguments(_ arguments: String) throws {
         let image = "\(path)@@\(try espOffset)"
-        let entry = try Command("mtype", ["-i", image, "::loader/entries/aquarium.conf"]).run().output
+        let entry = try Command("mtype", ["-i", image, "::loader/entries/aquarium-a.conf"]).run().output
         let edited = entry.split(separator: "\n", omittingEmptySubsequences: false).map { line in
             line.hasPrefix("options ") ? line + " " + arguments : String(line)
         }.joined(separator: "\n")
         let temporary = FileManager.default.temporaryDirectory.appendingPathComponent("entry-\(UUID().uuidString).conf").path
         defer { try? FileManager.default.removeItem(atPath: temporary) }
         try Data(edited.utf8).write(to: URL(fileURLWithPath: temporary))
-        try Command("mcopy", ["-o", "-i", image, temporary, "::loader/entries/aquarium.conf"]).run()
+        try Command("mcopy", ["-o", "-i", image, temporary, "::loader/entries/aquarium-a.conf"]).run()
     }
 
     /// A file from the AQUASEED volume, or nil when it is not there.

@@ -40,9 +40,10 @@ struct AssemblyTests {
             #expect(table["label"] as? String == "gpt")
             #expect((table["id"] as? String)?.uppercased() == identity.diskGUID.uuidString)
             let partitions = try #require(table["partitions"] as? [[String: Any]])
-            try #require(partitions.count == 3)
+            try #require(partitions.count == 4)
             let expected: [(PartitionRole, String)] = [(.esp, "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"),
                                                        (.root, "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"),
+                                                       (.rootB, "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"),
                                                        (.seed, "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7")]
             for (partition, (role, type)) in zip(partitions, expected) {
                 #expect(partition["type"] as? String == type)
@@ -53,6 +54,8 @@ struct AssemblyTests {
             }
             let esp = try #require(partitions.first?["size"] as? Int)
             #expect(esp == 40 * 2048)
+            #expect(partitions.map { $0["name"] as? String } == ["AQUA-ESP", "AQUA-ROOT-A", "AQUA-ROOT-B", "AQUASEED"])
+            #expect(partitions[1]["size"] as? Int == partitions[2]["size"] as? Int, "slot B is as large as slot A")
             // The backup header sits at the last sector of the file.
             let lastLBA = try #require(table["lastlba"] as? Int)
             #expect(UInt64(lastLBA + 34) * 512 == result.assembly.sizeBytes)
@@ -114,11 +117,15 @@ struct AssemblyTests {
             // ESP: systemd-boot where firmware looks, the loader entry pointing at the root partition.
             let mtools = ["MTOOLSRC": "/dev/null", "MTOOLS_SKIP_CHECK": "1"]
             let espDrive = "\(image)@@\(esp.offsetBytes)"
-            let entry = try ImageFixtures.tool("mtype", ["-i", espDrive, "::/loader/entries/aquarium.conf"], environment: mtools)
-            #expect(entry.contains("options root=PARTUUID=\(identity.partitionGUID(.root).uuidString.lowercased()) ro console=ttyS0,115200"))
+            let entry = try ImageFixtures.tool("mtype", ["-i", espDrive, "::/loader/entries/aquarium-a.conf"], environment: mtools)
+            #expect(entry.contains("options  root=PARTUUID=\(identity.partitionGUID(.root).uuidString.lowercased()) ro console=ttyS0,115200"))
+            #expect(entry.contains("aquarium.slot=a aquarium.release=build-\(ImageFixtures.epoch)"))
+            #expect(entry.contains("linux    /aquarium/a/vmlinuz"))
+            let loader = try ImageFixtures.tool("mtype", ["-i", espDrive, "::/loader/loader.conf"], environment: mtools)
+            #expect(loader.hasPrefix("default aquarium-*\n"))
             let bootloader = try Command("mtype", ["-i", espDrive, "::/EFI/BOOT/BOOTX64.EFI"], environment: mtools).run().standardOutput
             #expect(bootloader == ImageFixtures.bytes(120_000, seed: 3))
-            let kernel = try Command("mtype", ["-i", espDrive, "::/aquarium/vmlinuz"], environment: mtools).run().standardOutput
+            let kernel = try Command("mtype", ["-i", espDrive, "::/aquarium/a/vmlinuz"], environment: mtools).run().standardOutput
             #expect(kernel == ImageFixtures.bytes(1_500_000, seed: 1))
             let listing = try ImageFixtures.tool("mdir", ["-i", espDrive, "-b", "-/", "::/"], environment: mtools)
             #expect(listing.contains("::/EFI/BOOT/BOOTX64.EFI"))

@@ -30,7 +30,7 @@ struct FlashTests {
                 let table = try ImageFixtures.sfdisk(loop.path)
                 #expect(table["lastlba"] as? Int == (256 << 20) / 512 - 34)
                 let parts = try #require(table["partitions"] as? [[String: Any]])
-                #expect(parts.count == 3)
+                #expect(parts.count == 4, "ESP, root slots A and B, AQUASEED")
                 let identity = BuildIdentity(imageName: "aquarium", epoch: ImageFixtures.epoch)
                 #expect((parts[1]["uuid"] as? String)?.uppercased() == identity.partitionGUID(.root).uuidString)
                 // sfdisk reads both headers; no complaint about the backup.

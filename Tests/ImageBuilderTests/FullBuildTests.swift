@@ -53,7 +53,7 @@ struct FullBuildTests {
 
             let table = try ImageFixtures.sfdisk(image)
             let parts = try #require(table["partitions"] as? [[String: Any]])
-            try #require(parts.count == 3)
+            try #require(parts.count == 4)
             let rootStart = try #require(parts[1]["start"] as? Int)
             let espStart = try #require(parts[0]["start"] as? Int)
             let rootUUID = try #require(parts[1]["uuid"] as? String).lowercased()
@@ -67,7 +67,10 @@ struct FullBuildTests {
             #expect(try cat("/etc/machine-id").standardOutput.isEmpty)
             let hostname = try Command("debugfs", ["-R", "stat /etc/hostname", ext4]).run(acceptedStatuses: Set(0...255))
             #expect(hostname.errorOutput.contains("File not found"))
-            #expect(try cat("/etc/fstab").output.contains("PARTUUID=\(rootUUID) / ext4"))
+            // `/` by filesystem UUID, which holds in whichever slot an update copies this root to.
+            let rootProbe = try ImageFixtures.blkid(image, offset: UInt64(rootStart) * 512)
+            #expect(try cat("/etc/fstab").output.contains("UUID=\(rootProbe["UUID"] ?? "?") / ext4"))
+            #expect(try cat("/etc/aquarium/image-release").output.contains("SLOTS=a/b"))
             #expect(try cat("/etc/aquarium/image-release").output.contains("PROFILE=minimal"))
             #expect(try cat("/etc/issue.d/aquarium.issue").output.contains("Aquarium storage node"))
             let tools = try Command("debugfs", ["-R", "ls -p /usr/local/bin", ext4]).run().output
@@ -112,12 +115,12 @@ struct FullBuildTests {
             // The ESP boots the image's own kernel and initrd with systemd-boot.
             let mtools = ["MTOOLSRC": "/dev/null", "MTOOLS_SKIP_CHECK": "1"]
             let esp = "\(image)@@\(espStart * 512)"
-            let entry = try Command("mtype", ["-i", esp, "::/loader/entries/aquarium.conf"], environment: mtools).run().output
+            let entry = try Command("mtype", ["-i", esp, "::/loader/entries/aquarium-a.conf"], environment: mtools).run().output
             #expect(entry.contains("root=PARTUUID=\(rootUUID)"))
             let boot = try Command("debugfs", ["-R", "ls -p /boot", ext4]).run().output
             let kernel = try #require(boot.split(separator: "/").first { $0.hasPrefix("vmlinuz-") }.map(String.init))
             let fromRoot = try cat("/boot/" + kernel).standardOutput
-            let fromESP = try Command("mtype", ["-i", esp, "::/aquarium/vmlinuz"], environment: mtools).run().standardOutput
+            let fromESP = try Command("mtype", ["-i", esp, "::/aquarium/a/vmlinuz"], environment: mtools).run().standardOutput
             #expect(!fromRoot.isEmpty && fromRoot == fromESP)
             let efi = try Command("mtype", ["-i", esp, "::/EFI/BOOT/BOOTX64.EFI"], environment: mtools).run().standardOutput
             #expect(efi == (try cat("/usr/lib/systemd/boot/efi/systemd-bootx64.efi").standardOutput))

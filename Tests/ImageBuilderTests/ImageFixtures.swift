@@ -53,12 +53,12 @@ enum ImageFixtures {
 
     /// Makes a fresh root tree in `directory/root-N` and assembles an image into `directory/out-N`.
     static func assemble(in directory: String, tag: String, epoch: Int64 = epoch, name: String = "aquarium",
-                         compress: Bool = false, customize: ((String) throws -> Void)? = nil) throws -> StickBuilder.Result {
+                         release: String? = nil, compress: Bool = false, customize: ((String) throws -> Void)? = nil) throws -> StickBuilder.Result {
         let root = directory + "/root-" + tag
         try makeRoot(at: root)
         try customize?(root)
         return try StickBuilder().assemble(rootTree: root, boot: boot(root), commandLine: commandLine, layout: layout,
-                                           identity: BuildIdentity(imageName: name, epoch: epoch),
+                                           identity: BuildIdentity(imageName: name, epoch: epoch, release: release),
                                            outputDirectory: directory + "/out-" + tag, compress: compress)
     }
 

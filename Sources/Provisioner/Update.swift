@@ -1,0 +1,253 @@
+import Archive
+import BootSlots
+import Exec
+import Foundation
+import GPT
+import Logging
+
+/// A/B updates of the boot stick: write a new image's root into the slot that is not running and boot it on trial
+/// (systemd-boot boot counting, `+3`); mark it good once FirstBoot and the Provisioner succeeded on it; report a
+/// rollback when its tries ran out and the old slot booted again. See docs/image.md.
+public struct SlotUpdater {
+    /// The stick (a disk or, in tests, an image file) and the running root's PARTUUID.
+    public var stick: BootStick
+    public var runningRoot: String
+    public var events: EventLog
+    /// Where downloads, decompressed images and the new kernel wait (the state disk on a node).
+    public var workDirectory: String
+    public var logger: Logger
+
+    public init(stick: BootStick, runningRoot: String, events: EventLog, workDirectory: String, logger: Logger) {
+        self.stick = stick
+        self.runningRoot = runningRoot
+        self.events = events
+        self.workDirectory = workDirectory
+        self.logger = logger
+    }
+
+    /// The stick of the running system: the disk holding the partition `root=PARTUUID=` names.
+    public static func runningRoot(commandLine: String) throws(ProvisionError) -> String {
+        guard let uuid = rootPartitionUUID(commandLine: commandLine) else {
+            throw .refused("the kernel command line has no root=PARTUUID=: this system did not boot from an Aquarium stick")
+        }
+        return uuid
+    }
+
+    public struct Installed: Sendable, Equatable {
+        public var slot: Slot
+        public var release: String
+        public var entryFileName: String
+        public var bytesWritten: UInt64
+
+        public init(slot: Slot, release: String, entryFileName: String, bytesWritten: UInt64) {
+            self.slot = slot
+            self.release = release
+            self.entryFileName = entryFileName
+            self.bytesWritten = bytesWritten
+        }
+    }
+
+    /// Writes `image` (a local `.raw`, `.raw.zst` or an http(s) URL) into the inactive slot and makes it the entry booted
+    /// next, on trial.
+    public func install(image source: String) throws(ProvisionError) -> Installed {
+        let view = try SlotsView.read(stick, runningRoot: runningRoot)
+        guard let running = view.running else {
+            throw .refused("the running root (PARTUUID \(runningRoot)) is neither \(Slot.a.name) nor \(Slot.b.name) of \(stick.disk)")
+        }
+        let plan: UpdatePlan
+        do {
+            plan = try UpdatePlan.make(running: running, entries: view.bootEntries.map { ($0.file, $0.entry?.generation) })
+        } catch { throw .refused("\(stick.disk): \(error)") }
+        guard let target = stick.slots[plan.target] else { throw .failed("\(stick.disk): no \(plan.target.name)") }
+
+        try FileManager.default.createDirectoryIfNeeded(workDirectory)
+        let scratch = workDirectory + "/update-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectoryIfNeeded(scratch)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let image = try UpdateImage.fetch(source, into: scratch)
+
+        // The new image: an A/B image whose slot A holds its root and whose ESP has slot A's entry, kernel and initrd.
+        let newImage: BootStick
+        do { newImage = try BootStick.open(image) } catch {
+            if case .refused(let reason) = error {
+                throw .refused("\(source) is not an A/B image (\(reason)); build it with an aquarium-image that makes A/B slots")
+            }
+            throw error
+        }
+        guard let newRoot = newImage.slots[.a] else { throw .refused("\(source): no \(Slot.a.partitionName)") }
+        let newESP = newImage.espVolume
+        let entryText = String(decoding: try newESP.read("\(StickNames.entriesDirectory)/\(Slot.a.entryStem).conf"), as: UTF8.self)
+        guard let newEntry = SlotEntry.parse(entryText) else {
+            throw .refused("\(source): its loader entry \(Slot.a.entryStem).conf is not one aquarium-image writes")
+        }
+        guard newRoot.sizeBytes <= target.sizeBytes else {
+            throw .refused("\(source): its root (\(newRoot.sizeBytes >> 20) MiB) does not fit \(plan.target.name) of \(stick.disk) "
+                           + "(\(target.sizeBytes >> 20) MiB); reflash the stick with the new image")
+        }
+        for file in ["vmlinuz", "initrd.img"] {
+            let data = try newESP.read("\(Slot.a.bootDirectory)/\(file)")
+            guard FileManager.default.createFile(atPath: scratch + "/" + file, contents: data) else {
+                throw .failed("\(scratch)/\(file): cannot write the new \(file)")
+            }
+        }
+        events.append(ProvisionEvent(event: "update.started", detail: "\(newEntry.release) from \(source) into \(plan.target.name); "
+                                     + "running \(currentRelease(view) ?? "?") in \(running.name)"))
+        logger.info("writing \(newEntry.release) into \(plan.target.name) of \(stick.disk)")
+
+        // Nothing may boot the target slot while it is being written: its entries go first.
+        let esp = stick.espVolume
+        for name in plan.remove { try esp.delete("\(StickNames.entriesDirectory)/\(name)") }
+        RangeCopy.sync(stick.disk)
+        let written = try RangeCopy.copyVerified(source: image, sourceOffset: newRoot.offsetBytes, length: newRoot.sizeBytes,
+                                                 target: stick.disk, targetOffset: target.offsetBytes)
+        for file in ["vmlinuz", "initrd.img"] {
+            try esp.write(file: scratch + "/" + file, to: "\(plan.target.bootDirectory)/\(file)")
+        }
+        // Last: the entry, with its tries. Its generation sorts it first, so it is what boots next.
+        let entry = SlotEntry(slot: plan.target, release: newEntry.release, generation: plan.generation,
+                              rootPartitionUUID: target.uuid, commandLine: newEntry.commandLine)
+        try esp.write(text: entry.text, to: "\(StickNames.entriesDirectory)/\(plan.entryFileName)", scratch: scratch)
+        RangeCopy.sync(stick.disk)
+        record(ProvisionEvent(event: "update.written", changed: true,
+                                     detail: "\(newEntry.release) in \(plan.target.name) (\(written) bytes written and read back); "
+                                     + "the next boot tries it \(StickNames.trialTries) times, then falls back to \(running.name)"))
+        return Installed(slot: plan.target, release: newEntry.release, entryFileName: plan.entryFileName, bytesWritten: written)
+    }
+
+    /// Appends an event and flushes the log to disk: these are written just before a reboot, or as the last thing a
+    /// boot does before it is switched off.
+    func record(_ event: ProvisionEvent) {
+        events.append(event)
+        RangeCopy.sync(events.path, writable: false)
+    }
+
+    func currentRelease(_ view: SlotsView) -> String? {
+        view.entries.first { $0.name?.slot == view.running && $0.file.hasSuffix(".conf") }?.entry?.release
+    }
+
+    /// Marks the running slot's counted entry good (what systemd-bless-boot does: the counter leaves the file name).
+    /// `countedEntry` is the file name from LoaderBootCountPath; nil: not a counted boot, nothing to do.
+    public func bless(countedEntry: String?) throws(ProvisionError) -> String? {
+        guard let countedEntry, let name = EntryFileName(countedEntry), name.isCounting else { return nil }
+        let view = try SlotsView.read(stick, runningRoot: runningRoot)
+        guard let slot = name.slot, slot == view.running else {
+            throw .refused("the counted entry \(countedEntry) is not the running slot's (\(view.running?.name ?? "unknown")); not marking it good")
+        }
+        let esp = stick.espVolume
+        let files = view.entries.map(\.file)
+        guard files.contains(countedEntry) else {
+            throw .failed("\(stick.disk): the counted entry \(countedEntry) is not on the ESP")
+        }
+        let good = name.blessed.fileName
+        if files.contains(good) { try esp.delete("\(StickNames.entriesDirectory)/\(good)") }
+        try esp.rename("\(StickNames.entriesDirectory)/\(countedEntry)", to: good)
+        RangeCopy.sync(stick.disk)
+        let release = view.entries.first { $0.file == countedEntry }?.entry?.release ?? "?"
+        let text = "\(release) in \(slot.name) is good: FirstBoot and the Provisioner succeeded on it (\(countedEntry) -> \(good))"
+        record(ProvisionEvent(event: "update.blessed", changed: true, detail: text))
+        return text
+    }
+
+    /// After a rollback: the other slot's entry has no tries left. Records what happened once (the entry is then
+    /// renamed to `NAME.rolled-back`, which systemd-boot ignores) and returns the message.
+    public func reportRollback() throws(ProvisionError) -> [String] {
+        let view = try SlotsView.read(stick, runningRoot: runningRoot)
+        guard let running = view.running else { return [] }
+        var messages: [String] = []
+        for info in view.bootEntries {
+            guard let name = info.name, name.isExhausted, let slot = name.slot, slot != running else { continue }
+            let failed = info.entry?.release ?? "?"
+            let text = "the update to \(failed) failed: \(slot.name) used its \(name.triesDone ?? StickNames.trialTries) tries without "
+                + "FirstBoot and the Provisioner succeeding, and the node rolled back to \(currentRelease(view) ?? "?") in \(running.name) "
+                + "by itself, with its state as it was"
+            try stick.espVolume.rename("\(StickNames.entriesDirectory)/\(info.file)", to: info.file + StickNames.rolledBackSuffix)
+            RangeCopy.sync(stick.disk)
+            record(ProvisionEvent(event: "update.rolled-back", changed: true, detail: text))
+            messages.append(text)
+        }
+        return messages
+    }
+}
+
+/// Where the update image comes from: a local file, or a URL fetched with curl (argv, never a shell).
+enum UpdateImage {
+    static func fetch(_ source: String, into scratch: String) throws(ProvisionError) -> String {
+        var path = source
+        if source.hasPrefix("http://") || source.hasPrefix("https://") {
+            let name = URL(string: source)?.lastPathComponent ?? "image.raw"
+            path = scratch + "/" + (name.isEmpty ? "image.raw" : name)
+            do {
+                try Command("curl", ["--fail", "--silent", "--show-error", "--location", "--output", path, "--", source]).run()
+            } catch { throw .failedBecause("cannot download \(source): \(error)", cause: error) }
+        }
+        guard FileManager.default.isReadableFile(atPath: path) else {
+            throw .invalidInput("\(path): no such image (give a .raw, a .raw.zst or an http(s) URL)")
+        }
+        guard let head = FileHandle(forReadingAtPath: path).flatMap({ try? $0.read(upToCount: 4) }) else {
+            throw .invalidInput("\(path): cannot read it")
+        }
+        let compression: StreamCompression? = if head == Data([0x28, 0xb5, 0x2f, 0xfd]) { .zstd }
+            else if head == Data([0xfd, 0x37, 0x7a, 0x58]) { .xz }
+            else if head.prefix(2) == Data([0x1f, 0x8b]) { .gzip }
+            else { nil }
+        if let compression {
+            let raw = scratch + "/image.raw"
+            try decompress(path, compression, to: raw)
+            return raw
+        }
+        return path
+    }
+}
+
+extension UpdateImage {
+    /// Decompresses with libarchive (no zstd/xz/gzip program needed on the node) into a sparse file: all-zero 4 KiB
+    /// blocks stay holes, so the slot copy writes only data, as a bmap would say.
+    static func decompress(_ path: String, _ compression: StreamCompression, to raw: String) throws(ProvisionError) {
+        let reader: DecompressingReader
+        do { reader = try DecompressingReader(path: path, compression: compression) } catch {
+            throw .invalidInput("\(path): \(error)")
+        }
+        let fd = Glibc.open(raw, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw .failed("\(raw): cannot create: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var offset: UInt64 = 0
+        while true {
+            var filled = 0
+            // Fill whole 1 MiB buffers (libarchive returns short reads) so blocks stay 4 KiB aligned.
+            while filled < buffer.count {
+                let count: Int
+                do {
+                    count = try buffer.withUnsafeMutableBytes { whole throws(ArchiveError) in
+                        try reader.read(into: UnsafeMutableRawBufferPointer(rebasing: whole[filled...]))
+                    }
+                } catch { throw .invalidInput("\(path): \(error)") }
+                if count == 0 { break }
+                filled += count
+            }
+            if filled == 0 { break }
+            var block = 0
+            while block < filled {
+                let size = min(4096, filled - block)
+                let zero = buffer[block..<(block + size)].allSatisfy { $0 == 0 }
+                if !zero {
+                    let put = buffer.withUnsafeBytes { pwrite(fd, $0.baseAddress! + block, size, off_t(offset) + off_t(block)) }
+                    guard put == size else { throw .failed("\(raw): write failed: \(String(cString: strerror(errno)))") }
+                }
+                block += size
+            }
+            offset += UInt64(filled)
+            if filled < buffer.count { break }
+        }
+        do { try reader.close() } catch { throw .invalidInput("\(path): \(error)") }
+        guard ftruncate(fd, off_t(offset)) == 0 else { throw .failed("\(raw): cannot size it: \(String(cString: strerror(errno)))") }
+    }
+}
+
+extension FileManager {
+    func createDirectoryIfNeeded(_ path: String) throws(ProvisionError) {
+        do { try createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+            throw .failedBecause("\(path): cannot create the directory", cause: error)
+        }
+    }
+}

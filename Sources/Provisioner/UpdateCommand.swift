@@ -1,0 +1,124 @@
+import ArgumentParser
+import BootSlots
+import CommandSupport
+import Exec
+import Foundation
+
+/// `aquarium-provision update IMAGE | bless | check | status`.
+public struct UpdateCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "update",
+        abstract: "Update the boot stick's inactive root slot from an image; mark a new slot good; report rollbacks.",
+        subcommands: [UpdateInstallCommand.self, UpdateBlessCommand.self, UpdateCheckCommand.self, UpdateStatusCommand.self],
+        defaultSubcommand: UpdateInstallCommand.self)
+
+    public init() {}
+}
+
+/// Options every update subcommand shares: where the stick is, which root runs, where events go.
+public struct StickOptions: ParsableArguments {
+    @Option(name: .long, help: "The boot stick (default: the disk holding the running root's partition).") public var stick: String?
+    @Option(name: .customLong("running-root"), help: "The running root's PARTUUID (default: root=PARTUUID= of /proc/cmdline).")
+    public var runningRoot: String?
+    @Option(name: .long, help: "The root directory whose /var/lib/aquarium gets the events.") public var root = "/"
+    @Option(name: .customLong("efivars"), help: "efivarfs (LoaderBootCountPath).") public var efivars = "/sys/firmware/efi/efivars"
+
+    public init() {}
+
+    func updater(_ global: GlobalOptions) throws -> SlotUpdater {
+        let partition = try runningRoot ?? SlotUpdater.runningRoot(
+            commandLine: (try? String(contentsOfFile: "/proc/cmdline", encoding: .utf8)) ?? "")
+        let disk = try stick ?? BootStick.disk(holding: partition)
+        let layout = Layout(root: root)
+        return SlotUpdater(stick: try BootStick.open(disk), runningRoot: partition, events: EventLog(path: layout.eventsFile),
+                           workDirectory: layout.aquariumState + "/update", logger: global.logger("aquarium.update"))
+    }
+
+    /// The entry systemd-boot counted this boot against (nil: not a counted boot).
+    var countedEntry: String? {
+        FileManager.default.contents(atPath: "\(efivars)/LoaderBootCountPath-\(StickNames.loaderVendorGUID)")
+            .flatMap(bootCountEntryName(efiVariable:))
+    }
+}
+
+public struct UpdateInstallCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "install",
+        abstract: "Write IMAGE's root into the slot that is not running and boot it next, on trial (3 tries).",
+        discussion: """
+            IMAGE is an A/B image from aquarium-image build: NAME.raw, NAME.raw.zst, or an http(s) URL of either. Its \
+            root is written into the inactive slot and read back, its kernel and initrd go to the ESP, and a loader entry \
+            with three tries (aquarium-b+3.conf) makes it the next boot. Marked good by aquarium-slot-good.service once \
+            FirstBoot and the Provisioner succeed on it; otherwise the tries run out and the current slot boots again. \
+            Refused (exit 3) on a stick made by an image without A/B slots (reflash it), for an image without them, for a \
+            root that does not fit the slot, and while the running slot is itself still on trial.
+            """)
+
+    @OptionGroup public var global: GlobalOptions
+    @OptionGroup public var stickOptions: StickOptions
+    @Argument(help: "The image: NAME.raw, NAME.raw.zst or an http(s) URL.") public var image: String
+    @Flag(name: .long, help: "Reboot into the new slot when it is written.") public var reboot = false
+
+    public init() {}
+
+    public func run() throws {
+        let installed = try stickOptions.updater(global).install(image: image)
+        print("\(installed.release) written to \(installed.slot.name) (\(installed.bytesWritten >> 20) MiB, read back); "
+              + "entry \(installed.entryFileName): the next boot tries it \(StickNames.trialTries) times")
+        if reboot { try Exec.Command("systemctl", ["reboot"]).run() }
+    }
+}
+
+public struct UpdateBlessCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "bless",
+        abstract: "Mark the running slot good when this is a counted (trial) boot (aquarium-slot-good.service).")
+
+    @OptionGroup public var global: GlobalOptions
+    @OptionGroup public var stickOptions: StickOptions
+    @Option(name: .long, help: "The counted entry's file name (default: from LoaderBootCountPath).") public var entry: String?
+
+    public init() {}
+
+    public func run() throws {
+        guard let counted = entry ?? stickOptions.countedEntry else {
+            print("aquarium: not a counted boot (no LoaderBootCountPath): nothing to mark good")
+            return
+        }
+        if let text = try stickOptions.updater(global).bless(countedEntry: counted) { print("aquarium: " + text) }
+    }
+}
+
+public struct UpdateCheckCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Report (once, as an event) an update whose tries ran out and the rollback to this slot (every boot).")
+
+    @OptionGroup public var global: GlobalOptions
+    @OptionGroup public var stickOptions: StickOptions
+
+    public init() {}
+
+    public func run() throws {
+        let updater = try stickOptions.updater(global)
+        for message in try updater.reportRollback() { print("aquarium: " + message) }
+        if let counted = stickOptions.countedEntry {
+            print("aquarium: trial boot of \(counted); it is marked good once FirstBoot and the Provisioner succeed")
+        }
+    }
+}
+
+public struct UpdateStatusCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "The stick's slots: release, state (good, on trial, failed, empty), which runs.")
+
+    @OptionGroup public var global: GlobalOptions
+    @OptionGroup public var stickOptions: StickOptions
+
+    public init() {}
+
+    public func run() throws {
+        let updater = try stickOptions.updater(global)
+        print(try SlotsView.read(updater.stick, runningRoot: updater.runningRoot).text)
+    }
+}

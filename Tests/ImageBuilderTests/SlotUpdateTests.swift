@@ -1,0 +1,176 @@
+import BootSlots
+import Exec
+import Foundation
+import ImageBuilder
+import Logging
+import Parted
+import Provisioner
+import Testing
+import TestSupport
+
+/// `aquarium-provision update` on image files: a v1 stick updated from a v2 image (slot B written and read back, its
+/// kernel, initrd and counted entry on the ESP), blessing as systemd-bless-boot would, the rollback report, refusals.
+/// The boots themselves are scripts/update-demo (QEMU).
+@Suite struct SlotUpdateTests {
+    static let mtools = ["MTOOLSRC": "/dev/null", "MTOOLS_SKIP_CHECK": "1"]
+
+    struct Fixture {
+        let directory: String
+        let stick: String
+        let v2: StickBuilder.Result
+        let runningA: String
+        let events: EventLog
+
+        init(_ directory: String) throws {
+            self.directory = directory
+            let v1 = try ImageFixtures.assemble(in: directory, tag: "v1", release: "v1")
+            v2 = try ImageFixtures.assemble(in: directory, tag: "v2", release: "v2", compress: true) { root in
+                try Data("v2\n".utf8).write(to: URL(fileURLWithPath: root + "/etc/v2-only"))
+            }
+            stick = directory + "/stick.raw"
+            try Command("cp", ["--sparse=always", v1.artifacts.image, stick]).run()
+            runningA = try #require(v1.assembly.partition(.root)).partitionGUID.uuidString.lowercased()
+            events = EventLog(path: directory + "/events.jsonl")
+        }
+
+        func updater(running: String? = nil) throws -> SlotUpdater {
+            SlotUpdater(stick: try BootStick.open(stick), runningRoot: running ?? runningA, events: events,
+                        workDirectory: directory + "/work", logger: Logger(label: "test"))
+        }
+
+        func entries() throws -> [String] { try BootStick.open(stick).espVolume.list(StickNames.entriesDirectory) }
+
+        func rename(_ from: String, _ to: String) throws {
+            try BootStick.open(stick).espVolume.rename("\(StickNames.entriesDirectory)/\(from)", to: to)
+        }
+
+        func bytes(_ path: String, offset: UInt64, count: UInt64) throws -> Data {
+            let handle = try #require(FileHandle(forReadingAtPath: path))
+            defer { try? handle.close() }
+            try handle.seek(toOffset: offset)
+            return try handle.read(upToCount: Int(count)) ?? Data()
+        }
+    }
+
+    @Test("v1 stick updated from v2: slot B holds v2's root, the ESP its kernel and a +3 entry; blessed as systemd-bless-boot would",
+          .requires(root: false, programs: ImageFixtures.programs + ["mren", "mdel"]))
+    func updateAndBless() throws {
+        try withTemporaryDirectory { directory in
+            let f = try Fixture(directory)
+            #expect(try f.entries() == ["aquarium-a.conf"])
+            let installed = try f.updater().install(image: f.v2.artifacts.image)
+            #expect(installed == SlotUpdater.Installed(slot: .b, release: "v2", entryFileName: "aquarium-b+3.conf",
+                                                       bytesWritten: installed.bytesWritten))
+            #expect(try f.entries() == ["aquarium-a.conf", "aquarium-b+3.conf"])
+
+            let stick = try BootStick.open(f.stick)
+            let slotB = try #require(stick.slots[.b])
+            let v2Root = try #require(f.v2.assembly.partition(.root))
+            #expect(try f.bytes(f.stick, offset: slotB.offsetBytes, count: v2Root.sizeBytes)
+                    == f.bytes(f.v2.artifacts.image, offset: v2Root.offsetBytes, count: v2Root.sizeBytes))
+            let probe = try ImageFixtures.blkid(f.stick, offset: slotB.offsetBytes)
+            #expect(probe["LABEL"] == "aquarium-root")
+
+            let entryText = String(decoding: try stick.espVolume.read("loader/entries/aquarium-b+3.conf"), as: UTF8.self)
+            let entry = try #require(SlotEntry.parse(entryText))
+            #expect(entry == SlotEntry(slot: .b, release: "v2", generation: 2, rootPartitionUUID: slotB.uuid,
+                                       commandLine: ImageFixtures.commandLine))
+            #expect(try stick.espVolume.read("aquarium/b/vmlinuz") == stick.espVolume.read("aquarium/a/vmlinuz"))
+
+            // systemd-boot counts the first try and boots slot B; FirstBoot and the Provisioner succeed; it is marked good.
+            try f.rename("aquarium-b+3.conf", "aquarium-b+2-1.conf")
+            let text = try f.updater(running: slotB.uuid).bless(countedEntry: "aquarium-b+2-1.conf")
+            #expect(text?.contains("v2 in slot B is good") == true)
+            #expect(try f.entries() == ["aquarium-a.conf", "aquarium-b.conf"])
+            #expect(f.events.read().map(\.event) == ["update.started", "update.written", "update.blessed"])
+
+            // The next update goes to slot A, removing its old entry first, with the next generation; from NAME.raw.zst
+            // (decompressed with libarchive into a sparse file: no zstd program on the node).
+            let compressed = try #require(f.v2.artifacts.compressed)
+            let next = try f.updater(running: slotB.uuid).install(image: compressed)
+            #expect(next.slot == .a && next.entryFileName == "aquarium-a+3.conf")
+            #expect(try f.entries() == ["aquarium-a+3.conf", "aquarium-b.conf"])
+            let again = String(decoding: try stick.espVolume.read("loader/entries/aquarium-a+3.conf"), as: UTF8.self)
+            #expect(SlotEntry.parse(again)?.generation == 3)
+            let slotA = try #require(stick.slots[.a])
+            #expect(try f.bytes(f.stick, offset: slotA.offsetBytes, count: v2Root.sizeBytes)
+                    == f.bytes(f.v2.artifacts.image, offset: v2Root.offsetBytes, count: v2Root.sizeBytes))
+        }
+    }
+
+    @Test("tries used up: the rollback is reported once, as an event, and the exhausted entry is put aside",
+          .requires(root: false, programs: ImageFixtures.programs + ["mren", "mdel"]))
+    func rollback() throws {
+        try withTemporaryDirectory { directory in
+            let f = try Fixture(directory)
+            _ = try f.updater().install(image: f.v2.artifacts.image)
+            // Three failed tries of slot B: systemd-boot renamed it to +0-3 and booted slot A again.
+            try f.rename("aquarium-b+3.conf", "aquarium-b+0-3.conf")
+            let messages = try f.updater().reportRollback()
+            #expect(messages.count == 1)
+            #expect(messages.first?.contains("the update to v2 failed") == true)
+            #expect(messages.first?.contains("rolled back to v1 in slot A") == true)
+            #expect(try f.entries() == ["aquarium-a.conf", "aquarium-b+0-3.conf.rolled-back"])
+            #expect(f.events.read().last?.event == "update.rolled-back")
+            #expect(try f.updater().reportRollback().isEmpty, "reported once")
+            #expect(try SlotsView.read(BootStick.open(f.stick), runningRoot: f.runningA).state(of: .b) == "failed (rolled back), not booted")
+        }
+    }
+
+    @Test("refusals: a single-slot stick, a running slot on trial, a root that does not fit",
+          .requires(root: false, programs: ImageFixtures.programs + ["mren", "mdel"]))
+    func refusals() throws {
+        try withTemporaryDirectory { directory in
+            // A stick from before A/B slots: ESP and AQUA-ROOT.
+            let old = directory + "/old.raw"
+            #expect(FileManager.default.createFile(atPath: old, contents: nil) && truncate(old, 64 << 20) == 0)
+            let device = try PartedDevice(path: old)
+            let disk = try PartedDisk.fresh(on: device, type: "gpt")
+            _ = try disk.append([PartitionRequest(name: "AQUA-ESP", sizeBytes: 8 << 20, flags: [.esp]),
+                                 PartitionRequest(name: "AQUA-ROOT", sizeBytes: 16 << 20)])
+            try disk.commit(informKernel: false)
+            device.close()
+            do {
+                _ = try BootStick.open(old)
+                Issue.record("a single-slot stick was accepted")
+            } catch {
+                #expect((error as? ProvisionError)?.exitCode == .refused)
+                #expect(String(describing: error).hasPrefix("reflash: this stick (\(old)) was made by an image without A/B slots"))
+            }
+
+            let f = try Fixture(directory)
+            // An old image is not an update image.
+            do {
+                _ = try f.updater().install(image: old)
+                Issue.record("a single-slot image was accepted")
+            } catch {
+                #expect((error as? ProvisionError)?.exitCode == .refused)
+                #expect(String(describing: error).contains("is not an A/B image"))
+            }
+            // While slot B is on trial, no update may overwrite slot A, the slot to fall back to.
+            _ = try f.updater().install(image: f.v2.artifacts.image)
+            try f.rename("aquarium-b+3.conf", "aquarium-b+2-1.conf")
+            let slotB = try #require(try BootStick.open(f.stick).slots[.b]).uuid
+            do {
+                _ = try f.updater(running: slotB).install(image: f.v2.artifacts.image)
+                Issue.record("an update during a trial boot was accepted")
+            } catch {
+                #expect((error as? ProvisionError)?.exitCode == .refused)
+                #expect(String(describing: error).contains("still on trial"))
+            }
+            // A bigger root than the slot.
+            let big = try ImageFixtures.assemble(in: directory, tag: "big", release: "big") { root in
+                let file = root + "/usr/share/big"
+                #expect(FileManager.default.createFile(atPath: file, contents: ImageFixtures.bytes(24 << 20, seed: 9)))
+            }
+            try f.rename("aquarium-b+2-1.conf", "aquarium-b.conf")
+            do {
+                _ = try f.updater(running: slotB).install(image: big.artifacts.image)
+                Issue.record("a root larger than the slot was accepted")
+            } catch {
+                #expect((error as? ProvisionError)?.exitCode == .refused)
+                #expect(String(describing: error).contains("does not fit slot A"))
+            }
+        }
+    }
+}
