@@ -123,9 +123,17 @@ public enum PartitionFlag: Sendable, Equatable {
 }
 
 /// The single owner of a libparted `PedDevice` (a block device or an image file).
+///
+/// A `PartedDisk` made from it keeps it open: `close()` while a table read from or made on it is still alive only
+/// marks it, and the last such table's end closes it (libparted's `ped_disk_destroy` reads the device, so destroying
+/// the device first is a use after free — harmless in a single-threaded tool until the memory is reused, a crash
+/// when other threads reuse it at once).
 public final class PartedDevice {
     private var device: UnsafeMutablePointer<PedDevice>?
     public let path: String
+    /// Tables alive on this device, and whether `close()` was asked meanwhile; guarded by `operationLock`.
+    fileprivate var liveDisks = 0
+    fileprivate var closeAsked = false
 
     /// Opens the device or image file at `path` through libparted.
     public init(path: String) throws(PartedError) {
@@ -142,14 +150,28 @@ public final class PartedDevice {
 
     deinit { release() }
 
-    /// Releases the device. libparted cannot report failure here.
-    public func close() { release() }
-
-    private func release() {
-        guard let device else { return }
-        self.device = nil
+    /// Releases the device (once no `PartedDisk` on it is alive). libparted cannot report failure here.
+    public func close() {
         operationLock.lock()
         defer { operationLock.unlock() }
+        if liveDisks > 0 {
+            closeAsked = true
+            return
+        }
+        release()
+    }
+
+    /// A table on this device ended (its `ped_disk_destroy` done); called with `operationLock` held.
+    fileprivate func diskEnded() {
+        liveDisks -= 1
+        if liveDisks == 0 && closeAsked { release() }
+    }
+
+    private func release() {
+        operationLock.lock()
+        defer { operationLock.unlock() }
+        guard let device else { return }
+        self.device = nil
         let key = UnsafeMutableRawPointer(device)
         let remaining = (deviceOwners[key] ?? 1) - 1
         if remaining > 0 {
@@ -192,14 +214,16 @@ public final class PartedDisk {
     private init(disk: UnsafeMutablePointer<PedDisk>, device: PartedDevice) {
         self.disk = disk
         self.device = device
+        operationLock.lock()
+        device.liveDisks += 1
+        operationLock.unlock()
     }
 
     deinit {
-        if let disk {
-            operationLock.lock()
-            ped_disk_destroy(disk)
-            operationLock.unlock()
-        }
+        operationLock.lock()
+        if let disk { ped_disk_destroy(disk) }
+        device.diskEnded()
+        operationLock.unlock()
     }
 
     /// Reads the partition table on `device`. `policy: .fix` lets libparted repair what it offers to

@@ -3,6 +3,7 @@ import Blkid
 import Exec
 import Foundation
 import Parted
+import Synchronization
 import SystemErrors
 import Testing
 import TestSupport
@@ -20,6 +21,50 @@ struct WrapperTests {
             #expect(error.messages.contains { $0.contains("Could not stat device /dev/aquarium-does-not-exist") },
                     "messages: \(error.messages)")
             #expect(error.description.contains("No such file or directory"))
+        }
+    }
+
+    /// Replays the crash CI saw: `defer { device.close() }` before a table made on the device (ImageAssembler,
+    /// FirstBoot's createTable) destroyed the PedDevice while the table still used it; `ped_disk_destroy` then read
+    /// freed memory, which parallel tests reused at once (SIGFPE in libparted, the whole test process gone). Now the
+    /// device stays open until its last table ends, under many threads doing the same.
+    @Test("libparted: close() while a table is alive keeps the device until the table ends, under parallel use")
+    func partedCloseWithLiveTable() throws {
+        try withTemporaryDirectory { directory in
+            let path = directory + "/image.raw"
+            #expect(FileManager.default.createFile(atPath: path, contents: nil) && truncate(path, 64 << 20) == 0)
+            var disk: PartedDisk? = nil
+            let device = try PartedDevice(path: path)
+            disk = try PartedDisk.fresh(on: device, type: "gpt")
+            _ = try disk?.append([PartitionRequest(name: "one", sizeBytes: 8 << 20)])
+            device.close()
+            #expect(device.logicalSectorSize == 512, "closed under a live table")
+            #expect(try disk?.partitions().map(\.name) == ["one"])
+            try disk?.commit(informKernel: false)
+            disk = nil
+            #expect(device.logicalSectorSize == 0, "still open after its last table ended")
+
+            // The same on many threads at once, each with its own image, closing before its table ends.
+            let failures = Mutex<[String]>([])
+            DispatchQueue.concurrentPerform(iterations: 64) { index in
+                let image = directory + "/parallel-\(index).raw"
+                guard FileManager.default.createFile(atPath: image, contents: nil), truncate(image, 32 << 20) == 0 else {
+                    failures.withLock { $0.append("\(image): cannot create it") }
+                    return
+                }
+                do {
+                    let device = try PartedDevice(path: image)
+                    let table = try PartedDisk.fresh(on: device, type: "gpt")
+                    defer { device.close() }
+                    _ = try table.append([PartitionRequest(name: "p\(index)", sizeBytes: nil)])
+                    try table.commit(informKernel: false)
+                    let reread = try PartedDisk.read(from: PartedDevice(path: image))
+                    if try reread.partitions().map(\.name) != ["p\(index)"] { failures.withLock { $0.append(image) } }
+                } catch {
+                    failures.withLock { $0.append("\(image): \(error)") }
+                }
+            }
+            #expect(failures.withLock { $0 }.isEmpty)
         }
     }
 
