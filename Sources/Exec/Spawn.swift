@@ -30,6 +30,7 @@ enum Spawn {
     /// Starts `command` at `path` (already resolved); returns its pid.
     static func spawn(_ command: Command, path: String, standardInput: Source, standardOutput: Source,
                       standardError: Source, grouping: Grouping) throws(CommandError) -> pid_t {
+        _ = Spawn.ignoreBrokenPipes
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }

@@ -96,22 +96,22 @@ struct CrashSafetyTests {
                 try Self.scenario { disk, other, stick, root in
                     try #require(try Harness.isAllZero(other.path), "the bystander starts blank")
                     let delay = UInt32.random(in: 0..<window, using: &random)
-                    let process = Process()
-                    process.executableURL = URL(fileURLWithPath: tool)
-                    process.arguments = ["apply", "--root", root, "--yes", "--no-handoff", "--only-device", disk.name,
-                                         "--only-device", other.name, "--only-device", stick.name] + Harness.hermetic
-                    process.standardOutput = FileHandle.nullDevice
-                    process.standardError = FileHandle.nullDevice
                     let started = Date()
-                    try process.run()
+                    // Started with our own spawn, not Foundation's Process: Process reaps its child as soon as it
+                    // ends, and a kill after that would hit whatever reused the pid (on a busy machine with a small
+                    // pid_max, even one of this test process's own threads). This child stays a zombie until the
+                    // wait below, so its pid is its own while it is signalled.
+                    let child = try Command(tool, ["apply", "--root", root, "--yes", "--no-handoff", "--only-device", disk.name,
+                                                   "--only-device", other.name, "--only-device", stick.name] + Harness.hermetic)
+                        .start(ownProcessGroup: false)
                     usleep(delay * 1000)
                     // The tool and whatever it runs (mkfs, mount, mtools) die together.
-                    Self.killTree(process.processIdentifier)
-                    process.waitUntilExit()
+                    Self.killTree(child.pid)
+                    let termination = child.wait()
                     let context = "seed \(seedValue) round \(round) killed after \(delay) ms of a \(Int(duration * 1000)) ms run"
-                    guard process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL else {
+                    guard termination == .signalled(SIGKILL) else {
                         // Finished before the kill: again, with a window below this run's length.
-                        missed.append("\(delay) ms (status \(process.terminationStatus))")
+                        missed.append("\(delay) ms (\(termination.map(String.init(describing:)) ?? "?"))")
                         window = max(20, min(window, UInt32(Date().timeIntervalSince(started) * 1000 * 0.6)))
                         return
                     }
@@ -130,6 +130,8 @@ struct CrashSafetyTests {
     }
 
     /// Stops `pid` (so it cannot start anything new), stops and collects all its descendants, then SIGKILLs them all.
+    /// `pid` must be a child of ours not yet reaped; each descendant is stopped before its own children are looked
+    /// for, so none of them can be reaped (and its pid reused) while the tree is collected.
     static func killTree(_ pid: pid_t) {
         kill(pid, SIGSTOP)
         var all: [pid_t] = [pid]

@@ -85,13 +85,24 @@ public struct NetworkLab {
     }
 
     /// Kills every process in the host's namespace (all were started by the test in it): the host "loses power".
+    /// Each pid is checked to be in that namespace right before its signal: one that ended after `ip netns pids`
+    /// listed it may already belong to another process (on a busy machine with a small pid_max, even to a thread of
+    /// this test process), which is in another namespace and left alone.
     public func killAll(in host: Host) {
+        guard let namespace = Self.inode("/run/netns/" + host.namespace) else { return }
         for _ in 0..<50 {
             let pids = pids(in: host)
             if pids.isEmpty { return }
-            for pid in pids { kill(pid, SIGKILL) }
+            for pid in pids where Self.inode("/proc/\(pid)/ns/net") == namespace { kill(pid, SIGKILL) }
             usleep(100_000)
         }
+    }
+
+    /// The inode of what `path` names (a namespace file), following links; nil when it is gone.
+    static func inode(_ path: String) -> UInt64? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return UInt64(info.st_ino)
     }
 
     func remove() {
