@@ -202,6 +202,19 @@ public enum CephConfig {
     /// Health checks a freshly bootstrapped single node may show without anything being wrong.
     public static let expectedSingleNodeChecks: Set<String> = ["POOL_NO_REDUNDANCY"]
 
+    /// Health checks a host in maintenance causes (`maintenance enter`, `reboot`): its noout flag, its OSDs and
+    /// monitor down, fewer copies until it is back. Accepted by the health step only while a CRUSH host has noout set.
+    public static let maintenanceChecks: Set<String> = ["OSD_FLAGS", "OSD_DOWN", "OSD_HOST_DOWN", "PG_DEGRADED", "MON_DOWN"]
+
+    /// Whether a health report is good enough for the health step: HEALTH_OK, expected single-node warnings, or the
+    /// warnings of hosts in maintenance while some are (`hostsInMaintenance`, from `ceph osd dump`'s noout groups).
+    public static func healthAcceptable(status: String, checks: Set<String>, hostsInMaintenance: [String]) -> Bool {
+        if status == "HEALTH_OK" { return true }
+        guard status == "HEALTH_WARN" else { return false }
+        if checks.isSubset(of: expectedSingleNodeChecks) { return true }
+        return !hostsInMaintenance.isEmpty && checks.isSubset(of: expectedSingleNodeChecks.union(maintenanceChecks))
+    }
+
     /// The short host name as a daemon id (`node-01.example.com` -> `node-01`).
     public static func daemonId(hostname: String) -> String {
         let short = hostname.split(separator: ".").first.map(String.init) ?? hostname

@@ -75,7 +75,9 @@ public enum CephJSON {
 
         @Lenient public var osds: [OSD]?
         @Lenient public var pools: [Pool]?
-        enum CodingKeys: String, CodingKey { case osds, pools }
+        /// Flags set on CRUSH nodes (`ceph osd set-group noout HOST`): name -> flags.
+        @Lenient public var crushNodeFlags: [String: [String]]?
+        enum CodingKeys: String, CodingKey { case osds, pools, crushNodeFlags = "crush_node_flags" }
     }
 
     /// One pool of `ceph osd pool ls detail`.

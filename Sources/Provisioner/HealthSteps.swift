@@ -27,6 +27,12 @@ extension Provisioner {
 
     static let telemetryLicense = "sharing-1-0"
 
+    /// The CRUSH hosts with `noout` set (`maintenance enter HOST`, `reboot`): their daemons are down on purpose.
+    func hostsInMaintenance() throws(ProvisionError) -> [String] {
+        let dump = try tools.json(CephJSON.OSDDump.self, ["osd", "dump"], timeout: 20)
+        return (dump?.crushNodeFlags ?? [:]).filter { $0.value.contains("noout") }.keys.sorted()
+    }
+
     func health() throws(ProvisionError) -> StepOutcome {
         var last = ""
         // A joined node may not ask the manager (its key only has the OSD bootstrap profile); the monitor's health
@@ -38,8 +44,12 @@ extension Provisioner {
                 let status = health?.status ?? "?"
                 let checks = Set((health?.checks ?? [:]).keys)
                 last = status + (checks.isEmpty ? "" : " " + checks.sorted().joined(separator: ","))
-                if status == "HEALTH_OK" { return true }
-                return status == "HEALTH_WARN" && checks.isSubset(of: CephConfig.expectedSingleNodeChecks)
+                var maintained: [String] = []
+                if status == "HEALTH_WARN", !checks.isSubset(of: CephConfig.expectedSingleNodeChecks) {
+                    maintained = (try? hostsInMaintenance()) ?? []
+                    if !maintained.isEmpty { last += " while in maintenance: " + maintained.joined(separator: ", ") }
+                }
+                return CephConfig.healthAcceptable(status: status, checks: checks, hostsInMaintenance: maintained)
             }
         } catch {
             // Say what the cluster reported last (a node down: OSD_DOWN, PG_DEGRADED, ...); `ceph health detail` says more.

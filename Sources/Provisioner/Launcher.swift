@@ -15,6 +15,17 @@ public struct DaemonSpec: Sendable, Equatable {
 
     /// A name usable in file and unit names.
     public var fileName: String { name.replacingOccurrences(of: "/", with: "_") }
+
+    /// How a daemon of the cluster at `layout` runs (`ceph-TYPE -i ID -f`, `radosgw -n client.rgw.ID -f`).
+    public static func ceph(_ type: String, _ id: String, layout: Layout, extra: [String] = []) -> DaemonSpec {
+        var arguments = ["--cluster", layout.cluster, "-c", layout.cephConf]
+        if type == "rgw" {
+            arguments += ["-n", "client.rgw.\(id)", "-f"]
+            return DaemonSpec(name: "client.rgw.\(id)", executable: "radosgw", arguments: arguments + extra, configPath: layout.cephConf)
+        }
+        arguments += ["-i", id, "-f"]
+        return DaemonSpec(name: "\(type).\(id)", executable: "ceph-\(type)", arguments: arguments + extra, configPath: layout.cephConf)
+    }
 }
 
 /// Starts, checks and stops daemons.

@@ -113,11 +113,19 @@ extension Operations {
     public func syncOnce() throws(ProvisionError) -> String? {
         let local = LocalMaintenance.load(layout)
         if local?.flag.reason == "removed" { return nil }
-        if let removed = try readFlag("removed", host: localHost) {
+        // One look at the pool; only the requests for this node that exist are read.
+        let present = try poolObjects()
+        let host = localHost
+        func asked(_ kind: String) -> Bool { present.contains(Self.flagObject(kind, host: host)) }
+        if asked("removed"), let removed = try readFlag("removed", host: localHost) {
             try stopLocalDaemons(removed)
             return "removed from the cluster by \(removed.by): daemons stopped for good"
         }
-        let flag = try readFlag("maintenance", host: localHost)
+        if local == nil, asked("monitor"), let placed = try takeMonitorRequest() { return placed }
+        if local == nil, asked("update"), let updated = try takeUpdateRequest(updater: { () throws -> SlotUpdater in
+            try SlotUpdater.running(layout: layout, logger: logger)
+        }) { return updated }
+        let flag = asked("maintenance") ? try readFlag("maintenance", host: localHost) : nil
         // A reboot is this node's own: the boot after it ends the maintenance (the run's `maintenance` step).
         if flag?.reason == "reboot" || local?.flag.reason == "reboot" { return nil }
         switch (flag, local) {

@@ -49,7 +49,11 @@ extension Operations {
         if try monitors().all.contains(host) {
             try tools.run("ceph", ["mon", "remove", host], timeout: 120)
             say("removed mon.\(host)")
+            if let placed = try placeReplacementMonitor(removed: host, timeout: timeout) { say(placed) }
         }
+        // Its manager leaves the manager map now (a standby would stay listed until its beacon grace ran out; an
+        // active one hands over to a standby).
+        try tools.run("ceph", ["mgr", "fail", host], timeout: 60, accepted: Set(0...255))
         for entity in ["mgr.\(host)", "mds.\(host)", "client.rgw.\(host)"] {
             try tools.run("ceph", ["auth", "del", entity], timeout: 60, accepted: [0, 2])
         }

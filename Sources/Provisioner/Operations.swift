@@ -60,7 +60,9 @@ public struct Operations {
     }
 
     /// The monitors (monmap) and those in quorum.
-    func monitors() throws(ProvisionError) -> (all: [String], quorum: Set<String>) {
+    func monitors() throws(ProvisionError) -> (all: [String], quorum: Set<String>) { try monitors(using: tools) }
+
+    func monitors(using tools: CephTools) throws(ProvisionError) -> (all: [String], quorum: Set<String>) {
         guard let status = try tools.json(CephJSON.MonDumpQuorum.self, ["quorum_status"], timeout: 60) else {
             throw .failed("ceph quorum_status printed no quorum")
         }
@@ -97,9 +99,14 @@ public struct Operations {
     func checkOKToStop(_ osds: [Int], host: String) throws(ProvisionError) {
         guard !osds.isEmpty else { return }
         // EAGAIN: the managers do not know every placement group's state yet (one just became active): ask again.
+        // EBUSY while placement groups are moving (peering after the autoscaler split a pool, backfill, a recovery):
+        // the answer changes once they settle, so it is asked again too; EBUSY on a settled cluster (degraded, or
+        // another host down) is the refusal.
         var result = try tools.run("ceph", ["osd", "ok-to-stop"] + osds.map(String.init), timeout: 60, accepted: [0, 16, 11])
         let deadline = Date().addingTimeInterval(90)
-        while result.status == 11 && Date() < deadline {
+        while Date() < deadline {
+            let moving = result.status == 16 ? Self.inTransition(try pgStates()) : false
+            guard result.status == 11 || moving else { break }
             sleep(3)
             result = try tools.run("ceph", ["osd", "ok-to-stop"] + osds.map(String.init), timeout: 60, accepted: [0, 16, 11])
         }
@@ -114,6 +121,14 @@ public struct Operations {
                 + "stop (ceph osd ok-to-stop: \(why.isEmpty ? "not ok" : why)); let the cluster recover first "
                 + "(`ceph -s`), or bring back the hosts that are down")
         }
+    }
+
+    /// Whether some placement group is between states (`ceph pg stat`'s names, `+`-joined): peering, activating,
+    /// remapped, backfilling, recovering, creating or unknown. Undersized and degraded alone are settled states.
+    static func inTransition(_ states: [String: Int]) -> Bool {
+        let moving: Set<String> = ["peering", "activating", "remapped", "backfilling", "backfill_wait", "recovering",
+                                   "recovery_wait", "creating", "unknown", "peered"]
+        return states.contains { name, count in count > 0 && name.split(separator: "+").contains { moving.contains(String($0)) } }
     }
 
     /// The host must be in the cluster: a CRUSH host or a monitor.
@@ -160,19 +175,39 @@ public struct Operations {
     static func flagObject(_ kind: String, host: String) -> String { "\(kind).\(host)" }
 
     func readFlag(_ kind: String, host: String) throws(ProvisionError) -> MaintenanceFlag? {
-        let arguments = ["--rados_osd_op_timeout", "10", "-p", ClusterEventLog.pool, "get", Self.flagObject(kind, host: host), "-"]
-        var result = try tools.run("rados", arguments, timeout: 20, accepted: Set(0...255))
+        guard let data = try readObject(Self.flagObject(kind, host: host)) else { return nil }
+        return try? JSONDecoder().decode(MaintenanceFlag.self, from: data)
+    }
+
+    /// `rados ARGUMENTS` on the `.aquarium` pool, as this node's client; on a storage node whose join key is no
+    /// longer accepted (a day after the cluster formed, or revoked), as one of its OSDs (osd 'allow *').
+    func radosReading(_ arguments: [String]) throws(ProvisionError) -> CommandResult {
+        let arguments = ["--rados_osd_op_timeout", "10", "-p", ClusterEventLog.pool] + arguments
+        let result = try tools.run("rados", arguments, timeout: 20, accepted: Set(0...255))
         if result.status != 0 && !Self.missing(result), identity.join != nil, let osd = ownOSDKeyring() {
-            // A storage node's join key is accepted for a day only; its OSDs' own keys (osd 'allow *') still read
-            // the requests for this node after that.
-            result = try CephTools(layout: layout, logger: logger)
+            return try CephTools(layout: layout, logger: logger)
                 .run("rados", ["--name", "osd.\(osd.id)", "--keyring", osd.keyring] + arguments, timeout: 20, accepted: Set(0...255))
         }
+        return result
+    }
+
+    /// The names of the `.aquarium` pool's objects (one look for every request of a `maintenance watch` round).
+    func poolObjects() throws(ProvisionError) -> Set<String> {
+        let result = try radosReading(["ls"])
+        guard result.status == 0 else {
+            throw .failed("cannot list the pool \(ClusterEventLog.pool): \(Self.lastLine(result.errorOutput))")
+        }
+        return Set(result.output.split(separator: "\n").map(String.init))
+    }
+
+    /// An object of the `.aquarium` pool; nil when there is none.
+    func readObject(_ name: String) throws(ProvisionError) -> Data? {
+        let result = try radosReading(["get", name, "-"])
         guard result.status == 0 else {
             if Self.missing(result) { return nil }
-            throw .failed("cannot read \(Self.flagObject(kind, host: host)) from the pool \(ClusterEventLog.pool): \(Self.lastLine(result.errorOutput))")
+            throw .failed("cannot read \(name) from the pool \(ClusterEventLog.pool): \(Self.lastLine(result.errorOutput))")
         }
-        return try? JSONDecoder().decode(MaintenanceFlag.self, from: result.standardOutput)
+        return result.standardOutput
     }
 
     /// `rados get` found no such object.
@@ -191,8 +226,11 @@ public struct Operations {
 
     func writeFlag(_ kind: String, _ flag: MaintenanceFlag) throws(ProvisionError) {
         guard let data = try? JSONCoding.encoder(pretty: false).encode(flag) else { throw .failed("cannot encode the \(kind) flag") }
-        try tools.run("rados", ["--rados_osd_op_timeout", "10", "-p", ClusterEventLog.pool, "put",
-                                Self.flagObject(kind, host: flag.host), "-"], input: data, timeout: 20)
+        try writeObject(Self.flagObject(kind, host: flag.host), data)
+    }
+
+    func writeObject(_ name: String, _ data: Data) throws(ProvisionError) {
+        try tools.run("rados", ["--rados_osd_op_timeout", "10", "-p", ClusterEventLog.pool, "put", name, "-"], input: data, timeout: 20)
     }
 
     func removeFlag(_ kind: String, host: String) throws(ProvisionError) {

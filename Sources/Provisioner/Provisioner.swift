@@ -63,9 +63,11 @@ public final class Provisioner {
         self.options = options
         self.logger = logger
         self.launcher = Launchers.make(options.launcher, layout: layout, logger: logger)
-        self.tools = CephTools(layout: layout, logger: logger, client: seed.cluster.role.joins ? JoinToken.entity : nil)
         self.events = EventLog(path: layout.eventsFile)
         self.state = try ProvisionState.load(layout.stateFile)
+        // A storage node that was asked to run a monitor (`node remove` of a monitor node) acts as the admin since.
+        self.tools = CephTools(layout: layout, logger: logger,
+                               client: seed.cluster.role.joins && state.identity?.runsMonitor != true ? JoinToken.entity : nil)
         if let identity = state.identity, identity.launcher != options.launcher {
             throw .invalidInput("this root was provisioned with --launcher \(identity.launcher.rawValue); "
                 + "rerun with the same launcher (\(layout.stateFile))")
@@ -87,18 +89,6 @@ public final class Provisioner {
 
     /// How a daemon of this cluster runs (`ceph-TYPE -i ID -f`, `radosgw -n client.rgw.ID -f`).
     func daemon(_ type: String, _ id: String, extra: [String] = []) -> DaemonSpec {
-        let executable: String
-        var arguments = ["--cluster", layout.cluster, "-c", layout.cephConf]
-        switch type {
-        case "rgw":
-            executable = "radosgw"
-            arguments += ["-n", "client.rgw.\(id)", "-f"]
-            return DaemonSpec(name: "client.rgw.\(id)", executable: executable, arguments: arguments + extra,
-                              configPath: layout.cephConf)
-        default:
-            executable = "ceph-\(type)"
-            arguments += ["-i", id, "-f"]
-        }
-        return DaemonSpec(name: "\(type).\(id)", executable: executable, arguments: arguments + extra, configPath: layout.cephConf)
+        DaemonSpec.ceph(type, id, layout: layout, extra: extra)
     }
 }

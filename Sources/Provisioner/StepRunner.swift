@@ -47,8 +47,16 @@ struct ProvisionStep {
 
 extension Provisioner {
     /// The steps of each role, in the order they run: the one list the runner executes and the step names come from.
-    static func steps(for role: ClusterRole) -> [ProvisionStep] {
-        switch role {
+    static func steps(for role: ClusterRole, promoted: Bool = false) -> [ProvisionStep] {
+        if promoted, role.joins {
+            // A storage (or joined) node asked to run a monitor by `node remove` of a monitor node
+            // (`MonitorRequest`): its monitor, a manager, its OSDs.
+            return [ProvisionStep("host", Provisioner.host), ProvisionStep("identity", Provisioner.promotedIdentity),
+                    ProvisionStep("mon", Provisioner.mon), ProvisionStep("mgr", Provisioner.mgr),
+                    ProvisionStep("osds", Provisioner.osds), ProvisionStep("maintenance", Provisioner.maintenanceStep),
+                    ProvisionStep("health", Provisioner.health)]
+        }
+        return switch role {
         case .bootstrap:
             nodeWithMonitor(identity: Provisioner.makeIdentity, keys: Provisioner.keys, monmap: Provisioner.monmap)
         case .monitor:
@@ -86,7 +94,10 @@ extension Provisioner {
         events.append(ProvisionEvent(event: "run.started", detail: "role \(seed.cluster.role.rawValue), launcher \(options.launcher.rawValue)"))
         var results: [StepResult] = []
         do throws(ProvisionError) {
+            let promoted = seed.cluster.role.joins && state.identity?.runsMonitor == true
             switch seed.cluster.role {
+            case .join where promoted, .storage where promoted:
+                break
             case .join:
                 guard let join = seed.cluster.join else {
                     throw .invalidInput("role: join needs cluster.join with the address and token of the cluster to join")
@@ -100,7 +111,7 @@ extension Provisioner {
             case .bootstrap, .monitor:
                 break
             }
-            let steps = Self.steps(for: seed.cluster.role)
+            let steps = Self.steps(for: seed.cluster.role, promoted: promoted)
             try preflightDisks()
             for step in steps {
                 let result = try run(step)

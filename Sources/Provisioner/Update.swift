@@ -26,6 +26,15 @@ public struct SlotUpdater {
     }
 
     /// The stick of the running system: the disk holding the partition `root=PARTUUID=` names.
+    /// The updater of the stick this machine booted from (`root=PARTUUID=` of /proc/cmdline, its disk), with the
+    /// events of `layout`'s root; `stick` and `runningRoot` override what is found.
+    public static func running(layout: Layout, logger: Logger, stick: String? = nil, runningRoot: String? = nil) throws -> SlotUpdater {
+        let partition = try runningRoot ?? Self.runningRoot(commandLine: (try? String(contentsOfFile: "/proc/cmdline", encoding: .utf8)) ?? "")
+        let disk = try stick ?? BootStick.disk(holding: partition)
+        return SlotUpdater(stick: try BootStick.open(disk), runningRoot: partition, events: EventLog(path: layout.eventsFile),
+                           workDirectory: layout.aquariumState + "/update", logger: logger)
+    }
+
     public static func runningRoot(commandLine: String) throws(ProvisionError) -> String {
         guard let uuid = rootPartitionUUID(commandLine: commandLine) else {
             throw .refused("the kernel command line has no root=PARTUUID=: this system did not boot from an Aquarium stick")

@@ -26,12 +26,8 @@ public struct StickOptions: ParsableArguments {
     public init() {}
 
     func updater(_ global: GlobalOptions) throws -> SlotUpdater {
-        let partition = try runningRoot ?? SlotUpdater.runningRoot(
-            commandLine: (try? String(contentsOfFile: "/proc/cmdline", encoding: .utf8)) ?? "")
-        let disk = try stick ?? BootStick.disk(holding: partition)
-        let layout = Layout(root: root)
-        return SlotUpdater(stick: try BootStick.open(disk), runningRoot: partition, events: EventLog(path: layout.eventsFile),
-                           workDirectory: layout.aquariumState + "/update", logger: global.logger("aquarium.update"))
+        try SlotUpdater.running(layout: Layout(root: root), logger: global.logger("aquarium.update"), stick: stick,
+                                runningRoot: runningRoot)
     }
 
     /// The entry systemd-boot counted this boot against (nil: not a counted boot).
@@ -58,10 +54,24 @@ public struct UpdateInstallCommand: ParsableCommand {
     @OptionGroup public var stickOptions: StickOptions
     @Argument(help: "The image: NAME.raw, NAME.raw.zst or an http(s) URL.") public var image: String
     @Flag(name: .long, help: "Reboot into the new slot when it is written.") public var reboot = false
+    @Flag(name: .long, help: """
+        On a monitor node: update every node of the cluster, one at a time (HEALTH_OK first; the node updates and \
+        reboots; the next once it runs the new release), this node last; stop at the first that fails. IMAGE must \
+        be readable by every node at that path or URL.
+        """) public var rolling = false
+    @Option(name: .long, help: "With --rolling: how long a node may take to update, reboot and rejoin (seconds).")
+    public var timeout: Double = 3600
+    @Option(name: .customLong("health-timeout"), help: "With --rolling: how long to wait for HEALTH_OK before each node (seconds).")
+    public var healthTimeout: Double = 300
 
     public init() {}
 
     public func run() throws {
+        if rolling {
+            try RootOptions.parse(["--root", stickOptions.root]).operations(global)
+                .rollingUpdate(image: image, timeout: timeout, healthTimeout: healthTimeout)
+            return
+        }
         let installed = try stickOptions.updater(global).install(image: image)
         print("\(installed.release) written to \(installed.slot.name) (\(installed.bytesWritten >> 20) MiB, read back); "
               + "entry \(installed.entryFileName): the next boot tries it \(StickNames.trialTries) times")

@@ -38,6 +38,85 @@ struct OperationsLogicTests {
         if let problem { #expect(problem.contains("mon.\(item.host)")) }
     }
 
+    /// The health step's verdict: a host in maintenance makes its own warnings acceptable, nothing else.
+    @Test(arguments: [
+        ("HEALTH_OK", Set<String>(), [String](), true),
+        ("HEALTH_WARN", ["POOL_NO_REDUNDANCY"], [], true),
+        ("HEALTH_WARN", ["OSD_FLAGS", "OSD_DOWN", "OSD_HOST_DOWN", "PG_DEGRADED"], [], false),
+        ("HEALTH_WARN", ["OSD_FLAGS", "OSD_DOWN", "OSD_HOST_DOWN", "PG_DEGRADED"], ["node-4"], true),
+        ("HEALTH_WARN", ["OSD_FLAGS", "MON_DOWN"], ["node-3"], true),
+        ("HEALTH_WARN", ["OSD_DOWN", "PG_AVAILABILITY"], ["node-4"], false),
+        ("HEALTH_WARN", ["OSD_FLAGS", "SLOW_OPS"], ["node-4"], false),
+        ("HEALTH_ERR", ["OSD_DOWN"], ["node-4"], false),
+    ] as [(String, Set<String>, [String], Bool)])
+    func healthVerdict(_ status: String, _ checks: Set<String>, _ maintained: [String], _ accepted: Bool) {
+        #expect(CephConfig.healthAcceptable(status: status, checks: checks, hostsInMaintenance: maintained) == accepted)
+    }
+
+    /// The rack's monitor rule after a removal: 3 monitors for 3-4 nodes, 5 from 5, 1 for 1-2 (two left are not cut).
+    @Test(arguments: [(2, 3, true), (3, 3, false), (2, 2, false), (1, 2, false), (4, 5, true), (4, 4, false), (0, 1, true)])
+    func replacementNeeded(_ monitorsLeft: Int, _ nodesLeft: Int, _ needed: Bool) {
+        #expect(Operations.replacementNeeded(monitorsLeft: monitorsLeft, nodesLeft: nodesLeft) == needed)
+    }
+
+    @Test func replacementCandidate() throws {
+        let hosts = ["n1": [0], "n2": [1], "n3": [2], "s1": [3, 4], "s2": [5], "s3": []]
+        let monitors = ["n2", "n3"]
+        // The first host by name that runs no monitor, is not in maintenance, has OSDs and all of them up.
+        let all = try #require(Operations.replacementCandidate(hosts: hosts, monitors: monitors, upOSDs: [1, 2, 3, 4, 5],
+                                                               inMaintenance: [], excluding: "n1"))
+        #expect(all == ("s1", 3))
+        let oneDown = try #require(Operations.replacementCandidate(hosts: hosts, monitors: monitors, upOSDs: [1, 2, 3, 5],
+                                                                   inMaintenance: [], excluding: "n1"))
+        #expect(oneDown == ("s2", 5))
+        let maintained = try #require(Operations.replacementCandidate(hosts: hosts, monitors: monitors, upOSDs: [1, 2, 3, 4, 5],
+                                                                      inMaintenance: ["s1"], excluding: "n1"))
+        #expect(maintained == ("s2", 5))
+        #expect(Operations.replacementCandidate(hosts: hosts, monitors: monitors, upOSDs: [0, 1, 2], inMaintenance: [],
+                                                excluding: "n1") == nil)
+    }
+
+    /// The monitor request's keys open only with the OSD key, fsid and host they were sealed for, and unchanged.
+    @Test func monitorSeal() throws {
+        let osdKey = Data((0..<16).map { UInt8($0 * 7 % 256) }).base64EncodedString()
+        let otherKey = Data((0..<16).map { UInt8($0 * 11 % 256) }).base64EncodedString()
+        let secrets = MonitorSecrets(monitorKey: "AQBmonitorkey==", adminKey: "AQBadminkey==")
+        let sealed = try MonitorSeal.seal(secrets, osdKey: osdKey, fsid: "fsid-1", host: "node-4")
+        var bytes = try #require(Data(base64Encoded: sealed))
+        #expect(!sealed.contains("monitorkey") && !bytes.contains(Data("AQBadminkey".utf8)))
+        #expect(try MonitorSeal.open(sealed, osdKey: osdKey, fsid: "fsid-1", host: "node-4") == secrets)
+        #expect(throws: ProvisionError.self) { try MonitorSeal.open(sealed, osdKey: otherKey, fsid: "fsid-1", host: "node-4") }
+        #expect(throws: ProvisionError.self) { try MonitorSeal.open(sealed, osdKey: osdKey, fsid: "fsid-2", host: "node-4") }
+        #expect(throws: ProvisionError.self) { try MonitorSeal.open(sealed, osdKey: osdKey, fsid: "fsid-1", host: "node-5") }
+        bytes[bytes.count / 2] ^= 1
+        #expect(throws: ProvisionError.self) {
+            try MonitorSeal.open(bytes.base64EncodedString(), osdKey: osdKey, fsid: "fsid-1", host: "node-4")
+        }
+        #expect(Operations.keyringKey("[osd.3]\n\tkey = AQBx==\n\tcaps mon = \"allow *\"\n") == "AQBx==")
+        #expect(Operations.keyringKey("[osd.3]\n") == nil)
+    }
+
+    /// `maintenance enter` asks `ok-to-stop` again while placement groups move, not on a settled degraded cluster.
+    @Test(arguments: [
+        (["active+clean": 97], false),
+        (["active+undersized+degraded": 40, "active+clean": 57], false),
+        (["active+clean": 90, "peering": 7], true),
+        (["active+remapped+backfilling": 3, "active+clean": 94], true),
+        (["unknown": 97], true),
+        (["active+clean": 97, "peering": 0], false),
+    ] as [([String: Int], Bool)])
+    func placementGroupsInTransition(_ states: [String: Int], _ moving: Bool) {
+        #expect(Operations.inTransition(states) == moving)
+    }
+
+    /// `update --rolling`: storage nodes first, then the monitor nodes, the node running it last.
+    @Test func rollingOrder() {
+        #expect(Operations.rollingOrder(hosts: ["n1", "n2", "n3", "s2", "s1"], monitors: ["n1", "n2", "n3"], local: "n2")
+                == ["s1", "s2", "n1", "n3", "n2"])
+        #expect(Operations.rollingOrder(hosts: ["n1"], monitors: ["n1", "n2"], local: "n1") == ["n2", "n1"])
+        #expect(Operations.rollingOrder(hosts: ["a"], monitors: ["a"], local: "a") == ["a"])
+    }
+
     @Test func mixedReleases() {
         let same = [NodeVersion(host: "n1", release: "v1", tools: "t", time: "x"), NodeVersion(host: "n2", release: "v1", tools: "t", time: "x")]
         #expect(NodeVersion.mixedWarning(same) == nil)

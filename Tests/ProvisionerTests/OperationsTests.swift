@@ -115,6 +115,16 @@ import Testing
                     let quiet = try storage.run()
                     let upWhileQuiet = try upOSDs(second)
                     #expect(quiet.status == 0 && upWhileQuiet.isDisjoint(with: storageOSDs), "\(quiet.errorOutput)")
+                    // A reconcile on another node meanwhile passes its health step: the warnings are node-4's maintenance.
+                    let reconciled = try second.run(["--json"])
+                    #expect(reconciled.status == 0, "\(reconciled.errorOutput.suffix(3000))")
+                    let healthDetail = try JoinTests.report(reconciled).steps.first { $0.step == "health" }?.detail ?? ""
+                    #expect(healthDetail.hasPrefix("HEALTH_WARN") && healthDetail.hasSuffix("in maintenance: node-4"), "\(healthDetail)")
+
+                    // A rolling update needs HEALTH_OK first: refused, nothing asked of any node.
+                    let unhealthy = try provision(second, ["update", "--rolling", "/nonexistent/aquarium.raw.zst", "--health-timeout", "5"])
+                    #expect(unhealthy.status == 3 && unhealthy.errorOutput.contains("not healthy"), "\(unhealthy.status) \(unhealthy.errorOutput)")
+                    #expect(try second.rados(["-p", ".aquarium", "ls"]).output.split(separator: "\n").allSatisfy { !$0.hasPrefix("update.") })
 
                     // 2. A second host now would take placement groups below min_size: refused, nothing changed.
                     let refused = try provision(second, ["maintenance", "enter", "node-3", "--timeout", "30"])
@@ -128,6 +138,15 @@ import Testing
                     #expect(try upOSDs(second).isSuperset(of: storageOSDs))
                     #expect(((try json(second, ["osd", "dump"])["crush_node_flags"] as? [String: [String]]) ?? [:]).isEmpty)
                     try waitForClean(second)
+
+                    // 3b. A rolling update goes node by node, storage nodes first, and stops at the first that fails:
+                    // node 4's watch cannot write the image (these nodes did not boot from a stick) and says why.
+                    let rolling = try provision(second, ["update", "--rolling", "/nonexistent/aquarium.raw.zst", "--timeout", "120"])
+                    #expect(rolling.status == 1, "\(rolling.status) \(rolling.errorOutput)")
+                    #expect(rolling.errorOutput.contains("node-4: the update failed")
+                            && rolling.errorOutput.contains("not updated: node-1, node-3, node-2"), "\(rolling.errorOutput)")
+                    #expect(try second.rados(["-p", ".aquarium", "ls"]).output.split(separator: "\n").allSatisfy { !$0.hasPrefix("update.") })
+                    #expect(try upOSDs(second).isSuperset(of: storageOSDs), "the failed update stopped nothing")
 
                     // 4. A monitor node reboots itself: maintenance, daemons stopped; the boot's run ends the maintenance.
                     let reboot = try provision(third, ["reboot", "--no-reboot"])
@@ -222,6 +241,8 @@ import Testing
 
                     // Every operation is in the cluster's log.
                     let log = try clusterEvents(second)
+                    #expect(log.contains { $0.hasPrefix("node-4 update.failed ") }, "\(log.suffix(20))")
+                    #expect(log.contains { $0.hasPrefix("node-2 update.rolling.stopped ") && $0.contains("node-4") }, "\(log.suffix(20))")
                     for event in ["maintenance.entered", "maintenance.exited", "disk.replaced", "disk.replace.requested", "osd.destroyed",
                                   "node.remove.started", "node.removed"] {
                         #expect(log.contains { $0.contains(" \(event) ") }, "no \(event) in \(log.suffix(20))")
