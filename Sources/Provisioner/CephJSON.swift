@@ -78,6 +78,9 @@ public enum CephJSON {
         /// Flags set on CRUSH nodes (`ceph osd set-group noout HOST`): name -> flags.
         @Lenient public var crushNodeFlags: [String: [String]]?
         enum CodingKeys: String, CodingKey { case osds, pools, crushNodeFlags = "crush_node_flags" }
+
+        /// The CRUSH hosts with `noout` set (`maintenance enter HOST`, `reboot`): their daemons are down on purpose.
+        public var hostsWithNoout: [String] { (crushNodeFlags ?? [:]).filter { $0.value.contains("noout") }.keys.sorted() }
     }
 
     /// One pool of `ceph osd pool ls detail`.

@@ -27,12 +27,6 @@ extension Provisioner {
 
     static let telemetryLicense = "sharing-1-0"
 
-    /// The CRUSH hosts with `noout` set (`maintenance enter HOST`, `reboot`): their daemons are down on purpose.
-    func hostsInMaintenance() throws(ProvisionError) -> [String] {
-        let dump = try tools.json(CephJSON.OSDDump.self, ["osd", "dump"], timeout: 20)
-        return (dump?.crushNodeFlags ?? [:]).filter { $0.value.contains("noout") }.keys.sorted()
-    }
-
     func health() throws(ProvisionError) -> StepOutcome {
         var last = ""
         // A joined node may not ask the manager (its key only has the OSD bootstrap profile); the monitor's health
@@ -46,7 +40,7 @@ extension Provisioner {
                 last = status + (checks.isEmpty ? "" : " " + checks.sorted().joined(separator: ","))
                 var maintained: [String] = []
                 if status == "HEALTH_WARN", !checks.isSubset(of: CephConfig.expectedSingleNodeChecks) {
-                    maintained = (try? hostsInMaintenance()) ?? []
+                    maintained = (try? tools.json(CephJSON.OSDDump.self, ["osd", "dump"], timeout: 20))??.hostsWithNoout ?? []
                     if !maintained.isEmpty { last += " while in maintenance: " + maintained.joined(separator: ", ") }
                 }
                 return CephConfig.healthAcceptable(status: status, checks: checks, hostsInMaintenance: maintained)

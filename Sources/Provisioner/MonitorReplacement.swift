@@ -88,7 +88,7 @@ extension Operations {
         let nodesLeft = Set(hosts.keys).union(monitorsLeft).count
         guard Self.replacementNeeded(monitorsLeft: monitorsLeft.count, nodesLeft: nodesLeft) else { return nil }
         let dump = try tools.json(CephJSON.OSDDump.self, ["osd", "dump"], timeout: 60)
-        let maintained = Set((dump?.crushNodeFlags ?? [:]).filter { $0.value.contains("noout") }.keys)
+        let maintained = Set(dump?.hostsWithNoout ?? [])
         guard let candidate = Self.replacementCandidate(hosts: hosts, monitors: monitorsLeft, upOSDs: try upOSDs(),
                                                         inMaintenance: maintained, excluding: host) else {
             let text = "\(monitorsLeft.count) monitors remain for \(nodesLeft) nodes and no node can take another (each "
@@ -179,11 +179,11 @@ extension Operations {
         try CephTools.wait("mon.\(localHost) to join the quorum", seconds: 180, interval: 2) {
             try monitors(using: admin).quorum.contains(localHost)
         }
-        try admin.run("rados", ["--rados_osd_op_timeout", "10", "-p", ClusterEventLog.pool, "rm", Self.flagObject("monitor", host: localHost)],
-                      timeout: 20, accepted: [0, 1, 2])
         let text = "\(localHost) runs mon.\(localHost) at \(vector), asked by \(request.by) at \(request.since); it is a monitor node now"
-        let events = try Operations(root: layout.root, cluster: layout.cluster, logger: logger, say: say)
-        events.record("monitor.placed", text)
+        // As the admin it is now (the join key may no longer be accepted): the request goes, the event is recorded.
+        let asMonitor = try Operations(root: layout.root, cluster: layout.cluster, logger: logger, say: say)
+        try asMonitor.removeFlag("monitor", host: localHost)
+        asMonitor.record("monitor.placed", text)
         return text
     }
 

@@ -73,7 +73,7 @@ extension Operations {
             if let request = try readRequest(host) {
                 switch request.state {
                 case .failed:
-                    try removeRequest(host)
+                    try removeFlag("update", host: host)
                     let text = "\(host): the update failed: \(request.detail ?? "no reason given")" + notUpdated
                     record("update.rolling.stopped", text)
                     throw .failed(text)
@@ -90,12 +90,12 @@ extension Operations {
                version.time > since {
                 let maintained = try readFlag("maintenance", host: host) != nil
                 if version.release == release && !maintained {
-                    try removeRequest(host)
+                    try removeFlag("update", host: host)
                     record("update.rolling.node", "\(host) runs \(release)")
                     return release
                 }
                 if version.release != release && !maintained {
-                    try removeRequest(host)
+                    try removeFlag("update", host: host)
                     let text = "\(host) came back with \(version.release ?? "an unknown release"), not \(release): its new slot "
                         + "failed and it rolled back (`aquarium-provision events` on \(host))" + notUpdated
                     record("update.rolling.stopped", text)
@@ -136,11 +136,6 @@ extension Operations {
     func writeRequest(_ request: UpdateRequest) throws(ProvisionError) {
         guard let data = try? JSONCoding.encoder(pretty: false).encode(request) else { throw .failed("cannot encode the update request") }
         try writeObject(Self.flagObject("update", host: request.host), data)
-    }
-
-    func removeRequest(_ host: String) throws(ProvisionError) {
-        try tools.run("rados", ["--rados_osd_op_timeout", "10", "-p", ClusterEventLog.pool, "rm", Self.flagObject("update", host: host)],
-                      timeout: 20, accepted: [0, 1, 2])
     }
 
     // MARK: the node that is asked
