@@ -1,7 +1,7 @@
 # Aquarium boot & provisioning — the README's two commands live here.
 SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 
-.PHONY: demo cluster-demo update-demo inventory test build deps clean
+.PHONY: demo cluster-demo rolling-demo update-demo inventory test build deps clean
 
 ## demo: the main job: build the USB stick image, boot it in QEMU with a sample seed (scripts/demo)
 demo:
@@ -11,6 +11,11 @@ demo:
 ## three monitors; node 1 is stopped and a client still writes and reads (scripts/cluster-demo; 15-40 min under TCG)
 cluster-demo:
 	./scripts/cluster-demo
+
+## rolling-demo: the cluster-demo rack, then `update --rolling` to a second image: each node in turn updates its stick,
+## reboots into the new slot and is marked good, HEALTH_OK in between (scripts/cluster-demo --rolling-update; ~1-2 h TCG)
+rolling-demo:
+	./scripts/cluster-demo --rolling-update
 
 ## update-demo: A/B slots in QEMU: a v1 stick updates itself to v2 and marks it good; an update to a broken v2 falls
 ## back to v1 by itself after its 3 tries (scripts/update-demo; three minimal image builds, then about 10 min under TCG)

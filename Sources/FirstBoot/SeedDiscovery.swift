@@ -176,7 +176,9 @@ public struct SeedFinder {
     func openVolume(label: String, files: [String], mounts: inout [String]) throws -> (String, String?) {
         let (device, type) = try findVolume(label: label)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("aquarium-seed-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // A seed holds secrets (join keys): only root may read the copy, from its first byte on.
+        let privateDirectory: [FileAttributeKey: Any] = [.posixPermissions: 0o700]
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: privateDirectory)
         mounts.append(directory)
         guard type == "vfat" else {
             try Command("mount", ["-o", "ro,nodev,nosuid,noexec", device, directory]).run()
@@ -190,8 +192,11 @@ public struct SeedFinder {
                 else { continue }
                 let target = directory + "/" + name
                 try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent,
-                                                        withIntermediateDirectories: true)
-                try result.standardOutput.write(to: URL(fileURLWithPath: target))
+                                                        withIntermediateDirectories: true, attributes: privateDirectory)
+                guard FileManager.default.createFile(atPath: target, contents: result.standardOutput,
+                                                     attributes: [.posixPermissions: 0o600]) else {
+                    throw ApplyError(.runtime, "\(target): cannot write the copy of \(name) from \(device)")
+                }
             }
         }
         logger.info("read the seed volume \(device) with mtools into \(directory)")

@@ -108,11 +108,13 @@ public struct JoinTarget: Codable, Equatable, Sendable {
 /// networks, paths, ports); cluster-wide settings such as pool defaults go into the monitor's configuration database
 /// (`ceph config set`), where they can change as the cluster grows.
 public enum CephConfig {
-    public static func render(_ identity: ClusterIdentity, layout: Layout, rgwPort: Int?) -> String {
+    /// `learned`: the monitor map as this node's `maintenance watch` last saw it; when it is of this cluster, `mon_host`
+    /// lists its monitors instead of the seed's (which `node remove` and a replacement monitor make out of date).
+    public static func render(_ identity: ClusterIdentity, layout: Layout, rgwPort: Int?, learned: LearnedMonitors? = nil) -> String {
         var global: [(String, String)] = [("fsid", identity.fsid)]
         if identity.runsMonitor { global.append(("mon_initial_members", identity.initialMembers)) }
         global += [
-            ("mon_host", identity.monHost),
+            ("mon_host", learned?.monHost(fsid: identity.fsid) ?? identity.monHost),
             ("public_network", identity.publicNetwork),
             ("cluster_network", identity.clusterNetwork),
             ("auth_cluster_required", "cephx"),

@@ -11,6 +11,30 @@ public enum CephJSON {
         enum CodingKeys: String, CodingKey { case quorumNames = "quorum_names" }
     }
 
+    /// `ceph mon dump`: the monitor map's fsid and each monitor's name and public address vector.
+    public struct MonDump: Decodable, Sendable {
+        public struct Mon: Decodable, Sendable {
+            public struct Addresses: Decodable, Sendable {
+                public struct Entry: Decodable, Sendable {
+                    @Lenient public var type: String?
+                    @Lenient public var addr: String?
+                    enum CodingKeys: String, CodingKey { case type, addr }
+                }
+                @Lenient public var addrvec: [Entry]?
+                enum CodingKeys: String, CodingKey { case addrvec }
+            }
+            @Lenient public var name: String?
+            @Lenient public var publicAddrs: Addresses?
+            enum CodingKeys: String, CodingKey {
+                case name
+                case publicAddrs = "public_addrs"
+            }
+        }
+        @Lenient public var fsid: String?
+        @Lenient public var mons: [Mon]?
+        enum CodingKeys: String, CodingKey { case fsid, mons }
+    }
+
     /// `ceph quorum_status` with the monitor map's names.
     public struct MonDumpQuorum: Decodable, Sendable {
         public struct MonMap: Decodable, Sendable {

@@ -44,7 +44,8 @@ extension Provisioner {
             try saveState()
             decided = true
         }
-        let conf = CephConfig.render(identity, layout: layout, rgwPort: seed.cluster.services.rgw?.port)
+        let conf = CephConfig.render(identity, layout: layout, rgwPort: seed.cluster.services.rgw?.port,
+                                     learned: LearnedMonitors.load(layout))
         let written = try Files.write(conf, to: layout.cephConf)
         try Files.makeDirectory(layout.cephLog)
         try Files.makeDirectory(layout.cephRun)

@@ -96,7 +96,7 @@ extension Provisioner {
             try saveState()
             changed = true
         }
-        let conf = CephConfig.render(decided, layout: layout, rgwPort: nil)
+        let conf = CephConfig.render(decided, layout: layout, rgwPort: nil, learned: LearnedMonitors.load(layout))
         if try Files.write(conf, to: layout.cephConf) { changed = true }
         let keyring = "[\(JoinToken.entity)]\n\tkey = \(token.key)\n"
         if try Files.write(keyring, to: layout.joinKeyring, mode: 0o600) { changed = true }

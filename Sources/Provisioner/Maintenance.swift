@@ -115,6 +115,12 @@ extension Operations {
         if local?.flag.reason == "removed" { return nil }
         // One look at the pool; only the requests for this node that exist are read.
         let present = try poolObjects()
+        // ceph.conf keeps pointing at the monitors there are, after `node remove` moved one (best effort: a failed look
+        // is tried again next round).
+        if let followed = try? followMonitors() {
+            say(followed)
+            record("monitors.followed", followed)
+        }
         let host = localHost
         func asked(_ kind: String) -> Bool { present.contains(Self.flagObject(kind, host: host)) }
         if asked("removed"), let removed = try readFlag("removed", host: localHost) {

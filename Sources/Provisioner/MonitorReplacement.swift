@@ -171,7 +171,7 @@ extension Operations {
         var state = try ProvisionState.load(layout.stateFile)
         state.identity = promoted
         try state.save(layout.stateFile)
-        try Files.write(CephConfig.render(promoted, layout: layout, rgwPort: nil), to: layout.cephConf)
+        try Files.write(CephConfig.render(promoted, layout: layout, rgwPort: nil, learned: LearnedMonitors.load(layout)), to: layout.cephConf)
         // Not in the monmap yet: started at its address vector, the monitor asks the quorum to take it in (`ceph mon
         // add` takes one address, not the v2 and v1 pair on this node's ports). Later starts find it in the monmap.
         _ = try launcher.ensureRunning(DaemonSpec.ceph("mon", localHost, layout: layout,
@@ -184,6 +184,8 @@ extension Operations {
         let asMonitor = try Operations(root: layout.root, cluster: layout.cluster, logger: logger, say: say)
         try asMonitor.removeFlag("monitor", host: localHost)
         asMonitor.record("monitor.placed", text)
+        // ceph.conf lists the monitors of the map it just joined (the one learned before did not have it).
+        _ = try? asMonitor.followMonitors()
         return text
     }
 
@@ -210,7 +212,7 @@ extension Provisioner {
             throw .refused("this node runs a monitor of cluster \(identity.fsid), but its seed is for cluster \(seedFSID); "
                 + "put back the seed of its cluster, or remove the node from its cluster first (`node remove`)")
         }
-        var changed = try Files.write(CephConfig.render(identity, layout: layout, rgwPort: nil), to: layout.cephConf)
+        var changed = try Files.write(CephConfig.render(identity, layout: layout, rgwPort: nil, learned: LearnedMonitors.load(layout)), to: layout.cephConf)
         for directory in [layout.cephLog, layout.cephRun, layout.crashDir] where !Files.exists(directory) {
             try Files.makeDirectory(directory)
             changed = true

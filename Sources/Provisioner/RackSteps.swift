@@ -51,7 +51,8 @@ extension Provisioner {
             try saveState()
             changed = true
         }
-        if try Files.write(CephConfig.render(decided, layout: layout, rgwPort: runsServices ? seed.cluster.services.rgw?.port : nil),
+        if try Files.write(CephConfig.render(decided, layout: layout, rgwPort: runsServices ? seed.cluster.services.rgw?.port : nil,
+                                             learned: LearnedMonitors.load(layout)),
                            to: layout.cephConf) {
             changed = true
         }

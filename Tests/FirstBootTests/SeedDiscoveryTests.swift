@@ -128,6 +128,42 @@ struct SeedDiscoveryTests {
         }
     }
 
+    @Test("the copy of a FAT seed volume's seed is root's only (0700 directories, 0600 files): it holds the join key",
+          .requires(programs: ["mkfs.vfat", "mcopy", "mtype", "mmd"]))
+    func seedCopyIsPrivate() throws {
+        try withTemporaryDirectory { work in
+            let seed = try Harness.writeSeed(work, Harness.seedText(secretToken: true), name: "node.yaml")
+            let prepare: (String) throws -> Void = { file in
+                try Command("mkfs.vfat", ["-n", "AQUASEED", file]).run()
+                try Command("mmd", ["-i", file, "::seeds"]).run()
+                try Command("mcopy", ["-i", file, seed, "::seeds/52-54-00-12-34-57.yaml"]).run()
+            }
+            try LoopDevice.with(.init(sizeBytes: 64 * Harness.mib), prepare: prepare) { stick in
+                let net = work + "/net/eth0"
+                try FileManager.default.createDirectory(atPath: net, withIntermediateDirectories: true)
+                try Data("52:54:00:12:34:57\n".utf8).write(to: URL(fileURLWithPath: net + "/address"))
+                var finder = SeedFinder()
+                finder.commandLinePath = "/nonexistent/cmdline"
+                finder.dmiSerialPath = "/nonexistent/serial"
+                finder.netDirectory = work + "/net"
+                finder.root = work
+                finder.onlyDevices = [stick.name]
+                var mounts: [String] = []
+                var sink = ReportSink()
+                defer { for directory in mounts { try? FileManager.default.removeItem(atPath: directory) } }
+                let loaded = try finder.find(explicitPath: nil, mounts: &mounts, sink: &sink)
+                #expect(loaded.path == "LABEL=AQUASEED:/seeds/52-54-00-12-34-57.yaml")
+                let copy = try #require(mounts.first)
+                func mode(_ path: String) throws -> Int {
+                    try #require(FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int)
+                }
+                #expect(try mode(copy) == 0o700)
+                #expect(try mode(copy + "/seeds") == 0o700)
+                #expect(try mode(copy + "/seeds/52-54-00-12-34-57.yaml") == 0o600)
+            }
+        }
+    }
+
     @Test("AQUASEED volume: found by label, per-node seed, report written back without secrets; boot media never chosen",
           .requires(programs: ApplyDeviceTests.tools + ["mkfs.vfat", "mcopy", "mtype", "mmd"]))
     func seedVolume() throws {

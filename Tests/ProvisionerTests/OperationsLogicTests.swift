@@ -1,4 +1,5 @@
 import Foundation
+import Seed
 import TestSupport
 import Testing
 @testable import Provisioner
@@ -147,5 +148,69 @@ struct OperationsLogicTests {
             try local.save(layout)
             #expect(LocalMaintenance.load(layout) == local)
         }
+    }
+
+    /// `ceph mon dump --format json` as Reef prints it (a monitor placed by `node remove` is node-4; IPv6 too).
+    static let monDump = """
+        {"epoch":3,"fsid":"6f1c2e0a-0000-4000-8000-000000000001","min_mon_release_name":"reef","mons":[
+         {"rank":0,"name":"node-2","public_addrs":{"addrvec":[{"type":"v2","addr":"10.77.0.2:3300","nonce":0},
+          {"type":"v1","addr":"10.77.0.2:3301","nonce":0}]},"addr":"10.77.0.2:3301/0","public_addr":"10.77.0.2:3301/0"},
+         {"rank":1,"name":"node-4","public_addrs":{"addrvec":[{"type":"v2","addr":"10.77.0.4:3300","nonce":0},
+          {"type":"v1","addr":"10.77.0.4:3301","nonce":0}]}},
+         {"rank":2,"name":"node-3","public_addrs":{"addrvec":[{"type":"v2","addr":"[fd00::3]:3300","nonce":0}]}},
+         {"rank":3,"name":"unplaced","public_addrs":{"addrvec":[]}}],"quorum":[0,1,2]}
+        """
+
+    @Test func learnedMonitorsFromTheMonmap() throws {
+        guard case .success(let dump?) = CephJSON.decode(CephJSON.MonDump.self, from: Data(Self.monDump.utf8)) else {
+            Issue.record("the mon dump did not decode")
+            return
+        }
+        let monitors = LearnedMonitors.parse(monDump: dump)
+        // Sorted by name; a monitor without an address (not placed yet) is left out; nonces dropped.
+        #expect(monitors == [
+            .init(name: "node-2", addresses: "[v2:10.77.0.2:3300,v1:10.77.0.2:3301]"),
+            .init(name: "node-3", addresses: "[v2:[fd00::3]:3300]"),
+            .init(name: "node-4", addresses: "[v2:10.77.0.4:3300,v1:10.77.0.4:3301]"),
+        ])
+        let learned = LearnedMonitors(fsid: dump.fsid ?? "", monitors: monitors, time: "2026-11-29T00:00:00Z")
+        #expect(learned.monHost(fsid: "6f1c2e0a-0000-4000-8000-000000000001")
+                == "[v2:10.77.0.2:3300,v1:10.77.0.2:3301],[v2:[fd00::3]:3300],[v2:10.77.0.4:3300,v1:10.77.0.4:3301]")
+        // Another cluster's map (a reused system disk) never names this cluster's monitors.
+        #expect(learned.monHost(fsid: "another") == nil)
+        #expect(LearnedMonitors(fsid: "x", monitors: [], time: "").monHost(fsid: "x") == nil)
+    }
+
+    @Test(arguments: [
+        // Only the mon_host line changes; indentation and every other line are kept.
+        ("[global]\nfsid = x\nmon_host = [v2:10.77.0.1:3300]\npublic_network = 10.77.0.0/24\n", "[v2:10.77.0.4:3300]",
+         "[global]\nfsid = x\nmon_host = [v2:10.77.0.4:3300]\npublic_network = 10.77.0.0/24\n" as String?),
+        ("[global]\n\tmon host = a\n", "b", "[global]\n\tmon_host = b\n"),
+        // Already so: nothing to write.
+        ("mon_host = b\n", "b", nil),
+        // No mon_host line (not a ceph.conf the Provisioner wrote): left alone.
+        ("[global]\nfsid = x\n", "b", nil),
+        // A key that merely starts with mon_host is another key.
+        ("mon_host_override = a\n", "b", nil),
+    ])
+    func replacingMonHost(_ text: String, _ monHost: String, _ expected: String?) {
+        #expect(LearnedMonitors.replacingMonHost(in: text, with: monHost) == expected)
+    }
+
+    @Test func cephConfFollowsTheLearnedMonitors() throws {
+        let identity = ClusterIdentity(fsid: "f", name: "ceph", daemonId: "node-3", address: try #require(IPAddress("10.77.0.3")),
+                                       basePort: 3300, publicNetwork: "10.77.0.0/24", clusterNetwork: "10.77.0.0/24",
+                                       launcher: .process, monitors: [MonitorAddress(name: "node-1", address: try #require(IPAddress("10.77.0.1")))])
+        let layout = Layout(root: "/nonexistent", cluster: "ceph")
+        let seedOnly = CephConfig.render(identity, layout: layout, rgwPort: nil)
+        #expect(seedOnly.contains("mon_host = [v2:10.77.0.1:3300,v1:10.77.0.1:3301]\n"), "\(seedOnly)")
+        let learned = LearnedMonitors(fsid: "f", monitors: [.init(name: "node-4", addresses: "[v2:10.77.0.4:3300]")], time: "")
+        let followed = CephConfig.render(identity, layout: layout, rgwPort: nil, learned: learned)
+        #expect(followed.contains("mon_host = [v2:10.77.0.4:3300]\n"), "\(followed)")
+        #expect(followed.replacingOccurrences(of: "mon_host = [v2:10.77.0.4:3300]", with: "mon_host = [v2:10.77.0.1:3300,v1:10.77.0.1:3301]")
+                == seedOnly)
+        var other = learned
+        other.fsid = "another"
+        #expect(CephConfig.render(identity, layout: layout, rgwPort: nil, learned: other) == seedOnly)
     }
 }

@@ -203,6 +203,15 @@ import Testing
                     let watch = try fourth.host.command(try fourth.provisioner, ["maintenance", "watch", "--interval", "1",
                                                                                  "--root", fourth.node.root]).start()
                     defer { _ = watch.terminate(grace: 5) }
+                    // Its first round reads the monitor map as the storage node it is (no admin key): ceph.conf's
+                    // mon_host follows the map from now on.
+                    let learnedFile = fourth.node.root + "/var/lib/aquarium/monitors.json"
+                    func learnedNames(_ file: String) -> [String] {
+                        (FileManager.default.contents(atPath: file).flatMap { try? JSONDecoder().decode(LearnedMonitors.self, from: $0) })?
+                            .monitors.map(\.name) ?? []
+                    }
+                    for _ in 0..<30 where learnedNames(learnedFile).isEmpty { sleep(1) }
+                    #expect(learnedNames(learnedFile) == ["node-1", "node-2", "node-3"])
                     lab.killAll(in: nodes[0].host)
                     let removal = try second.host.command(try second.provisioner, ["node", "remove", "node-1", "--timeout", "300",
                                                                                    "--root", second.node.root])
@@ -235,6 +244,23 @@ import Testing
                         #expect(try fourth.rados(["-p", "rbd", "get", name, file]).status == 0)
                         #expect(FileManager.default.contents(atPath: file) == FileManager.default.contents(atPath: payload), "\(name)")
                     }
+                    // Every node's ceph.conf follows the monitor map (node 1's monitor gone, node 4's added): node 4's
+                    // watch did it, node 3's does it in its next round, and node 3's next run keeps it.
+                    let followed = "mon_host = [v2:10.77.0.2:3300,v1:10.77.0.2:3301],[v2:10.77.0.3:3300,v1:10.77.0.3:3301],"
+                        + "[v2:10.77.0.4:3300,v1:10.77.0.4:3301]\n"
+                    for _ in 0..<30 where learnedNames(learnedFile) != ["node-2", "node-3", "node-4"] { sleep(1) }
+                    #expect(try String(contentsOfFile: fourth.node.conf, encoding: .utf8).contains(followed))
+                    let third = nodes[2]
+                    let round = try third.host.command(try third.provisioner, ["maintenance", "watch", "--once", "--root", third.node.root])
+                        .run(acceptedStatuses: Set(0...255))
+                    #expect(round.status == 0, "\(round.errorOutput)")
+                    #expect(learnedNames(third.node.root + "/var/lib/aquarium/monitors.json") == ["node-2", "node-3", "node-4"])
+                    #expect(try String(contentsOfFile: third.node.conf, encoding: .utf8).contains(followed))
+                    let rerun = try third.run()
+                    #expect(rerun.status == 0, "\(rerun.errorOutput.suffix(2000))")
+                    let rerunConf = try String(contentsOfFile: third.node.conf, encoding: .utf8)
+                    #expect(rerunConf.contains(followed) && !rerunConf.contains("10.77.0.1:"), "\(rerunConf)")
+
                     // The third monitor counts: with node 2 gone too, node 3 and node 4 keep the quorum.
                     lab.killAll(in: second.host)
                     var kept: [String] = []
