@@ -72,7 +72,10 @@ let package = Package(
                 swiftSettings: strict),
 
         // The three tools: logic and command trees in libraries, thin executables.
-        .target(name: "ImageBuilder", dependencies: ["BootSlots", "CommandSupport", "JSONCoding", "Seed", "Disks", "FileLayer", "Parted", "GPT", "Archive", "Exec", "QEMU",
+        .target(name: "ImageFormat", dependencies: ["CommandSupport", "FileLayer", "Archive",
+                                                    .product(name: "Crypto", package: "swift-crypto")],
+                swiftSettings: strict),
+        .target(name: "ImageBuilder", dependencies: ["ImageFormat", "BootSlots", "CommandSupport", "JSONCoding", "Seed", "Disks", "FileLayer", "Parted", "GPT", "Archive", "Exec", "QEMU",
                                                      .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                      .product(name: "Crypto", package: "swift-crypto"),
                                                      .product(name: "Logging", package: "swift-log"),
@@ -83,7 +86,7 @@ let package = Package(
                                                   .product(name: "Crypto", package: "swift-crypto"),
                                                   .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
-        .target(name: "Provisioner", dependencies: ["BootSlots", "GPT", "CommandSupport", "JSONCoding", "Seed", "Disks", "NodeContract", "FileLayer", "Exec", "Archive",
+        .target(name: "Provisioner", dependencies: ["ImageFormat", "BootSlots", "GPT", "CommandSupport", "JSONCoding", "Seed", "Disks", "NodeContract", "FileLayer", "Exec", "Archive",
                                                     .product(name: "Crypto", package: "swift-crypto"),
                                                     .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                     .product(name: "Logging", package: "swift-log")],

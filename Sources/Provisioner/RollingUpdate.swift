@@ -9,6 +9,8 @@ public struct UpdateRequest: Codable, Equatable, Sendable {
     public var host: String
     /// A path on the node or an http(s) URL: what `update IMAGE` takes.
     public var image: String
+    /// The bmap the node checks IMAGE against (nil: the one beside it).
+    public var bmap: BmapSource?
     public var state: State
     public var release: String?
     public var detail: String?
@@ -32,7 +34,7 @@ extension Operations {
     /// and reboots into the new slot (its `maintenance watch`, as `reboot` does), and the next node only starts once
     /// the node reports the new release with its maintenance over and the cluster is HEALTH_OK again. Stops at the first
     /// node whose update fails or does not come back (exit 1), or when the cluster is not healthy (exit 3).
-    public func rollingUpdate(image: String, timeout: Double, healthTimeout: Double = 300) throws(ProvisionError) {
+    public func rollingUpdate(image: String, bmap: BmapSource = .beside, timeout: Double, healthTimeout: Double = 300) throws(ProvisionError) {
         guard identity.runsMonitor else {
             throw .refused("`update --rolling` runs on a monitor node (it needs the admin key); this is a storage node")
         }
@@ -44,7 +46,7 @@ extension Operations {
         for host in order {
             try requireHealthy(before: "updating \(host)", seconds: healthTimeout, done: done, left: order.filter { $0 != host && !done.contains($0) })
             let previous = try ClusterEventLog(tools: tools).versions().first { $0.host == host }
-            let request = UpdateRequest(host: host, image: image, state: .requested, since: Self.now(), by: localHost)
+            let request = UpdateRequest(host: host, image: image, bmap: bmap, state: .requested, since: Self.now(), by: localHost)
             try writeRequest(request)
             if host == localHost {
                 record("update.rolling.last", "\(host) (this node) updates itself last and reboots; `status` shows the release after")
@@ -149,7 +151,7 @@ extension Operations {
         try writeRequest(request)
         let installed: SlotUpdater.Installed
         do {
-            installed = try updater().install(image: request.image)
+            installed = try updater().install(image: request.image, bmap: request.bmap ?? .beside)
         } catch {
             request.state = .failed
             request.detail = String(describing: error)

@@ -3,6 +3,7 @@ import BootSlots
 import Exec
 import Foundation
 import GPT
+import ImageFormat
 import Logging
 
 /// A/B updates of the boot stick: write a new image's root into the slot that is not running and boot it on trial
@@ -57,8 +58,8 @@ public struct SlotUpdater {
     }
 
     /// Writes `image` (a local `.raw`, `.raw.zst` or an http(s) URL) into the inactive slot and makes it the entry booted
-    /// next, on trial.
-    public func install(image source: String) throws(ProvisionError) -> Installed {
+    /// next, on trial. Before anything is written, the image is checked against its bmap (`bmap`).
+    public func install(image source: String, bmap: BmapSource = .beside) throws(ProvisionError) -> Installed {
         let view = try SlotsView.read(stick, runningRoot: runningRoot)
         guard let running = view.running else {
             throw .refused("the running root (PARTUUID \(runningRoot)) is neither \(Slot.a.name) nor \(Slot.b.name) of \(stick.disk)")
@@ -73,7 +74,7 @@ public struct SlotUpdater {
         let scratch = workDirectory + "/update-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectoryIfNeeded(scratch)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        let image = try UpdateImage.fetch(source, into: scratch)
+        let (image, compression) = try UpdateImage.fetch(source, into: scratch)
 
         // The new image: an A/B image whose slot A holds its root and whose ESP has slot A's entry, kernel and initrd.
         let newImage: BootStick
@@ -93,6 +94,8 @@ public struct SlotUpdater {
             throw .refused("\(source): its root (\(newRoot.sizeBytes >> 20) MiB) does not fit \(plan.target.name) of \(stick.disk) "
                            + "(\(target.sizeBytes >> 20) MiB); reflash the stick with the new image")
         }
+        let checked = try UpdateImage.verify(image, source: source, compression: compression, bmap: bmap, scratch: scratch)
+        logger.info("\(source): \(checked)")
         for file in ["vmlinuz", "initrd.img"] {
             let data = try newESP.read("\(Slot.a.bootDirectory)/\(file)")
             guard FileManager.default.createFile(atPath: scratch + "/" + file, contents: data) else {
@@ -118,7 +121,7 @@ public struct SlotUpdater {
         try esp.write(text: entry.text, to: "\(StickNames.entriesDirectory)/\(plan.entryFileName)", scratch: scratch)
         RangeCopy.sync(stick.disk)
         record(ProvisionEvent(event: "update.written", changed: true,
-                                     detail: "\(newEntry.release) in \(plan.target.name) (\(written) bytes written and read back); "
+                                     detail: "\(newEntry.release) in \(plan.target.name) (\(checked); \(written) bytes written and read back); "
                                      + "the next boot tries it \(StickNames.trialTries) times, then falls back to \(running.name)"))
         return Installed(slot: plan.target, release: newEntry.release, entryFileName: plan.entryFileName, bytesWritten: written)
     }
@@ -178,11 +181,66 @@ public struct SlotUpdater {
     }
 }
 
+/// Which bmap an update image is checked against before it is written.
+public enum BmapSource: Equatable, Sendable, Codable {
+    /// Beside the image (NAME.raw.bmap for NAME.raw or NAME.raw.zst, else IMAGE.bmap; for a URL, the same names at the
+    /// URL); an image without one is refused.
+    case beside
+    /// This file (or URL).
+    case file(String)
+    /// Not checked (`--no-bmap`): only the read-back of what was written protects the slot.
+    case unchecked
+}
+
 /// Where the update image comes from: a local file, or a URL fetched with curl (argv, never a shell).
 enum UpdateImage {
-    static func fetch(_ source: String, into scratch: String) throws(ProvisionError) -> String {
+    /// Checks the raw image (downloaded and decompressed already) against the bmap `bmap` says, refusing (exit 3) a
+    /// damaged, truncated or different image before any byte of the slot is written. Returns what was checked.
+    static func verify(_ raw: String, source: String, compression: StreamCompression?, bmap: BmapSource,
+                       scratch: String) throws(ProvisionError) -> String {
+        let candidates: [String]
+        switch bmap {
+        case .unchecked: return "not checked against a bmap (--no-bmap)"
+        case .file(let path): candidates = [path]
+        case .beside: candidates = ImageInput(path: source, compression: compression).bmapCandidates
+        }
+        var found: (name: String, text: String)?
+        for candidate in candidates {
+            if isURL(candidate) {
+                let local = scratch + "/image.bmap"
+                let got = try? Command("curl", ["--fail", "--silent", "--show-error", "--location", "--output", local, "--", candidate]).run()
+                if got != nil, let text = Files.read(local) { found = (candidate, text); break }
+            } else if let text = Files.read(candidate) {
+                found = (candidate, text)
+                break
+            }
+        }
+        guard let found else {
+            if case .file(let path) = bmap { throw .invalidInput("\(path): no such bmap file") }
+            throw .invalidInput("\(source): no bmap beside it (looked for \(candidates.joined(separator: ", "))), so it cannot be "
+                + "checked before it is written; copy NAME.raw.bmap (made by `aquarium-image build`) beside it, pass --bmap "
+                + "FILE, or --no-bmap to write it unchecked")
+        }
+        do {
+            let map = try BlockMap.parse(found.text, subject: found.name)
+            try map.verify(image: raw, subject: found.name)
+            return "checked against \(found.name): \(map.ranges.count) ranges, \(map.mappedBytes) bytes"
+        } catch {
+            let text = "\(error.subject == raw ? source : error.subject): \(error.message)"
+            switch error.kind {
+            case .refused: throw .refused(text + "; nothing was written")
+            case .invalidInput: throw .invalidInput(text)
+            case .failure: throw .failed(text)
+            }
+        }
+    }
+
+    static func isURL(_ source: String) -> Bool { source.hasPrefix("http://") || source.hasPrefix("https://") }
+
+    /// The raw image to read (downloaded and decompressed when needed), and the compression `source` had.
+    static func fetch(_ source: String, into scratch: String) throws(ProvisionError) -> (String, StreamCompression?) {
         var path = source
-        if source.hasPrefix("http://") || source.hasPrefix("https://") {
+        if isURL(source) {
             let name = URL(string: source)?.lastPathComponent ?? "image.raw"
             path = scratch + "/" + (name.isEmpty ? "image.raw" : name)
             do {
@@ -202,9 +260,9 @@ enum UpdateImage {
         if let compression {
             let raw = scratch + "/image.raw"
             try decompress(path, compression, to: raw)
-            return raw
+            return (raw, compression)
         }
-        return path
+        return (path, nil)
     }
 }
 

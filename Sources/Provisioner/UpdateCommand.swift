@@ -42,7 +42,9 @@ public struct UpdateInstallCommand: ParsableCommand {
         commandName: "install",
         abstract: "Write IMAGE's root into the slot that is not running and boot it next, on trial (3 tries).",
         discussion: """
-            IMAGE is an A/B image from aquarium-image build: NAME.raw, NAME.raw.zst, or an http(s) URL of either. Its \
+            IMAGE is an A/B image from aquarium-image build: NAME.raw, NAME.raw.zst, or an http(s) URL of either. It is \
+            checked against its bmap (NAME.raw.bmap beside it) before anything is written: a damaged, truncated or \
+            different image is refused (exit 3), an image without a bmap too unless --no-bmap is given. Its \
             root is written into the inactive slot and read back, its kernel and initrd go to the ESP, and a loader entry \
             with three tries (aquarium-b+3.conf) makes it the next boot. Marked good by aquarium-slot-good.service once \
             FirstBoot and the Provisioner succeed on it; otherwise the tries run out and the current slot boots again. \
@@ -53,6 +55,12 @@ public struct UpdateInstallCommand: ParsableCommand {
     @OptionGroup public var global: GlobalOptions
     @OptionGroup public var stickOptions: StickOptions
     @Argument(help: "The image: NAME.raw, NAME.raw.zst or an http(s) URL.") public var image: String
+    @Option(name: .long, help: """
+        The bmap to check IMAGE against before anything is written (default: NAME.raw.bmap beside it, else IMAGE.bmap; \
+        at the same place for a URL).
+        """) public var bmap: String?
+    @Flag(name: .customLong("no-bmap"), help: "Write IMAGE without checking it against a bmap (only the read-back of the slot).")
+    public var noBmap = false
     @Flag(name: .long, help: "Reboot into the new slot when it is written.") public var reboot = false
     @Flag(name: .long, help: """
         On a monitor node: update every node of the cluster, one at a time (HEALTH_OK first; the node updates and \
@@ -66,13 +74,19 @@ public struct UpdateInstallCommand: ParsableCommand {
 
     public init() {}
 
+    public mutating func validate() throws {
+        if bmap != nil && noBmap { throw ValidationError("--bmap and --no-bmap exclude each other") }
+    }
+
+    var bmapSource: BmapSource { noBmap ? .unchecked : bmap.map { .file($0) } ?? .beside }
+
     public func run() throws {
         if rolling {
             try RootOptions.parse(["--root", stickOptions.root]).operations(global)
-                .rollingUpdate(image: image, timeout: timeout, healthTimeout: healthTimeout)
+                .rollingUpdate(image: image, bmap: bmapSource, timeout: timeout, healthTimeout: healthTimeout)
             return
         }
-        let installed = try stickOptions.updater(global).install(image: image)
+        let installed = try stickOptions.updater(global).install(image: image, bmap: bmapSource)
         print("\(installed.release) written to \(installed.slot.name) (\(installed.bytesWritten >> 20) MiB, read back); "
               + "entry \(installed.entryFileName): the next boot tries it \(StickNames.trialTries) times")
         if reboot { try Exec.Command("systemctl", ["reboot"]).run() }

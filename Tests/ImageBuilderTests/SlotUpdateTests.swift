@@ -117,6 +117,92 @@ import TestSupport
         }
     }
 
+    @Test("the image is checked against its bmap before any byte is written: a changed byte, a truncated copy, no bmap",
+          .requires(root: false, programs: ImageFixtures.programs + ["mren", "mdel"]))
+    func bmapChecked() throws {
+        try withTemporaryDirectory { directory in
+            let f = try Fixture(directory)
+            let v2Root = try #require(f.v2.assembly.partition(.root))
+            let slotB = try #require(try BootStick.open(f.stick).slots[.b])
+            let slotBefore = try f.bytes(f.stick, offset: slotB.offsetBytes, count: v2Root.sizeBytes)
+            let copies = directory + "/copies"
+            try FileManager.default.createDirectory(atPath: copies, withIntermediateDirectories: true)
+            func copy(_ name: String, bmap: Bool = true) throws -> String {
+                let image = copies + "/" + name
+                try Command("cp", ["--sparse=always", f.v2.artifacts.image, image]).run()
+                if bmap { try Command("cp", [f.v2.artifacts.bmap, image + ".bmap"]).run() }
+                return image
+            }
+            func expectNothingWritten(_ what: String) throws {
+                #expect(try f.entries() == ["aquarium-a.conf"], "\(what)")
+                #expect(try f.bytes(f.stick, offset: slotB.offsetBytes, count: v2Root.sizeBytes) == slotBefore, "\(what)")
+                #expect(!f.events.read().contains { $0.event == "update.started" }, "\(what)")
+            }
+
+            // One changed byte in the root's first block (the ext4 superblock: mapped, checksummed).
+            let damaged = try copy("damaged.raw")
+            let handle = try #require(FileHandle(forUpdatingAtPath: damaged))
+            try handle.seek(toOffset: v2Root.offsetBytes + 1100)
+            let old = try #require(try handle.read(upToCount: 1)?.first)
+            try handle.seek(toOffset: v2Root.offsetBytes + 1100)
+            try handle.write(contentsOf: Data([old ^ 0xff]))
+            try handle.close()
+            do {
+                _ = try f.updater().install(image: damaged)
+                Issue.record("a damaged image was written")
+            } catch {
+                #expect((error as? ProvisionError)?.exitCode == .refused)
+                let text = String(describing: error)
+                #expect(text.contains("\(damaged): blocks ") && text.contains("do not match their sha256 in the bmap \(damaged).bmap"), "\(text)")
+                #expect(text.contains("nothing was written"), "\(text)")
+            }
+            try expectNothingWritten("damaged")
+
+            // A copy that stopped short (an interrupted download): its size is not the bmap's.
+            let truncated = try copy("truncated.raw")
+            let size = try #require(FileManager.default.attributesOfItem(atPath: truncated)[.size] as? UInt64)
+            #expect(Glibc.truncate(truncated, off_t(size - 4096)) == 0)
+            do {
+                _ = try f.updater().install(image: truncated)
+                Issue.record("a truncated image was written")
+            } catch {
+                #expect((error as? ProvisionError)?.exitCode == .refused)
+                #expect(String(describing: error).contains("the copy is incomplete or is another image"), "\(error)")
+            }
+            try expectNothingWritten("truncated")
+
+            // No bmap beside it: refused as bad input, saying what to do; --bmap FILE or --no-bmap let it through.
+            let bare = try copy("bare.raw", bmap: false)
+            do {
+                _ = try f.updater().install(image: bare)
+                Issue.record("an image without a bmap was written unchecked")
+            } catch {
+                #expect((error as? ProvisionError)?.exitCode == .invalidInput)
+                #expect(String(describing: error).contains("no bmap beside it (looked for \(bare).bmap)"), "\(error)")
+                #expect(String(describing: error).contains("--no-bmap"))
+            }
+            try expectNothingWritten("no bmap")
+            do {
+                _ = try f.updater().install(image: damaged, bmap: .file(copies + "/nonexistent.bmap"))
+                Issue.record("a missing --bmap file was accepted")
+            } catch {
+                #expect((error as? ProvisionError)?.exitCode == .invalidInput)
+            }
+            let installed = try f.updater().install(image: bare, bmap: .file(f.v2.artifacts.bmap))
+            #expect(installed.slot == .b && installed.release == "v2")
+            let written = f.events.read().last { $0.event == "update.written" }?.detail ?? ""
+            #expect(written.contains("checked against \(f.v2.artifacts.bmap)"), "\(written)")
+            #expect(try f.bytes(f.stick, offset: slotB.offsetBytes, count: v2Root.sizeBytes)
+                    == f.bytes(f.v2.artifacts.image, offset: v2Root.offsetBytes, count: v2Root.sizeBytes))
+            // The same image unchecked (the slot is on the B side now: remove its entry as a rollback would leave it).
+            try f.rename("aquarium-b+3.conf", "aquarium-b+0-3.conf")
+            let unchecked = try f.updater().install(image: bare, bmap: .unchecked)
+            #expect(unchecked.slot == .b)
+            let uncheckedDetail = f.events.read().last { $0.event == "update.written" }?.detail ?? ""
+            #expect(uncheckedDetail.contains("not checked against a bmap"), "\(uncheckedDetail)")
+        }
+    }
+
     @Test("refusals: a single-slot stick, a running slot on trial, a root that does not fit",
           .requires(root: false, programs: ImageFixtures.programs + ["mren", "mdel"]))
     func refusals() throws {

@@ -62,7 +62,7 @@ public struct ImageInput: Sendable, Equatable {
         }
     }
 
-    static func kind(of path: String) throws(ImageError) -> Kind {
+    package static func kind(of path: String) throws(ImageError) -> Kind {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .invalid(path, "cannot open the image: \(errnoText())") }
         defer { close(fd) }
@@ -104,13 +104,13 @@ public struct ImageInput: Sendable, Equatable {
 /// Reads an image's bytes at increasing offsets: from the raw file with `pread`, or decompressed on the fly
 /// (bytes before the next offset are decompressed and dropped, as a stream cannot seek). Single owner of the
 /// file descriptor or the libarchive reader.
-final class ImageReader {
-    let input: ImageInput
+package final class ImageReader {
+    package let input: ImageInput
     private var fd: Int32 = -1
     private var stream: DecompressingReader?
     private var scratch: [UInt8] = []
 
-    init(_ input: ImageInput) throws(ImageError) {
+    package init(_ input: ImageInput) throws(ImageError) {
         self.input = input
         if let compression = input.compression {
             do {
@@ -128,13 +128,13 @@ final class ImageReader {
         if fd >= 0 { close(fd) }
     }
 
-    static func streamError(_ input: ImageInput, _ error: ArchiveError) -> ImageError {
+    package static func streamError(_ input: ImageInput, _ error: ArchiveError) -> ImageError {
         .invalid(input.path, "the \(input.compression?.rawValue ?? "") stream is damaged or cut off (libarchive: \(error.message)); "
                  + "download or copy the image again and check it against SHA256SUMS")
     }
 
     /// Fills `buffer[0..<count]` with the image's bytes at `offset`. Returns fewer only at the image's end.
-    func read(into buffer: inout [UInt8], count: Int, at offset: UInt64) throws(ImageError) -> Int {
+    package func read(into buffer: inout [UInt8], count: Int, at offset: UInt64) throws(ImageError) -> Int {
         guard let stream else {
             do {
                 return try FileIO.read(fd, into: &buffer, count: count, at: offset, path: input.path)
@@ -189,7 +189,7 @@ final class ImageReader {
 
     /// For a compressed image: decompresses the rest and checks that the raw image is exactly `expectedBytes`
     /// long (a cut-off stream ends early). Nothing to do for a raw image (its size was checked against the bmap).
-    func finish(expectedBytes: UInt64) throws(ImageError) {
+    package func finish(expectedBytes: UInt64) throws(ImageError) {
         guard let stream else { return }
         if stream.position < expectedBytes { try skip(expectedBytes - stream.position) }
         // One byte more than the bmap describes is enough to know it does not fit (and nothing more is read).

@@ -39,10 +39,10 @@ public struct ImageError: Error, CustomStringConvertible, AquariumExitCoded, Equ
         }
     }
 
-    static func failure(_ subject: String, _ message: String) -> ImageError { ImageError(.failure, subject, message) }
-    static func invalid(_ subject: String, _ message: String) -> ImageError { ImageError(.invalidInput, subject, message) }
-    static func refused(_ subject: String, _ message: String) -> ImageError { ImageError(.refused, subject, message) }
+    package static func failure(_ subject: String, _ message: String) -> ImageError { ImageError(.failure, subject, message) }
+    package static func invalid(_ subject: String, _ message: String) -> ImageError { ImageError(.invalidInput, subject, message) }
+    package static func refused(_ subject: String, _ message: String) -> ImageError { ImageError(.refused, subject, message) }
 }
 
 /// `strerror(errno)` as a Swift string.
-func errnoText(_ code: Int32 = errno) -> String { String(cString: strerror(code)) }
+package func errnoText(_ code: Int32 = errno) -> String { String(cString: strerror(code)) }

@@ -127,20 +127,43 @@ public struct BlockMap: Sendable, Equatable {
         return map
     }
 
+    /// Checks a raw image file against this map: its size, and every mapped range's checksum. Throws (refused) at the
+    /// first range that differs, naming it: a damaged or truncated copy, or another image than the map's.
+    public func verify(image path: String, subject: String) throws(ImageError) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .invalid(path, "cannot open: \(errnoText())") }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw .failure(path, "cannot stat: \(errnoText())") }
+        guard UInt64(info.st_size) == imageSize else {
+            throw .refused(path, "has \(info.st_size) bytes, but its bmap \(subject) describes an image of \(imageSize) bytes: "
+                           + "the copy is incomplete or is another image; copy or download it again")
+        }
+        for range in ranges {
+            guard let expected = range.checksum else { continue }
+            let (start, count) = byteRange(of: range)
+            let actual = try Self.digest(fd: fd, path: path, offset: start, count: count, type: checksumType)
+            guard actual == expected.lowercased() else {
+                throw .refused(path, "blocks \(range.first)-\(range.last) do not match their \(checksumType.rawValue) in the bmap "
+                               + "\(subject): the image is damaged or is not the one the bmap describes; copy or download it again")
+            }
+        }
+    }
+
     /// The hex digest of `count` bytes at `offset` of the open file.
-    static func digest(fd: Int32, path: String, offset: UInt64, count: UInt64, type: ChecksumType) throws(ImageError) -> String {
+    package static func digest(fd: Int32, path: String, offset: UInt64, count: UInt64, type: ChecksumType) throws(ImageError) -> String {
         var unused: SHA256?
         return try digest(fd: fd, path: path, offset: offset, count: count, type: type, alsoUpdate: &unused)
     }
 
-    static func digest(fd: Int32, path: String, offset: UInt64, count: UInt64, type: ChecksumType,
+    package static func digest(fd: Int32, path: String, offset: UInt64, count: UInt64, type: ChecksumType,
                        alsoUpdate other: inout SHA256) throws(ImageError) -> String {
         var optional: SHA256? = other
         defer { if let optional { other = optional } }
         return try digest(fd: fd, path: path, offset: offset, count: count, type: type, alsoUpdate: &optional)
     }
 
-    static func digest(fd: Int32, path: String, offset: UInt64, count: UInt64, type: ChecksumType,
+    package static func digest(fd: Int32, path: String, offset: UInt64, count: UInt64, type: ChecksumType,
                        alsoUpdate other: inout SHA256?) throws(ImageError) -> String {
         var hasher = AnyHasher(type)
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
@@ -294,7 +317,7 @@ public struct BlockMap: Sendable, Equatable {
         return map
     }
 
-    static func stripComments(_ text: String) -> String {
+    package static func stripComments(_ text: String) -> String {
         var result = ""
         var rest = text[...]
         while let open = rest.range(of: "<!--") {
@@ -305,7 +328,7 @@ public struct BlockMap: Sendable, Equatable {
         return result + rest
     }
 
-    static func humanSize(_ size: UInt64) -> String {
+    package static func humanSize(_ size: UInt64) -> String {
         if size == 1 { return "1 byte" }
         if size < 512 { return "\(size) bytes" }
         var value = Double(size)
@@ -318,16 +341,16 @@ public struct BlockMap: Sendable, Equatable {
 }
 
 /// Linux's lseek whence values for sparse files (not exported by Glibc's Swift overlay).
-let seekData: Int32 = 3
-let seekHole: Int32 = 4
+package let seekData: Int32 = 3
+package let seekHole: Int32 = 4
 
 /// One of the digests a bmap may use.
-struct AnyHasher {
+package struct AnyHasher {
     private var sha1: Insecure.SHA1?
     private var sha256: SHA256?
     private var sha512: SHA512?
 
-    init(_ type: BlockMap.ChecksumType) {
+    package init(_ type: BlockMap.ChecksumType) {
         switch type {
         case .sha1: sha1 = Insecure.SHA1()
         case .sha256: sha256 = SHA256()
@@ -335,13 +358,13 @@ struct AnyHasher {
         }
     }
 
-    mutating func update(_ bytes: UnsafeRawBufferPointer) {
+    package mutating func update(_ bytes: UnsafeRawBufferPointer) {
         sha1?.update(bufferPointer: bytes)
         sha256?.update(bufferPointer: bytes)
         sha512?.update(bufferPointer: bytes)
     }
 
-    func hex() -> String {
+    package func hex() -> String {
         if let sha1 { return sha1.finalize().map { String(format: "%02x", $0) }.joined() }
         if let sha512 { return sha512.finalize().map { String(format: "%02x", $0) }.joined() }
         return (sha256 ?? SHA256()).finalize().map { String(format: "%02x", $0) }.joined()
