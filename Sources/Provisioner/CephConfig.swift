@@ -46,8 +46,6 @@ public struct ClusterIdentity: Codable, Equatable, Sendable {
         self.monitors = monitors
     }
 
-    /// The Ceph client this node's tools act as: the admin on the bootstrap node, the join entity on a joined node.
-    public var clientName: String { join == nil ? "client.admin" : JoinToken.entity }
 
     /// `mon_host` for ceph.conf: every monitor of a rack; else this node's own monitor, or the one it joined.
     public var monHost: String {

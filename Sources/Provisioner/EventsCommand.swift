@@ -42,7 +42,7 @@ public struct EventsCommand: ParsableCommand {
             throw ProvisionError.invalidInput("\(layout.stateFile) names no cluster: this node was not provisioned yet "
                 + "(`aquarium-provision run`)")
         }
-        let tools = CephTools(layout: layout, logger: global.logger("aquarium.provision"), client: identity.clientName)
+        let tools = CephTools(layout: layout, logger: global.logger("aquarium.provision"), client: identity.client(in: layout))
         let log = ClusterEventLog(tools: tools)
         let output = OutputFormatter(json: json)
         var report: ClusterEventsReport

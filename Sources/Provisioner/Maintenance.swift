@@ -121,6 +121,13 @@ extension Operations {
             say(followed)
             record("monitors.followed", followed)
         }
+        // Joined nodes get a key of their own from a monitor node, so they outlive the join key.
+        do {
+            if let issued = try issueNodeKeys(objects: present) { say(issued) }
+            if let taken = try takeNodeKey(objects: present) { say(taken) }
+        } catch {
+            logger.warning("node keys: \(error.description)")
+        }
         let host = localHost
         func asked(_ kind: String) -> Bool { present.contains(Self.flagObject(kind, host: host)) }
         if asked("removed"), let removed = try readFlag("removed", host: localHost) {

@@ -23,40 +23,43 @@ struct MonitorSecrets: Codable, Equatable, Sendable {
     var adminKey: String
 }
 
-/// Seals and opens a `MonitorRequest`'s keys. The key: HKDF-SHA256 of the OSD's cephx secret, salted with the fsid,
-/// bound to the host; the fsid and host are also the authenticated data, so a request cannot be replayed to another
-/// host or cluster.
+/// Seals and opens what a monitor node hands one node through the pool `.aquarium` (a `MonitorRequest`'s keys, a
+/// `NodeKeyDelivery`'s key). The key: HKDF-SHA256 of one of that node's OSD cephx secrets, salted with the fsid, bound
+/// to the host and the purpose; the fsid and host are also the authenticated data, so nothing sealed can be replayed to
+/// another host, cluster or purpose. Only the node (its OSD keyring) and the monitors (`auth get-key`) can open it.
 enum MonitorSeal {
-    static func key(osdKey: String, fsid: String, host: String) throws(ProvisionError) -> SymmetricKey {
+    static func key(osdKey: String, fsid: String, host: String, purpose: String = "monitor request") throws(ProvisionError) -> SymmetricKey {
         guard let secret = Data(base64Encoded: osdKey), !secret.isEmpty else {
-            throw .failed("the key of the OSD that seals the monitor request is not a cephx key")
+            throw .failed("the key of the OSD that seals the \(purpose) is not a cephx key")
         }
         return HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: secret), salt: Data(fsid.utf8),
-                                      info: Data("aquarium monitor request for \(host)".utf8), outputByteCount: 32)
+                                      info: Data("aquarium \(purpose) for \(host)".utf8), outputByteCount: 32)
     }
 
-    static func seal(_ secrets: MonitorSecrets, osdKey: String, fsid: String, host: String) throws(ProvisionError) -> String {
-        let key = try key(osdKey: osdKey, fsid: fsid, host: host)
+    static func seal<T: Encodable>(_ value: T, osdKey: String, fsid: String, host: String,
+                                   purpose: String = "monitor request") throws(ProvisionError) -> String {
+        let key = try key(osdKey: osdKey, fsid: fsid, host: host, purpose: purpose)
         do {
-            let plain = try JSONEncoder().encode(secrets)
+            let plain = try JSONEncoder().encode(value)
             guard let combined = try AES.GCM.seal(plain, using: key, authenticating: Data("\(fsid) \(host)".utf8)).combined else {
                 throw ProvisionError.failed("AES-GCM gave no combined form")
             }
             return combined.base64EncodedString()
         } catch {
-            throw .failed("cannot seal the monitor request for \(host): \(error)")
+            throw .failed("cannot seal the \(purpose) for \(host): \(error)")
         }
     }
 
-    static func open(_ sealed: String, osdKey: String, fsid: String, host: String) throws(ProvisionError) -> MonitorSecrets {
-        let key = try key(osdKey: osdKey, fsid: fsid, host: host)
-        guard let data = Data(base64Encoded: sealed) else { throw .failed("the monitor request for \(host) is not base64") }
+    static func open<T: Decodable>(_ sealed: String, as type: T.Type = MonitorSecrets.self, osdKey: String, fsid: String, host: String,
+                                   purpose: String = "monitor request") throws(ProvisionError) -> T {
+        let key = try key(osdKey: osdKey, fsid: fsid, host: host, purpose: purpose)
+        guard let data = Data(base64Encoded: sealed) else { throw .failed("the \(purpose) for \(host) is not base64") }
         do {
             let box = try AES.GCM.SealedBox(combined: data)
             let plain = try AES.GCM.open(box, using: key, authenticating: Data("\(fsid) \(host)".utf8))
-            return try JSONDecoder().decode(MonitorSecrets.self, from: plain)
+            return try JSONDecoder().decode(T.self, from: plain)
         } catch {
-            throw .failed("the monitor request for \(host) cannot be opened with this node's OSD key (made for another node, "
+            throw .failed("the \(purpose) for \(host) cannot be opened with this node's OSD key (made for another node, "
                 + "another cluster, or changed): \(error)")
         }
     }

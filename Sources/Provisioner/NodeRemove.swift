@@ -54,12 +54,13 @@ extension Operations {
         // Its manager leaves the manager map now (a standby would stay listed until its beacon grace ran out; an
         // active one hands over to a standby).
         try tools.run("ceph", ["mgr", "fail", host], timeout: 60, accepted: Set(0...255))
-        for entity in ["mgr.\(host)", "mds.\(host)", "client.rgw.\(host)"] {
+        for entity in ["mgr.\(host)", "mds.\(host)", "client.rgw.\(host)", NodeKey.entity(host)] {
             try tools.run("ceph", ["auth", "del", entity], timeout: 60, accepted: [0, 2])
         }
         try tools.run("ceph", ["osd", "crush", "rm", host], timeout: 60, accepted: [0, 2])
         try removeFlag("maintenance", host: host)
         try removeFlag("node", host: host)  // its image release (`NodeVersion`)
+        try removeFlag(NodeKey.objectKind, host: host)
         try forgetDownHost(host)
         record("node.removed", "\(host): OSDs " + (osds.isEmpty ? "none" : osds.map { "osd.\($0)" }.joined(separator: ", "))
             + " purged after their data moved, monitor, manager, keys and CRUSH host removed")

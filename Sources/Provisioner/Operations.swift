@@ -26,7 +26,7 @@ public struct Operations {
         self.identity = identity
         self.logger = logger
         self.say = say
-        tools = CephTools(layout: layout, logger: logger, client: identity.clientName)
+        tools = CephTools(layout: layout, logger: logger, client: identity.client(in: layout))
     }
 
     /// This node's name in Ceph (its monitor, manager and CRUSH host).

@@ -65,9 +65,11 @@ public final class Provisioner {
         self.launcher = Launchers.make(options.launcher, layout: layout, logger: logger)
         self.events = EventLog(path: layout.eventsFile)
         self.state = try ProvisionState.load(layout.stateFile)
-        // A storage node that was asked to run a monitor (`node remove` of a monitor node) acts as the admin since.
+        // A storage node that was asked to run a monitor (`node remove` of a monitor node) acts as the admin since; a
+        // joined node acts as itself once it has its own key (`NodeKey`), as the join key's entity before.
         self.tools = CephTools(layout: layout, logger: logger,
-                               client: seed.cluster.role.joins && state.identity?.runsMonitor != true ? JoinToken.entity : nil)
+                               client: seed.cluster.role.joins && state.identity?.runsMonitor != true
+                                   ? layout.joinedClient(host: CephConfig.daemonId(hostname: seed.host.hostname)) : nil)
         if let identity = state.identity, identity.launcher != options.launcher {
             throw .invalidInput("this root was provisioned with --launcher \(identity.launcher.rawValue); "
                 + "rerun with the same launcher (\(layout.stateFile))")

@@ -85,7 +85,7 @@ public enum StatusCollector {
         let layout = Layout(root: root, cluster: cluster)
         let state = (try? ProvisionState.load(layout.stateFile)) ?? ProvisionState()
         // A joined node asks as its join entity, which may read the maps and health but not the manager or CephFS.
-        let tools = CephTools(layout: layout, logger: logger, client: state.identity?.clientName)
+        let tools = CephTools(layout: layout, logger: logger, client: state.identity?.client(in: layout))
         let launcherKind = state.identity?.launcher ?? .process
         let daemons = Launchers.make(launcherKind, layout: layout, logger: logger).running()
         var report = StatusReport(cluster: cluster, role: state.identity.map(\.role),

@@ -102,9 +102,10 @@ extension Provisioner {
                 guard let join = seed.cluster.join else {
                     throw .invalidInput("role: join needs cluster.join with the address and token of the cluster to join")
                 }
-                // A malformed token stops the run before anything is touched (exit 2), an expired one too (exit 3).
+                // A malformed token stops the run before anything is touched (exit 2), an expired one too (exit 3),
+                // unless this node joined already and has its own key (`NodeKey`): the token is then not used.
                 let token = try JoinToken(parsing: join.token)
-                try token.refuseIfExpired()
+                if !Files.exists(layout.nodeKeyring(daemonId)) { try token.refuseIfExpired() }
                 joinToken = token
             case .storage:
                 joinToken = try rackJoinToken()

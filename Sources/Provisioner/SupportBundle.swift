@@ -66,7 +66,7 @@ public struct SupportBundle {
         if let data = try? JSONCoding.encoder().encode(report) { files.append(("status.json", String(decoding: data, as: UTF8.self))) }
         if report.health != "UNREACHABLE" {
             let state = try? ProvisionState.load(layout.stateFile)
-            let tools = CephTools(layout: layout, logger: logger, client: state?.identity?.clientName)
+            let tools = CephTools(layout: layout, logger: logger, client: state?.identity?.client(in: layout))
             for (name, arguments) in [("ceph-status.txt", ["status"]), ("ceph-health-detail.txt", ["health", "detail"]),
                                       ("ceph-osd-tree.txt", ["osd", "tree"]), ("ceph-df.txt", ["df"]),
                                       ("ceph-fs-status.txt", ["fs", "status"]), ("ceph-config-dump.txt", ["config", "dump"])] {

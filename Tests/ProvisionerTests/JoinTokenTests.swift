@@ -1,6 +1,7 @@
 import Foundation
 import Seed
 import Testing
+import TestSupport
 @testable import Provisioner
 
 @Suite struct JoinTokenTests {
@@ -92,7 +93,7 @@ import Testing
         #expect(JoinToken.isCephxKey(key) == valid)
     }
 
-    @Test func cephConfOfAJoinedNode() {
+    @Test func cephConfOfAJoinedNode() throws {
         let identity = ClusterIdentity(fsid: Self.fsid, name: "ceph", daemonId: "node-02", address: IPAddress("127.0.0.1")!,
                                        basePort: 42000, publicNetwork: "127.0.0.0/8", clusterNetwork: "127.0.0.0/8",
                                        launcher: .process, join: JoinTarget(address: IPAddress("127.0.0.1")!, port: 41000))
@@ -102,11 +103,19 @@ import Testing
         #expect(!text.contains("mon_initial_members") && !text.contains("osd_pool_default_size"))
         #expect(text.contains("\tms_bind_port_min = 42010\n\tms_bind_port_max = 42099\n"))
         #expect(text.contains("\tcrush_location = root=default host=node-02\n"))
-        #expect(identity.clientName == "client.aquarium-join")
+        // The client it acts as: the join key's entity until it has a key of its own (NodeKey), then that one.
+        try withTemporaryDirectory { root in
+            let layout = Layout(root: root)
+            #expect(identity.client(in: layout) == "client.aquarium-join")
+            try FileManager.default.createDirectory(atPath: root + "/etc/ceph", withIntermediateDirectories: true)
+            #expect(FileManager.default.createFile(atPath: layout.nodeKeyring("node-02"), contents: Data("[client.aquarium-node.node-02]\n".utf8)))
+            #expect(layout.nodeKeyring("node-02") == root + "/etc/ceph/ceph.client.aquarium-node.node-02.keyring")
+            #expect(identity.client(in: layout) == "client.aquarium-node.node-02")
+        }
         #expect(JoinTarget(address: IPAddress("fd00::11")!, port: 3300).monHost == "[v2:[fd00::11]:3300]")
         var bootstrap = identity
         bootstrap.join = nil
-        #expect(bootstrap.clientName == "client.admin")
+        #expect(bootstrap.client(in: Layout(root: "/tmp/b")) == "client.admin")
         #expect(CephConfig.render(bootstrap, layout: Layout(root: "/tmp/b"), rgwPort: nil).contains("\tmon_initial_members = node-02\n"))
     }
 

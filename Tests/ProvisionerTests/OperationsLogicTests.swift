@@ -213,4 +213,29 @@ struct OperationsLogicTests {
         other.fsid = "another"
         #expect(CephConfig.render(identity, layout: layout, rgwPort: nil, learned: other) == seedOnly)
     }
+
+    @Test(arguments: [
+        // Nodes that report a release and run no monitor get a key, once; monitors and nodes being removed do not.
+        (["node.a", "node.b", "node.c", "node.s1", "node.s2"], ["a", "b", "c"], ["s1", "s2"]),
+        (["node.a", "node.s1", "nodekey.s1", "node.s2"], ["a"], ["s2"]),
+        (["node.a", "node.s1", "removed.s1"], ["a"], [String]()),
+        // Objects that merely start alike are not node reports.
+        (["nodekey.s1", "node.s1", "maintenance.s2", "update.s3"], [String](), [String]()),
+    ])
+    func hostsNeedingKeys(_ objects: [String], _ monitors: [String], _ expected: [String]) {
+        #expect(NodeKey.hostsNeedingKeys(objects: Set(objects), monitors: Set(monitors)) == expected)
+    }
+
+    @Test func nodeKeySealIsBoundToItsPurpose() throws {
+        let osdKey = "AQBmYm1mAAAAABAAJnJ1bGVzIGFyZSBydWxlcw=="
+        let sealed = try MonitorSeal.seal(NodeKeySecret(key: "AQCnodekey"), osdKey: osdKey, fsid: "f", host: "s1", purpose: NodeKey.purpose)
+        #expect(try MonitorSeal.open(sealed, as: NodeKeySecret.self, osdKey: osdKey, fsid: "f", host: "s1", purpose: NodeKey.purpose)
+                == NodeKeySecret(key: "AQCnodekey"))
+        // Not as a monitor request, not for another host.
+        #expect(throws: ProvisionError.self) { try MonitorSeal.open(sealed, as: NodeKeySecret.self, osdKey: osdKey, fsid: "f", host: "s1") }
+        #expect(throws: ProvisionError.self) {
+            try MonitorSeal.open(sealed, as: NodeKeySecret.self, osdKey: osdKey, fsid: "f", host: "s2", purpose: NodeKey.purpose)
+        }
+        #expect(NodeKey.entity("s1") == "client.aquarium-node.s1")
+    }
 }

@@ -198,6 +198,31 @@ import Testing
                     #expect(!seedText.contains(secrets.adminKey) && !seedText.contains(secrets.monitorKey))
                     #expect(!FileManager.default.fileExists(atPath: fourth.node.root + "/etc/ceph/ceph.client.admin.keyring"))
 
+                    // 7b. A monitor node's watch gives node 4 a key of its own (sealed with node 4's OSD key); node 4's
+                    // watch writes it (0600). Then the join key is revoked: node 4's next run still succeeds, as itself.
+                    let issued = try second.host.command(try second.provisioner, ["maintenance", "watch", "--once", "--root", second.node.root])
+                        .run(acceptedStatuses: Set(0...255))
+                    #expect(issued.status == 0, "\(issued.errorOutput)")
+                    #expect(try second.rados(["-p", ".aquarium", "stat", "nodekey.node-4"]).status == 0)
+                    for monitorHost in ["node-1", "node-2", "node-3"] {
+                        #expect(try second.rados(["-p", ".aquarium", "stat", "nodekey.\(monitorHost)"]).status != 0, "\(monitorHost)")
+                    }
+                    let taken = try fourth.host.command(try fourth.provisioner, ["maintenance", "watch", "--once", "--root", fourth.node.root])
+                        .run(acceptedStatuses: Set(0...255))
+                    #expect(taken.status == 0, "\(taken.errorOutput)")
+                    let nodeKeyring = fourth.node.root + "/etc/ceph/ceph.client.aquarium-node.node-4.keyring"
+                    #expect((try? FileManager.default.attributesOfItem(atPath: nodeKeyring)[.posixPermissions] as? Int) == 0o600)
+                    #expect(!taken.output.contains(secrets.joinKey) && !taken.errorOutput.contains(secrets.joinKey))
+                    let revoked = try second.host.command(try second.provisioner, ["join-token", "--revoke", "--root", second.node.root])
+                        .run(acceptedStatuses: Set(0...255))
+                    #expect(revoked.status == 0, "\(revoked.errorOutput)")
+                    let joinGone = try second.host.command("timeout", ["60", "ceph", "-c", second.node.conf, "auth", "get", "client.aquarium-join"])
+                        .run(acceptedStatuses: Set(0...255))
+                    #expect(joinGone.status != 0, "the join key is still there")
+                    let afterRevoke = try fourth.run(["--json"])
+                    #expect(afterRevoke.status == 0, "\(afterRevoke.errorOutput.suffix(2000))")
+                    #expect(try JoinTests.report(afterRevoke).health == "HEALTH_OK")
+
                     // 8. Node 1 dies for good and is removed: its data moves to the others, and the storage node 4 (its
                     // `maintenance watch` running, as aquarium-maintenance.service does) is asked to run the third monitor.
                     let watch = try fourth.host.command(try fourth.provisioner, ["maintenance", "watch", "--interval", "1",
@@ -289,6 +314,8 @@ import Testing
                     #expect(events.contains { $0.host == "node-4" && $0.event == "node.joined" })
                     #expect(events.contains { $0.host == "node-2" && $0.event == "monitor.replacement.requested" && ($0.detail ?? "").hasPrefix("node-4") })
                     #expect(events.contains { $0.host == "node-4" && $0.event == "monitor.placed" })
+                    #expect(events.contains { $0.host == "node-2" && $0.event == "node.key.issued" && ($0.detail ?? "").hasPrefix("node-4") })
+                    #expect(events.contains { $0.host == "node-4" && $0.event == "node.key.taken" })
                     #expect(events.contains { $0.host == "node-2" && $0.event == "node.removed" && ($0.detail ?? "").hasPrefix("node-1") })
                     #expect(events.contains { $0.host == "node-2" && $0.event == "host.down" && ($0.detail ?? "").hasPrefix("node-1") },
                             "\(events.filter { $0.event.hasPrefix("host.") })")
