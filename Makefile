@@ -13,7 +13,8 @@ cluster-demo:
 	./scripts/cluster-demo
 
 ## rolling-demo: the cluster-demo rack, then `update --rolling` to a second image: each node in turn updates its stick,
-## reboots into the new slot and is marked good, HEALTH_OK in between (scripts/cluster-demo --rolling-update; ~1-2 h TCG)
+## reboots into the new slot and is marked good, HEALTH_OK in between (scripts/cluster-demo --rolling-update). Needs
+## hardware virtualisation: under TCG on 2 cores the guests' Ceph commands time out (docs/operations.md, rolling update)
 rolling-demo:
 	./scripts/cluster-demo --rolling-update
 
