@@ -156,16 +156,10 @@ extension Operations {
         promoted.join = nil
         let vector = promoted.monAddressVector
         let (all, _) = try monitors(using: admin)
-        let monData = layout.monData(localHost)
-        if !(Files.exists(monData + "/keyring") && Files.exists(monData + "/store.db")) {
+        if !MonitorStore.isComplete(localHost, layout: layout) {
             let map = layout.monmap + ".current"
             try admin.run("ceph", ["mon", "getmap", "-o", map], timeout: 60)
-            let temporary = monData + ".mkfs"
-            try? FileManager.default.removeItem(atPath: temporary)
-            try? FileManager.default.removeItem(atPath: monData)
-            try Files.makeDirectory(temporary)
-            try admin.run("ceph-mon", ["--mkfs", "-i", localHost, "--mon-data", temporary, "--monmap", map, "--keyring", layout.monKeyring])
-            guard rename(temporary, monData) == 0 else { throw .failed("cannot rename \(temporary) to \(monData)") }
+            _ = try MonitorStore.make(localHost, monmap: map, layout: layout, tools: admin)
             unlink(map)
         }
         // This node is a monitor node from now on: the admin key, every monitor in ceph.conf, its runs keep the monitor.

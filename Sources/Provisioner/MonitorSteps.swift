@@ -3,10 +3,7 @@ import Foundation
 
 /// The monitor chain of a bootstrap node: keys, monmap, mon-mkfs, mon, cluster-settings, mgr.
 extension Provisioner {
-    var monDataComplete: Bool {
-        let data = layout.monData(identity.daemonId)
-        return Files.exists(data + "/keyring") && Files.exists(data + "/kv_backend") && Files.exists(data + "/store.db")
-    }
+    var monDataComplete: Bool { MonitorStore.isComplete(identity.daemonId, layout: layout) }
 
     func keys() throws(ProvisionError) -> StepOutcome {
         var made: [String] = []
@@ -68,16 +65,9 @@ extension Provisioner {
 
     func monMkfs() throws(ProvisionError) -> StepOutcome {
         if monDataComplete { return StepOutcome(changed: false) }
-        let data = layout.monData(identity.daemonId)
-        let temporary = data + ".mkfs"
-        try? FileManager.default.removeItem(atPath: temporary)
-        // A directory left by an interrupted earlier attempt holds nothing the monitor ever served.
-        try? FileManager.default.removeItem(atPath: data)
-        try Files.makeDirectory(temporary)
-        try tools.run("ceph-mon", ["--mkfs", "-i", identity.daemonId, "--mon-data", temporary, "--monmap", layout.monmap,
-                                   "--keyring", layout.monKeyring])
-        fault("mon-mkfs", .mid)
-        guard rename(temporary, data) == 0 else { throw .failed("cannot rename \(temporary) to \(data)") }
+        let data = try MonitorStore.make(identity.daemonId, monmap: layout.monmap, layout: layout, tools: tools) {
+            fault("mon-mkfs", .mid)
+        }
         return StepOutcome(changed: true, detail: data)
     }
 
@@ -149,5 +139,31 @@ extension Provisioner {
         // Not waited for here: the OSDs do not need it, so they are created while it starts; `health` waits for it.
         let started = try launcher.ensureRunning(daemon("mgr", id))
         return StepOutcome(changed: keyed || started, detail: started ? "started mgr.\(id)" : nil)
+    }
+}
+
+/// A monitor's data directory, made by `ceph-mon --mkfs` from a monmap and the mkfs keyring (`layout.monKeyring`) in a
+/// temporary directory renamed into place: an interrupted mkfs never leaves a store that looks complete. Used by the
+/// `mon-mkfs` step and by a node asked to run a replacement monitor.
+enum MonitorStore {
+    /// Whether mon.ID's data directory is a finished store (what `make` leaves).
+    static func isComplete(_ id: String, layout: Layout) -> Bool {
+        let data = layout.monData(id)
+        return Files.exists(data + "/keyring") && Files.exists(data + "/kv_backend") && Files.exists(data + "/store.db")
+    }
+
+    /// Returns the data directory. `beforeRename` runs between the mkfs and the rename (the step's fault point).
+    static func make(_ id: String, monmap: String, layout: Layout, tools: CephTools,
+                     beforeRename: () -> Void = {}) throws(ProvisionError) -> String {
+        let data = layout.monData(id)
+        let temporary = data + ".mkfs"
+        try? FileManager.default.removeItem(atPath: temporary)
+        // A directory left by an interrupted earlier attempt holds nothing the monitor ever served.
+        try? FileManager.default.removeItem(atPath: data)
+        try Files.makeDirectory(temporary)
+        try tools.run("ceph-mon", ["--mkfs", "-i", id, "--mon-data", temporary, "--monmap", monmap, "--keyring", layout.monKeyring])
+        beforeRename()
+        guard rename(temporary, data) == 0 else { throw .failed("cannot rename \(temporary) to \(data)") }
+        return data
     }
 }
