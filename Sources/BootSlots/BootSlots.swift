@@ -200,6 +200,66 @@ public struct UpdatePlan: Equatable, Sendable {
     }
 }
 
+/// Going back to the other slot on purpose (`update rollback`): its good entry is written again with the next
+/// generation and `+3` tries, so it boots next, on trial. If the older release no longer works with the node's state,
+/// its tries run out and the running slot (whose entry stays) boots again by itself.
+public struct SwitchPlan: Equatable, Sendable {
+    public var target: Slot
+    /// The target's good entry, rewritten under the new name.
+    public var source: String
+    public var entryFileName: String
+    public var generation: Int
+
+    public enum Refusal: Error, Equatable, Sendable, CustomStringConvertible {
+        case runningSlotOnTrial(String)
+        case noEntryForRunningSlot(Slot)
+        /// The other slot has no entry: nothing was ever installed there.
+        case empty(Slot)
+        /// The other slot's entry is waiting for its first (trial) boot, or its tries ran out.
+        case notGood(Slot, entry: String)
+
+        public var description: String {
+            switch self {
+            case .runningSlotOnTrial(let name):
+                return "the running slot's loader entry \(name) is still on trial (not yet marked good); wait for this boot to "
+                    + "finish (aquarium-slot-good.service) before switching, so the slot to fall back to is known good"
+            case .noEntryForRunningSlot(let slot):
+                return UpdatePlan.Refusal.noEntryForRunningSlot(slot).description
+            case .empty(let slot):
+                return "\(slot.name) holds no image (no loader entry): there is nothing to go back to"
+            case .notGood(let slot, let entry):
+                let name = EntryFileName(entry)
+                if name?.isExhausted == true || entry.hasSuffix(StickNames.rolledBackSuffix) {
+                    return "\(slot.name) holds a release that failed its trial boot (\(entry)); there is nothing good to go back to"
+                }
+                return "\(slot.name) holds an update waiting for its first boot (\(entry)): reboot to try it, or install "
+                    + "another image over it with `update install`"
+            }
+        }
+    }
+
+    /// `running` is the slot the system booted from; `entries` the ESP's loader entry file names with generations.
+    public static func make(running: Slot, entries: [(name: String, generation: Int?)]) throws(Refusal) -> SwitchPlan {
+        let parsed = entries.compactMap { entry in EntryFileName(entry.name).map { ($0, entry.generation) } }
+        let own = parsed.filter { $0.0.slot == running }
+        guard !own.isEmpty else { throw .noEntryForRunningSlot(running) }
+        if let trial = own.first(where: { $0.0.isCounting }) { throw .runningSlotOnTrial(trial.0.fileName) }
+        let target = running.other
+        let theirs = parsed.filter { $0.0.slot == target }
+        if let good = theirs.first(where: { !$0.0.isCounting }) {
+            let highest = parsed.compactMap(\.1).max() ?? 0
+            return SwitchPlan(target: target, source: good.0.fileName,
+                              entryFileName: EntryFileName(stem: target.entryStem, triesLeft: StickNames.trialTries).fileName,
+                              generation: highest + 1)
+        }
+        if let other = theirs.first { throw .notGood(target, entry: other.0.fileName) }
+        if let aside = entries.first(where: { $0.name.hasPrefix(target.entryStem) && $0.name.hasSuffix(StickNames.rolledBackSuffix) }) {
+            throw .notGood(target, entry: aside.name)
+        }
+        throw .empty(target)
+    }
+}
+
 /// Reads `root=PARTUUID=` from a kernel command line (`/proc/cmdline`).
 public func rootPartitionUUID(commandLine: String) -> String? {
     for word in commandLine.split(whereSeparator: { $0 == " " || $0 == "\n" }) where word.hasPrefix("root=PARTUUID=") {

@@ -74,12 +74,7 @@ extension Operations {
     /// saw, saves them and points ceph.conf's `mon_host` at them. Returns what changed; nil when nothing did.
     func followMonitors() throws(ProvisionError) -> String? {
         guard !identity.fsid.isEmpty else { return nil }
-        var result = try tools.run("ceph", ["mon", "dump", "--format", "json"], timeout: 30, accepted: Set(0...255))
-        if result.status != 0, identity.join != nil, let osd = ownOSDKeyring() {
-            result = try CephTools(layout: layout, logger: logger)
-                .run("ceph", ["--name", "osd.\(osd.id)", "--keyring", osd.keyring, "mon", "dump", "--format", "json"],
-                     timeout: 30, accepted: Set(0...255))
-        }
+        let result = try reading("ceph", ["mon", "dump", "--format", "json"], timeout: 30)
         guard result.status == 0, case .success(let dump?) = CephJSON.decode(CephJSON.MonDump.self, from: result.standardOutput)
         else { return nil }
         if let fsid = dump.fsid, fsid != identity.fsid { return nil }

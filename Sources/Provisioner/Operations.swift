@@ -182,11 +182,19 @@ public struct Operations {
     /// `rados ARGUMENTS` on the `.aquarium` pool, as this node's client; on a storage node whose join key is no
     /// longer accepted (a day after the cluster formed, or revoked), as one of its OSDs (osd 'allow *').
     func radosReading(_ arguments: [String]) throws(ProvisionError) -> CommandResult {
-        let arguments = ["--rados_osd_op_timeout", "10", "-p", ClusterEventLog.pool] + arguments
-        let result = try tools.run("rados", arguments, timeout: 20, accepted: Set(0...255))
-        if result.status != 0 && !Self.missing(result), identity.join != nil, let osd = ownOSDKeyring() {
+        try reading("rados", ["--rados_osd_op_timeout", "10", "-p", ClusterEventLog.pool] + arguments, timeout: 20,
+                    retryUnless: Self.missing)
+    }
+
+    /// Runs a reading `tool` as this node's client; when that is refused on a node that joined (before its own key
+    /// arrived, or once the join key expired) it asks again as one of its own OSDs, whose key reads the maps and the
+    /// `.aquarium` pool. `retryUnless` says which failures are answers (an object that does not exist), not refusals.
+    func reading(_ tool: String, _ arguments: [String], timeout: Int,
+                 retryUnless isAnswer: (CommandResult) -> Bool = { _ in false }) throws(ProvisionError) -> CommandResult {
+        let result = try tools.run(tool, arguments, timeout: timeout, accepted: Set(0...255))
+        if result.status != 0 && !isAnswer(result), identity.join != nil, let osd = ownOSDKeyring() {
             return try CephTools(layout: layout, logger: logger)
-                .run("rados", ["--name", "osd.\(osd.id)", "--keyring", osd.keyring] + arguments, timeout: 20, accepted: Set(0...255))
+                .run(tool, ["--name", "osd.\(osd.id)", "--keyring", osd.keyring] + arguments, timeout: timeout, accepted: Set(0...255))
         }
         return result
     }

@@ -21,6 +21,11 @@ public struct ProvisionOptions: Sendable {
     public var addressTimeout: Double
     /// Rack nodes: how long to wait for a monitor quorum (monitor nodes) or a monitor that answers (storage nodes).
     public var rackTimeout: Double
+    /// Which attempt of the run this is, of how many (`run --attempts`): named in the run's `run.started` event.
+    public var attempt = 1, attempts = 1
+    /// Tests: this step fails (throws, as a timeout would) instead of running; the run command passes it to the
+    /// first attempt only, so a retry shows what a transient failure does.
+    public var failingStep: String?
 
     public init(launcher: LauncherKind = .systemd, basePort: Int? = nil, fault: FaultPoint? = nil, healthTimeout: Double = 300,
                 monPort: Int? = nil, seedNetwork: Bool = false, addressTimeout: Double = 90, rackTimeout: Double = 900) {

@@ -91,7 +91,9 @@ extension Provisioner {
 
     /// Runs every step; returns what each did. `onStep` sees each result as it completes.
     public func run(onStep: (StepResult) -> Void = { _ in }) throws(ProvisionError) -> RunReport {
-        events.append(ProvisionEvent(event: "run.started", detail: "role \(seed.cluster.role.rawValue), launcher \(options.launcher.rawValue)"))
+        let attempt = options.attempts > 1 ? ", attempt \(options.attempt) of \(options.attempts)" : ""
+        events.append(ProvisionEvent(event: "run.started",
+                                     detail: "role \(seed.cluster.role.rawValue), launcher \(options.launcher.rawValue)\(attempt)"))
         var results: [StepResult] = []
         do throws(ProvisionError) {
             let promoted = seed.cluster.role.joins && state.identity?.runsMonitor == true
@@ -143,6 +145,9 @@ extension Provisioner {
         let ran: Void? = try runner.run(RunStep(name), record: &record) { (record: inout StateFileRecord) throws(ProvisionError) in
             events.append(ProvisionEvent(event: "step.started", step: name))
             do throws(ProvisionError) {
+                if options.failingStep == name {
+                    throw .failed("step \(name) failed by --fault-fail (a transient failure, for tests)")
+                }
                 record.outcome = try step.body(self)()
             } catch {
                 events.append(ProvisionEvent(event: "step.failed", step: name, detail: error.description))

@@ -63,6 +63,15 @@ public struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "Rack nodes (role: monitor or storage): seconds to wait for the other monitors (a quorum) or for a monitor to answer.")
     public var rackTimeout: Double = 900
 
+    @Option(name: .long, help: "Run up to N times when a run fails at runtime (exit 1: a timeout, a daemon slow to answer); a refusal (exit 3) or bad input (exit 2) is never retried. The node's unit uses 3.")
+    public var attempts: Int = 1
+
+    @Option(name: .long, help: "Seconds between attempts.")
+    public var retryDelay: Double = 30
+
+    @Option(name: .long, help: ArgumentHelp("Tests: STEP fails (as a timeout would) on the first attempt.", visibility: .hidden))
+    public var faultFail: String?
+
     @Flag(name: .long, help: "Print the run report as JSON.")
     public var json = false
 
@@ -70,6 +79,8 @@ public struct RunCommand: ParsableCommand {
 
     public func run() throws {
         let logger = global.logger("aquarium.provision")
+        if !(1...10).contains(attempts) { throw ProvisionError.invalidInput("--attempts \(attempts): expected 1...10") }
+        if retryDelay < 0 { throw ProvisionError.invalidInput("--retry-delay \(retryDelay): expected 0 or more seconds") }
         let faultText = faultInject ?? ProcessInfo.processInfo.environment["AQUARIUM_FAULT_INJECT"]
         var fault: FaultPoint?
         if let faultText, !faultText.isEmpty {
@@ -130,12 +141,31 @@ public struct RunCommand: ParsableCommand {
                 return
             }
         }
-        let provisioner = try Provisioner(seed: loaded, record: record, root: root, options: options, logger: logger)
         let output = OutputFormatter(json: json)
-        let report = try provisioner.run { result in
-            output.progress("\(result.step): \(result.changed ? "changed" : "unchanged")\(result.detail.map { " (\($0))" } ?? "")")
+        // Every step looks at the node before it acts, so another attempt after a runtime failure (on a node: a
+        // command that timed out while the cluster was busy) does only what is still missing. On a counted trial boot
+        // of a new root slot this keeps one slow moment from costing one of the slot's tries.
+        for attempt in 1...attempts {
+            var attemptOptions = options
+            attemptOptions.attempt = attempt
+            attemptOptions.attempts = attempts
+            attemptOptions.failingStep = attempt == 1 ? faultFail : nil
+            let provisioner = try Provisioner(seed: loaded, record: record, root: root, options: attemptOptions, logger: logger)
+            let outcome = Result { () throws(ProvisionError) -> RunReport in
+                try provisioner.run { result in
+                    output.progress("\(result.step): \(result.changed ? "changed" : "unchanged")\(result.detail.map { " (\($0))" } ?? "")")
+                }
+            }
+            switch outcome {
+            case .success(let report):
+                try output.print(report)
+                return
+            case .failure(let error):
+                guard error.exitCode == .runtimeFailure && attempt < attempts else { throw error }
+                logger.warning("attempt \(attempt) of \(attempts) failed: \(error.description); trying again in \(Int(retryDelay)) s (a rerun does only what is still missing)")
+                Thread.sleep(forTimeInterval: retryDelay)
+            }
         }
-        try output.print(report)
     }
 }
 

@@ -126,6 +126,40 @@ public struct SlotUpdater {
         return Installed(slot: plan.target, release: newEntry.release, entryFileName: plan.entryFileName, bytesWritten: written)
     }
 
+    /// Makes the other slot's good release boot next, on trial (`update rollback`): its entry is written again with the
+    /// next generation and `+3` tries; the running slot's entry stays as the fallback. Refused when the other slot is
+    /// empty, holds a failed or not yet booted release, or the running slot is itself still on trial.
+    public func rollback() throws(ProvisionError) -> Installed {
+        let view = try SlotsView.read(stick, runningRoot: runningRoot)
+        guard let running = view.running else {
+            throw .refused("the running root (PARTUUID \(runningRoot)) is neither \(Slot.a.name) nor \(Slot.b.name) of \(stick.disk)")
+        }
+        let plan: SwitchPlan
+        do {
+            plan = try SwitchPlan.make(running: running, entries: view.entries.map { ($0.file, $0.entry?.generation) })
+        } catch { throw .refused("\(stick.disk): \(error)") }
+        guard var entry = view.entries.first(where: { $0.file == plan.source })?.entry else {
+            throw .failed("\(stick.disk): cannot read the loader entry \(plan.source)")
+        }
+        let esp = stick.espVolume
+        let kernel = try esp.list(plan.target.bootDirectory)
+        guard kernel.contains("vmlinuz") && kernel.contains("initrd.img") else {
+            throw .refused("\(stick.disk): \(plan.target.name)'s kernel or initrd is missing from the ESP (\(plan.target.bootDirectory)); "
+                + "install an image into it with `update install` instead")
+        }
+        entry.generation = plan.generation
+        try FileManager.default.createDirectoryIfNeeded(workDirectory)
+        let from = currentRelease(view) ?? "?"
+        // The new entry first: from here on it is what boots next; then the old good one goes.
+        try esp.write(text: entry.text, to: "\(StickNames.entriesDirectory)/\(plan.entryFileName)", scratch: workDirectory)
+        try esp.delete("\(StickNames.entriesDirectory)/\(plan.source)")
+        RangeCopy.sync(stick.disk)
+        record(ProvisionEvent(event: "update.rollback", changed: true,
+                              detail: "\(entry.release) in \(plan.target.name) boots next, on trial (\(StickNames.trialTries) tries), "
+                              + "instead of \(from) in \(running.name), which stays as the fallback"))
+        return Installed(slot: plan.target, release: entry.release, entryFileName: plan.entryFileName, bytesWritten: 0)
+    }
+
     /// Appends an event and flushes the log to disk: these are written just before a reboot, or as the last thing a
     /// boot does before it is switched off.
     func record(_ event: ProvisionEvent) {
@@ -208,8 +242,7 @@ enum UpdateImage {
         for candidate in candidates {
             if isURL(candidate) {
                 let local = scratch + "/image.bmap"
-                let got = try? Command("curl", ["--fail", "--silent", "--show-error", "--location", "--output", local, "--", candidate]).run()
-                if got != nil, let text = Files.read(local) { found = (candidate, text); break }
+                if (try? download(candidate, to: local)) != nil, let text = Files.read(local) { found = (candidate, text); break }
             } else if let text = Files.read(candidate) {
                 found = (candidate, text)
                 break
@@ -237,26 +270,29 @@ enum UpdateImage {
 
     static func isURL(_ source: String) -> Bool { source.hasPrefix("http://") || source.hasPrefix("https://") }
 
+    /// Downloads `url` to `path` with curl (argv, never a shell): fails on an HTTP error, follows redirects.
+    static func download(_ url: String, to path: String) throws(ProvisionError) {
+        do {
+            try Command("curl", ["--fail", "--silent", "--show-error", "--location", "--output", path, "--", url]).run()
+        } catch { throw .failedBecause("cannot download \(url): \(error)", cause: error) }
+    }
+
     /// The raw image to read (downloaded and decompressed when needed), and the compression `source` had.
     static func fetch(_ source: String, into scratch: String) throws(ProvisionError) -> (String, StreamCompression?) {
         var path = source
         if isURL(source) {
             let name = URL(string: source)?.lastPathComponent ?? "image.raw"
             path = scratch + "/" + (name.isEmpty ? "image.raw" : name)
-            do {
-                try Command("curl", ["--fail", "--silent", "--show-error", "--location", "--output", path, "--", source]).run()
-            } catch { throw .failedBecause("cannot download \(source): \(error)", cause: error) }
+            try download(source, to: path)
         }
-        guard FileManager.default.isReadableFile(atPath: path) else {
+        guard FileManager.default.fileExists(atPath: path) else {
             throw .invalidInput("\(path): no such image (give a .raw, a .raw.zst or an http(s) URL)")
         }
-        guard let head = FileHandle(forReadingAtPath: path).flatMap({ try? $0.read(upToCount: 4) }) else {
-            throw .invalidInput("\(path): cannot read it")
+        // The same magic the flash command reads: a disk image, or zstd/xz/gzip of one; anything else is refused here.
+        let compression: StreamCompression?
+        do { compression = try ImageInput.inspect(path).compression } catch {
+            throw error.kind == .failure ? .failed("\(error.subject): \(error.message)") : .invalidInput("\(error.subject): \(error.message)")
         }
-        let compression: StreamCompression? = if head == Data([0x28, 0xb5, 0x2f, 0xfd]) { .zstd }
-            else if head == Data([0xfd, 0x37, 0x7a, 0x58]) { .xz }
-            else if head.prefix(2) == Data([0x1f, 0x8b]) { .gzip }
-            else { nil }
         if let compression {
             let raw = scratch + "/image.raw"
             try decompress(path, compression, to: raw)

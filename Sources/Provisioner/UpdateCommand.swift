@@ -4,12 +4,12 @@ import CommandSupport
 import Exec
 import Foundation
 
-/// `aquarium-provision update IMAGE | bless | check | status`.
+/// `aquarium-provision update IMAGE | rollback | bless | check | status`.
 public struct UpdateCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "update",
-        abstract: "Update the boot stick's inactive root slot from an image; mark a new slot good; report rollbacks.",
-        subcommands: [UpdateInstallCommand.self, UpdateBlessCommand.self, UpdateCheckCommand.self, UpdateStatusCommand.self],
+        abstract: "Update the boot stick's inactive root slot from an image or go back to it; mark a new slot good; report rollbacks.",
+        subcommands: [UpdateInstallCommand.self, UpdateRollbackCommand.self, UpdateBlessCommand.self, UpdateCheckCommand.self, UpdateStatusCommand.self],
         defaultSubcommand: UpdateInstallCommand.self)
 
     public init() {}
@@ -89,6 +89,37 @@ public struct UpdateInstallCommand: ParsableCommand {
         let installed = try stickOptions.updater(global).install(image: image, bmap: bmapSource)
         print("\(installed.release) written to \(installed.slot.name) (\(installed.bytesWritten >> 20) MiB, read back); "
               + "entry \(installed.entryFileName): the next boot tries it \(StickNames.trialTries) times")
+        if reboot { try Exec.Command("systemctl", ["reboot"]).run() }
+    }
+}
+
+public struct UpdateRollbackCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "rollback",
+        abstract: "Boot the other slot's release again (on trial, 3 tries), the running slot staying the fallback.",
+        discussion: """
+            For going back on purpose to the release the node ran before its last update (an update that boots and \
+            provisions fine but misbehaves later). The other slot's good loader entry is written again so that it \
+            boots next, counted like an update: marked good once FirstBoot and the Provisioner succeed on it, otherwise \
+            its tries run out and the running slot boots again by itself. Nothing is written to either root. Refused \
+            (exit 3) when the other slot is empty, holds an update that failed or has not booted yet, or while the \
+            running slot is itself still on trial.
+
+            Examples:
+              aquarium-provision update status        # which release each slot holds
+              aquarium-provision update rollback      # then: aquarium-provision reboot (maintenance, then reboot)
+            """)
+
+    @OptionGroup public var global: GlobalOptions
+    @OptionGroup public var stickOptions: StickOptions
+    @Flag(name: .long, help: "Reboot into the other slot right away (without entering maintenance first).") public var reboot = false
+
+    public init() {}
+
+    public func run() throws {
+        let switched = try stickOptions.updater(global).rollback()
+        print("\(switched.release) in \(switched.slot.name) boots next (entry \(switched.entryFileName), "
+              + "\(StickNames.trialTries) tries); `aquarium-provision reboot` to boot it with maintenance around the reboot")
         if reboot { try Exec.Command("systemctl", ["reboot"]).run() }
     }
 }

@@ -117,6 +117,47 @@ import TestSupport
         }
     }
 
+    @Test("rollback on purpose: the other slot's good release boots next on trial, no root written; refused while nothing good is there",
+          .requires(root: false, programs: ImageFixtures.programs + ["mren", "mdel"]))
+    func rollbackOnPurpose() throws {
+        try withTemporaryDirectory { directory in
+            let f = try Fixture(directory)
+            func refusal(_ running: String? = nil) -> String {
+                do { _ = try f.updater(running: running).rollback(); return "not refused" }
+                catch let error as ProvisionError { return error.exitCode == .refused ? error.description : "not a refusal: \(error)" }
+                catch { return "\(error)" }
+            }
+            #expect(refusal().contains("slot B holds no image"))
+            _ = try f.updater().install(image: f.v2.artifacts.image)
+            #expect(refusal().contains("slot B holds an update waiting for its first boot (aquarium-b+3.conf)"))
+            let stick = try BootStick.open(f.stick)
+            let slotA = try #require(stick.slots[.a]), slotB = try #require(stick.slots[.b])
+            try f.rename("aquarium-b+3.conf", "aquarium-b+2-1.conf")
+            _ = try f.updater(running: slotB.uuid).bless(countedEntry: "aquarium-b+2-1.conf")
+            let roots = try [slotA, slotB].map { try f.bytes(f.stick, offset: $0.offsetBytes, count: $0.sizeBytes) }
+
+            // v2 in slot B runs; the operator goes back to v1.
+            let switched = try f.updater(running: slotB.uuid).rollback()
+            #expect(switched.slot == .a && switched.release == "v1" && switched.entryFileName == "aquarium-a+3.conf")
+            #expect(try f.entries() == ["aquarium-a+3.conf", "aquarium-b.conf"])
+            let text = String(decoding: try stick.espVolume.read("loader/entries/aquarium-a+3.conf"), as: UTF8.self)
+            #expect(SlotEntry.parse(text) == SlotEntry(slot: .a, release: "v1", generation: 3, rootPartitionUUID: slotA.uuid,
+                                                       commandLine: ImageFixtures.commandLine))
+            #expect(try [slotA, slotB].map { try f.bytes(f.stick, offset: $0.offsetBytes, count: $0.sizeBytes) } == roots,
+                    "no root was written")
+            #expect(f.events.read().last?.event == "update.rollback")
+            #expect(f.events.read().last?.detail?.contains("v1 in slot A boots next, on trial") == true)
+            #expect(refusal(slotB.uuid).contains("slot A holds an update waiting for its first boot (aquarium-a+3.conf)"))
+
+            // systemd-boot boots it (generation 3 sorts first); while on trial, no second switch; then it is good.
+            try f.rename("aquarium-a+3.conf", "aquarium-a+2-1.conf")
+            #expect(refusal().contains("aquarium-a+2-1.conf is still on trial"))
+            _ = try f.updater().bless(countedEntry: "aquarium-a+2-1.conf")
+            #expect(try f.entries() == ["aquarium-a.conf", "aquarium-b.conf"])
+            #expect(try SlotsView.read(BootStick.open(f.stick), runningRoot: f.runningA).state(of: .b).hasPrefix("good"))
+        }
+    }
+
     @Test("the image is checked against its bmap before any byte is written: a changed byte, a truncated copy, no bmap",
           .requires(root: false, programs: ImageFixtures.programs + ["mren", "mdel"]))
     func bmapChecked() throws {

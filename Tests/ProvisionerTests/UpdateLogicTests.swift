@@ -69,6 +69,35 @@ import Testing
         }
     }
 
+    /// `update rollback`: the other slot's good entry boots next, on trial; everything else is refused with its reason.
+    @Test("going back on purpose: the other slot's good entry again, next generation, 3 tries; refusals", arguments: [
+        (Slot.b, [("aquarium-a.conf", 1), ("aquarium-b.conf", 2)],
+         "plan a from aquarium-a.conf as aquarium-a+3.conf generation 3"),
+        (Slot.a, [("aquarium-a.conf", 3), ("aquarium-b.conf", 2)],
+         "plan b from aquarium-b.conf as aquarium-b+3.conf generation 4"),
+        (Slot.a, [("aquarium-a.conf", 1)],
+         "refused: slot B holds no image (no loader entry): there is nothing to go back to"),
+        (Slot.a, [("aquarium-a.conf", 1), ("aquarium-b+3.conf", 2)],
+         "refused: slot B holds an update waiting for its first boot (aquarium-b+3.conf): reboot to try it, or install another image over it with `update install`"),
+        (Slot.a, [("aquarium-a.conf", 1), ("aquarium-b+0-3.conf", 2)],
+         "refused: slot B holds a release that failed its trial boot (aquarium-b+0-3.conf); there is nothing good to go back to"),
+        (Slot.a, [("aquarium-a.conf", 1), ("aquarium-b+0-3.conf.rolled-back", nil)],
+         "refused: slot B holds a release that failed its trial boot (aquarium-b+0-3.conf.rolled-back); there is nothing good to go back to"),
+        (Slot.b, [("aquarium-a.conf", 1), ("aquarium-b+2-1.conf", 2)],
+         "refused: the running slot's loader entry aquarium-b+2-1.conf is still on trial (not yet marked good); wait for this boot to finish (aquarium-slot-good.service) before switching, so the slot to fall back to is known good"),
+        (Slot.a, [("aquarium.conf", nil)], "refused: no loader entry for the running slot A on the ESP; reflash the stick"),
+    ] as [(Slot, [(String, Int?)], String)])
+    func switchPlans(running: Slot, entries: [(String, Int?)], expected: String) {
+        let outcome: String
+        do {
+            let plan = try SwitchPlan.make(running: running, entries: entries.map { (name: $0.0, generation: $0.1) })
+            outcome = "plan \(plan.target.rawValue) from \(plan.source) as \(plan.entryFileName) generation \(plan.generation)"
+        } catch {
+            outcome = "refused: \(error)"
+        }
+        #expect(outcome == expected)
+    }
+
     @Test func kernelCommandLineAndEFIVariable() {
         #expect(rootPartitionUUID(commandLine: "BOOT_IMAGE=x root=PARTUUID=ABCD-1 ro\n") == "abcd-1")
         #expect(rootPartitionUUID(commandLine: "root=/dev/sda1") == nil)
