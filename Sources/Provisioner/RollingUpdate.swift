@@ -38,8 +38,13 @@ extension Operations {
         guard identity.runsMonitor else {
             throw .refused("`update --rolling` runs on a monitor node (it needs the admin key); this is a storage node")
         }
-        let hosts = Array(try crushHosts().keys)
-        let order = Self.rollingOrder(hosts: hosts, monitors: try monitors().all, local: localHost)
+        // The cluster must be healthy before anything else; the host list is read once it is (on a busy cluster a
+        // read can take long: it is tried again until the health timeout, as the polls below are).
+        try requireHealthy(before: "starting", seconds: healthTimeout, done: [], left: [])
+        let (hosts, monitorNames) = try patiently("the hosts and monitors", seconds: healthTimeout) { () throws(ProvisionError) in
+            (Array(try crushHosts().keys), try monitors().all)
+        }
+        let order = Self.rollingOrder(hosts: hosts, monitors: monitorNames, local: localHost)
         record("update.rolling.started", "\(image) to " + order.joined(separator: ", ") + ", one at a time")
         say("updating " + order.joined(separator: ", ") + " in this order, one at a time")
         var done: [String] = []
@@ -72,44 +77,80 @@ extension Operations {
         var last = "no answer from \(host)'s `maintenance watch` yet"
         var release: String?
         while Date() < deadline {
-            if let request = try readRequest(host) {
-                switch request.state {
-                case .failed:
-                    try removeFlag("update", host: host)
-                    let text = "\(host): the update failed: \(request.detail ?? "no reason given")" + notUpdated
-                    record("update.rolling.stopped", text)
-                    throw .failed(text)
-                case .rebooting:
-                    release = request.release
-                    last = "\(host) wrote \(request.release ?? "?") and reboots"
-                case .taken:
-                    last = "\(host) is writing the update"
-                case .requested:
-                    break
-                }
+            // One poll; a read that fails (a monitor election while a monitor node reboots, a command that timed out
+            // on a busy cluster) is not the node's failure: it is said in `last` and the next poll tries again.
+            let outcome = Result { () throws(ProvisionError) -> UpdatePoll in
+                try pollUpdate(host, since: since, release: &release, last: &last, notUpdated: notUpdated)
             }
-            if let release, let version = try ClusterEventLog(tools: tools).versions().first(where: { $0.host == host }),
-               version.time > since {
-                let maintained = try readFlag("maintenance", host: host) != nil
-                if version.release == release && !maintained {
-                    try removeFlag("update", host: host)
-                    record("update.rolling.node", "\(host) runs \(release)")
-                    return release
-                }
-                if version.release != release && !maintained {
-                    try removeFlag("update", host: host)
-                    let text = "\(host) came back with \(version.release ?? "an unknown release"), not \(release): its new slot "
-                        + "failed and it rolled back (`aquarium-provision events` on \(host))" + notUpdated
-                    record("update.rolling.stopped", text)
-                    throw .failed(text)
-                }
-                last = "\(host) is back, its maintenance not over yet"
+            switch outcome {
+            case .success(.runs(let release)): return release
+            case .success(.stopped(let text)): throw .failed(text)
+            case .success(.waiting): break
+            case .failure(let error) where error.exitCode == .runtimeFailure:
+                last = "cannot read the cluster's state just now (\(error.description.prefix(200)))"
+            case .failure(let error): throw error
             }
             usleep(2_000_000)
         }
         record("update.rolling.stopped", "\(host): \(last) after \(Int(seconds)) s" + notUpdated)
         throw .failed("\(host) did not come back updated within \(Int(seconds)) s (\(last)); the request stays in "
             + "\(ClusterEventLog.pool)/update.\(host)" + notUpdated)
+    }
+
+    /// Tries `read` again after a runtime failure (exit 1) until `seconds` passed; other errors end it at once.
+    func patiently<T>(_ what: String, seconds: Double, _ read: () throws(ProvisionError) -> T) throws(ProvisionError) -> T {
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            switch Result(catching: read) {
+            case .success(let value): return value
+            case .failure(let error) where error.exitCode == .runtimeFailure && Date() < deadline:
+                logger.notice("reading \(what) failed (\(error.description.prefix(200))); trying again")
+                usleep(2_000_000)
+            case .failure(let error): throw error
+            }
+        }
+    }
+
+    enum UpdatePoll { case waiting, runs(String), stopped(String) }
+
+    /// One look at HOST's update: its request and the release it reports. `runs` once HOST runs the new release with
+    /// its maintenance over, `stopped` when its update failed or it rolled back; throws only when a read failed.
+    func pollUpdate(_ host: String, since: String, release: inout String?, last: inout String,
+                    notUpdated: String) throws(ProvisionError) -> UpdatePoll {
+        if let request = try readRequest(host) {
+            switch request.state {
+            case .failed:
+                try removeFlag("update", host: host)
+                let text = "\(host): the update failed: \(request.detail ?? "no reason given")" + notUpdated
+                record("update.rolling.stopped", text)
+                return .stopped(text)
+            case .rebooting:
+                release = request.release
+                last = "\(host) wrote \(request.release ?? "?") and reboots"
+            case .taken:
+                last = "\(host) is writing the update"
+            case .requested:
+                break
+            }
+        }
+        if let release, let version = try ClusterEventLog(tools: tools).versions().first(where: { $0.host == host }),
+           version.time > since {
+            let maintained = try readFlag("maintenance", host: host) != nil
+            if version.release == release && !maintained {
+                try removeFlag("update", host: host)
+                record("update.rolling.node", "\(host) runs \(release)")
+                return .runs(release)
+            }
+            if version.release != release && !maintained {
+                try removeFlag("update", host: host)
+                let text = "\(host) came back with \(version.release ?? "an unknown release"), not \(release): its new slot "
+                    + "failed and it rolled back (`aquarium-provision events` on \(host))" + notUpdated
+                record("update.rolling.stopped", text)
+                return .stopped(text)
+            }
+            last = "\(host) is back, its maintenance not over yet"
+        }
+        return .waiting
     }
 
     /// Refuses (exit 3) unless the cluster reaches HEALTH_OK within `seconds`.
