@@ -22,6 +22,8 @@ public struct ApplyReport: Encodable, Equatable, Sendable {
     public var message: String?
     public var plan: Plan?
     public var nodeUUID: String?
+    /// How the machine booted (UEFI or BIOS, Secure Boot).
+    public var boot: BootFirmware?
     public var at: String
 
     public init(outcome: String, exitCode: Int32, hostname: String? = nil, dmiSerial: String? = nil, seedPath: String? = nil,
@@ -57,6 +59,7 @@ public struct ApplyReport: Encodable, Equatable, Sendable {
         if let hostname { lines.append("host: \(hostname)") }
         if let dmiSerial { lines.append("DMI serial: \(dmiSerial)") }
         if let nodeUUID { lines.append("node: \(nodeUUID)") }
+        if let boot { lines.append("firmware: \(boot.text)") }
         if let seedPath { lines.append("seed: \(seedPath) sha256 \(seedSHA256 ?? "?")" + (seedTrust.map { " — \($0)" } ?? "")) }
         if let systemDisk { lines.append("system disk: \(systemDisk)" + (mode.map { " (\($0))" } ?? "")) }
         if !storageDisks.isEmpty { lines.append("storage disks: " + storageDisks.joined(separator: ", ")) }

@@ -24,6 +24,9 @@ public struct TargetOptions: ParsableArguments, Sendable {
     @Option(name: .customLong("net-dir"), help: ArgumentHelp("Read NIC addresses from this directory.", visibility: .hidden))
     public var netDirectory: String = "/sys/class/net"
 
+    @Option(name: .customLong("firmware-dir"), help: ArgumentHelp("Read the firmware (UEFI, Secure Boot) from this directory.", visibility: .hidden))
+    public var firmwareDirectory: String = "/sys/firmware/efi"
+
     public init() {}
 
     var machine: MachineFacts { MachineFacts.current(dmiSerialPath: dmiSerialPath, netDirectory: netDirectory) }
@@ -150,6 +153,7 @@ public struct ApplyCommand: ParsableCommand {
         defer { for mount in mounts { _ = try? Command("umount", [mount]).run(); try? FileManager.default.removeItem(atPath: mount) } }
         let finder = target.finder(global)
         var report = ApplyReport(outcome: "failed", exitCode: 1, dmiSerial: SeedDiscovery.dmiSerial(path: target.dmiSerialPath))
+        report.boot = BootFirmware.current(firmwareDirectory: target.firmwareDirectory)
         var loaded: LoadedSeed?
         var failure: Error?
         var sink = ReportSink()

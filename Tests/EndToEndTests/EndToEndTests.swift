@@ -85,6 +85,9 @@ struct EndToEndTests {
         #expect(report["exitCode"] as? Int == 0, "report: \(report)")
         #expect(report["mode"] as? String == "create", "a blank disk is partitioned and formatted: \(report)")
         #expect((report["handoff"] as? String)?.hasPrefix("handoff: ") == true, "report: \(report)")
+        // OVMF without Secure Boot (OVMF_CODE_4M.fd): the report says UEFI with Secure Boot off.
+        let boot = report["boot"] as? [String: Any]
+        #expect(boot?["firmware"] as? String == "uefi" && boot?["secureBoot"] as? Bool == false, "report: \(report)")
         #expect(!first.console.contains("Failed to start"), "a unit failed on a good first boot: \(E2E.failedUnits(first.console))")
         let identity = try stateIdentity(node.ssd)
         let record = try #require(try JSONSerialization.jsonObject(with: Data(try stateFile(node.ssd, "state/aquarium/node.json").utf8)) as? [String: Any])
