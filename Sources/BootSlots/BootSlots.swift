@@ -38,6 +38,10 @@ public enum StickNames {
     public static let trialTries = 3
     /// systemd-boot's vendor GUID for its EFI variables (LoaderBootCountPath, LoaderEntrySelected, ...).
     public static let loaderVendorGUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
+    /// The signed boot chain (`build --secure-boot`): shim is `EFI/BOOT/BOOTX64.EFI` and starts Debian's signed GRUB
+    /// from here, which reads `EFI/BOOT/grub.cfg` (its built-in configuration's last resort, `$cmdpath/grub.cfg`).
+    public static let signedLoaderPath = "EFI/BOOT/grubx64.efi"
+    public static let grubConfigPath = "EFI/BOOT/grub.cfg"
     /// What an exhausted trial entry is renamed to once its rollback has been reported (not `.conf`: systemd-boot
     /// ignores it, `update status` still shows it).
     public static let rolledBackSuffix = ".rolled-back"
@@ -113,6 +117,24 @@ public struct SlotEntry: Equatable, Sendable {
         self.commandLine = commandLine
     }
 
+    /// The kernel's command line: the slot's root, the image's command line, the slot and release parameters.
+    public var options: String {
+        "root=PARTUUID=\(rootPartitionUUID) \(commandLine) \(StickNames.slotParameter)=\(slot.rawValue) \(StickNames.releaseParameter)=\(release)"
+    }
+
+    /// The same entry as a GRUB menu entry (the signed boot chain's `EFI/BOOT/grub.cfg`). Every value is one the
+    /// builder checked (a UUID, a release string, the description's command line without quotes), so no quoting
+    /// beyond GRUB's single quotes is needed.
+    public var grubMenuEntry: String {
+        """
+        menuentry 'Aquarium \(release) (\(slot.name))' {
+            linux /\(slot.bootDirectory)/vmlinuz \(options)
+            initrd /\(slot.bootDirectory)/initrd.img
+        }
+
+        """
+    }
+
     public var text: String {
         """
         title    Aquarium \(release) (\(slot.name))
@@ -120,7 +142,7 @@ public struct SlotEntry: Equatable, Sendable {
         version  \(generation)
         linux    /\(slot.bootDirectory)/vmlinuz
         initrd   /\(slot.bootDirectory)/initrd.img
-        options  root=PARTUUID=\(rootPartitionUUID) \(commandLine) \(StickNames.slotParameter)=\(slot.rawValue) \(StickNames.releaseParameter)=\(release)
+        options  \(options)
 
         """
     }

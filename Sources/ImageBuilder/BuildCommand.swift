@@ -17,10 +17,14 @@ public struct ImageBuild {
         public var keepRoot: Bool
         /// Overrides the description's `release`.
         public var release: String?
+        /// Boot through Debian's signed shim and GRUB instead of systemd-boot (Secure Boot with the stock keys).
+        public var secureBoot = false
 
         public init(descriptionDirectory: String, outputDirectory: String, mirror: String? = nil, cacheDirectory: String,
-                    profile: String? = nil, tools: [String], compress: Bool = false, keepRoot: Bool = false, release: String? = nil) {
+                    profile: String? = nil, tools: [String], compress: Bool = false, keepRoot: Bool = false, release: String? = nil,
+                    secureBoot: Bool = false) {
             self.release = release
+            self.secureBoot = secureBoot
             self.descriptionDirectory = descriptionDirectory
             self.outputDirectory = outputDirectory
             self.mirror = mirror
@@ -92,10 +96,11 @@ public struct ImageBuild {
                 release: ["NAME": description.name, "SUITE": description.suite, "ARCHITECTURE": description.architecture,
                           "PROFILE": profile, "ROOTFS_KEY": description.rootCacheKey(packages: packages),
                           "BUILD_EPOCH": String(identity.epoch), "VERSION": AquariumVersion.string,
-                          "RELEASE": identity.releaseName, "SLOTS": "a/b"],
+                          "RELEASE": identity.releaseName, "SLOTS": options.secureBoot ? "a" : "a/b",
+                          "BOOT": options.secureBoot ? "shim-grub" : "systemd-boot"],
                 epoch: identity.epoch))
         }
-        let boot = try RootfsBuilder.bootFiles(root: root)
+        let boot = try RootfsBuilder.bootFiles(root: root, secureBoot: options.secureBoot)
         let builder = StickBuilder(logger: logger, reporter: reporter)
         let stick = try builder.assemble(
             rootTree: root, boot: boot, commandLine: description.kernelCommandLine, layout: description.layout, identity: identity,
@@ -153,6 +158,11 @@ public struct BuildCommand: ParsableCommand {
     public var tool: [String] = []
     @Option(name: .long, help: "The image's release string (default: the description's release, else build-EPOCH); loader entries and /etc/aquarium/image-release carry it.")
     public var release: String?
+    @Flag(name: .customLong("secure-boot"), help: """
+        Boot through Debian's signed chain (shim, GRUB, the kernel) instead of systemd-boot, so the stick starts where \
+        UEFI Secure Boot is enforced with the firmware's stock keys. Such a stick has one root slot for now: `update` \
+        refuses it (reflash to update). See docs/image.md, "Secure Boot".
+        """) public var secureBoot = false
     @Flag(name: .long, help: "Also write NAME.raw.zst.") public var compress = false
     @Flag(name: .customLong("keep-root"), help: "Keep the customised root tree (OUTPUT/.rootfs-NAME) for inspection.") public var keepRoot = false
     @Flag(name: .long, help: "No progress or summary.") public var quiet = false
@@ -167,7 +177,8 @@ public struct BuildCommand: ParsableCommand {
         }
         let result = try ImageBuild(logger: global.logger("aquarium.image.build"), reporter: Reporter(quiet: quiet)).run(
             ImageBuild.Options(descriptionDirectory: description, outputDirectory: output, mirror: mirror, cacheDirectory: cache,
-                               profile: profile, tools: tools, compress: compress, keepRoot: keepRoot, release: release))
+                               profile: profile, tools: tools, compress: compress, keepRoot: keepRoot, release: release,
+                               secureBoot: secureBoot))
         print(result.stick.artifacts.image)
     }
 }

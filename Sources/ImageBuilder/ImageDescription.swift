@@ -118,6 +118,12 @@ public struct ImageDescription: Sendable, Equatable, Decodable {
         if let release, !SlotEntry.isValidRelease(release) {
             throw .invalid(file, "release '\(release)' must be 1-64 of letters, digits, '.', '_', '+', '~', '-' (not first)")
         }
+        // The command line goes verbatim into a systemd-boot entry's one `options` line and a GRUB `linux` line,
+        // where quotes, `$`, `;`, braces and backslashes would mean something else.
+        if let bad = kernelCommandLine.first(where: { !$0.isASCII || $0.asciiValue! < 0x20 || "\"'$;{}\\|&<>#`".contains($0) }) {
+            throw .invalid(file, "kernel_cmdline holds \(bad.isASCII && bad.asciiValue! >= 0x20 ? "'\(bad)'" : "a control or non-ASCII character"), "
+                + "which a boot loader entry would not pass on as written; use plain kernel parameters (name=value)")
+        }
         try layout.validate(subject: file)
     }
 

@@ -189,7 +189,7 @@ public struct RootfsBuilder {
     }
 
     /// The kernel and initrd of the newest kernel in `root`/boot.
-    public static func bootFiles(root: String, bootloader: String? = nil) throws(ImageError) -> StickContent.BootFiles {
+    public static func bootFiles(root: String, bootloader: String? = nil, secureBoot: Bool = false) throws(ImageError) -> StickContent.BootFiles {
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: root + "/boot")) ?? [])
         let versions = names.filter { $0.hasPrefix("vmlinuz-") }.map { String($0.dropFirst("vmlinuz-".count)) }
             .sorted { $0.compare($1, options: .numeric) == .orderedAscending }
@@ -200,7 +200,16 @@ public struct RootfsBuilder {
         guard FileManager.default.fileExists(atPath: efi) else {
             throw .invalid(efi, "systemd-boot's EFI binary is missing; add systemd-boot-efi to the packages")
         }
-        return StickContent.BootFiles(kernel: root + "/boot/vmlinuz-" + version, initrd: initrd, bootloader: efi)
+        var signed: StickContent.SignedChain?
+        if secureBoot {
+            let chain = StickContent.SignedChain.inRoot(root)
+            for (path, package) in [(chain.shim, "shim-signed"), (chain.mokManager, "shim-helpers-amd64-signed"),
+                                    (chain.grub, "grub-efi-amd64-signed")] where !FileManager.default.fileExists(atPath: path) {
+                throw .invalid(path, "is missing: --secure-boot needs Debian's signed boot chain; add \(package) to the description's packages")
+            }
+            signed = chain
+        }
+        return StickContent.BootFiles(kernel: root + "/boot/vmlinuz-" + version, initrd: initrd, bootloader: efi, signed: signed)
     }
 
     /// Units under `overlay` (etc/systemd/system, usr/lib/systemd/system) with an [Install] section.

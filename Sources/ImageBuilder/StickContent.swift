@@ -19,27 +19,74 @@ public enum StickContent {
         public var initrd: String
         /// systemd-boot's EFI binary (Debian's systemd-boot-efi: /usr/lib/systemd/boot/efi/systemd-bootx64.efi).
         public var bootloader: String
+        /// The signed chain instead (`build --secure-boot`): shim, its MokManager and Debian's signed GRUB.
+        public var signed: SignedChain?
 
-        public init(kernel: String, initrd: String, bootloader: String) {
+        public init(kernel: String, initrd: String, bootloader: String, signed: SignedChain? = nil) {
             self.kernel = kernel
             self.initrd = initrd
             self.bootloader = bootloader
+            self.signed = signed
         }
     }
 
+    /// Debian's Secure Boot chain, each signed by Microsoft's UEFI CA (shim) or Debian's key that shim carries
+    /// (GRUB, the kernel): what a machine with Secure Boot on and only the stock keys enrolled starts.
+    public struct SignedChain: Sendable, Equatable {
+        /// shim-signed: /usr/lib/shim/shimx64.efi.signed.
+        public var shim: String
+        /// shim-helpers-amd64-signed: /usr/lib/shim/mmx64.efi.signed (shim starts it when a key enrolment is pending).
+        public var mokManager: String
+        /// grub-efi-amd64-signed: /usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed (monolithic, built-in config).
+        public var grub: String
+
+        public init(shim: String, mokManager: String, grub: String) {
+            self.shim = shim
+            self.mokManager = mokManager
+            self.grub = grub
+        }
+
+        /// Where Debian's packages put them under `root`.
+        public static func inRoot(_ root: String) -> SignedChain {
+            SignedChain(shim: root + "/usr/lib/shim/shimx64.efi.signed", mokManager: root + "/usr/lib/shim/mmx64.efi.signed",
+                        grub: root + "/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed")
+        }
+    }
+
+    /// The signed chain's GRUB configuration: slot A's entry (the same kernel, initrd and command line as its
+    /// systemd-boot entry), at once, no menu. Debian's signed GRUB reads it as `$cmdpath/grub.cfg` (`EFI/BOOT/`: no
+    /// `EFI/debian/` and no `.disk/info` on the ESP, so its built-in configuration falls through to that).
+    public static func grubConfig(_ entry: SlotEntry) -> String {
+        """
+        # Aquarium (written by aquarium-image build): shim -> this GRUB (Debian's signed build) -> Debian's signed kernel.
+        # Under Secure Boot GRUB has shim verify the kernel; the initrd and this command line are not verified.
+        set timeout=0
+        set default=0
+        \(entry.grubMenuEntry)
+        """
+    }
+
     /// Fills `directory` with the ESP: `\EFI\BOOT\BOOTX64.EFI` (systemd-boot, which OVMF and real firmware
-    /// find without NVRAM entries), `loader/loader.conf`, slot A's loader entry `loader/entries/aquarium-a.conf` and
+    /// find without NVRAM entries; with `boot.signed`, shim, then GRUB and its grub.cfg), `loader/loader.conf`, slot A's loader entry `loader/entries/aquarium-a.conf` and
     /// its kernel and initrd in `aquarium/a/`. Slot B gets its files from `aquarium-provision update`.
     public static func populateESP(at directory: String, boot: BootFiles, release: String, rootPartitionGUID: UUID,
                                    commandLine: String) throws(ImageError) {
         let slot = Slot.a
         try makeDirectories(directory, ["EFI/BOOT", StickNames.entriesDirectory, slot.bootDirectory])
-        try copy(boot.bootloader, to: directory + "/EFI/BOOT/BOOTX64.EFI")
+        let entry = SlotEntry(slot: slot, release: release, generation: 1, rootPartitionUUID: rootPartitionGUID.uuidString,
+                              commandLine: commandLine)
+        if let signed = boot.signed {
+            // No fbx64.efi beside shim: shim would run it and write boot entries into the machine's NVRAM.
+            try copy(signed.shim, to: directory + "/EFI/BOOT/BOOTX64.EFI")
+            try copy(signed.mokManager, to: directory + "/EFI/BOOT/mmx64.efi")
+            try copy(signed.grub, to: directory + "/" + StickNames.signedLoaderPath)
+            try write(grubConfig(entry), to: directory + "/" + StickNames.grubConfigPath)
+        } else {
+            try copy(boot.bootloader, to: directory + "/EFI/BOOT/BOOTX64.EFI")
+        }
         try copy(boot.kernel, to: directory + "/\(slot.bootDirectory)/vmlinuz")
         try copy(boot.initrd, to: directory + "/\(slot.bootDirectory)/initrd.img")
         try write(StickNames.loaderConf, to: directory + "/loader/loader.conf")
-        let entry = SlotEntry(slot: slot, release: release, generation: 1, rootPartitionUUID: rootPartitionGUID.uuidString,
-                              commandLine: commandLine)
         try write(entry.text, to: directory + "/\(StickNames.entriesDirectory)/\(EntryFileName(stem: slot.entryStem).fileName)")
     }
 

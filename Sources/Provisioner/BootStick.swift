@@ -68,6 +68,17 @@ public struct BootStick: Sendable {
     }
 
     public var espVolume: FATDrive { FATDrive(drive: "\(disk)@@\(esp.offsetBytes)", subject: "\(disk) (ESP)") }
+
+    /// Refuses (exit 3) a stick that boots through the signed chain (`build --secure-boot`): its GRUB boots slot A
+    /// only and knows nothing of the loader entries an update writes, so an update would never boot.
+    public func refuseSignedChain() throws(ProvisionError) {
+        let boot = try espVolume.list("EFI/BOOT").map { $0.lowercased() }
+        if boot.contains((StickNames.signedLoaderPath as NSString).lastPathComponent.lowercased()) {
+            throw .refused("\(disk) boots through shim and GRUB (an image built with --secure-boot), which boot slot A only: "
+                + "A/B updates of such a stick are not supported yet; update it by reflashing it with the new image "
+                + "(`aquarium-image flash`, then `seed inject`)")
+        }
+    }
 }
 
 /// A FAT volume reached with mtools (`IMAGE@@OFFSET`), never mounted.

@@ -60,6 +60,7 @@ public struct SlotUpdater {
     /// Writes `image` (a local `.raw`, `.raw.zst` or an http(s) URL) into the inactive slot and makes it the entry booted
     /// next, on trial. Before anything is written, the image is checked against its bmap (`bmap`).
     public func install(image source: String, bmap: BmapSource = .beside) throws(ProvisionError) -> Installed {
+        try stick.refuseSignedChain()
         let view = try SlotsView.read(stick, runningRoot: runningRoot)
         guard let running = view.running else {
             throw .refused("the running root (PARTUUID \(runningRoot)) is neither \(Slot.a.name) nor \(Slot.b.name) of \(stick.disk)")
@@ -130,6 +131,7 @@ public struct SlotUpdater {
     /// next generation and `+3` tries; the running slot's entry stays as the fallback. Refused when the other slot is
     /// empty, holds a failed or not yet booted release, or the running slot is itself still on trial.
     public func rollback() throws(ProvisionError) -> Installed {
+        try stick.refuseSignedChain()
         let view = try SlotsView.read(stick, runningRoot: runningRoot)
         guard let running = view.running else {
             throw .refused("the running root (PARTUUID \(runningRoot)) is neither \(Slot.a.name) nor \(Slot.b.name) of \(stick.disk)")

@@ -60,6 +60,8 @@ public struct BootCommand: ParsableCommand {
     public var allowReboot = false
     @Flag(help: "Do not show the console on standard output.")
     public var quiet = false
+    @Flag(name: .customLong("secure-boot"), help: "Secure Boot enforced with Microsoft's keys enrolled (OVMF's secboot build and its ms variables), as on stock server firmware.")
+    public var secureBoot = false
 
     public init() {}
 
@@ -83,11 +85,14 @@ public struct BootCommand: ParsableCommand {
         }
         let vars = consoleLog + ".OVMF_VARS.fd"
         try? FileManager.default.removeItem(atPath: vars)
-        try FileManager.default.copyItem(atPath: "/usr/share/OVMF/OVMF_VARS_4M.fd", toPath: vars)
+        try FileManager.default.copyItem(atPath: secureBoot ? VirtualMachine.microsoftKeysVars : "/usr/share/OVMF/OVMF_VARS_4M.fd",
+                                         toPath: vars)
         var machine = VirtualMachine(stick: stick, disks: parsed, memoryMiB: memoryMiB, cpus: cpus, systemSerial: systemSerial,
+                                     firmwareCode: secureBoot ? VirtualMachine.secureBootCode : "/usr/share/OVMF/OVMF_CODE_4M.fd",
                                      firmwareVars: vars, consoleLog: consoleLog, showConsole: !quiet, forwards: forwardPairs,
                                      macAddress: normalisedMAC, allowOutbound: allowOutbound, tap: tap)
         machine.allowReboot = allowReboot
+        machine.secureBoot = secureBoot
         let result = try VirtualMachineRunner(logger: global.logger("aquarium.vm"))
             .run(machine, timeoutSeconds: timeout, stopMarkers: stopOn)
         printError("boot ended after \(Int(result.seconds)) s: \(result.ending); console saved to \(consoleLog)")

@@ -58,6 +58,14 @@ public struct VirtualMachine: Equatable, Sendable {
     /// Let the guest reboot inside this run (A/B update boots); otherwise `-no-reboot` makes a reboot end the run.
     public var allowReboot = false
     public var tap: String?
+    /// Secure Boot firmware: `firmwareCode` is OVMF's secboot build, which keeps its variables in SMM-protected
+    /// flash (q35 with `smm=on`, the variable flash marked secure). Pair it with a variable store that has keys
+    /// enrolled (`OVMF_VARS_4M.ms.fd`: Microsoft's, Secure Boot on).
+    public var secureBoot = false
+
+    /// OVMF's Secure Boot build and the variable store with Microsoft's keys enrolled (Debian's ovmf package).
+    public static let secureBootCode = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"
+    public static let microsoftKeysVars = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd"
 
     public init(stick: String, stickFormat: String = "raw", disks: [VirtualDisk], memoryMiB: Int = 2048, cpus: Int = 2,
                 systemSerial: String? = nil, firmwareCode: String = "/usr/share/OVMF/OVMF_CODE_4M.fd",
@@ -87,8 +95,9 @@ public struct VirtualMachine: Equatable, Sendable {
     /// with commas doubled as QEMU's option syntax requires).
     public var arguments: [String] {
         func escape(_ value: String) -> String { value.replacingOccurrences(of: ",", with: ",,") }
-        var args = ["-machine", "q35", "-cpu", "max", "-accel", "tcg", "-smp", String(cpus), "-m", String(memoryMiB),
-                    "-nodefaults"] + (allowReboot ? [] : ["-no-reboot"]) + ["-display", "none",
+        var args = ["-machine", secureBoot ? "q35,smm=on" : "q35", "-cpu", "max", "-accel", "tcg", "-smp", String(cpus),
+                    "-m", String(memoryMiB), "-nodefaults"] + (allowReboot ? [] : ["-no-reboot"])
+            + (secureBoot ? ["-global", "driver=cfi.pflash01,property=secure,value=on"] : []) + ["-display", "none",
                     "-drive", "if=pflash,format=raw,readonly=on,file=\(escape(firmwareCode))",
                     "-drive", "if=pflash,format=raw,file=\(escape(firmwareVars))"]
         if showConsole {

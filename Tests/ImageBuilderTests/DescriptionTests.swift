@@ -49,6 +49,10 @@ struct DescriptionTests {
         (valid + "\ndefault_profile: small\n", "default_profile 'small'"),
         ("- just\n- a list\n", "must be a YAML mapping"),
         (valid.replacingOccurrences(of: "suite: bookworm\n", with: ""), "is not a valid image description"),
+        (valid + "\nkernel_cmdline: \"ro init=$x\"\n", "kernel_cmdline holds '$'"),
+        (valid + "\nkernel_cmdline: \"ro; reboot\"\n", "kernel_cmdline holds ';'"),
+        (valid + "\nkernel_cmdline: \"ro quiet=\\\"x\\\"\"\n", "kernel_cmdline holds '\"'"),
+        (valid + "\nkernel_cmdline: \"ro\\tquiet\"\n", "a control or non-ASCII character"),
     ])
     func invalid(text: String, message: String) {
         do {

@@ -53,11 +53,21 @@ enum ImageFixtures {
 
     /// Makes a fresh root tree in `directory/root-N` and assembles an image into `directory/out-N`.
     static func assemble(in directory: String, tag: String, epoch: Int64 = epoch, name: String = "aquarium",
-                         release: String? = nil, compress: Bool = false, customize: ((String) throws -> Void)? = nil) throws -> StickBuilder.Result {
+                         release: String? = nil, compress: Bool = false, secureBoot: Bool = false,
+                         customize: ((String) throws -> Void)? = nil) throws -> StickBuilder.Result {
         let root = directory + "/root-" + tag
         try makeRoot(at: root)
+        var boot = boot(root)
+        if secureBoot {
+            // Stand-ins for Debian's signed binaries, where their packages put them.
+            let chain = StickContent.SignedChain.inRoot(root)
+            for (index, path) in [chain.shim, chain.mokManager, chain.grub].enumerated() {
+                try write(bytes(50_000, seed: 10 + UInt64(index)), path)
+            }
+            boot = try RootfsBuilder.bootFiles(root: root, secureBoot: true)
+        }
         try customize?(root)
-        return try StickBuilder().assemble(rootTree: root, boot: boot(root), commandLine: commandLine, layout: layout,
+        return try StickBuilder().assemble(rootTree: root, boot: boot, commandLine: commandLine, layout: layout,
                                            identity: BuildIdentity(imageName: name, epoch: epoch, release: release),
                                            outputDirectory: directory + "/out-" + tag, compress: compress)
     }

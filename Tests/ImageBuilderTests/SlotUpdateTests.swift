@@ -158,6 +158,51 @@ import TestSupport
         }
     }
 
+    @Test("the signed chain (--secure-boot): shim, MokManager, GRUB and a grub.cfg booting slot A; updates refused, nothing written",
+          .requires(root: false, programs: ImageFixtures.programs + ["mren", "mdel", "grub-script-check"]))
+    func signedChain() throws {
+        try withTemporaryDirectory { directory in
+            let signed = try ImageFixtures.assemble(in: directory, tag: "sb", release: "v1", secureBoot: true)
+            let stick = try BootStick.open(signed.artifacts.image)
+            let esp = stick.espVolume
+            let chain = StickContent.SignedChain.inRoot(directory + "/root-sb")
+            #expect(try esp.list("EFI/BOOT") == ["BOOTX64.EFI", "grub.cfg", "grubx64.efi", "mmx64.efi"], "no fbx64.efi: no NVRAM writes")
+            #expect(try esp.read("EFI/BOOT/BOOTX64.EFI") == Data(contentsOf: URL(fileURLWithPath: chain.shim)))
+            #expect(try esp.read("EFI/BOOT/grubx64.efi") == Data(contentsOf: URL(fileURLWithPath: chain.grub)))
+            #expect(try esp.read("EFI/BOOT/mmx64.efi") == Data(contentsOf: URL(fileURLWithPath: chain.mokManager)))
+            // GRUB boots what slot A's systemd-boot entry says, with the same options.
+            let entry = try #require(SlotEntry.parse(String(decoding: try esp.read("loader/entries/aquarium-a.conf"), as: UTF8.self)))
+            let config = String(decoding: try esp.read("EFI/BOOT/grub.cfg"), as: UTF8.self)
+            #expect(config.contains("set timeout=0\n"))
+            #expect(config.contains("    linux /aquarium/a/vmlinuz \(entry.options)\n"), "\(config)")
+            #expect(config.contains("    initrd /aquarium/a/initrd.img\n"), "\(config)")
+            #expect(entry.options.contains("root=PARTUUID=\(try #require(stick.slots[.a]).uuid)"))
+            let check = try Command("grub-script-check", []).run(input: Data(config.utf8), acceptedStatuses: Set(0...255))
+            #expect(check.status == 0, "grub-script-check: \(check.errorOutput)")
+
+            // An update would write loader entries this GRUB never reads: refused before anything is written.
+            let before = try Data(contentsOf: URL(fileURLWithPath: signed.artifacts.image))
+            let updater = SlotUpdater(stick: stick, runningRoot: try #require(stick.slots[.a]).uuid,
+                                      events: EventLog(path: directory + "/events.jsonl"), workDirectory: directory + "/work",
+                                      logger: Logger(label: "test"))
+            let v2 = try ImageFixtures.assemble(in: directory, tag: "v2", release: "v2")
+            for attempt in [{ _ = try updater.install(image: v2.artifacts.image) }, { _ = try updater.rollback() }] {
+                do {
+                    try attempt()
+                    Issue.record("an update of a signed-chain stick was accepted")
+                } catch let error as ProvisionError {
+                    #expect(error.exitCode == .refused && error.description.contains("boots through shim and GRUB"), "\(error)")
+                }
+            }
+            #expect(try Data(contentsOf: URL(fileURLWithPath: signed.artifacts.image)) == before, "nothing written")
+
+            // A root without the signed packages: refused, naming the package to add.
+            try FileManager.default.removeItem(atPath: chain.shim)
+            let refusal = #expect(throws: ImageError.self) { _ = try RootfsBuilder.bootFiles(root: directory + "/root-sb", secureBoot: true) }
+            #expect(refusal?.message.contains("add shim-signed to the description's packages") == true, "\(String(describing: refusal))")
+        }
+    }
+
     @Test("the image is checked against its bmap before any byte is written: a changed byte, a truncated copy, no bmap",
           .requires(root: false, programs: ImageFixtures.programs + ["mren", "mdel"]))
     func bmapChecked() throws {
