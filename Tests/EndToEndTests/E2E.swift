@@ -38,7 +38,15 @@ final class E2E: @unchecked Sendable {
 
     /// The image profiles the boots use: "minimal" (no Ceph) for the FirstBoot boots, "full" (the appliance, with
     /// Ceph) for the boot that provisions a cluster.
-    enum Profile: String { case minimal, full }
+    enum Profile: String {
+        case minimal, full
+        /// "minimal" with Debian's signed boot chain (`build --secure-boot`).
+        case minimalSecureBoot = "minimal-secure-boot"
+
+        var buildArguments: [String] {
+            self == .minimalSecureBoot ? ["--profile", "minimal", "--secure-boot"] : ["--profile", rawValue]
+        }
+    }
 
     /// Builds the image from image/ once per profile (the tools inside are statically linked builds).
     func image(_ profile: Profile = .minimal) throws -> String {
@@ -56,8 +64,8 @@ final class E2E: @unchecked Sendable {
             // Bounded: a cold build (debootstrap from the mirror, then apt) takes about 5 minutes here; a hung mirror
             // must fail the suite with a message instead of eating CI's time.
             let run = try Command(tools + "/aquarium-image", ["build", "--description", E2E.repository + "/image",
-                                                             "--output", output, "--cache", cache, "--profile", profile.rawValue,
-                                                             "--quiet"])
+                                                             "--output", output, "--cache", cache] + profile.buildArguments
+                                                             + ["--quiet"])
                 .timeLimited(Self.imageBuildLimit).run(acceptedStatuses: Set(0...255))
             guard run.status == 0 else {
                 throw CommandError(command: run.command, status: run.status, standardError: run.errorOutput,
@@ -88,15 +96,19 @@ final class E2E: @unchecked Sendable {
     /// on the console (`whileRunning` runs first, with the node still up); the console is kept in logs/.
     func boot(_ name: String, stick: Stick, disks: [VirtualDisk], systemSerial: String? = nil, timeout: Double = 900,
               forwards: [(host: Int, guest: Int)] = [], guestAddress: String? = nil, stopMarkers: [String] = [],
-              watchMarkers: [String] = [],
+              watchMarkers: [String] = [], secureBoot: Bool = false,
               whileRunning: ((String) -> Void)? = nil) throws -> VirtualMachineRun {
         let logs = try directory("logs")
         let vars = logs + "/\(name).OVMF_VARS.fd"
         try? FileManager.default.removeItem(atPath: vars)
-        try FileManager.default.copyItem(atPath: "/usr/share/OVMF/OVMF_VARS_4M.fd", toPath: vars)
-        let machine = VirtualMachine(stick: stick.path, disks: disks, memoryMiB: 2048, cpus: 2, systemSerial: systemSerial,
+        // Secure Boot: OVMF's secboot build with Microsoft's keys enrolled and Secure Boot on, as stock firmware.
+        try FileManager.default.copyItem(atPath: secureBoot ? VirtualMachine.microsoftKeysVars : "/usr/share/OVMF/OVMF_VARS_4M.fd",
+                                         toPath: vars)
+        var machine = VirtualMachine(stick: stick.path, disks: disks, memoryMiB: 2048, cpus: 2, systemSerial: systemSerial,
+                                     firmwareCode: secureBoot ? VirtualMachine.secureBootCode : "/usr/share/OVMF/OVMF_CODE_4M.fd",
                                      firmwareVars: vars, consoleLog: logs + "/\(name).console.log", forwards: forwards,
                                      guestAddress: guestAddress)
+        machine.secureBoot = secureBoot
         let run = try VirtualMachineRunner().run(machine, timeoutSeconds: timeout, stopMarkers: stopMarkers,
                                                  watchMarkers: ["Linux version", E2E.handoffMarker] + watchMarkers,
                                                  whileRunning: whileRunning)

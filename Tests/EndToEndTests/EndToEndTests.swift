@@ -182,4 +182,35 @@ struct EndToEndTests {
                 "\(lines.filter { $0.contains("aquarium-netcheck") })")
         env.note("per-node: \(checked.trimmingCharacters(in: .whitespacesAndNewlines))")
     }
+
+    @Test("Secure Boot enforced with Microsoft's keys: the default stick (unsigned systemd-boot) is refused by the firmware; the --secure-boot stick boots to handoff and reports it",
+          .requires(root: false, programs: ["qemu-system-x86_64", "mtype", "sfdisk"]))
+    func secureBoot() throws {
+        let env = E2E.shared
+        let node = try blankNode("secure-boot")
+        let before = try node.ssd.fingerprint()
+        // The firmware enforces it: our default chain does not start, and no disk and no seed volume file is touched.
+        let unsigned = try seededStick("secure-boot-unsigned", seed: E2E.seed(hostname: "e2e-sb", filesystem: "ext4"))
+        let refused = try env.boot("secure-boot-unsigned", stick: unsigned, disks: node.disks, timeout: 150,
+                                   stopMarkers: ["Access Denied"], secureBoot: true)
+        #expect(refused.ending == .marker("Access Denied"), "OVMF did not refuse the unsigned loader: \(refused.ending); console tail: \(refused.console.suffix(2000))")
+        #expect(!refused.console.contains("Linux version"))
+        #expect(try unsigned.seedVolumeFile("reports/e2e-sb.json") == nil)
+        #expect(try node.ssd.fingerprint() == before, "the disk changed although nothing booted")
+
+        // The signed chain: shim (Microsoft's CA) -> GRUB (Debian) -> the kernel (Debian) -> FirstBoot, as on stock firmware.
+        let stick = try seededStick("secure-boot", seed: E2E.seed(hostname: "e2e-sb", filesystem: "ext4"),
+                                    profile: .minimalSecureBoot)
+        let run = try env.boot("secure-boot", stick: stick, disks: node.disks, secureBoot: true)
+        E2E.expectPoweredOff(run, "secure-boot")
+        #expect(run.console.contains(E2E.handoffMarker), "FirstBoot never handed off; console tail: \(run.console.suffix(3000))")
+        let report = try reportJSON(stick, host: "e2e-sb")
+        #expect(report["outcome"] as? String == "success", "report: \(report)")
+        let boot = report["boot"] as? [String: Any]
+        #expect(boot?["firmware"] as? String == "uefi" && boot?["secureBoot"] as? Bool == true, "report: \(report)")
+        #expect(try stick.seedVolumeFile("reports/e2e-sb.txt")?.contains("firmware: UEFI, Secure Boot enforced") == true)
+        // The kernel knows it too (lockdown follows Secure Boot on Debian's kernel).
+        #expect(run.console.contains("Secure boot enabled") || run.console.contains("secureboot: Secure boot enabled"),
+                "the kernel did not log Secure Boot; console head: \(run.console.prefix(4000))")
+    }
 }
