@@ -39,9 +39,10 @@ public enum StickNames {
     /// systemd-boot's vendor GUID for its EFI variables (LoaderBootCountPath, LoaderEntrySelected, ...).
     public static let loaderVendorGUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
     /// The signed boot chain (`build --secure-boot`): shim is `EFI/BOOT/BOOTX64.EFI` and starts Debian's signed GRUB
-    /// from here, which reads `EFI/BOOT/grub.cfg` (its built-in configuration's last resort, `$cmdpath/grub.cfg`).
+    /// from here, which reads `EFI/debian/grub.cfg` (its built-in configuration: `$prefix/grub.cfg`, the prefix
+    /// Debian builds it with being `/EFI/debian` on the volume it was started from).
     public static let signedLoaderPath = "EFI/BOOT/grubx64.efi"
-    public static let grubConfigPath = "EFI/BOOT/grub.cfg"
+    public static let grubConfigPath = "EFI/debian/grub.cfg"
     /// What an exhausted trial entry is renamed to once its rollback has been reported (not `.conf`: systemd-boot
     /// ignores it, `update status` still shows it).
     public static let rolledBackSuffix = ".rolled-back"
@@ -122,7 +123,7 @@ public struct SlotEntry: Equatable, Sendable {
         "root=PARTUUID=\(rootPartitionUUID) \(commandLine) \(StickNames.slotParameter)=\(slot.rawValue) \(StickNames.releaseParameter)=\(release)"
     }
 
-    /// The same entry as a GRUB menu entry (the signed boot chain's `EFI/BOOT/grub.cfg`). Every value is one the
+    /// The same entry as a GRUB menu entry (the signed boot chain's `EFI/debian/grub.cfg`). Every value is one the
     /// builder checked (a UUID, a release string, the description's command line without quotes), so no quoting
     /// beyond GRUB's single quotes is needed.
     public var grubMenuEntry: String {

@@ -27,11 +27,14 @@ public struct BootFirmware: Codable, Sendable, Equatable {
     public var secureBoot: Bool?
     /// UEFI: the firmware is in setup mode (no platform key: anything boots, keys can be enrolled).
     public var setupMode: Bool?
+    /// Why `secureBoot` is unknown: the variable's file and the error.
+    public var problem: String?
 
-    public init(firmware: String, secureBoot: Bool? = nil, setupMode: Bool? = nil) {
+    public init(firmware: String, secureBoot: Bool? = nil, setupMode: Bool? = nil, problem: String? = nil) {
         self.firmware = firmware
         self.secureBoot = secureBoot
         self.setupMode = setupMode
+        self.problem = problem
     }
 
     /// The EFI global variable vendor GUID (SecureBoot, SetupMode).
@@ -44,11 +47,40 @@ public struct BootFirmware: Codable, Sendable, Equatable {
         guard FileManager.default.fileExists(atPath: firmwareDirectory, isDirectory: &isDirectory), isDirectory.boolValue else {
             return BootFirmware(firmware: "bios")
         }
+        var problem: String?
         func flag(_ name: String) -> Bool? {
             let path = "\(firmwareDirectory)/efivars/\(name)-\(globalVariableGUID)"
-            return FileManager.default.contents(atPath: path).flatMap(variableFlag)
+            switch readVariable(path) {
+            case .success(let data):
+                if let value = variableFlag(data) { return value }
+                problem = problem ?? "\(path): \(data.count) bytes, not a boolean variable"
+            case .failure(let error):
+                problem = problem ?? "\(path): \(error.text)"
+            }
+            return nil
         }
-        return BootFirmware(firmware: "uefi", secureBoot: flag("SecureBoot"), setupMode: flag("SetupMode"))
+        let secureBoot = flag("SecureBoot")
+        let setupMode = flag("SetupMode")
+        return BootFirmware(firmware: "uefi", secureBoot: secureBoot, setupMode: setupMode, problem: secureBoot == nil ? problem : nil)
+    }
+
+    struct ReadError: Error { var text: String }
+
+    /// An efivarfs file's bytes, read with plain read(2) into a small buffer (its size in stat is not relied on).
+    static func readVariable(_ path: String) -> Result<Data, ReadError> {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return .failure(ReadError(text: String(cString: strerror(errno)))) }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 64)
+        var data = Data()
+        while data.count <= 4096 {
+            let count = read(fd, &buffer, buffer.count)
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { return .failure(ReadError(text: String(cString: strerror(errno)))) }
+            if count == 0 { return .success(data) }
+            data.append(contentsOf: buffer[0..<count])
+        }
+        return .failure(ReadError(text: "longer than 4 KiB"))
     }
 
     /// A one-byte boolean EFI variable as efivarfs shows it (4 attribute bytes, then 0 or 1); nil otherwise.
@@ -67,7 +99,7 @@ public struct BootFirmware: Codable, Sendable, Equatable {
         switch secureBoot {
         case true?: return "UEFI, Secure Boot enforced"
         case false?: return "UEFI, Secure Boot off" + (setupMode == true ? " (setup mode)" : "")
-        case nil: return "UEFI, Secure Boot state unknown (efivarfs not readable)"
+        case nil: return "UEFI, Secure Boot state unknown (\(problem ?? "efivarfs not readable"))"
         }
     }
 }

@@ -54,8 +54,9 @@ public enum StickContent {
     }
 
     /// The signed chain's GRUB configuration: slot A's entry (the same kernel, initrd and command line as its
-    /// systemd-boot entry), at once, no menu. Debian's signed GRUB reads it as `$cmdpath/grub.cfg` (`EFI/BOOT/`: no
-    /// `EFI/debian/` and no `.disk/info` on the ESP, so its built-in configuration falls through to that).
+    /// systemd-boot entry), at once, no menu. Debian's signed GRUB reads it as `$prefix/grub.cfg`: its prefix is
+    /// `/EFI/debian` on the volume it started from (without that directory it would search for `.disk/info` first,
+    /// printing errors, and then read `$cmdpath/grub.cfg`).
     public static func grubConfig(_ entry: SlotEntry) -> String {
         """
         # Aquarium (written by aquarium-image build): shim -> this GRUB (Debian's signed build) -> Debian's signed kernel.
@@ -72,7 +73,8 @@ public enum StickContent {
     public static func populateESP(at directory: String, boot: BootFiles, release: String, rootPartitionGUID: UUID,
                                    commandLine: String) throws(ImageError) {
         let slot = Slot.a
-        try makeDirectories(directory, ["EFI/BOOT", StickNames.entriesDirectory, slot.bootDirectory])
+        try makeDirectories(directory, ["EFI/BOOT", StickNames.entriesDirectory, slot.bootDirectory]
+                            + (boot.signed == nil ? [] : [(StickNames.grubConfigPath as NSString).deletingLastPathComponent]))
         let entry = SlotEntry(slot: slot, release: release, generation: 1, rootPartitionUUID: rootPartitionGUID.uuidString,
                               commandLine: commandLine)
         if let signed = boot.signed {

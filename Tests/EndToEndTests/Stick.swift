@@ -39,13 +39,13 @@ struct Stick {
         try Data(edited.utf8).write(to: URL(fileURLWithPath: temporary))
         try Command("mcopy", ["-o", "-i", image, temporary, "::loader/entries/aquarium-a.conf"]).run()
         // The signed chain (`build --secure-boot`) boots through GRUB: its `linux` line gets them too.
-        let grub = try Command("mtype", ["-i", image, "::EFI/BOOT/grub.cfg"]).run(acceptedStatuses: [0, 1])
+        let grub = try Command("mtype", ["-i", image, "::EFI/debian/grub.cfg"]).run(acceptedStatuses: [0, 1])
         guard grub.status == 0 else { return }
         let grubEdited = grub.output.split(separator: "\n", omittingEmptySubsequences: false).map { line in
             line.trimmingCharacters(in: .whitespaces).hasPrefix("linux ") ? line + " " + arguments : String(line)
         }.joined(separator: "\n")
         try Data(grubEdited.utf8).write(to: URL(fileURLWithPath: temporary))
-        try Command("mcopy", ["-o", "-i", image, temporary, "::EFI/BOOT/grub.cfg"]).run()
+        try Command("mcopy", ["-o", "-i", image, temporary, "::EFI/debian/grub.cfg"]).run()
     }
 
     /// A file from the AQUASEED volume, or nil when it is not there.

@@ -166,13 +166,14 @@ import TestSupport
             let stick = try BootStick.open(signed.artifacts.image)
             let esp = stick.espVolume
             let chain = StickContent.SignedChain.inRoot(directory + "/root-sb")
-            #expect(try esp.list("EFI/BOOT") == ["BOOTX64.EFI", "grub.cfg", "grubx64.efi", "mmx64.efi"], "no fbx64.efi: no NVRAM writes")
+            #expect(try esp.list("EFI/BOOT") == ["BOOTX64.EFI", "grubx64.efi", "mmx64.efi"], "no fbx64.efi: no NVRAM writes")
+            #expect(try esp.list("EFI/debian") == ["grub.cfg"])
             #expect(try esp.read("EFI/BOOT/BOOTX64.EFI") == Data(contentsOf: URL(fileURLWithPath: chain.shim)))
             #expect(try esp.read("EFI/BOOT/grubx64.efi") == Data(contentsOf: URL(fileURLWithPath: chain.grub)))
             #expect(try esp.read("EFI/BOOT/mmx64.efi") == Data(contentsOf: URL(fileURLWithPath: chain.mokManager)))
             // GRUB boots what slot A's systemd-boot entry says, with the same options.
             let entry = try #require(SlotEntry.parse(String(decoding: try esp.read("loader/entries/aquarium-a.conf"), as: UTF8.self)))
-            let config = String(decoding: try esp.read("EFI/BOOT/grub.cfg"), as: UTF8.self)
+            let config = String(decoding: try esp.read("EFI/debian/grub.cfg"), as: UTF8.self)
             #expect(config.contains("set timeout=0\n"))
             #expect(config.contains("    linux /aquarium/a/vmlinuz \(entry.options)\n"), "\(config)")
             #expect(config.contains("    initrd /aquarium/a/initrd.img\n"), "\(config)")
