@@ -38,7 +38,7 @@ public struct BootFirmware: Codable, Sendable, Equatable {
     }
 
     /// The EFI global variable vendor GUID (SecureBoot, SetupMode).
-    static let globalVariableGUID = "8be4df61-93ca-11d0-aa0d-00e098032b8c"
+    static let globalVariableGUID = "8be4df61-93ca-11d2-aa0d-00e098032b8c"
 
     /// Read from sysfs: `/sys/firmware/efi` exists only when the kernel was started by UEFI firmware; efivarfs holds
     /// each variable as 4 attribute bytes and then its value.
@@ -55,7 +55,9 @@ public struct BootFirmware: Codable, Sendable, Equatable {
                 if let value = variableFlag(data) { return value }
                 problem = problem ?? "\(path): \(data.count) bytes, not a boolean variable"
             case .failure(let error):
-                problem = problem ?? "\(path): \(error.text)"
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: firmwareDirectory + "/efivars")) ?? []
+                problem = problem ?? "\(path): \(error.text); efivars holds \(names.count) variables"
+                    + (names.isEmpty ? "" : " (" + names.sorted().prefix(6).joined(separator: ", ") + ", ...)")
             }
             return nil
         }

@@ -13,8 +13,8 @@ struct BootFirmwareTests {
         (true, UInt8?(1), UInt8?(0), "uefi", Bool?(true), Bool?(false), "UEFI, Secure Boot enforced"),
         (true, 0, 0, "uefi", false, false, "UEFI, Secure Boot off"),
         (true, 0, 1, "uefi", false, true, "UEFI, Secure Boot off (setup mode)"),
-        (true, nil, nil, "uefi", nil, nil, "UEFI, Secure Boot state unknown (EFIVARS/SecureBoot-8be4df61-93ca-11d0-aa0d-00e098032b8c: No such file or directory)"),
-        (true, 7, nil, "uefi", nil, nil, "UEFI, Secure Boot state unknown (EFIVARS/SecureBoot-8be4df61-93ca-11d0-aa0d-00e098032b8c: 5 bytes, not a boolean variable)"),
+        (true, nil, nil, "uefi", nil, nil, "UEFI, Secure Boot state unknown (EFIVARS/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c: No such file or directory; efivars holds 0 variables)"),
+        (true, 7, nil, "uefi", nil, nil, "UEFI, Secure Boot state unknown (EFIVARS/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c: 5 bytes, not a boolean variable)"),
         (false, nil, nil, "bios", nil, nil, "legacy BIOS"),
     ] as [(Bool, UInt8?, UInt8?, String, Bool?, Bool?, String)])
     func firmware(uefi: Bool, secureBoot: UInt8?, setupMode: UInt8?, firmware: String, expectedSecureBoot: Bool?,
@@ -23,7 +23,7 @@ struct BootFirmwareTests {
             let efi = directory + "/firmware/efi"
             if uefi {
                 try FileManager.default.createDirectory(atPath: efi + "/efivars", withIntermediateDirectories: true)
-                let guid = "8be4df61-93ca-11d0-aa0d-00e098032b8c"
+                let guid = "8be4df61-93ca-11d2-aa0d-00e098032b8c"
                 if let data = Self.variable(secureBoot) { try data.write(to: URL(fileURLWithPath: "\(efi)/efivars/SecureBoot-\(guid)")) }
                 if let data = Self.variable(setupMode) { try data.write(to: URL(fileURLWithPath: "\(efi)/efivars/SetupMode-\(guid)")) }
             }

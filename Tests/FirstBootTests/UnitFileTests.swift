@@ -29,8 +29,6 @@ struct UnitFileTests {
         #expect(unit["After"]?.joined(separator: " ").contains("systemd-udev-settle.service") == true)
         #expect(unit["Wants"]?.joined(separator: " ").contains("systemd-udev-settle.service") == true)
         #expect(unit["ExecStartPre"]?.first?.contains("udevadm settle") == true)
-        // efivarfs for the report's Secure Boot state; failure ignored ("-": mounted already, or BIOS).
-        #expect(unit["ExecStartPre"]?.contains("-/bin/mount -t efivarfs -o nosuid,nodev,noexec efivarfs /sys/firmware/efi/efivars") == true)
         #expect(unit["Before"]?.joined(separator: " ").contains("aquarium-provision.service") == true)
         #expect(unit["StandardOutput"] == ["journal+console"])
         #expect(unit["StandardError"] == ["journal+console"])
