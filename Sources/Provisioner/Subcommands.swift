@@ -81,6 +81,14 @@ public struct RunCommand: ParsableCommand {
         let logger = global.logger("aquarium.provision")
         if !(1...10).contains(attempts) { throw ProvisionError.invalidInput("--attempts \(attempts): expected 1...10") }
         if retryDelay < 0 { throw ProvisionError.invalidInput("--retry-delay \(retryDelay): expected 0 or more seconds") }
+        if let faultFail {
+            let names = Set(ClusterRole.allCases.flatMap { role in
+                (Provisioner.steps(for: role) + Provisioner.steps(for: role, promoted: true)).map(\.name)
+            })
+            guard names.contains(faultFail) else {
+                throw ProvisionError.invalidInput("--fault-fail \(faultFail): not a step (one of \(names.sorted().joined(separator: ", ")))")
+            }
+        }
         let faultText = faultInject ?? ProcessInfo.processInfo.environment["AQUARIUM_FAULT_INJECT"]
         var fault: FaultPoint?
         if let faultText, !faultText.isEmpty {

@@ -257,6 +257,8 @@ import Testing
             // Bad input is never retried.
             let badInput = try fixture.run(["--attempts", "0"])
             #expect(badInput.status == 2 && badInput.errorOutput.contains("--attempts 0: expected 1...10"))
+            let noSuchStep = try fixture.run(["--fault-fail", "telemetri"])
+            #expect(noSuchStep.status == 2 && noSuchStep.errorOutput.contains("--fault-fail telemetri: not a step"))
 
             // 5. status --json.
             // Health is a snapshot: seconds after an OSD was killed and restarted the monitors may still raise a
