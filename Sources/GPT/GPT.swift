@@ -7,6 +7,11 @@ public struct GPTError: Error, CustomStringConvertible, Equatable, Sendable {
     public var path: String
     public var reason: String
     public var description: String { "GPT on \(path): \(reason)" }
+
+    public init(path: String, reason: String) {
+        self.path = path
+        self.reason = reason
+    }
 }
 
 /// One used entry of the partition array.
@@ -24,7 +29,7 @@ public struct GPTEntry: Equatable, Sendable {
 /// Reads a GUID Partition Table and rewrites the identities libparted 3.5 cannot set — the disk
 /// GUID, partition type GUIDs and partition unique GUIDs — and can move the backup header and
 /// array to the end of a larger device (what a flashed stick needs). Both copies are written with
-/// fresh CRC32s; partition geometry is never changed here (libparted owns that).
+/// fresh CRC32s; libparted owns partition geometry, except for one entry added in a gap (`addPartition`).
 public struct GPTEditor: Sendable {
     public let path: String
     public let sectorSize: Int
@@ -107,6 +112,41 @@ public struct GPTEditor: Sendable {
         }
     }
 
+    /// Adds partition `number` (an unused entry) from `firstLBA` to `lastLBA`, inside the usable area and overlapping no
+    /// other partition: the one geometry change made here, for the BIOS boot partition in the gap libparted leaves
+    /// before the first 1 MiB aligned partition. `name` is at most 36 UTF-16 units.
+    public mutating func addPartition(number: Int, firstLBA: UInt64, lastLBA: UInt64, typeGUID: UUID, uniqueGUID: UUID,
+                                      name: String, attributes: UInt64 = 0) throws(GPTError) {
+        guard number >= 1, number <= entryCount else {
+            throw GPTError(path: path, reason: "partition \(number) is outside the array of \(entryCount) entries")
+        }
+        guard !entries.contains(where: { $0.number == number }) else {
+            throw GPTError(path: path, reason: "partition \(number) is already in use")
+        }
+        guard firstLBA <= lastLBA, firstLBA >= firstUsableLBA, lastLBA <= lastUsableLBA else {
+            throw GPTError(path: path, reason: "sectors \(firstLBA)-\(lastLBA) are not inside the usable area \(firstUsableLBA)-\(lastUsableLBA)")
+        }
+        if let other = entries.first(where: { $0.firstLBA <= lastLBA && firstLBA <= $0.lastLBA }) {
+            throw GPTError(path: path, reason: "sectors \(firstLBA)-\(lastLBA) overlap partition \(other.number) (\(other.firstLBA)-\(other.lastLBA))")
+        }
+        let units = Array(name.utf16)
+        guard units.count <= 36 else { throw GPTError(path: path, reason: "the name '\(name)' is longer than 36 UTF-16 units") }
+        let base = (number - 1) * entrySize
+        array.replaceSubrange(base..<(base + entrySize), with: [UInt8](repeating: 0, count: entrySize))
+        Self.put(typeGUID, into: &array, at: base)
+        Self.put(uniqueGUID, into: &array, at: base + 16)
+        Self.put64(&array, base + 32, firstLBA)
+        Self.put64(&array, base + 40, lastLBA)
+        Self.put64(&array, base + 48, attributes)
+        for (index, unit) in units.enumerated() {
+            array[base + 56 + 2 * index] = UInt8(truncatingIfNeeded: unit)
+            array[base + 57 + 2 * index] = UInt8(truncatingIfNeeded: unit >> 8)
+        }
+        entries.append(GPTEntry(number: number, typeGUID: typeGUID, uniqueGUID: uniqueGUID, firstLBA: firstLBA, lastLBA: lastLBA,
+                                attributes: attributes, name: name))
+        entries.sort { $0.number < $1.number }
+    }
+
     /// Writes the primary and backup GPT. With `deviceSectorCount`, the backup header goes to the
     /// device's last sector and its array just before it, the last usable LBA grows to match, and the
     /// protective MBR covers the whole device.
@@ -171,6 +211,8 @@ public struct GPTEditor: Sendable {
         public static let linuxData = UUID(uuidString: "0FC63DAF-8483-4772-8E79-3D69D8477DE4")!
         /// Microsoft basic data (the FAT seed volume any OS can write).
         public static let basicData = UUID(uuidString: "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7")!
+        /// BIOS boot partition: GRUB's core image for legacy BIOS on a GPT disk ("Hah!IdontNeedEFI").
+        public static let biosBoot = UUID(uuidString: "21686148-6449-6E6F-744E-656564454649")!
     }
 
     // MARK: - bytes

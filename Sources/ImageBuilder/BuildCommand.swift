@@ -160,8 +160,9 @@ public struct BuildCommand: ParsableCommand {
     public var release: String?
     @Flag(name: .customLong("secure-boot"), help: """
         Boot through Debian's signed chain (shim, GRUB, the kernel) instead of systemd-boot, so the stick starts where \
-        UEFI Secure Boot is enforced with the firmware's stock keys. Such a stick has one root slot for now: `update` \
-        refuses it (reflash to update). See docs/image.md, "Secure Boot".
+        UEFI Secure Boot is enforced with the firmware's stock keys; GRUB for legacy BIOS goes into a BIOS boot \
+        partition too, so the same stick also boots on BIOS firmware. Such a stick has one root slot for now: `update` \
+        refuses it (reflash to update). See docs/image.md, "Secure Boot" and "Legacy BIOS".
         """) public var secureBoot = false
     @Flag(name: .long, help: "Also write NAME.raw.zst.") public var compress = false
     @Flag(name: .customLong("keep-root"), help: "Keep the customised root tree (OUTPUT/.rootfs-NAME) for inspection.") public var keepRoot = false

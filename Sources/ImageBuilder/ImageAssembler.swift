@@ -42,8 +42,12 @@ public struct AssemblyInput: Sendable {
     public var seedTree: String
     public var layout: StickLayout
     public var identity: BuildIdentity
+    /// GRUB for legacy BIOS (boot.img, core.img): with it the stick gets a BIOS boot partition and MBR boot code.
+    public var biosBoot: BIOSBootCode?
 
-    public init(output: String, rootTree: String, espTree: String, seedTree: String, layout: StickLayout, identity: BuildIdentity) {
+    public init(output: String, rootTree: String, espTree: String, seedTree: String, layout: StickLayout, identity: BuildIdentity,
+                biosBoot: BIOSBootCode? = nil) {
+        self.biosBoot = biosBoot
         self.output = output
         self.rootTree = rootTree
         self.espTree = espTree
@@ -125,6 +129,11 @@ public struct ImageAssembler {
         }
         guard placed.count == PartitionRole.allCases.count else {
             throw .failure(input.output, "expected \(PartitionRole.allCases.count) partitions, libparted made \(placed.count)")
+        }
+        if let bios = input.biosBoot {
+            try timed("BIOS boot (GRUB i386-pc)") { () throws(ImageError) in
+                try bios.install(into: input.output, uniqueGUID: identity.uuid("partition/bios-boot"))
+            }
         }
 
         try timed("ESP (FAT32)") { () throws(ImageError) in

@@ -11,7 +11,7 @@ public struct ImageCommand: ParsableCommand {
             Exit codes: 0 success, 1 runtime failure, 2 usage or invalid input, 3 refused for safety.
             """,
         version: AquariumVersion.string,
-        subcommands: [SeedCommand.self, RackCommand.self, BootCommand.self, BuildCommand.self, AssembleCommand.self, BmapCommand.self, FlashCommand.self, VerifyCommand.self])
+        subcommands: [SeedCommand.self, RackCommand.self, BootCommand.self, BuildCommand.self, AssembleCommand.self, BmapCommand.self, FlashCommand.self, VerifyCommand.self, KeysCommand.self])
 
     public init() {}
 }

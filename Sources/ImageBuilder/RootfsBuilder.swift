@@ -204,7 +204,8 @@ public struct RootfsBuilder {
         if secureBoot {
             let chain = StickContent.SignedChain.inRoot(root)
             for (path, package) in [(chain.shim, "shim-signed"), (chain.mokManager, "shim-helpers-amd64-signed"),
-                                    (chain.grub, "grub-efi-amd64-signed")] where !FileManager.default.fileExists(atPath: path) {
+                                    (chain.grub, "grub-efi-amd64-signed"),
+                                    (chain.biosModules + "/boot.img", "grub-pc-bin")] where !FileManager.default.fileExists(atPath: path) {
                 throw .invalid(path, "is missing: --secure-boot needs Debian's signed boot chain; add \(package) to the description's packages")
             }
             signed = chain

@@ -44,8 +44,16 @@ public struct StickBuilder {
 
         let image = output + "/\(identity.imageName).raw"
         reporter.line("assembling \(image)")
+        // The GRUB chain also boots on legacy BIOS: its core image reads the same grub.cfg from the ESP.
+        var bios: BIOSBootCode?
+        if let signed = boot.signed {
+            try StickContent.makeDirectories(staging, ["bios"])
+            bios = try BIOSBootCode.build(moduleDirectory: signed.biosModules, scratch: staging + "/bios",
+                                          environment: identity.toolEnvironment, logger: logger)
+        }
         let assembly = try ImageAssembler(logger: logger).assemble(
-            AssemblyInput(output: image, rootTree: rootTree, espTree: espTree, seedTree: seedTree, layout: layout, identity: identity))
+            AssemblyInput(output: image, rootTree: rootTree, espTree: espTree, seedTree: seedTree, layout: layout, identity: identity,
+                          biosBoot: bios))
         let start = Date()
         reporter.line("writing the block map and checksums\(compress ? ", compressing" : "")")
         let artifacts = try ArtifactWriter.finish(image: image, compress: compress, logger: logger)

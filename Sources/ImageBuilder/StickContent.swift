@@ -39,17 +39,21 @@ public enum StickContent {
         public var mokManager: String
         /// grub-efi-amd64-signed: /usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed (monolithic, built-in config).
         public var grub: String
+        /// grub-pc-bin: /usr/lib/grub/i386-pc, GRUB for legacy BIOS (boot.img and the modules core.img is built from).
+        public var biosModules: String
 
-        public init(shim: String, mokManager: String, grub: String) {
+        public init(shim: String, mokManager: String, grub: String, biosModules: String) {
             self.shim = shim
             self.mokManager = mokManager
             self.grub = grub
+            self.biosModules = biosModules
         }
 
         /// Where Debian's packages put them under `root`.
         public static func inRoot(_ root: String) -> SignedChain {
             SignedChain(shim: root + "/usr/lib/shim/shimx64.efi.signed", mokManager: root + "/usr/lib/shim/mmx64.efi.signed",
-                        grub: root + "/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed")
+                        grub: root + "/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed",
+                        biosModules: root + "/usr/lib/grub/i386-pc")
         }
     }
 

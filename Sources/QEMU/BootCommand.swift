@@ -62,6 +62,8 @@ public struct BootCommand: ParsableCommand {
     public var quiet = false
     @Flag(name: .customLong("secure-boot"), help: "Secure Boot enforced with Microsoft's keys enrolled (OVMF's secboot build and its ms variables), as on stock server firmware.")
     public var secureBoot = false
+    @Flag(name: .customLong("bios"), help: "Legacy BIOS (QEMU's SeaBIOS) instead of UEFI: for sticks built with --secure-boot, whose GRUB also boots there.")
+    public var legacyBIOS = false
 
     public init() {}
 
@@ -83,6 +85,7 @@ public struct BootCommand: ParsableCommand {
         guard (1...16).contains(cpus), (512...65536).contains(memoryMiB) else {
             throw ValidationError("--cpus 1...16 and --memory 512...65536 (MiB)")
         }
+        if legacyBIOS && secureBoot { throw ValidationError("--bios and --secure-boot exclude each other: Secure Boot is UEFI's") }
         let vars = consoleLog + ".OVMF_VARS.fd"
         try? FileManager.default.removeItem(atPath: vars)
         try FileManager.default.copyItem(atPath: secureBoot ? VirtualMachine.microsoftKeysVars : "/usr/share/OVMF/OVMF_VARS_4M.fd",
@@ -93,6 +96,7 @@ public struct BootCommand: ParsableCommand {
                                      macAddress: normalisedMAC, allowOutbound: allowOutbound, tap: tap)
         machine.allowReboot = allowReboot
         machine.secureBoot = secureBoot
+        machine.legacyBIOS = legacyBIOS
         let result = try VirtualMachineRunner(logger: global.logger("aquarium.vm"))
             .run(machine, timeoutSeconds: timeout, stopMarkers: stopOn)
         printError("boot ended after \(Int(result.seconds)) s: \(result.ending); console saved to \(consoleLog)")

@@ -62,6 +62,8 @@ public struct VirtualMachine: Equatable, Sendable {
     /// flash (q35 with `smm=on`, the variable flash marked secure). Pair it with a variable store that has keys
     /// enrolled (`OVMF_VARS_4M.ms.fd`: Microsoft's, Secure Boot on).
     public var secureBoot = false
+    /// Legacy BIOS instead of UEFI: QEMU's SeaBIOS, no flash drives (`firmwareCode` and `firmwareVars` are not used).
+    public var legacyBIOS = false
 
     /// OVMF's Secure Boot build and the variable store with Microsoft's keys enrolled (Debian's ovmf package).
     public static let secureBootCode = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"
@@ -97,9 +99,11 @@ public struct VirtualMachine: Equatable, Sendable {
         func escape(_ value: String) -> String { value.replacingOccurrences(of: ",", with: ",,") }
         var args = ["-machine", secureBoot ? "q35,smm=on" : "q35", "-cpu", "max", "-accel", "tcg", "-smp", String(cpus),
                     "-m", String(memoryMiB), "-nodefaults"] + (allowReboot ? [] : ["-no-reboot"])
-            + (secureBoot ? ["-global", "driver=cfi.pflash01,property=secure,value=on"] : []) + ["-display", "none",
-                    "-drive", "if=pflash,format=raw,readonly=on,file=\(escape(firmwareCode))",
-                    "-drive", "if=pflash,format=raw,file=\(escape(firmwareVars))"]
+            + (secureBoot ? ["-global", "driver=cfi.pflash01,property=secure,value=on"] : []) + ["-display", "none"]
+        if !legacyBIOS {
+            args += ["-drive", "if=pflash,format=raw,readonly=on,file=\(escape(firmwareCode))",
+                     "-drive", "if=pflash,format=raw,file=\(escape(firmwareVars))"]
+        }
         if showConsole {
             args += ["-chardev", "stdio,id=console,signal=off,logfile=\(escape(consoleLog))"]
         } else {

@@ -96,7 +96,7 @@ final class E2E: @unchecked Sendable {
     /// on the console (`whileRunning` runs first, with the node still up); the console is kept in logs/.
     func boot(_ name: String, stick: Stick, disks: [VirtualDisk], systemSerial: String? = nil, timeout: Double = 900,
               forwards: [(host: Int, guest: Int)] = [], guestAddress: String? = nil, stopMarkers: [String] = [],
-              watchMarkers: [String] = [], secureBoot: Bool = false,
+              watchMarkers: [String] = [], secureBoot: Bool = false, legacyBIOS: Bool = false,
               whileRunning: ((String) -> Void)? = nil) throws -> VirtualMachineRun {
         let logs = try directory("logs")
         let vars = logs + "/\(name).OVMF_VARS.fd"
@@ -109,6 +109,7 @@ final class E2E: @unchecked Sendable {
                                      firmwareVars: vars, consoleLog: logs + "/\(name).console.log", forwards: forwards,
                                      guestAddress: guestAddress)
         machine.secureBoot = secureBoot
+        machine.legacyBIOS = legacyBIOS
         let run = try VirtualMachineRunner().run(machine, timeoutSeconds: timeout, stopMarkers: stopMarkers,
                                                  watchMarkers: ["Linux version", E2E.handoffMarker] + watchMarkers,
                                                  whileRunning: whileRunning)

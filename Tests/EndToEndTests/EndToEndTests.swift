@@ -183,7 +183,7 @@ struct EndToEndTests {
         env.note("per-node: \(checked.trimmingCharacters(in: .whitespacesAndNewlines))")
     }
 
-    @Test("Secure Boot enforced with Microsoft's keys: the default stick (unsigned systemd-boot) is refused by the firmware; the --secure-boot stick boots to handoff and reports it",
+    @Test("Secure Boot enforced with Microsoft's keys: the default stick (unsigned systemd-boot) is refused by the firmware; the --secure-boot stick boots to handoff and reports it; the same image boots on legacy BIOS",
           .requires(root: false, programs: ["qemu-system-x86_64", "mtype", "sfdisk"]))
     func secureBoot() throws {
         let env = E2E.shared
@@ -212,5 +212,19 @@ struct EndToEndTests {
         // The kernel knows it too (lockdown follows Secure Boot on Debian's kernel).
         #expect(run.console.contains("secureboot: Secure boot enabled") && run.console.contains("Kernel is locked down from EFI Secure Boot"),
                 "the kernel did not log Secure Boot; console head: \(run.console.prefix(4000))")
+
+        // The same image on legacy BIOS (SeaBIOS): boot.img in the MBR, core.img in the BIOS boot partition, the same
+        // grub.cfg on the ESP, the same root, seed discovery and FirstBoot.
+        let biosNode = try blankNode("legacy-bios")
+        let biosStick = try seededStick("legacy-bios", seed: E2E.seed(hostname: "e2e-bios", filesystem: "ext4"),
+                                        profile: .minimalSecureBoot)
+        let bios = try env.boot("legacy-bios", stick: biosStick, disks: biosNode.disks, legacyBIOS: true)
+        E2E.expectPoweredOff(bios, "legacy-bios")
+        #expect(bios.console.contains(E2E.handoffMarker), "FirstBoot never handed off on BIOS; console tail: \(bios.console.suffix(3000))")
+        #expect(!bios.console.contains("efi: EFI v"), "the kernel saw UEFI firmware: \(bios.console.prefix(3000))")
+        let biosReport = try reportJSON(biosStick, host: "e2e-bios")
+        #expect(biosReport["outcome"] as? String == "success", "report: \(biosReport)")
+        #expect((biosReport["boot"] as? [String: Any])?["firmware"] as? String == "bios", "report: \(biosReport)")
+        #expect(try biosStick.seedVolumeFile("reports/e2e-bios.txt")?.contains("firmware: legacy BIOS") == true)
     }
 }

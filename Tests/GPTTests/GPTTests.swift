@@ -69,6 +69,55 @@ struct GPTTests {
         }
     }
 
+    @Test("a partition added in the gap before the first one: both copies, read back by sfdisk; bad requests refused",
+          .requires(root: false, programs: ["sfdisk"]))
+    func addPartition() throws {
+        try withTemporaryDirectory { dir in
+            let image = dir + "/disk.img"
+            #expect(FileManager.default.createFile(atPath: image, contents: nil))
+            #expect(truncate(image, 64 << 20) == 0)
+            try makeTable(image)
+            var editor = try GPTEditor(path: image)
+            let guid = DeterministicUUID.make("bios")
+            let refused: [(Int, UInt64, UInt64, String, String)] = [
+                (1, 34, 2047, "ab", "already in use"),
+                (0, 34, 2047, "ab", "outside the array"),
+                (129, 34, 2047, "ab", "outside the array"),
+                (5, 33, 2047, "ab", "not inside the usable area"),
+                (5, 34, 2048, "ab", "overlap partition 1"),
+                (5, 2047, 34, "ab", "not inside the usable area"),
+                (5, 34, 2047, String(repeating: "n", count: 37), "longer than 36"),
+            ]
+            for (number, first, last, name, reason) in refused {
+                do {
+                    try editor.addPartition(number: number, firstLBA: first, lastLBA: last, typeGUID: GPTEditor.PartitionType.biosBoot,
+                                            uniqueGUID: guid, name: name)
+                    Issue.record("partition \(number) at \(first)-\(last) was accepted")
+                } catch {
+                    #expect((error as? GPTError)?.reason.contains(reason) == true, "\(error)")
+                }
+            }
+            try editor.addPartition(number: 5, firstLBA: 34, lastLBA: 2047, typeGUID: GPTEditor.PartitionType.biosBoot,
+                                    uniqueGUID: guid, name: "BIOSBOOT")
+            try editor.write()
+            let verify = try Command("sfdisk", ["--verify", image]).run(acceptedStatuses: [0, 1])
+            #expect(verify.status == 0, "\(verify.output) \(verify.errorOutput)")
+            let parts = try #require(try sfdiskJSON(image)["partitions"] as? [[String: Any]])
+            let bios = try #require(parts.first { ($0["node"] as? String)?.hasSuffix("img5") == true })
+            #expect(bios["start"] as? Int == 34 && bios["size"] as? Int == 2014)
+            #expect((bios["type"] as? String)?.uppercased() == GPTEditor.PartitionType.biosBoot.uuidString)
+            #expect((bios["uuid"] as? String)?.uppercased() == guid.uuidString && bios["name"] as? String == "BIOSBOOT")
+            let reread = try GPTEditor(path: image)
+            #expect(reread.entries.map(\.number) == [1, 2, 5])
+            // The backup copy says the same: with the primary header wiped, sfdisk reads the backup.
+            let fd = open(image, O_RDWR)
+            #expect(pwrite(fd, [UInt8](repeating: 0, count: 512), 512, 512) == 512)
+            close(fd)
+            let fromBackup = try #require(try sfdiskJSON(image)["partitions"] as? [[String: Any]])
+            #expect(fromBackup.contains { $0["start"] as? Int == 34 && $0["size"] as? Int == 2014 }, "\(fromBackup)")
+        }
+    }
+
     @Test("the backup header moves to the end of a larger device",
           .requires(programs: ["losetup", "sfdisk"]), arguments: [512, 4096])
     func relocateBackup(sectorSize: Int) throws {

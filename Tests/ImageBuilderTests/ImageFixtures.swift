@@ -11,6 +11,10 @@ enum ImageFixtures {
     static let epoch: Int64 = 1_700_000_000
     static let layout = StickLayout(espMiB: 40, seedMiB: 8, rootHeadroomMiB: 8)
     static let commandLine = "ro console=ttyS0,115200"
+    /// The build host's GRUB for BIOS (grub-pc-bin), which the signed-chain fixtures copy into their root.
+    static let hostBIOSModules = "/usr/lib/grub/i386-pc"
+    /// What a `secureBoot: true` fixture needs besides `programs`.
+    static let signedChainPrograms = ["grub-mkimage"]
 
     /// Deterministic pseudo-random bytes (a fake kernel must not compress to nothing, nor be random per run).
     static func bytes(_ count: Int, seed: UInt64) -> Data {
@@ -64,6 +68,10 @@ enum ImageFixtures {
             for (index, path) in [chain.shim, chain.mokManager, chain.grub].enumerated() {
                 try write(bytes(50_000, seed: 10 + UInt64(index)), path)
             }
+            // GRUB for BIOS: the build host's real grub-pc-bin (grub-mkimage builds a real core image from it).
+            try FileManager.default.createDirectory(atPath: (chain.biosModules as NSString).deletingLastPathComponent,
+                                                    withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: hostBIOSModules, toPath: chain.biosModules)
             boot = try RootfsBuilder.bootFiles(root: root, secureBoot: true)
         }
         try customize?(root)

@@ -159,7 +159,7 @@ import TestSupport
     }
 
     @Test("the signed chain (--secure-boot): shim, MokManager, GRUB and a grub.cfg booting slot A; updates refused, nothing written",
-          .requires(root: false, programs: ImageFixtures.programs + ["mren", "mdel", "grub-script-check"]))
+          .requires(root: false, programs: ImageFixtures.programs + ImageFixtures.signedChainPrograms + ["mren", "mdel", "grub-script-check"]))
     func signedChain() throws {
         try withTemporaryDirectory { directory in
             let signed = try ImageFixtures.assemble(in: directory, tag: "sb", release: "v1", secureBoot: true)
