@@ -21,6 +21,15 @@ struct GPTTests {
         try disk.commit(informKernel: false)
     }
 
+    /// A 64 MiB image file with `makeTable`'s two partitions.
+    func tableImage(in directory: String) throws -> String {
+        let image = directory + "/disk.img"
+        #expect(FileManager.default.createFile(atPath: image, contents: nil))
+        #expect(truncate(image, 64 << 20) == 0)
+        try makeTable(image)
+        return image
+    }
+
     @Test("CRC-32 matches the IEEE check value")
     func crc() {
         #expect(CRC32.checksum(Array("123456789".utf8)) == 0xCBF4_3926)
@@ -39,10 +48,7 @@ struct GPTTests {
           .requires(root: false, programs: ["sfdisk"]))
     func setIdentities() throws {
         try withTemporaryDirectory { dir in
-            let image = dir + "/disk.img"
-            #expect(FileManager.default.createFile(atPath: image, contents: nil))
-            #expect(truncate(image, 64 << 20) == 0)
-            try makeTable(image)
+            let image = try tableImage(in: dir)
             var editor = try GPTEditor(path: image)
             #expect(editor.entries.map(\.name) == ["esp", "aquarium-state"])
             let disk = DeterministicUUID.make("disk")
@@ -73,10 +79,7 @@ struct GPTTests {
           .requires(root: false, programs: ["sfdisk"]))
     func addPartition() throws {
         try withTemporaryDirectory { dir in
-            let image = dir + "/disk.img"
-            #expect(FileManager.default.createFile(atPath: image, contents: nil))
-            #expect(truncate(image, 64 << 20) == 0)
-            try makeTable(image)
+            let image = try tableImage(in: dir)
             var editor = try GPTEditor(path: image)
             let guid = DeterministicUUID.make("bios")
             let refused: [(Int, UInt64, UInt64, String, String)] = [
