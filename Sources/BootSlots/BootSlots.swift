@@ -284,9 +284,11 @@ public struct SwitchPlan: Equatable, Sendable {
 }
 
 /// Reads `root=PARTUUID=` from a kernel command line (`/proc/cmdline`).
+/// A locked stick (`build --locked`) boots `root=/dev/mapper/aquarium-root`; its partition is `aquarium.verity.partuuid=`.
 public func rootPartitionUUID(commandLine: String) -> String? {
-    for word in commandLine.split(whereSeparator: { $0 == " " || $0 == "\n" }) where word.hasPrefix("root=PARTUUID=") {
-        return String(word.dropFirst("root=PARTUUID=".count)).lowercased()
+    let words = commandLine.split(whereSeparator: { $0 == " " || $0 == "\n" })
+    for prefix in ["root=PARTUUID=", "aquarium.verity.partuuid="] {
+        if let word = words.first(where: { $0.hasPrefix(prefix) }) { return String(word.dropFirst(prefix.count)).lowercased() }
     }
     return nil
 }

@@ -19,12 +19,15 @@ public struct ImageBuild {
         public var release: String?
         /// Boot through Debian's signed shim and GRUB instead of systemd-boot (Secure Boot with the stock keys).
         public var secureBoot = false
+        /// The locked mode: a UKI signed with this pair, the root under dm-verity.
+        public var locked: SigningIdentity?
 
         public init(descriptionDirectory: String, outputDirectory: String, mirror: String? = nil, cacheDirectory: String,
                     profile: String? = nil, tools: [String], compress: Bool = false, keepRoot: Bool = false, release: String? = nil,
-                    secureBoot: Bool = false) {
+                    secureBoot: Bool = false, locked: SigningIdentity? = nil) {
             self.release = release
             self.secureBoot = secureBoot
+            self.locked = locked
             self.descriptionDirectory = descriptionDirectory
             self.outputDirectory = outputDirectory
             self.mirror = mirror
@@ -57,6 +60,10 @@ public struct ImageBuild {
         }
         // Before any slow work: an image whose tools cannot run on the node is not worth building.
         try Self.checkTools(options.tools)
+        if let locked = options.locked {
+            if options.secureBoot { throw .invalid("--locked", "and --secure-boot exclude each other: the locked mode boots its own signed UKI") }
+            try locked.validate(logger: logger)
+        }
         let description = try ImageDescription.load(directory: options.descriptionDirectory)
         let profile = options.profile ?? description.defaultProfile
         let packages = try description.packages(profile: profile)
@@ -96,11 +103,11 @@ public struct ImageBuild {
                 release: ["NAME": description.name, "SUITE": description.suite, "ARCHITECTURE": description.architecture,
                           "PROFILE": profile, "ROOTFS_KEY": description.rootCacheKey(packages: packages),
                           "BUILD_EPOCH": String(identity.epoch), "VERSION": AquariumVersion.string,
-                          "RELEASE": identity.releaseName, "SLOTS": options.secureBoot ? "a" : "a/b",
-                          "BOOT": options.secureBoot ? "shim-grub" : "systemd-boot"],
-                epoch: identity.epoch))
+                          "RELEASE": identity.releaseName, "SLOTS": options.secureBoot || options.locked != nil ? "a" : "a/b",
+                          "BOOT": options.locked != nil ? "uki-locked" : options.secureBoot ? "shim-grub" : "systemd-boot"],
+                epoch: identity.epoch, readOnlyRoot: options.locked != nil))
         }
-        let boot = try RootfsBuilder.bootFiles(root: root, secureBoot: options.secureBoot)
+        let boot = try RootfsBuilder.bootFiles(root: root, secureBoot: options.secureBoot, locked: options.locked)
         let builder = StickBuilder(logger: logger, reporter: reporter)
         let stick = try builder.assemble(
             rootTree: root, boot: boot, commandLine: description.kernelCommandLine, layout: description.layout, identity: identity,
@@ -164,11 +171,29 @@ public struct BuildCommand: ParsableCommand {
         partition too, so the same stick also boots on BIOS firmware. Such a stick has one root slot for now: `update` \
         refuses it (reflash to update). See docs/image.md, "Secure Boot" and "Legacy BIOS".
         """) public var secureBoot = false
+    @Flag(name: .long, help: """
+        The locked mode: kernel, initrd and command line as one UKI signed with --signing-key (its certificate enrolled \
+        in the nodes' UEFI db), the root filesystem read-only under dm-verity with its root hash on that command line. \
+        See docs/image.md, "Locked mode".
+        """) public var locked = false
+    @Option(name: .customLong("signing-key"), help: "With --locked: the private key (aquarium-image keys init: aquarium-db.key).")
+    public var signingKey: String?
+    @Option(name: .customLong("signing-cert"), help: "With --locked: its certificate, PEM (aquarium-db.crt).")
+    public var signingCert: String?
     @Flag(name: .long, help: "Also write NAME.raw.zst.") public var compress = false
     @Flag(name: .customLong("keep-root"), help: "Keep the customised root tree (OUTPUT/.rootfs-NAME) for inspection.") public var keepRoot = false
     @Flag(name: .long, help: "No progress or summary.") public var quiet = false
 
     public init() {}
+
+    public func validate() throws {
+        if locked && (signingKey == nil || signingCert == nil) {
+            throw ValidationError("--locked needs --signing-key and --signing-cert (make them with `aquarium-image keys init`)")
+        }
+        if !locked && (signingKey != nil || signingCert != nil) {
+            throw ValidationError("--signing-key and --signing-cert are for --locked")
+        }
+    }
 
     public func run() throws {
         var tools = tool
@@ -179,7 +204,8 @@ public struct BuildCommand: ParsableCommand {
         let result = try ImageBuild(logger: global.logger("aquarium.image.build"), reporter: Reporter(quiet: quiet)).run(
             ImageBuild.Options(descriptionDirectory: description, outputDirectory: output, mirror: mirror, cacheDirectory: cache,
                                profile: profile, tools: tools, compress: compress, keepRoot: keepRoot, release: release,
-                               secureBoot: secureBoot))
+                               secureBoot: secureBoot,
+                               locked: locked ? SigningIdentity(key: signingKey ?? "", certificate: signingCert ?? "") : nil))
         print(result.stick.artifacts.image)
     }
 }

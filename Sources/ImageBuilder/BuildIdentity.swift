@@ -46,6 +46,10 @@ public struct BuildIdentity: Sendable, Equatable {
     public func filesystemUUID(_ role: PartitionRole) -> UUID { uuid("filesystem/\(role.rawValue)") }
     /// The ext4 directory hash seed.
     public var ext4HashSeed: UUID { uuid("ext4-hash-seed") }
+    /// The dm-verity salt (64 hex digits): two UUIDs of this identity.
+    public var veritySalt: String {
+        (uuid("verity/salt/1").uuidString + uuid("verity/salt/2").uuidString).replacingOccurrences(of: "-", with: "").lowercased()
+    }
 
     /// A FAT volume id (8 hex digits, as `mkfs.vfat -i` takes it; shown as XXXX-XXXX by blkid).
     public func fatVolumeID(_ role: PartitionRole) -> String {

@@ -44,10 +44,13 @@ public struct AssemblyInput: Sendable {
     public var identity: BuildIdentity
     /// GRUB for legacy BIOS (boot.img, core.img): with it the stick gets a BIOS boot partition and MBR boot code.
     public var biosBoot: BIOSBootCode?
+    /// The locked mode: a dm-verity hash tree after the root filesystem, in the same partition.
+    public var verity: Bool
 
     public init(output: String, rootTree: String, espTree: String, seedTree: String, layout: StickLayout, identity: BuildIdentity,
-                biosBoot: BIOSBootCode? = nil) {
+                biosBoot: BIOSBootCode? = nil, verity: Bool = false) {
         self.biosBoot = biosBoot
+        self.verity = verity
         self.output = output
         self.rootTree = rootTree
         self.espTree = espTree
@@ -72,6 +75,8 @@ public struct AssemblyResult: Sendable {
     public var sizeBytes: UInt64
     public var allocatedBytes: UInt64
     public var partitions: [PlacedPartition]
+    /// The root filesystem's dm-verity tree (locked mode).
+    public var verity: VerityRoot?
     /// Step name and seconds, in order.
     public var steps: [(String, Double)]
 
@@ -90,7 +95,10 @@ public struct ImageAssembler {
 
     static let mib: UInt64 = 1 << 20
 
-    public func assemble(_ input: AssemblyInput) throws(ImageError) -> AssemblyResult {
+    /// `beforeESP` runs after the root (and its verity tree) is written and before the ESP is formatted from
+    /// `input.espTree`: the locked mode puts the UKI carrying the root hash there.
+    public func assemble(_ input: AssemblyInput,
+                         beforeESP: ((VerityRoot?) throws(ImageError) -> Void)? = nil) throws(ImageError) -> AssemblyResult {
         try input.layout.validate(subject: input.output)
         var steps: [(String, Double)] = []
         func timed<T>(_ name: String, _ body: () throws(ImageError) -> T) throws(ImageError) -> T {
@@ -120,12 +128,15 @@ public struct ImageAssembler {
 
         let espBytes = input.layout.espMiB * Self.mib
         let seedBytes = input.layout.seedMiB * Self.mib
+        // The locked mode's hash tree follows the filesystem in the same partition.
+        let verityBytes = input.verity ? (VerityRoot.reservedBytes(forDataBytes: rootBytes) + Self.mib - 1) / Self.mib * Self.mib : 0
+        let rootPartitionBytes = rootBytes + verityBytes
         // 1 MiB before the first partition (primary GPT, alignment), 1 MiB after the last (backup GPT). Slot B is as
         // large as slot A and stays a hole: it costs nothing in the bmap or on the wire.
-        let total = Self.mib + espBytes + 2 * rootBytes + seedBytes + Self.mib
+        let total = Self.mib + espBytes + 2 * rootPartitionBytes + seedBytes + Self.mib
         let placed = try timed("partition table") { () throws(ImageError) -> [PlacedPartition] in
             try createSparseFile(input.output, size: total)
-            return try writePartitionTable(input.output, esp: espBytes, root: rootBytes, seed: seedBytes, identity: identity)
+            return try writePartitionTable(input.output, esp: espBytes, root: rootPartitionBytes, seed: seedBytes, identity: identity)
         }
         guard placed.count == PartitionRole.allCases.count else {
             throw .failure(input.output, "expected \(PartitionRole.allCases.count) partitions, libparted made \(placed.count)")
@@ -136,17 +147,32 @@ public struct ImageAssembler {
             }
         }
 
+        try timed("root (ext4)") { () throws(ImageError) in
+            let root = Ext4Volume(image: input.output, offsetBytes: placed[1].offsetBytes, sizeBytes: rootBytes,
+                                  environment: environment)
+            try root.create(from: rootTree, label: PartitionRole.root.label, uuid: identity.filesystemUUID(.root),
+                            hashSeed: identity.ext4HashSeed, inodes: inodes, epoch: identity.epoch, logger: logger)
+        }
+        var verity: VerityRoot?
+        if input.verity {
+            verity = try timed("root dm-verity tree") { () throws(ImageError) -> VerityRoot in
+                let scratch = input.output + ".verity-scratch"
+                try? FileManager.default.removeItem(atPath: scratch)
+                do { try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true) } catch {
+                    throw .failure(scratch, "cannot create the directory: \(error)")
+                }
+                defer { try? FileManager.default.removeItem(atPath: scratch) }
+                return try VerityRoot.format(image: input.output, offset: placed[1].offsetBytes, dataBytes: rootBytes,
+                                             reservedBytes: verityBytes, salt: identity.veritySalt,
+                                             uuid: identity.uuid("verity/root"), scratch: scratch, logger: logger)
+            }
+        }
+        if let beforeESP { try beforeESP(verity) }
         try timed("ESP (FAT32)") { () throws(ImageError) in
             let esp = FATVolume(image: input.output, offsetBytes: placed[0].offsetBytes, sizeBytes: placed[0].sizeBytes,
                                 environment: environment)
             try esp.format(label: PartitionRole.esp.label, volumeID: identity.fatVolumeID(.esp), logger: logger)
             try esp.copy(tree: espTree, logger: logger)
-        }
-        try timed("root (ext4)") { () throws(ImageError) in
-            let root = Ext4Volume(image: input.output, offsetBytes: placed[1].offsetBytes, sizeBytes: placed[1].sizeBytes,
-                                  environment: environment)
-            try root.create(from: rootTree, label: PartitionRole.root.label, uuid: identity.filesystemUUID(.root),
-                            hashSeed: identity.ext4HashSeed, inodes: inodes, epoch: identity.epoch, logger: logger)
         }
         try timed("seed (FAT)") { () throws(ImageError) in
             let seed = FATVolume(image: input.output, offsetBytes: placed[3].offsetBytes, sizeBytes: placed[3].sizeBytes,
@@ -157,7 +183,7 @@ public struct ImageAssembler {
         var info = stat()
         guard stat(input.output, &info) == 0 else { throw .failure(input.output, "cannot stat: \(errnoText())") }
         return AssemblyResult(image: input.output, sizeBytes: UInt64(info.st_size), allocatedBytes: UInt64(info.st_blocks) * 512,
-                              partitions: placed, steps: steps)
+                              partitions: placed, verity: verity, steps: steps)
     }
 
     func createSparseFile(_ path: String, size: UInt64) throws(ImageError) {

@@ -111,9 +111,12 @@ public struct RootfsBuilder {
         public var rootFilesystemUUID: UUID
         public var release: [String: String]
         public var epoch: Int64
+        /// The locked mode: the initramfs mounts `/` (the dm-verity root under a RAM overlay); fstab leaves it alone.
+        public var readOnlyRoot: Bool
 
         public init(overlay: String?, tools: [String], trustedKeys: [String], units: [String], rootFilesystemUUID: UUID,
-                    release: [String: String], epoch: Int64) {
+                    release: [String: String], epoch: Int64, readOnlyRoot: Bool = false) {
+            self.readOnlyRoot = readOnlyRoot
             self.overlay = overlay
             self.tools = tools
             self.trustedKeys = trustedKeys
@@ -152,7 +155,13 @@ public struct RootfsBuilder {
             try copyFile(key, to: keys + "/" + (key as NSString).lastPathComponent, mode: 0o644)
         }
         // By filesystem UUID, not PARTUUID: an update copies this filesystem into the stick's other slot.
-        try write("UUID=\(custom.rootFilesystemUUID.uuidString.lowercased()) / ext4 rw,noatime 0 1\n", to: root + "/etc/fstab")
+        if custom.readOnlyRoot {
+            // The initramfs mounts / (the verified root under a RAM overlay); an fstab line would remount it.
+            try write("# / is mounted by the initramfs: the dm-verity root, read-only, below a RAM overlay (locked mode).\n",
+                      to: root + "/etc/fstab")
+        } else {
+            try write("UUID=\(custom.rootFilesystemUUID.uuidString.lowercased()) / ext4 rw,noatime 0 1\n", to: root + "/etc/fstab")
+        }
         // No identity of the build host and none shared between nodes: systemd makes a machine id on first boot,
         // FirstBoot sets the host name from the seed.
         try write("", to: root + "/etc/machine-id", mode: 0o444)
@@ -189,7 +198,8 @@ public struct RootfsBuilder {
     }
 
     /// The kernel and initrd of the newest kernel in `root`/boot.
-    public static func bootFiles(root: String, bootloader: String? = nil, secureBoot: Bool = false) throws(ImageError) -> StickContent.BootFiles {
+    public static func bootFiles(root: String, bootloader: String? = nil, secureBoot: Bool = false,
+                                 locked signing: SigningIdentity? = nil) throws(ImageError) -> StickContent.BootFiles {
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: root + "/boot")) ?? [])
         let versions = names.filter { $0.hasPrefix("vmlinuz-") }.map { String($0.dropFirst("vmlinuz-".count)) }
             .sorted { $0.compare($1, options: .numeric) == .orderedAscending }
@@ -210,7 +220,24 @@ public struct RootfsBuilder {
             }
             signed = chain
         }
-        return StickContent.BootFiles(kernel: root + "/boot/vmlinuz-" + version, initrd: initrd, bootloader: efi, signed: signed)
+        var locked: StickContent.LockedChain?
+        if let signing {
+            let stub = root + "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
+            guard FileManager.default.fileExists(atPath: stub) else {
+                throw .invalid(stub, "systemd's EFI stub is missing: --locked needs systemd-boot-efi in the description's packages")
+            }
+            let veritysetup = root + "/usr/sbin/veritysetup"
+            guard FileManager.default.fileExists(atPath: veritysetup) else {
+                throw .invalid(veritysetup, "is missing: --locked needs cryptsetup-bin in the description's packages (the initramfs opens the root with it)")
+            }
+            let osRelease = URL(fileURLWithPath: root + "/etc/os-release").resolvingSymlinksInPath().path
+            guard let text = FileManager.default.contents(atPath: osRelease).map({ String(decoding: $0, as: UTF8.self) }) else {
+                throw .invalid(root + "/etc/os-release", "is missing")
+            }
+            locked = StickContent.LockedChain(stub: stub, osRelease: text, signing: signing)
+        }
+        return StickContent.BootFiles(kernel: root + "/boot/vmlinuz-" + version, initrd: initrd, bootloader: efi, signed: signed,
+                                      locked: locked)
     }
 
     /// Units under `overlay` (etc/systemd/system, usr/lib/systemd/system) with an [Install] section.

@@ -53,7 +53,19 @@ public struct StickBuilder {
         }
         let assembly = try ImageAssembler(logger: logger).assemble(
             AssemblyInput(output: image, rootTree: rootTree, espTree: espTree, seedTree: seedTree, layout: layout, identity: identity,
-                          biosBoot: bios))
+                          biosBoot: bios, verity: boot.locked != nil)) { verity throws(ImageError) in
+            guard let locked = boot.locked, let verity else { return }
+            // The locked mode: one UKI (stub, os-release, command line with the root hash, kernel, initrd), signed.
+            try StickContent.makeDirectories(staging, ["uki"])
+            let unsigned = staging + "/uki/aquarium.efi"
+            let line = StickContent.lockedCommandLine(verity: verity, rootPartitionGUID: identity.partitionGUID(.root),
+                                                      commandLine: commandLine, release: identity.releaseName)
+            try UnifiedKernelImage.build(stub: locked.stub, osRelease: locked.osRelease, commandLine: line, kernel: boot.kernel,
+                                         initrd: boot.initrd, output: unsigned, scratch: staging + "/uki", epoch: identity.epoch,
+                                         logger: logger)
+            try UnifiedKernelImage.sign(unsigned, output: espTree + "/EFI/BOOT/BOOTX64.EFI", identity: locked.signing,
+                                        epoch: identity.epoch, logger: logger)
+        }
         let start = Date()
         reporter.line("writing the block map and checksums\(compress ? ", compressing" : "")")
         let artifacts = try ArtifactWriter.finish(image: image, compress: compress, logger: logger)

@@ -21,13 +21,44 @@ public enum StickContent {
         public var bootloader: String
         /// The signed chain instead (`build --secure-boot`): shim, its MokManager and Debian's signed GRUB.
         public var signed: SignedChain?
+        /// The locked mode instead (`build --locked`): a UKI signed with the operator's key, a dm-verity root.
+        public var locked: LockedChain?
 
-        public init(kernel: String, initrd: String, bootloader: String, signed: SignedChain? = nil) {
+        public init(kernel: String, initrd: String, bootloader: String, signed: SignedChain? = nil, locked: LockedChain? = nil) {
             self.kernel = kernel
             self.initrd = initrd
             self.bootloader = bootloader
             self.signed = signed
+            self.locked = locked
         }
+    }
+
+    /// The locked mode's boot: systemd's EFI stub, the os-release it shows, and the operator's signing pair.
+    public struct LockedChain: Sendable, Equatable {
+        /// systemd-boot-efi: /usr/lib/systemd/boot/efi/linuxx64.efi.stub.
+        public var stub: String
+        /// The root's /etc/os-release (the UKI's .osrel section).
+        public var osRelease: String
+        public var signing: SigningIdentity
+
+        public init(stub: String, osRelease: String, signing: SigningIdentity) {
+            self.stub = stub
+            self.osRelease = osRelease
+            self.signing = signing
+        }
+    }
+
+    /// The device-mapper name the initramfs gives the verified root (`aquarium-verity` local-top script).
+    public static let verifiedRootName = "aquarium-root"
+
+    /// The locked UKI's command line: the verified root, the description's command line, the verity parameters the
+    /// initramfs opens the root with, the slot and release, and `panic=60` (initramfs-tools then reboots after a minute
+    /// instead of opening a rescue shell, which would bypass the verified root).
+    public static func lockedCommandLine(verity: VerityRoot, rootPartitionGUID: UUID, commandLine: String, release: String) -> String {
+        ["root=/dev/mapper/\(verifiedRootName)", commandLine,
+         "aquarium.verity=\(verity.rootHash)", "aquarium.verity.partuuid=\(rootPartitionGUID.uuidString.lowercased())",
+         "aquarium.verity.offset=\(verity.hashOffset)", "aquarium.slot=a", "aquarium.release=\(release)", "panic=60"]
+            .filter { !$0.isEmpty }.joined(separator: " ")
     }
 
     /// Debian's Secure Boot chain, each signed by Microsoft's UEFI CA (shim) or Debian's key that shim carries
@@ -81,6 +112,11 @@ public enum StickContent {
                             + (boot.signed == nil ? [] : [(StickNames.grubConfigPath as NSString).deletingLastPathComponent]))
         let entry = SlotEntry(slot: slot, release: release, generation: 1, rootPartitionUUID: rootPartitionGUID.uuidString,
                               commandLine: commandLine)
+        if boot.locked != nil {
+            // Only the signed UKI, written once the root hash is known (StickBuilder); no loader entries: nothing on
+            // this ESP may choose another kernel or command line.
+            return
+        }
         if let signed = boot.signed {
             // No fbx64.efi beside shim: shim would run it and write boot entries into the machine's NVRAM.
             try copy(signed.shim, to: directory + "/EFI/BOOT/BOOTX64.EFI")

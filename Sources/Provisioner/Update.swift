@@ -38,7 +38,7 @@ public struct SlotUpdater {
 
     public static func runningRoot(commandLine: String) throws(ProvisionError) -> String {
         guard let uuid = rootPartitionUUID(commandLine: commandLine) else {
-            throw .refused("the kernel command line has no root=PARTUUID=: this system did not boot from an Aquarium stick")
+            throw .refused("the kernel command line has no root=PARTUUID= (nor aquarium.verity.partuuid=): this system did not boot from an Aquarium stick")
         }
         return uuid
     }

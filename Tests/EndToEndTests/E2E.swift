@@ -42,10 +42,76 @@ final class E2E: @unchecked Sendable {
         case minimal, full
         /// "minimal" with Debian's signed boot chain (`build --secure-boot`).
         case minimalSecureBoot = "minimal-secure-boot"
+        /// "minimal" in the locked mode (`build --locked`), from `lockedMaterial()`'s description and keys.
+        case minimalLocked = "minimal-locked"
 
         var buildArguments: [String] {
-            self == .minimalSecureBoot ? ["--profile", "minimal", "--secure-boot"] : ["--profile", rawValue]
+            switch self {
+            case .minimalSecureBoot: ["--profile", "minimal", "--secure-boot"]
+            case .minimalLocked: ["--profile", "minimal"]
+            case .minimal, .full: ["--profile", rawValue]
+            }
         }
+    }
+
+    /// What the locked-mode boots share: the boot signing pair (`keys init`), a seed signing key (`seed keygen`), and
+    /// a copy of image/ whose command line carries the test switches (the UKI's command line is signed: nothing can be
+    /// appended on the stick) and which trusts that seed key.
+    struct LockedMaterial {
+        var bootKeys: String
+        var seedKey: String
+        var description: String
+        var key: String { bootKeys + "/aquarium-db.key" }
+        var certificate: String { bootKeys + "/aquarium-db.crt" }
+    }
+
+    private var locked: LockedMaterial?
+
+    func lockedMaterial() throws -> LockedMaterial {
+        lock.lock()
+        defer { lock.unlock() }
+        return try makeLockedMaterial()
+    }
+
+    private func makeLockedMaterial() throws -> LockedMaterial {
+        if let locked { return locked }
+        let base = try directory("locked")
+        for name in ["keys", "description", "seed-key", "seed-key.pub"] { try? FileManager.default.removeItem(atPath: base + "/" + name) }
+        let made = try Products.run("aquarium-image", ["keys", "init", "--output", base + "/keys", "--name", "Aquarium e2e"])
+        guard made.status == 0 else { throw CommandError(command: made.command, status: made.status, standardError: made.errorOutput, reason: "keys init failed") }
+        let seedKey = try Products.run("aquarium-image", ["seed", "keygen", "--output", base + "/seed-key"])
+        guard seedKey.status == 0 else { throw CommandError(command: seedKey.command, status: seedKey.status, standardError: seedKey.errorOutput, reason: "seed keygen failed") }
+        let description = base + "/description"
+        try FileManager.default.copyItem(atPath: E2E.repository + "/image", toPath: description)
+        try FileManager.default.copyItem(atPath: base + "/seed-key.pub", toPath: description + "/e2e-seed.pub")
+        let yaml = description + "/aquarium.yaml"
+        var text = try String(contentsOfFile: yaml, encoding: .utf8)
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("kernel_cmdline: \"") }),
+              let close = line.lastIndex(of: "\""), close > line.index(line.startIndex, offsetBy: 17),
+              text.contains("trusted_seed_keys: []") else {
+            throw MissingCapability(what: "kernel_cmdline and an empty trusted_seed_keys in image/aquarium.yaml")
+        }
+        var edited = String(line)
+        edited.insert(contentsOf: " aquarium.poweroff aquarium.provision=off", at: edited.index(edited.startIndex, offsetBy: line.distance(from: line.startIndex, to: close)))
+        text = text.replacingOccurrences(of: String(line), with: edited)
+            .replacingOccurrences(of: "trusted_seed_keys: []", with: "trusted_seed_keys: [e2e-seed.pub]")
+        try Data(text.utf8).write(to: URL(fileURLWithPath: yaml))
+        let material = LockedMaterial(bootKeys: base + "/keys", seedKey: base + "/seed-key", description: description)
+        locked = material
+        return material
+    }
+
+    /// An OVMF variable store whose PK, KEK and db hold only the operator's certificate, Secure Boot on (virt-fw-vars
+    /// from PyPI's virt-firmware): a node locked down as docs/image.md recommends, Microsoft's CAs removed.
+    func enrolledVars(_ material: LockedMaterial) throws -> String {
+        let output = try directory("locked") + "/OVMF_VARS_4M.aquarium-only.fd"
+        guard let tool = Command.resolve("virt-fw-vars") else {
+            throw MissingCapability(what: "virt-fw-vars (pip install virt-firmware; scripts/install-deps does it)")
+        }
+        try? FileManager.default.removeItem(atPath: output)
+        try Command(tool, ["--input", "/usr/share/OVMF/OVMF_VARS_4M.fd", "--output", output, "--enroll-cert", material.certificate,
+                           "--no-microsoft", "--add-db", "a9b1c0e2-0a5b-4c5e-9c8e-61717561726d", material.certificate, "--sb"]).run()
+        return output
     }
 
     /// Builds the image from image/ once per profile (the tools inside are statically linked builds).
@@ -63,9 +129,16 @@ final class E2E: @unchecked Sendable {
             }
             // Bounded: a cold build (debootstrap from the mirror, then apt) takes about 5 minutes here; a hung mirror
             // must fail the suite with a message instead of eating CI's time.
-            let run = try Command(tools + "/aquarium-image", ["build", "--description", E2E.repository + "/image",
+            var description = E2E.repository + "/image"
+            var extra: [String] = []
+            if profile == .minimalLocked {
+                let material = try makeLockedMaterial()
+                description = material.description
+                extra = ["--locked", "--signing-key", material.key, "--signing-cert", material.certificate]
+            }
+            let run = try Command(tools + "/aquarium-image", ["build", "--description", description,
                                                              "--output", output, "--cache", cache] + profile.buildArguments
-                                                             + ["--quiet"])
+                                                             + extra + ["--quiet"])
                 .timeLimited(Self.imageBuildLimit).run(acceptedStatuses: Set(0...255))
             guard run.status == 0 else {
                 throw CommandError(command: run.command, status: run.status, standardError: run.errorOutput,
@@ -96,13 +169,14 @@ final class E2E: @unchecked Sendable {
     /// on the console (`whileRunning` runs first, with the node still up); the console is kept in logs/.
     func boot(_ name: String, stick: Stick, disks: [VirtualDisk], systemSerial: String? = nil, timeout: Double = 900,
               forwards: [(host: Int, guest: Int)] = [], guestAddress: String? = nil, stopMarkers: [String] = [],
-              watchMarkers: [String] = [], secureBoot: Bool = false, legacyBIOS: Bool = false,
+              watchMarkers: [String] = [], secureBoot: Bool = false, legacyBIOS: Bool = false, varsTemplate: String? = nil,
               whileRunning: ((String) -> Void)? = nil) throws -> VirtualMachineRun {
         let logs = try directory("logs")
         let vars = logs + "/\(name).OVMF_VARS.fd"
         try? FileManager.default.removeItem(atPath: vars)
-        // Secure Boot: OVMF's secboot build with Microsoft's keys enrolled and Secure Boot on, as stock firmware.
-        try FileManager.default.copyItem(atPath: secureBoot ? VirtualMachine.microsoftKeysVars : "/usr/share/OVMF/OVMF_VARS_4M.fd",
+        // Secure Boot: OVMF's secboot build with Microsoft's keys enrolled and Secure Boot on, as stock firmware (or the
+        // given store, e.g. with the operator's certificate added).
+        try FileManager.default.copyItem(atPath: varsTemplate ?? (secureBoot ? VirtualMachine.microsoftKeysVars : "/usr/share/OVMF/OVMF_VARS_4M.fd"),
                                          toPath: vars)
         var machine = VirtualMachine(stick: stick.path, disks: disks, memoryMiB: 2048, cpus: 2, systemSerial: systemSerial,
                                      firmwareCode: secureBoot ? VirtualMachine.secureBootCode : "/usr/share/OVMF/OVMF_CODE_4M.fd",

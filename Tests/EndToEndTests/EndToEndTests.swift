@@ -1,5 +1,6 @@
 import Exec
 import Foundation
+import GPT
 import QEMU
 import Testing
 import TestSupport
@@ -226,5 +227,100 @@ struct EndToEndTests {
         #expect(biosReport["outcome"] as? String == "success", "report: \(biosReport)")
         #expect((biosReport["boot"] as? [String: Any])?["firmware"] as? String == "bios", "report: \(biosReport)")
         #expect(try biosStick.seedVolumeFile("reports/e2e-bios.txt")?.contains("firmware: legacy BIOS") == true)
+    }
+
+    /// A stick of the locked image with `seed` signed by `key` (`seed sign`) on its seed volume; `trust` is the public
+    /// key `seed inject` checks the signature with (the image's own trusted key by default).
+    func lockedStick(_ name: String, key: String, trust: String? = nil) throws -> Stick {
+        let env = E2E.shared
+        let stick = try Stick.copy(of: try env.image(.minimalLocked), to: try env.directory(name) + "/stick.raw")
+        let seed = try env.directory(name) + "/seed.yaml"
+        try Data(E2E.seed(hostname: "e2e-locked", filesystem: "ext4").utf8).write(to: URL(fileURLWithPath: seed))
+        let signed = try Products.run("aquarium-image", ["seed", "sign", "--key", key, seed])
+        #expect(signed.status == 0, "\(signed.errorOutput)")
+        let inject = try Products.run("aquarium-image", ["seed", "inject", stick.path, seed] + (trust.map { ["--public-key", $0] } ?? []))
+        #expect(inject.status == 0, "\(inject.errorOutput)")
+        return stick
+    }
+
+    @Test("Locked mode, only the operator's certificate enrolled: boots to handoff with a verified root; a UKI signed by another key, Debian's shim, a changed command line, a changed root byte and a seed signed by an untrusted key each stop it, no disk touched",
+          .requires(programs: ["qemu-system-x86_64", "sbsign", "sbattach", "virt-fw-vars"]))
+    func lockedMode() throws {
+        let env = E2E.shared
+        let material = try env.lockedMaterial()
+        let vars = try env.enrolledVars(material)
+        let node = try blankNode("locked")
+        let before = try node.ssd.fingerprint()
+        let uki = "EFI/BOOT/BOOTX64.EFI"
+
+        // A UKI signed with a key the firmware does not trust: the firmware refuses it.
+        let otherKeys = try env.directory("locked") + "/other-keys"
+        try? FileManager.default.removeItem(atPath: otherKeys)
+        #expect(try Products.run("aquarium-image", ["keys", "init", "--output", otherKeys]).status == 0)
+        let resigned = try lockedStick("locked-other-key", key: material.seedKey)
+        let scratch = try env.directory("locked-other-key") + "/uki.efi"
+        try resigned.espFile(uki).write(to: URL(fileURLWithPath: scratch))
+        try Command("sbattach", ["--remove", scratch]).run()
+        try Command("sbsign", ["--key", otherKeys + "/aquarium-db.key", "--cert", otherKeys + "/aquarium-db.crt", "--output", scratch, scratch]).run()
+        try resigned.replaceESPFile(uki, with: try Data(contentsOf: URL(fileURLWithPath: scratch)))
+        let otherKey = try env.boot("locked-other-key", stick: resigned, disks: node.disks, timeout: 150, stopMarkers: ["Access Denied"],
+                                    secureBoot: true, varsTemplate: vars)
+        #expect(otherKey.ending == .marker("Access Denied") && !otherKey.console.contains("Linux version"),
+                "a UKI signed by another key started: \(otherKey.ending); \(otherKey.console.suffix(2000))")
+
+        // Debian's Microsoft-signed chain (a --secure-boot stick): refused too, Microsoft's CA is not in this db.
+        let shim = try seededStick("locked-shim", seed: E2E.seed(hostname: "e2e-locked", filesystem: "ext4"), profile: .minimalSecureBoot)
+        let shimRun = try env.boot("locked-shim", stick: shim, disks: node.disks, timeout: 150, stopMarkers: ["Access Denied"],
+                                   secureBoot: true, varsTemplate: vars)
+        #expect(shimRun.ending == .marker("Access Denied") && !shimRun.console.contains("Linux version"),
+                "shim started under the operator-only db: \(shimRun.ending); \(shimRun.console.suffix(2000))")
+
+        // The command line inside the signed UKI changed (init=/bin/sh instead of systemd.show_status=1): refused too.
+        let edited = try lockedStick("locked-cmdline", key: material.seedKey)
+        var image = try edited.espFile(uki)
+        let original = Data("systemd.show_status=1".utf8)
+        let range = try #require(image.range(of: original), "the UKI's command line")
+        image.replaceSubrange(range, with: Data("init=/bin/sh         ".utf8))
+        try edited.replaceESPFile(uki, with: image)
+        let cmdline = try env.boot("locked-cmdline", stick: edited, disks: node.disks, timeout: 150, stopMarkers: ["Access Denied"],
+                                   secureBoot: true, varsTemplate: vars)
+        #expect(cmdline.ending == .marker("Access Denied") && !cmdline.console.contains("Linux version"),
+                "a UKI with a changed command line started: \(cmdline.ending); \(cmdline.console.suffix(2000))")
+
+        // One byte of the root filesystem changed (a byte of the ext4 superblock's volume label, which ext4 itself
+        // would not mind): dm-verity stops the kernel when the initramfs first reads it, before FirstBoot exists.
+        let changed = try lockedStick("locked-root-changed", key: material.seedKey)
+        try changed.flipByte(at: try changed.offset(ofPartitionType: GPTEditor.PartitionType.rootX86_64) + 1024 + 120)
+        let tampered = try env.boot("locked-root-changed", stick: changed, disks: node.disks, timeout: 400,
+                                    stopMarkers: ["Kernel panic", E2E.handoffMarker], secureBoot: true, varsTemplate: vars)
+        #expect(tampered.ending == .marker("Kernel panic") || tampered.ending == .exited(status: 0),
+                "\(tampered.ending); \(tampered.console.suffix(3000))")
+        #expect(tampered.console.contains("device-mapper: verity") && tampered.console.contains("corrupted"),
+                "no verity error; console tail: \(tampered.console.suffix(3000))")
+        #expect(!tampered.console.contains("aquarium-firstboot"), "FirstBoot ran from a changed root")
+        #expect(try node.ssd.fingerprint() == before, "a disk changed although the root was refused")
+
+        // A seed signed by a key the image does not trust (seed inject told to accept it): FirstBoot refuses it.
+        let otherSeedKey = try env.directory("locked") + "/other-seed-key"
+        for suffix in ["", ".pub"] { try? FileManager.default.removeItem(atPath: otherSeedKey + suffix) }
+        #expect(try Products.run("aquarium-image", ["seed", "keygen", "--output", otherSeedKey]).status == 0)
+        let untrusted = try lockedStick("locked-untrusted-seed", key: otherSeedKey, trust: otherSeedKey + ".pub")
+        let refused = try env.boot("locked-untrusted-seed", stick: untrusted, disks: node.disks, secureBoot: true, varsTemplate: vars)
+        E2E.expectPoweredOff(refused, "locked-untrusted-seed")
+        #expect(!refused.console.contains(E2E.handoffMarker))
+        #expect(refused.console.contains("which is not trusted"), "console tail: \(refused.console.suffix(3000))")
+        #expect(try node.ssd.fingerprint() == before, "a disk changed although the seed was refused")
+
+        // The untouched stick: firmware checks the operator's signature, the initramfs opens the root under
+        // dm-verity, FirstBoot hands off, and the kernel knows it runs under Secure Boot.
+        let stick = try lockedStick("locked", key: material.seedKey)
+        let run = try env.boot("locked", stick: stick, disks: node.disks, secureBoot: true, varsTemplate: vars)
+        E2E.expectPoweredOff(run, "locked")
+        #expect(run.console.contains(E2E.handoffMarker), "FirstBoot never handed off; console tail: \(run.console.suffix(3000))")
+        #expect(run.console.contains("opened read-only under dm-verity"), "console head: \(run.console.prefix(6000))")
+        #expect(run.console.contains("root=/dev/mapper/aquarium-root") && run.console.contains("secureboot: Secure boot enabled"))
+        let report = try reportJSON(stick, host: "e2e-locked")
+        #expect(report["outcome"] as? String == "success", "report: \(report)")
+        #expect((report["boot"] as? [String: Any])?["secureBoot"] as? Bool == true)
     }
 }

@@ -48,6 +48,33 @@ struct Stick {
         try Command("mcopy", ["-o", "-i", image, temporary, "::EFI/debian/grub.cfg"]).run()
     }
 
+    /// A file of the ESP, read with mtools.
+    func espFile(_ name: String) throws -> Data {
+        let temporary = FileManager.default.temporaryDirectory.appendingPathComponent("esp-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: temporary) }
+        try Command("mcopy", ["-i", "\(path)@@\(try espOffset)", "::" + name, temporary], environment: ["MTOOLS_SKIP_CHECK": "1"]).run()
+        return try Data(contentsOf: URL(fileURLWithPath: temporary))
+    }
+
+    /// Replaces a file of the ESP.
+    func replaceESPFile(_ name: String, with data: Data) throws {
+        let temporary = FileManager.default.temporaryDirectory.appendingPathComponent("esp-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: temporary) }
+        try data.write(to: URL(fileURLWithPath: temporary))
+        try Command("mcopy", ["-o", "-i", "\(path)@@\(try espOffset)", temporary, "::" + name], environment: ["MTOOLS_SKIP_CHECK": "1"]).run()
+    }
+
+    /// Inverts the byte at `offset` of the stick (a tampered stick).
+    func flipByte(at offset: UInt64) throws {
+        let fd = open(path, O_RDWR)
+        guard fd >= 0 else { throw MissingCapability(what: "write access to \(path)") }
+        defer { close(fd) }
+        var byte: UInt8 = 0
+        guard pread(fd, &byte, 1, off_t(offset)) == 1 else { throw MissingCapability(what: "byte \(offset) of \(path)") }
+        byte ^= 0xFF
+        guard pwrite(fd, &byte, 1, off_t(offset)) == 1, fsync(fd) == 0 else { throw MissingCapability(what: "writing byte \(offset) of \(path)") }
+    }
+
     /// A file from the AQUASEED volume, or nil when it is not there.
     func seedVolumeFile(_ name: String) throws -> String? {
         let result = try Command("mtype", ["-i", "\(path)@@\(try seedOffset)", "::" + name]).run(acceptedStatuses: [0, 1])

@@ -13,6 +13,10 @@ enum ImageFixtures {
     static let commandLine = "ro console=ttyS0,115200"
     /// The build host's GRUB for BIOS (grub-pc-bin), which the signed-chain fixtures copy into their root.
     static let hostBIOSModules = "/usr/lib/grub/i386-pc"
+    /// The build host's systemd EFI stub (systemd-boot-efi), which locked fixtures build their UKI from.
+    static let hostEFIStub = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
+    /// What a `locked:` fixture needs besides `programs`.
+    static let lockedPrograms = ["openssl", "objcopy", "sbsign", "sbverify", "faketime", "veritysetup"]
     /// What a `secureBoot: true` fixture needs besides `programs`.
     static let signedChainPrograms = ["grub-mkimage"]
 
@@ -58,6 +62,7 @@ enum ImageFixtures {
     /// Makes a fresh root tree in `directory/root-N` and assembles an image into `directory/out-N`.
     static func assemble(in directory: String, tag: String, epoch: Int64 = epoch, name: String = "aquarium",
                          release: String? = nil, compress: Bool = false, secureBoot: Bool = false,
+                         locked: SigningIdentity? = nil,
                          customize: ((String) throws -> Void)? = nil) throws -> StickBuilder.Result {
         let root = directory + "/root-" + tag
         try makeRoot(at: root)
@@ -73,6 +78,15 @@ enum ImageFixtures {
                                                     withIntermediateDirectories: true)
             try FileManager.default.copyItem(atPath: hostBIOSModules, toPath: chain.biosModules)
             boot = try RootfsBuilder.bootFiles(root: root, secureBoot: true)
+        }
+        if let locked {
+            // The build host's real systemd EFI stub; a stand-in veritysetup (bootFiles only checks it is there).
+            try FileManager.default.createDirectory(atPath: root + "/usr/lib/systemd/boot/efi", withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: hostEFIStub, toPath: root + "/usr/lib/systemd/boot/efi/linuxx64.efi.stub")
+            try write(Data("#!/bin/sh\n".utf8), root + "/usr/sbin/veritysetup")
+            try write(Data("PRETTY_NAME=\"Aquarium test\"\nID=debian\n".utf8), root + "/usr/lib/os-release")
+            try FileManager.default.createSymbolicLink(atPath: root + "/etc/os-release", withDestinationPath: "../usr/lib/os-release")
+            boot = try RootfsBuilder.bootFiles(root: root, locked: locked)
         }
         try customize?(root)
         return try StickBuilder().assemble(rootTree: root, boot: boot, commandLine: commandLine, layout: layout,

@@ -101,6 +101,8 @@ import Testing
     @Test func kernelCommandLineAndEFIVariable() {
         #expect(rootPartitionUUID(commandLine: "BOOT_IMAGE=x root=PARTUUID=ABCD-1 ro\n") == "abcd-1")
         #expect(rootPartitionUUID(commandLine: "root=/dev/sda1") == nil)
+        #expect(rootPartitionUUID(commandLine: "root=/dev/mapper/aquarium-root ro aquarium.verity=ab aquarium.verity.partuuid=D030-2 panic=60")
+                == "d030-2", "a locked stick's running root partition")
         var data = Data([0x06, 0, 0, 0])
         for unit in "\\loader\\entries\\aquarium-b+2-1.conf".utf16 { data.append(UInt8(unit & 0xff)); data.append(UInt8(unit >> 8)) }
         data.append(contentsOf: [0, 0])
