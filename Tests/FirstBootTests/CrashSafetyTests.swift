@@ -101,8 +101,13 @@ struct CrashSafetyTests {
                     // ends, and a kill after that would hit whatever reused the pid (on a busy machine with a small
                     // pid_max, even one of this test process's own threads). This child stays a zombie until the
                     // wait below, so its pid is its own while it is signalled.
+                    // Its own TMPDIR, removed afterwards: killed, it cannot remove its copy of the seed volume itself.
+                    let scratch = root + ".tmp"
+                    try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+                    defer { try? FileManager.default.removeItem(atPath: scratch) }
                     let child = try Command(tool, ["apply", "--root", root, "--yes", "--no-handoff", "--only-device", disk.name,
-                                                   "--only-device", other.name, "--only-device", stick.name] + Harness.hermetic)
+                                                   "--only-device", other.name, "--only-device", stick.name] + Harness.hermetic,
+                                            environment: ["TMPDIR": scratch])
                         .start(ownProcessGroup: false)
                     usleep(delay * 1000)
                     // The tool and whatever it runs (mkfs, mount, mtools) die together.

@@ -44,7 +44,13 @@ enum Harness {
 
     /// Runs `aquarium-firstboot` with `arguments`; a run killed by a signal (fault injection) is reported, not thrown.
     static func tool(_ arguments: [String], environment: [String: String] = [:]) throws -> Run {
-        let command = Command(try Products.path("aquarium-firstboot"), arguments, environment: environment)
+        // Its own TMPDIR, removed afterwards: a run that fault injection kills cannot remove its copies of the seed
+        // volume and its report staging itself (on a node they are in /run, gone at the next boot).
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("aquarium-firstboot-run-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let command = Command(try Products.path("aquarium-firstboot"), arguments,
+                              environment: environment.merging(["TMPDIR": scratch]) { given, _ in given })
         do {
             let result = try command.run(acceptedStatuses: Set(0...255))
             return Run(status: result.status, killed: false, output: result.output, errorOutput: result.errorOutput)
