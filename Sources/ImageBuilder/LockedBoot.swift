@@ -209,13 +209,23 @@ public enum UnifiedKernelImage {
         }
     }
 
-    /// Signs `input` into `output` with sbsign. sbsign puts the signing time into the signature; under faketime at
-    /// `epoch` the signature is the same for the same image and key (RSA PKCS#1 v1.5 is deterministic).
+    /// faketime's absolute time for `epoch` ("YYYY-MM-DD hh:mm:ss", UTC): given with `-f`, the clock stands still there
+    /// (with `@`, it would start there and run on, and a slow signing would cross a second).
+    public static func frozenTime(_ epoch: Int64) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
+        return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(epoch)))
+    }
+
+    /// Signs `input` into `output` with sbsign. sbsign puts the signing time into the signature; with the clock frozen
+    /// at `epoch` (faketime) the signature is the same for the same image and key (RSA PKCS#1 v1.5 is deterministic).
     public static func sign(_ input: String, output: String, identity: SigningIdentity, epoch: Int64, logger: Logger) throws(ImageError) {
         guard Command.resolve("faketime") != nil else {
             throw .invalid("faketime", "is not installed on the build host (apt-get install faketime): it keeps the signature's time stamp at SOURCE_DATE_EPOCH")
         }
-        try runTool(Command("faketime", ["@\(epoch)", "sbsign", "--key", identity.key, "--cert", identity.certificate,
+        try runTool(Command("faketime", ["-f", frozenTime(epoch), "sbsign", "--key", identity.key, "--cert", identity.certificate,
                                          "--output", output, input], environment: ["TZ": "UTC", "LC_ALL": "C"]),
                     subject: output, what: "signing the unified kernel image (sbsign)", logger: logger)
         try runTool(Command("sbverify", ["--cert", identity.certificate, output]), subject: output,

@@ -38,6 +38,16 @@ struct LockedBootTests {
         #expect(!line.contains("PARTUUID="), "the root is the verified device, never the raw partition")
     }
 
+    @Test("sbsign runs with the clock frozen at the epoch, so a slow signing cannot change the signature's time",
+          .requires(root: false, programs: ["faketime", "date", "sh"]))
+    func frozenClock() throws {
+        #expect(UnifiedKernelImage.frozenTime(1_700_000_000) == "2023-11-14 22:13:20")
+        #expect(UnifiedKernelImage.frozenTime(0) == "1970-01-01 00:00:00")
+        let run = try Command("faketime", ["-f", UnifiedKernelImage.frozenTime(1_700_000_000), "sh", "-c", "date +%s; sleep 1.2; date +%s"],
+                              environment: ["TZ": "UTC"]).run()
+        #expect(run.output == "1700000000\n1700000000\n", "\(run.output)")
+    }
+
     @Test("the space reserved after the filesystem holds the tree veritysetup makes", .requires(root: false, programs: ["veritysetup"]),
           arguments: [UInt64(4096), 1 << 20, 64 << 20, 513 << 20])
     func reserved(dataBytes: UInt64) throws {
