@@ -1,7 +1,7 @@
 # Aquarium boot & provisioning — the README's two commands live here.
 SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 
-.PHONY: demo cluster-demo rolling-demo update-demo inventory test build deps clean
+.PHONY: demo cluster-demo rolling-demo update-demo update-demo-secure-boot update-demo-systemd-boot inventory test build deps clean
 
 ## demo: the main job: build the USB stick image, boot it in QEMU with a sample seed (scripts/demo)
 demo:
@@ -22,6 +22,15 @@ rolling-demo:
 ## back to v1 by itself after its 3 tries (scripts/update-demo; three minimal image builds, then about 10 min under TCG)
 update-demo:
 	./scripts/update-demo
+
+## update-demo-secure-boot: the same with Secure Boot enforced (Microsoft's keys); the sticks' signed GRUB counts the
+## trial boots in grubenv
+update-demo-secure-boot:
+	AQUARIUM_UPDATE_SECURE_BOOT=1 ./scripts/update-demo
+
+## update-demo-systemd-boot: the same on --systemd-boot sticks (systemd-boot counts in the loader entries' names)
+update-demo-systemd-boot:
+	AQUARIUM_UPDATE_BOOT=systemd-boot ./scripts/update-demo
 
 ## inventory: this machine's disks as FirstBoot sees them
 inventory: deps build

@@ -113,7 +113,7 @@ let package = Package(
         .testTarget(name: "ExecTests", dependencies: ["Exec"], swiftSettings: strict),
         .testTarget(name: "QEMUTests", dependencies: ["QEMU", "TestSupport"], swiftSettings: strict),
         // Build the image, boot it in QEMU from USB, provision unattended (runs in CI; minutes, not seconds).
-        .testTarget(name: "EndToEndTests", dependencies: ["QEMU", "GPT", "Exec", "TestSupport",
+        .testTarget(name: "EndToEndTests", dependencies: ["QEMU", "GPT", "Exec", "BootSlots", "TestSupport",
                                                          .product(name: "Crypto", package: "swift-crypto")],
                     swiftSettings: strict),
         .testTarget(name: "CommandTests", dependencies: ["ImageBuilder", "FirstBoot", "Provisioner", "TestSupport"],

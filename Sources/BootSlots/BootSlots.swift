@@ -38,7 +38,7 @@ public enum StickNames {
     public static let trialTries = 3
     /// systemd-boot's vendor GUID for its EFI variables (LoaderBootCountPath, LoaderEntrySelected, ...).
     public static let loaderVendorGUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
-    /// The signed boot chain (`build --secure-boot`): shim is `EFI/BOOT/BOOTX64.EFI` and starts Debian's signed GRUB
+    /// The signed boot chain (the default; not `build --systemd-boot`): shim is `EFI/BOOT/BOOTX64.EFI` and starts Debian's signed GRUB
     /// from here, which reads `EFI/debian/grub.cfg` (its built-in configuration: `$prefix/grub.cfg`, the prefix
     /// Debian builds it with being `/EFI/debian` on the volume it was started from).
     public static let signedLoaderPath = "EFI/BOOT/grubx64.efi"
@@ -123,13 +123,13 @@ public struct SlotEntry: Equatable, Sendable {
         "root=PARTUUID=\(rootPartitionUUID) \(commandLine) \(StickNames.slotParameter)=\(slot.rawValue) \(StickNames.releaseParameter)=\(release)"
     }
 
-    /// The same entry as a GRUB menu entry (the signed boot chain's `EFI/debian/grub.cfg`). Every value is one the
-    /// builder checked (a UUID, a release string, the description's command line without quotes), so no quoting
-    /// beyond GRUB's single quotes is needed.
-    public var grubMenuEntry: String {
+    /// The same entry as a GRUB menu entry (the signed boot chain's `EFI/debian/grub.cfg`), with GRUB's menu entry
+    /// `id` and `extra` kernel parameters. Every value is one the builder checked (a UUID, a release string, the
+    /// description's command line without quotes), so no quoting beyond GRUB's single quotes is needed.
+    public func grubMenuEntry(id: String, extra: String = "") -> String {
         """
-        menuentry 'Aquarium \(release) (\(slot.name))' {
-            linux /\(slot.bootDirectory)/vmlinuz \(options)
+        menuentry 'Aquarium \(release) (\(slot.name))' --id \(id) {
+            linux /\(slot.bootDirectory)/vmlinuz \(options)\(extra.isEmpty ? "" : " " + extra)
             initrd /\(slot.bootDirectory)/initrd.img
         }
 

@@ -23,9 +23,10 @@ public struct BIOSBootCode: Sendable, Equatable {
     public static let partitionName = "BIOSBOOT"
     /// Where core.img finds grub.cfg: partition 1 (the ESP) of the disk the BIOS booted from.
     public static let prefix = "(,gpt1)/EFI/debian"
-    /// Built into core.img: disk access through the BIOS, GPT, FAT, the menu and the Linux loader (their
-    /// dependencies come with them).
-    public static let modules = ["biosdisk", "part_gpt", "fat", "normal", "linux"]
+    /// Built into core.img: disk access through the BIOS, GPT, FAT, the menu, the Linux loader, and what grub.cfg's
+    /// boot counting uses (`[` from test, load_env/save_env from loadenv); their dependencies come with them. Nothing
+    /// is loaded from the ESP: it holds no i386-pc modules.
+    public static let modules = ["biosdisk", "part_gpt", "fat", "normal", "linux", "test", "loadenv"]
 
     // GRUB's i386-pc layout (include/grub/i386/pc/boot.h, boot/i386/pc/diskboot.S).
     static let kernelSectorOffset = 0x5C

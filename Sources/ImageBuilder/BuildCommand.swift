@@ -103,7 +103,7 @@ public struct ImageBuild {
                 release: ["NAME": description.name, "SUITE": description.suite, "ARCHITECTURE": description.architecture,
                           "PROFILE": profile, "ROOTFS_KEY": description.rootCacheKey(packages: packages),
                           "BUILD_EPOCH": String(identity.epoch), "VERSION": AquariumVersion.string,
-                          "RELEASE": identity.releaseName, "SLOTS": options.secureBoot || options.locked != nil ? "a" : "a/b",
+                          "RELEASE": identity.releaseName, "SLOTS": options.locked != nil ? "a" : "a/b",
                           "BOOT": options.locked != nil ? "uki-locked" : options.secureBoot ? "shim-grub" : "systemd-boot"],
                 epoch: identity.epoch, readOnlyRoot: options.locked != nil))
         }
@@ -166,11 +166,14 @@ public struct BuildCommand: ParsableCommand {
     @Option(name: .long, help: "The image's release string (default: the description's release, else build-EPOCH); loader entries and /etc/aquarium/image-release carry it.")
     public var release: String?
     @Flag(name: .customLong("secure-boot"), help: """
-        Boot through Debian's signed chain (shim, GRUB, the kernel) instead of systemd-boot, so the stick starts where \
-        UEFI Secure Boot is enforced with the firmware's stock keys; GRUB for legacy BIOS goes into a BIOS boot \
-        partition too, so the same stick also boots on BIOS firmware. Such a stick has one root slot for now: `update` \
-        refuses it (reflash to update). See docs/image.md, "Secure Boot" and "Legacy BIOS".
+        Boot through Debian's signed chain (shim, GRUB, the kernel): the default, so the stick starts where UEFI Secure \
+        Boot is enforced with the firmware's stock keys, and on legacy BIOS (GRUB for i386-pc in a BIOS boot \
+        partition). Kept so scripts can say so. See docs/image.md, "Secure Boot" and "Legacy BIOS".
         """) public var secureBoot = false
+    @Flag(name: .customLong("systemd-boot"), help: """
+        Boot through an unsigned systemd-boot instead of the signed chain: UEFI only, and not where Secure Boot is \
+        enforced. A/B updates work with either.
+        """) public var systemdBoot = false
     @Flag(name: .long, help: """
         The locked mode: kernel, initrd and command line as one UKI signed with --signing-key (its certificate enrolled \
         in the nodes' UEFI db), the root filesystem read-only under dm-verity with its root hash on that command line. \
@@ -187,6 +190,12 @@ public struct BuildCommand: ParsableCommand {
     public init() {}
 
     public func validate() throws {
+        if systemdBoot && (secureBoot || locked) {
+            throw ValidationError("--systemd-boot excludes \(secureBoot ? "--secure-boot" : "--locked"): each chooses how the stick boots")
+        }
+        if locked && secureBoot {
+            throw ValidationError("--locked and --secure-boot exclude each other: the locked mode boots its own signed UKI")
+        }
         if locked && (signingKey == nil || signingCert == nil) {
             throw ValidationError("--locked needs --signing-key and --signing-cert (make them with `aquarium-image keys init`)")
         }
@@ -204,7 +213,7 @@ public struct BuildCommand: ParsableCommand {
         let result = try ImageBuild(logger: global.logger("aquarium.image.build"), reporter: Reporter(quiet: quiet)).run(
             ImageBuild.Options(descriptionDirectory: description, outputDirectory: output, mirror: mirror, cacheDirectory: cache,
                                profile: profile, tools: tools, compress: compress, keepRoot: keepRoot, release: release,
-                               secureBoot: secureBoot,
+                               secureBoot: !systemdBoot && !locked,
                                locked: locked ? SigningIdentity(key: signingKey ?? "", certificate: signingCert ?? "") : nil))
         print(result.stick.artifacts.image)
     }

@@ -216,7 +216,7 @@ public struct RootfsBuilder {
             for (path, package) in [(chain.shim, "shim-signed"), (chain.mokManager, "shim-helpers-amd64-signed"),
                                     (chain.grub, "grub-efi-amd64-signed"),
                                     (chain.biosModules + "/boot.img", "grub-pc-bin")] where !FileManager.default.fileExists(atPath: path) {
-                throw .invalid(path, "is missing: --secure-boot needs Debian's signed boot chain; add \(package) to the description's packages")
+                throw .invalid(path, "is missing: the signed boot chain (the default; --systemd-boot does without it) needs \(package) in the description's packages")
             }
             signed = chain
         }

@@ -19,7 +19,7 @@ public enum StickContent {
         public var initrd: String
         /// systemd-boot's EFI binary (Debian's systemd-boot-efi: /usr/lib/systemd/boot/efi/systemd-bootx64.efi).
         public var bootloader: String
-        /// The signed chain instead (`build --secure-boot`): shim, its MokManager and Debian's signed GRUB.
+        /// The signed chain (the default; nil with `build --systemd-boot`): shim, its MokManager and Debian's signed GRUB.
         public var signed: SignedChain?
         /// The locked mode instead (`build --locked`): a UKI signed with the operator's key, a dm-verity root.
         public var locked: LockedChain?
@@ -88,18 +88,13 @@ public enum StickContent {
         }
     }
 
-    /// The signed chain's GRUB configuration: slot A's entry (the same kernel, initrd and command line as its
-    /// systemd-boot entry), at once, no menu. Debian's signed GRUB reads it as `$prefix/grub.cfg`: its prefix is
+    /// The signed chain's GRUB configuration for a fresh stick: slot A's entry (the same kernel, initrd and command
+    /// line as its loader entry), at once, no menu (`GrubBoot.configuration`, which `aquarium-provision update`
+    /// regenerates from the loader entries). Debian's signed GRUB reads it as `$prefix/grub.cfg`: its prefix is
     /// `/EFI/debian` on the volume it started from (without that directory it would search for `.disk/info` first,
     /// printing errors, and then read `$cmdpath/grub.cfg`).
     public static func grubConfig(_ entry: SlotEntry) -> String {
-        """
-        # Aquarium (written by aquarium-image build): shim -> this GRUB (Debian's signed build) -> Debian's signed kernel.
-        # Under Secure Boot GRUB has shim verify the kernel; the initrd and this command line are not verified.
-        set timeout=0
-        set default=0
-        \(entry.grubMenuEntry)
-        """
+        GrubBoot.configuration([(EntryFileName(stem: entry.slot.entryStem), entry)]).config
     }
 
     /// Fills `directory` with the ESP: `\EFI\BOOT\BOOTX64.EFI` (systemd-boot, which OVMF and real firmware
@@ -123,6 +118,10 @@ public enum StickContent {
             try copy(signed.mokManager, to: directory + "/EFI/BOOT/mmx64.efi")
             try copy(signed.grub, to: directory + "/" + StickNames.signedLoaderPath)
             try write(grubConfig(entry), to: directory + "/" + StickNames.grubConfigPath)
+            // GRUB's environment block, 1024 bytes that GRUB rewrites in place when it counts a trial boot.
+            do { try AtomicFile.write(GrubBoot.environment(tries: nil), to: directory + "/" + GrubBoot.environmentPath) } catch {
+                throw .failure(directory + "/" + GrubBoot.environmentPath, "cannot write the file: \(error.errno)")
+            }
         } else {
             try copy(boot.bootloader, to: directory + "/EFI/BOOT/BOOTX64.EFI")
         }

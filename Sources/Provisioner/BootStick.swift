@@ -69,15 +69,22 @@ public struct BootStick: Sendable {
 
     public var espVolume: FATDrive { FATDrive(drive: "\(disk)@@\(esp.offsetBytes)", subject: "\(disk) (ESP)") }
 
-    /// Refuses (exit 3) a stick that boots through the signed chain (`build --secure-boot`): its GRUB boots slot A
-    /// only and knows nothing of the loader entries an update writes, so an update would never boot.
-    public func refuseSignedChain() throws(ProvisionError) {
-        let boot = try espVolume.list("EFI/BOOT").map { $0.lowercased() }
-        if boot.contains((StickNames.signedLoaderPath as NSString).lastPathComponent.lowercased()) {
-            throw .refused("\(disk) boots through shim and GRUB (an image built with --secure-boot), which boot slot A only: "
-                + "A/B updates of such a stick are not supported yet; update it by reflashing it with the new image "
-                + "(`aquarium-image flash`, then `seed inject`)")
-        }
+    /// Refuses (exit 3) a locked stick (`build --locked`): its ESP holds one UKI signed with the operator's key and no
+    /// loader entries, and its root hash is part of that signature, so a new release is a new signed image.
+    public func refuseLocked() throws(ProvisionError) {
+        guard try espVolume.list(StickNames.entriesDirectory).isEmpty,
+              try espVolume.list("EFI/BOOT").map({ $0.lowercased() }) == ["bootx64.efi"] else { return }
+        throw .refused("\(disk) is a locked stick (built with --locked: one UKI signed with your key, the root under "
+            + "dm-verity with its hash in that signature): A/B updates of locked sticks are not supported; build and sign "
+            + "the new release with `aquarium-image build --locked`, then reflash the stick (`aquarium-image flash`, then "
+            + "`seed inject`)")
+    }
+
+    /// Whether the stick boots through shim and Debian's signed GRUB (the default; not `build --systemd-boot`):
+    /// then GRUB's grub.cfg and grubenv carry the slots and their boot counting (`GrubBoot`).
+    public func bootsThroughGRUB() throws(ProvisionError) -> Bool {
+        try espVolume.list("EFI/BOOT").map { $0.lowercased() }
+            .contains((StickNames.signedLoaderPath as NSString).lastPathComponent.lowercased())
     }
 }
 
@@ -120,8 +127,12 @@ public struct FATDrive: Sendable {
     }
 
     public func write(text: String, to path: String, scratch: String) throws(ProvisionError) {
+        try write(data: Data(text.utf8), to: path, scratch: scratch)
+    }
+
+    public func write(data: Data, to path: String, scratch: String) throws(ProvisionError) {
         let file = scratch + "/" + (path as NSString).lastPathComponent
-        guard FileManager.default.createFile(atPath: file, contents: Data(text.utf8)) else {
+        guard FileManager.default.createFile(atPath: file, contents: data) else {
             throw .failed("\(file): cannot write a temporary file")
         }
         defer { try? FileManager.default.removeItem(atPath: file) }

@@ -60,7 +60,8 @@ public struct SlotUpdater {
     /// Writes `image` (a local `.raw`, `.raw.zst` or an http(s) URL) into the inactive slot and makes it the entry booted
     /// next, on trial. Before anything is written, the image is checked against its bmap (`bmap`).
     public func install(image source: String, bmap: BmapSource = .beside) throws(ProvisionError) -> Installed {
-        try stick.refuseSignedChain()
+        try stick.refuseLocked()
+        try reconcileGRUB()
         let view = try SlotsView.read(stick, runningRoot: runningRoot)
         guard let running = view.running else {
             throw .refused("the running root (PARTUUID \(runningRoot)) is neither \(Slot.a.name) nor \(Slot.b.name) of \(stick.disk)")
@@ -110,6 +111,7 @@ public struct SlotUpdater {
         // Nothing may boot the target slot while it is being written: its entries go first.
         let esp = stick.espVolume
         for name in plan.remove { try esp.delete("\(StickNames.entriesDirectory)/\(name)") }
+        try writeGRUB(scratch: scratch)
         RangeCopy.sync(stick.disk)
         let written = try RangeCopy.copyVerified(source: image, sourceOffset: newRoot.offsetBytes, length: newRoot.sizeBytes,
                                                  target: stick.disk, targetOffset: target.offsetBytes)
@@ -120,6 +122,7 @@ public struct SlotUpdater {
         let entry = SlotEntry(slot: plan.target, release: newEntry.release, generation: plan.generation,
                               rootPartitionUUID: target.uuid, commandLine: newEntry.commandLine)
         try esp.write(text: entry.text, to: "\(StickNames.entriesDirectory)/\(plan.entryFileName)", scratch: scratch)
+        try writeGRUB(scratch: scratch)
         RangeCopy.sync(stick.disk)
         record(ProvisionEvent(event: "update.written", changed: true,
                                      detail: "\(newEntry.release) in \(plan.target.name) (\(checked); \(written) bytes written and read back); "
@@ -131,7 +134,8 @@ public struct SlotUpdater {
     /// next generation and `+3` tries; the running slot's entry stays as the fallback. Refused when the other slot is
     /// empty, holds a failed or not yet booted release, or the running slot is itself still on trial.
     public func rollback() throws(ProvisionError) -> Installed {
-        try stick.refuseSignedChain()
+        try stick.refuseLocked()
+        try reconcileGRUB()
         let view = try SlotsView.read(stick, runningRoot: runningRoot)
         guard let running = view.running else {
             throw .refused("the running root (PARTUUID \(runningRoot)) is neither \(Slot.a.name) nor \(Slot.b.name) of \(stick.disk)")
@@ -155,6 +159,7 @@ public struct SlotUpdater {
         // The new entry first: from here on it is what boots next; then the old good one goes.
         try esp.write(text: entry.text, to: "\(StickNames.entriesDirectory)/\(plan.entryFileName)", scratch: workDirectory)
         try esp.delete("\(StickNames.entriesDirectory)/\(plan.source)")
+        try writeGRUB(scratch: workDirectory)
         RangeCopy.sync(stick.disk)
         record(ProvisionEvent(event: "update.rollback", changed: true,
                               detail: "\(entry.release) in \(plan.target.name) boots next, on trial (\(StickNames.trialTries) tries), "
@@ -177,6 +182,7 @@ public struct SlotUpdater {
     /// `countedEntry` is the file name from LoaderBootCountPath; nil: not a counted boot, nothing to do.
     public func bless(countedEntry: String?) throws(ProvisionError) -> String? {
         guard let countedEntry, let name = EntryFileName(countedEntry), name.isCounting else { return nil }
+        try reconcileGRUB()
         let view = try SlotsView.read(stick, runningRoot: runningRoot)
         guard let slot = name.slot, slot == view.running else {
             throw .refused("the counted entry \(countedEntry) is not the running slot's (\(view.running?.name ?? "unknown")); not marking it good")
@@ -189,6 +195,8 @@ public struct SlotUpdater {
         let good = name.blessed.fileName
         if files.contains(good) { try esp.delete("\(StickNames.entriesDirectory)/\(good)") }
         try esp.rename("\(StickNames.entriesDirectory)/\(countedEntry)", to: good)
+        try FileManager.default.createDirectoryIfNeeded(workDirectory)
+        try writeGRUB(scratch: workDirectory)
         RangeCopy.sync(stick.disk)
         let release = view.entries.first { $0.file == countedEntry }?.entry?.release ?? "?"
         let text = "\(release) in \(slot.name) is good: FirstBoot and the Provisioner succeeded on it (\(countedEntry) -> \(good))"
@@ -199,6 +207,7 @@ public struct SlotUpdater {
     /// After a rollback: the other slot's entry has no tries left. Records what happened once (the entry is then
     /// renamed to `NAME.rolled-back`, which systemd-boot ignores) and returns the message.
     public func reportRollback() throws(ProvisionError) -> [String] {
+        try reconcileGRUB()
         let view = try SlotsView.read(stick, runningRoot: runningRoot)
         guard let running = view.running else { return [] }
         var messages: [String] = []
@@ -209,6 +218,8 @@ public struct SlotUpdater {
                 + "FirstBoot and the Provisioner succeeding, and the node rolled back to \(currentRelease(view) ?? "?") in \(running.name) "
                 + "by itself, with its state as it was"
             try stick.espVolume.rename("\(StickNames.entriesDirectory)/\(info.file)", to: info.file + StickNames.rolledBackSuffix)
+            try FileManager.default.createDirectoryIfNeeded(workDirectory)
+            try writeGRUB(scratch: workDirectory)
             RangeCopy.sync(stick.disk)
             record(ProvisionEvent(event: "update.rolled-back", changed: true, detail: text))
             messages.append(text)

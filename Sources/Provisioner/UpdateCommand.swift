@@ -22,6 +22,7 @@ public struct StickOptions: ParsableArguments {
     public var runningRoot: String?
     @Option(name: .long, help: "The root directory whose /var/lib/aquarium gets the events.") public var root = "/"
     @Option(name: .customLong("efivars"), help: "efivarfs (LoaderBootCountPath).") public var efivars = "/sys/firmware/efi/efivars"
+    @Option(name: .customLong("kernel-command-line"), help: ArgumentHelp("Tests: the kernel command line file.", visibility: .hidden)) public var kernelCommandLine = "/proc/cmdline"
 
     public init() {}
 
@@ -30,10 +31,19 @@ public struct StickOptions: ParsableArguments {
                                 runningRoot: runningRoot)
     }
 
-    /// The entry systemd-boot counted this boot against (nil: not a counted boot).
-    var countedEntry: String? {
-        FileManager.default.contents(atPath: "\(efivars)/LoaderBootCountPath-\(StickNames.loaderVendorGUID)")
-            .flatMap(bootCountEntryName(efiVariable:))
+    /// The entry this boot was counted against (nil: not a counted boot): systemd-boot names it in the
+    /// LoaderBootCountPath EFI variable; GRUB's trial entry puts `aquarium.counted` on the command line, and the entry
+    /// is the running slot's counted one once GRUB's counter is carried into its name.
+    func countedEntry(_ updater: @autoclosure () throws -> SlotUpdater) throws -> String? {
+        if let name = FileManager.default.contents(atPath: "\(efivars)/LoaderBootCountPath-\(StickNames.loaderVendorGUID)")
+            .flatMap(bootCountEntryName(efiVariable:)) {
+            return name
+        }
+        let commandLine = (try? String(contentsOfFile: kernelCommandLine, encoding: .utf8)) ?? ""
+        guard commandLine.split(whereSeparator: \.isWhitespace).contains(where: { $0.hasPrefix(GrubBoot.countedParameter) }) else {
+            return nil
+        }
+        return try updater().grubCountedEntry(commandLine: commandLine)
     }
 }
 
@@ -136,8 +146,8 @@ public struct UpdateBlessCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        guard let counted = entry ?? stickOptions.countedEntry else {
-            print("aquarium: not a counted boot (no LoaderBootCountPath): nothing to mark good")
+        guard let counted = try entry ?? stickOptions.countedEntry(try stickOptions.updater(global)) else {
+            print("aquarium: not a counted boot (no LoaderBootCountPath, no \(GrubBoot.countedParameter)): nothing to mark good")
             return
         }
         if let text = try stickOptions.updater(global).bless(countedEntry: counted) { print("aquarium: " + text) }
@@ -157,7 +167,7 @@ public struct UpdateCheckCommand: ParsableCommand {
     public func run() throws {
         let updater = try stickOptions.updater(global)
         for message in try updater.reportRollback() { print("aquarium: " + message) }
-        if let counted = stickOptions.countedEntry {
+        if let counted = try stickOptions.countedEntry(updater) {
             print("aquarium: trial boot of \(counted); it is marked good once FirstBoot and the Provisioner succeed")
         }
     }

@@ -62,7 +62,7 @@ public struct BootCommand: ParsableCommand {
     public var quiet = false
     @Flag(name: .customLong("secure-boot"), help: "Secure Boot enforced with Microsoft's keys enrolled (OVMF's secboot build and its ms variables), as on stock server firmware.")
     public var secureBoot = false
-    @Flag(name: .customLong("bios"), help: "Legacy BIOS (QEMU's SeaBIOS) instead of UEFI: for sticks built with --secure-boot, whose GRUB also boots there.")
+    @Flag(name: .customLong("bios"), help: "Legacy BIOS (QEMU's SeaBIOS) instead of UEFI: for sticks with the signed chain (the default, not --systemd-boot), whose GRUB also boots there.")
     public var legacyBIOS = false
 
     public init() {}

@@ -29,3 +29,27 @@ struct ExitCodeTests {
         #expect(result.errorOutput.contains("--no-such-option"))
     }
 }
+
+/// `aquarium-image build`'s boot chain options: the signed chain by default, each other choice exclusive (exit 2,
+/// before anything is built).
+@Suite("build: boot chain options")
+struct BootChainOptionTests {
+    @Test("conflicting boot chains are usage errors", arguments: [
+        (["--systemd-boot", "--secure-boot"], "--systemd-boot excludes --secure-boot"),
+        (["--systemd-boot", "--locked", "--signing-key", "k", "--signing-cert", "c"], "--systemd-boot excludes --locked"),
+        (["--secure-boot", "--locked", "--signing-key", "k", "--signing-cert", "c"], "--locked and --secure-boot exclude each other"),
+    ])
+    func conflicts(arguments: [String], message: String) throws {
+        let result = try Products.run("aquarium-image", ["build", "--output", "/nonexistent/out"] + arguments)
+        #expect(result.status == 2, "\(result.output)\(result.errorOutput)")
+        #expect(result.errorOutput.contains(message), "\(result.errorOutput)")
+    }
+
+    @Test("--help says the signed chain is the default and --systemd-boot is the other choice")
+    func help() throws {
+        let result = try Products.run("aquarium-image", ["build", "--help"])
+        #expect(result.status == 0)
+        let text = result.output.replacingOccurrences(of: "\n", with: " ").split(separator: " ").joined(separator: " ")
+        #expect(text.contains("--systemd-boot") && text.contains("Debian's signed chain (shim, GRUB, the kernel): the default"), "\(result.output)")
+    }
+}

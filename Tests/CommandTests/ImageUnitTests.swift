@@ -19,7 +19,8 @@ struct ImageUnitTests {
         ("aquarium-netcheck.service", "ConditionKernelCommandLine=aquarium.netcheck"),
         // A/B slots: only a counted (trial) boot reboots after a failure (aquarium-slot-good.service and
         // aquarium-slot-check.service need the image's other units and tools to verify: see slotUnits).
-        ("aquarium-trial-failed.service", "ConditionPathExists=/sys/firmware/efi/efivars/LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"),
+        ("aquarium-trial-failed.service", "ConditionPathExists=|/sys/firmware/efi/efivars/LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"),
+        ("aquarium-trial-failed.service", "ConditionKernelCommandLine=|aquarium.counted"),
     ])
     func verify(unit: String, guardLine: String) throws {
         let text = try String(contentsOfFile: Self.overlay + "/" + unit, encoding: .utf8)
@@ -96,7 +97,9 @@ struct ImageUnitTests {
         #expect(lines.contains("After=aquarium-firstboot.service aquarium-provision.service"))
         #expect(lines.contains { $0.hasPrefix("Before=") && $0.contains("boot-complete.target") })
         #expect(lines.contains("RequiredBy=boot-complete.target"))
-        #expect(lines.contains("ConditionPathExists=/sys/firmware/efi/efivars/LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"))
+        // Counted by systemd-boot (its EFI variable) or by GRUB (the trial entry's aquarium.counted): either one.
+        #expect(lines.contains("ConditionPathExists=|/sys/firmware/efi/efivars/LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"))
+        #expect(lines.contains("ConditionKernelCommandLine=|aquarium.counted"))
         let check = try String(contentsOfFile: Self.overlay + "/aquarium-slot-check.service", encoding: .utf8)
         #expect(check.contains("After=aquarium-firstboot.service\n"), "reports once FirstBoot mounted the state")
         for unit in ["aquarium-firstboot", "aquarium-provision"] {

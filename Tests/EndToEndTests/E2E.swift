@@ -40,14 +40,14 @@ final class E2E: @unchecked Sendable {
     /// Ceph) for the boot that provisions a cluster.
     enum Profile: String {
         case minimal, full
-        /// "minimal" with Debian's signed boot chain (`build --secure-boot`).
-        case minimalSecureBoot = "minimal-secure-boot"
+        /// "minimal" booting through an unsigned systemd-boot (`build --systemd-boot`) instead of the default signed chain.
+        case minimalSystemdBoot = "minimal-systemd-boot"
         /// "minimal" in the locked mode (`build --locked`), from `lockedMaterial()`'s description and keys.
         case minimalLocked = "minimal-locked"
 
         var buildArguments: [String] {
             switch self {
-            case .minimalSecureBoot: ["--profile", "minimal", "--secure-boot"]
+            case .minimalSystemdBoot: ["--profile", "minimal", "--systemd-boot"]
             case .minimalLocked: ["--profile", "minimal"]
             case .minimal, .full: ["--profile", rawValue]
             }

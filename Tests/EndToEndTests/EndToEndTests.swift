@@ -1,3 +1,4 @@
+import BootSlots
 import Exec
 import Foundation
 import GPT
@@ -184,24 +185,45 @@ struct EndToEndTests {
         env.note("per-node: \(checked.trimmingCharacters(in: .whitespacesAndNewlines))")
     }
 
-    @Test("Secure Boot enforced with Microsoft's keys: the default stick (unsigned systemd-boot) is refused by the firmware; the --secure-boot stick boots to handoff and reports it; the same image boots on legacy BIOS",
+    @Test("Secure Boot enforced with Microsoft's keys: a --systemd-boot stick is refused by the firmware (and boots without Secure Boot); the default stick (signed chain) boots to handoff, counting an A/B update's trial in grubenv and marking it good; the same image boots on legacy BIOS",
           .requires(root: false, programs: ["qemu-system-x86_64", "mtype", "sfdisk"]))
     func secureBoot() throws {
         let env = E2E.shared
         let node = try blankNode("secure-boot")
         let before = try node.ssd.fingerprint()
-        // The firmware enforces it: our default chain does not start, and no disk and no seed volume file is touched.
-        let unsigned = try seededStick("secure-boot-unsigned", seed: E2E.seed(hostname: "e2e-sb", filesystem: "ext4"))
+        // The firmware enforces it: the unsigned chain does not start, and no disk and no seed volume file is touched.
+        let unsigned = try seededStick("secure-boot-unsigned", seed: E2E.seed(hostname: "e2e-sb", filesystem: "ext4"),
+                                       profile: .minimalSystemdBoot)
         let refused = try env.boot("secure-boot-unsigned", stick: unsigned, disks: node.disks, timeout: 150,
                                    stopMarkers: ["Access Denied"], secureBoot: true)
         #expect(refused.ending == .marker("Access Denied"), "OVMF did not refuse the unsigned loader: \(refused.ending); console tail: \(refused.console.suffix(2000))")
         #expect(refused.console.contains("BdsDxe: failed to load Boot0001") && !refused.console.contains("Linux version"))
         #expect(try unsigned.seedVolumeFile("reports/e2e-sb.json") == nil)
         #expect(try node.ssd.fingerprint() == before, "the disk changed although nothing booted")
+        // Without Secure Boot the same systemd-boot stick boots to handoff (the chain an operator can still choose).
+        let plainNode = try blankNode("systemd-boot")
+        let plain = try env.boot("systemd-boot", stick: unsigned, disks: plainNode.disks)
+        E2E.expectPoweredOff(plain, "systemd-boot")
+        #expect(plain.console.contains(E2E.handoffMarker), "FirstBoot never handed off under systemd-boot; console tail: \(plain.console.suffix(3000))")
+        #expect(try unsigned.espFile("EFI/BOOT/BOOTX64.EFI").range(of: Data("systemd-boot".utf8)) != nil, "not systemd-boot")
 
-        // The signed chain: shim (Microsoft's CA) -> GRUB (Debian) -> the kernel (Debian) -> FirstBoot, as on stock firmware.
-        let stick = try seededStick("secure-boot", seed: E2E.seed(hostname: "e2e-sb", filesystem: "ext4"),
-                                    profile: .minimalSecureBoot)
+        // The default chain: shim (Microsoft's CA) -> GRUB (Debian) -> the kernel (Debian) -> FirstBoot, as on stock
+        // firmware. The stick carries an update first, written as a node writes one (`update install`, from a copy of
+        // the same stick, so slot B's entry has the same command line): GRUB must count the trial in grubenv (save_env
+        // under Secure Boot's lockdown) and boot slot B with aquarium.counted; FirstBoot succeeds there and
+        // aquarium-slot-good.service marks it good before the node powers off.
+        let stick = try seededStick("secure-boot", seed: E2E.seed(hostname: "e2e-sb", filesystem: "ext4"))
+        let directory = try env.directory("secure-boot")
+        let update = directory + "/update.raw"
+        try? FileManager.default.removeItem(atPath: update)
+        try Command("cp", ["--sparse=always", stick.path, update]).run()
+        defer { try? FileManager.default.removeItem(atPath: update) }
+        let parts = try #require(try sfdisk(stick.path)["partitions"] as? [[String: Any]])
+        let slotA = try #require(parts.first { $0["name"] as? String == Slot.a.partitionName }?["uuid"] as? String).lowercased()
+        let installed = try Products.run("aquarium-provision", ["update", "install", "--stick", stick.path, "--running-root", slotA,
+                                                                "--root", directory + "/host", "--no-bmap", update])
+        #expect(installed.status == 0, "update install: \(installed.errorOutput)")
+        #expect(GrubBoot.tries(inEnvironment: try stick.espFile(GrubBoot.environmentPath)) == StickNames.trialTries)
         let run = try env.boot("secure-boot", stick: stick, disks: node.disks, secureBoot: true)
         E2E.expectPoweredOff(run, "secure-boot")
         #expect(run.console.contains(E2E.handoffMarker), "FirstBoot never handed off; console tail: \(run.console.suffix(3000))")
@@ -213,12 +235,19 @@ struct EndToEndTests {
         // The kernel knows it too (lockdown follows Secure Boot on Debian's kernel).
         #expect(run.console.contains("secureboot: Secure boot enabled") && run.console.contains("Kernel is locked down from EFI Secure Boot"),
                 "the kernel did not log Secure Boot; console head: \(run.console.prefix(4000))")
+        // GRUB counted the try and booted slot B; the node carried the counter into the entry and marked it good.
+        let entries = try Command("mdir", ["-b", "-/", "-i", "\(stick.path)@@\(try stick.espOffset)", "::/loader/entries"],
+                                  environment: ["MTOOLS_SKIP_CHECK": "1", "MTOOLSRC": "/dev/null"]).run().output
+        #expect(entries.contains("aquarium-b.conf") && !entries.contains("+"), "slot B not marked good: \(entries)")
+        #expect(run.console.contains("is good: FirstBoot and the Provisioner succeeded on it"), "no blessing on the console")
+        #expect(GrubBoot.tries(inEnvironment: try stick.espFile(GrubBoot.environmentPath)) == nil, "grubenv still counts")
+        #expect(String(decoding: try stick.espFile(StickNames.grubConfigPath), as: UTF8.self).contains("--id good {\n    linux /aquarium/b/vmlinuz"),
+                "grub.cfg does not boot slot B")
 
         // The same image on legacy BIOS (SeaBIOS): boot.img in the MBR, core.img in the BIOS boot partition, the same
         // grub.cfg on the ESP, the same root, seed discovery and FirstBoot.
         let biosNode = try blankNode("legacy-bios")
-        let biosStick = try seededStick("legacy-bios", seed: E2E.seed(hostname: "e2e-bios", filesystem: "ext4"),
-                                        profile: .minimalSecureBoot)
+        let biosStick = try seededStick("legacy-bios", seed: E2E.seed(hostname: "e2e-bios", filesystem: "ext4"))
         let bios = try env.boot("legacy-bios", stick: biosStick, disks: biosNode.disks, legacyBIOS: true)
         E2E.expectPoweredOff(bios, "legacy-bios")
         #expect(bios.console.contains(E2E.handoffMarker), "FirstBoot never handed off on BIOS; console tail: \(bios.console.suffix(3000))")
@@ -268,8 +297,8 @@ struct EndToEndTests {
         #expect(otherKey.ending == .marker("Access Denied") && !otherKey.console.contains("Linux version"),
                 "a UKI signed by another key started: \(otherKey.ending); \(otherKey.console.suffix(2000))")
 
-        // Debian's Microsoft-signed chain (a --secure-boot stick): refused too, Microsoft's CA is not in this db.
-        let shim = try seededStick("locked-shim", seed: E2E.seed(hostname: "e2e-locked", filesystem: "ext4"), profile: .minimalSecureBoot)
+        // Debian's Microsoft-signed chain (the default stick): refused too, Microsoft's CA is not in this db.
+        let shim = try seededStick("locked-shim", seed: E2E.seed(hostname: "e2e-locked", filesystem: "ext4"))
         let shimRun = try env.boot("locked-shim", stick: shim, disks: node.disks, timeout: 150, stopMarkers: ["Access Denied"],
                                    secureBoot: true, varsTemplate: vars)
         #expect(shimRun.ending == .marker("Access Denied") && !shimRun.console.contains("Linux version"),

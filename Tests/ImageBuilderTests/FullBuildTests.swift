@@ -53,7 +53,7 @@ struct FullBuildTests {
 
             let table = try ImageFixtures.sfdisk(image)
             let parts = try #require(table["partitions"] as? [[String: Any]])
-            try #require(parts.count == 4)
+            try #require(parts.count == 5, "ESP, root A, root B, seed, BIOS boot: \(parts)")
             let rootStart = try #require(parts[1]["start"] as? Int)
             let espStart = try #require(parts[0]["start"] as? Int)
             let rootUUID = try #require(parts[1]["uuid"] as? String).lowercased()
@@ -71,6 +71,7 @@ struct FullBuildTests {
             let rootProbe = try ImageFixtures.blkid(image, offset: UInt64(rootStart) * 512)
             #expect(try cat("/etc/fstab").output.contains("UUID=\(rootProbe["UUID"] ?? "?") / ext4"))
             #expect(try cat("/etc/aquarium/image-release").output.contains("SLOTS=a/b"))
+            #expect(try cat("/etc/aquarium/image-release").output.contains("BOOT=shim-grub"))
             #expect(try cat("/etc/aquarium/image-release").output.contains("PROFILE=minimal"))
             #expect(try cat("/etc/issue.d/aquarium.issue").output.contains("Aquarium storage node"))
             let tools = try Command("debugfs", ["-R", "ls -p /usr/local/bin", ext4]).run().output
@@ -112,7 +113,7 @@ struct FullBuildTests {
             let runDirectory = try Command("debugfs", ["-R", "ls -p /run", ext4]).run().output
             #expect(runDirectory.split(separator: "\n").count == 2, "only . and .. in /run: \(runDirectory)")
 
-            // The ESP boots the image's own kernel and initrd with systemd-boot.
+            // The ESP boots the image's own kernel and initrd through the image's own signed shim and GRUB (the default).
             let mtools = ["MTOOLSRC": "/dev/null", "MTOOLS_SKIP_CHECK": "1"]
             let esp = "\(image)@@\(espStart * 512)"
             let entry = try Command("mtype", ["-i", esp, "::/loader/entries/aquarium-a.conf"], environment: mtools).run().output
@@ -123,7 +124,11 @@ struct FullBuildTests {
             let fromESP = try Command("mtype", ["-i", esp, "::/aquarium/a/vmlinuz"], environment: mtools).run().standardOutput
             #expect(!fromRoot.isEmpty && fromRoot == fromESP)
             let efi = try Command("mtype", ["-i", esp, "::/EFI/BOOT/BOOTX64.EFI"], environment: mtools).run().standardOutput
-            #expect(efi == (try cat("/usr/lib/systemd/boot/efi/systemd-bootx64.efi").standardOutput))
+            #expect(efi == (try cat("/usr/lib/shim/shimx64.efi.signed").standardOutput))
+            let grub = try Command("mtype", ["-i", esp, "::/EFI/BOOT/grubx64.efi"], environment: mtools).run().standardOutput
+            #expect(grub == (try cat("/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed").standardOutput))
+            let config = try Command("mtype", ["-i", esp, "::/EFI/debian/grub.cfg"], environment: mtools).run().output
+            #expect(config.contains("linux /aquarium/a/vmlinuz root=PARTUUID=\(rootUUID) "), "\(config)")
         }
     }
 }

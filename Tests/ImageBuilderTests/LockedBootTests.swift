@@ -1,6 +1,7 @@
 import Exec
 import Foundation
 import ImageBuilder
+import Provisioner
 import Logging
 import Testing
 import TestSupport
@@ -107,6 +108,19 @@ struct LockedBootTests {
             let bad = try Command("veritysetup", ["verify", partition, partition, verity.rootHash, "--hash-offset=\(verity.hashOffset)"])
                 .run(acceptedStatuses: Set(0...255))
             #expect(bad.status != 0, "a changed byte must not verify")
+
+            // An update of a locked stick is refused, saying why and what to do; nothing is written.
+            let before = try Data(contentsOf: URL(fileURLWithPath: image))
+            let stick = try BootStick.open(image)
+            let updater = SlotUpdater(stick: stick, runningRoot: try #require(stick.slots[.a]).uuid,
+                                      events: EventLog(path: directory + "/events.jsonl"), workDirectory: directory + "/work",
+                                      logger: Logger(label: "test"))
+            for attempt in [{ _ = try updater.install(image: image) }, { _ = try updater.rollback() }] {
+                let refusal = #expect(throws: ProvisionError.self) { try attempt() }
+                #expect(refusal?.exitCode == .refused && refusal?.description.contains("is a locked stick") == true
+                        && refusal?.description.contains("reflash") == true, "\(String(describing: refusal))")
+            }
+            #expect(try Data(contentsOf: URL(fileURLWithPath: image)) == before, "nothing written")
 
             // The same inputs, epoch and key: the same bytes, signature included.
             let again = try ImageFixtures.assemble(in: directory, tag: "two", locked: signing)

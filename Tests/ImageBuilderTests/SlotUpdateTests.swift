@@ -158,7 +158,7 @@ import TestSupport
         }
     }
 
-    @Test("the signed chain (--secure-boot): shim, MokManager, GRUB and a grub.cfg booting slot A; updates refused, nothing written",
+    @Test("the signed chain (--secure-boot): shim, MokManager, GRUB, a grub.cfg booting slot A and GRUB's environment block",
           .requires(root: false, programs: ImageFixtures.programs + ImageFixtures.signedChainPrograms + ["mren", "mdel", "grub-script-check"]))
     func signedChain() throws {
         try withTemporaryDirectory { directory in
@@ -167,7 +167,6 @@ import TestSupport
             let esp = stick.espVolume
             let chain = StickContent.SignedChain.inRoot(directory + "/root-sb")
             #expect(try esp.list("EFI/BOOT") == ["BOOTX64.EFI", "grubx64.efi", "mmx64.efi"], "no fbx64.efi: no NVRAM writes")
-            #expect(try esp.list("EFI/debian") == ["grub.cfg"])
             #expect(try esp.read("EFI/BOOT/BOOTX64.EFI") == Data(contentsOf: URL(fileURLWithPath: chain.shim)))
             #expect(try esp.read("EFI/BOOT/grubx64.efi") == Data(contentsOf: URL(fileURLWithPath: chain.grub)))
             #expect(try esp.read("EFI/BOOT/mmx64.efi") == Data(contentsOf: URL(fileURLWithPath: chain.mokManager)))
@@ -181,26 +180,98 @@ import TestSupport
             let check = try Command("grub-script-check", []).run(input: Data(config.utf8), acceptedStatuses: Set(0...255))
             #expect(check.status == 0, "grub-script-check: \(check.errorOutput)")
 
-            // An update would write loader entries this GRUB never reads: refused before anything is written.
-            let before = try Data(contentsOf: URL(fileURLWithPath: signed.artifacts.image))
-            let updater = SlotUpdater(stick: stick, runningRoot: try #require(stick.slots[.a]).uuid,
-                                      events: EventLog(path: directory + "/events.jsonl"), workDirectory: directory + "/work",
-                                      logger: Logger(label: "test"))
-            let v2 = try ImageFixtures.assemble(in: directory, tag: "v2", release: "v2")
-            for attempt in [{ _ = try updater.install(image: v2.artifacts.image) }, { _ = try updater.rollback() }] {
-                do {
-                    try attempt()
-                    Issue.record("an update of a signed-chain stick was accepted")
-                } catch let error as ProvisionError {
-                    #expect(error.exitCode == .refused && error.description.contains("boots through shim and GRUB"), "\(error)")
-                }
-            }
-            #expect(try Data(contentsOf: URL(fileURLWithPath: signed.artifacts.image)) == before, "nothing written")
-
+            // grubenv: GRUB's 1024-byte block, nothing on trial yet.
+            #expect(try esp.list("EFI/debian") == ["grub.cfg", "grubenv"])
+            #expect(try esp.read(GrubBoot.environmentPath) == GrubBoot.environment(tries: nil))
+            #expect(try stick.bootsThroughGRUB())
             // A root without the signed packages: refused, naming the package to add.
             try FileManager.default.removeItem(atPath: chain.shim)
             let refusal = #expect(throws: ImageError.self) { _ = try RootfsBuilder.bootFiles(root: directory + "/root-sb", secureBoot: true) }
-            #expect(refusal?.message.contains("add shim-signed to the description's packages") == true, "\(String(describing: refusal))")
+            #expect(refusal?.message.contains("needs shim-signed in the description's packages") == true, "\(String(describing: refusal))")
+        }
+    }
+
+    /// GRUB's side of a boot as it changes grubenv (`save_env`): with the host's grub-editenv on a copy of the block.
+    static func grubSaves(tries: Int, on stick: String, directory: String) throws {
+        let esp = try BootStick.open(stick).espVolume
+        let file = directory + "/grubenv-\(tries)"
+        try esp.read(GrubBoot.environmentPath).write(to: URL(fileURLWithPath: file))
+        try Command("grub-editenv", [file, "set", "\(GrubBoot.triesVariable)=\(tries)"]).run()
+        try esp.write(file: file, to: GrubBoot.environmentPath)
+    }
+
+    @Test("A/B under GRUB (--secure-boot stick): update, GRUB's counted try carried into the entry, blessed; tries used up: rolled back",
+          .requires(root: false, programs: ImageFixtures.programs + ImageFixtures.signedChainPrograms
+                    + ["mren", "mdel", "grub-script-check", "grub-editenv"]))
+    func grubSlots() throws {
+        try withTemporaryDirectory { directory in
+            let v1 = try ImageFixtures.assemble(in: directory, tag: "sb", release: "v1", secureBoot: true)
+            let v2 = try ImageFixtures.assemble(in: directory, tag: "v2", release: "v2")
+            let path = v1.artifacts.image
+            let stick = try BootStick.open(path)
+            let esp = stick.espVolume
+            let slotA = try #require(stick.slots[.a]).uuid, slotB = try #require(stick.slots[.b]).uuid
+            let events = EventLog(path: directory + "/events.jsonl")
+            func updater(_ running: String) -> SlotUpdater {
+                SlotUpdater(stick: stick, runningRoot: running, events: events, workDirectory: directory + "/work", logger: Logger(label: "test"))
+            }
+            func entries() throws -> [String] { try esp.list(StickNames.entriesDirectory) }
+            func config() throws -> String { String(decoding: try esp.read(StickNames.grubConfigPath), as: UTF8.self) }
+            func tries() throws -> Int? { GrubBoot.tries(inEnvironment: try esp.read(GrubBoot.environmentPath)) }
+            func expectConfigMatchesEntries() throws {
+                let view = try SlotsView.read(stick, runningRoot: nil)
+                let expected = GrubBoot.configuration(view.bootEntries.compactMap { info in
+                    info.name.flatMap { name in info.entry.map { (name, $0) } }
+                })
+                #expect(try config() == expected.config)
+                #expect(try tries() == expected.tries)
+                let check = try Command("grub-script-check", []).run(input: Data(try config().utf8), acceptedStatuses: Set(0...255))
+                #expect(check.status == 0, "grub-script-check: \(check.errorOutput)")
+            }
+
+            // The update: slot B written, its entry +3, grub.cfg counting it with 3 tries in grubenv, slot A the fallback.
+            let installed = try updater(slotA).install(image: v2.artifacts.image)
+            #expect(installed.slot == .b && installed.entryFileName == "aquarium-b+3.conf")
+            #expect(try entries() == ["aquarium-a.conf", "aquarium-b+3.conf"])
+            #expect(try tries() == 3)
+            #expect(try config().contains("aquarium.slot=b aquarium.release=v2 aquarium.counted\n"))
+            #expect(try config().contains("--id good {\n    linux /aquarium/a/vmlinuz root=PARTUUID=\(slotA) "))
+            try expectConfigMatchesEntries()
+            // Slot A still running (not rebooted yet): not a counted boot, nothing to mark good.
+            #expect(try updater(slotA).grubCountedEntry(commandLine: "root=PARTUUID=\(slotA) quiet") == nil)
+
+            // GRUB counts a try (tries 3 -> 2, saved) and boots slot B with aquarium.counted; the node carries the
+            // counter into the entry and marks it good.
+            try Self.grubSaves(tries: 2, on: path, directory: directory)
+            let counted = try updater(slotB).grubCountedEntry(commandLine: "root=PARTUUID=\(slotB) quiet aquarium.counted")
+            #expect(counted == "aquarium-b+2-1.conf")
+            #expect(try entries() == ["aquarium-a.conf", "aquarium-b+2-1.conf"])
+            #expect(try updater(slotB).bless(countedEntry: counted)?.contains("v2 in slot B is good") == true)
+            #expect(try entries() == ["aquarium-a.conf", "aquarium-b.conf"])
+            #expect(try tries() == nil && !config().contains("load_env"), "nothing on trial any more")
+            #expect(try config().contains("--id good {\n    linux /aquarium/b/vmlinuz root=PARTUUID=\(slotB) "))
+            try expectConfigMatchesEntries()
+            #expect(try updater(slotB).reconcileGRUB().isEmpty, "in step: nothing to change")
+
+            // The next update goes into slot A; its three tries are used up (GRUB saves 0 and boots slot B): the
+            // node on slot B carries the counter over and reports the rollback once; grub.cfg boots slot B only.
+            _ = try updater(slotB).install(image: v2.artifacts.image)
+            #expect(try entries() == ["aquarium-a+3.conf", "aquarium-b.conf"])
+            try Self.grubSaves(tries: 0, on: path, directory: directory)
+            #expect(try updater(slotB).grubCountedEntry(commandLine: "root=PARTUUID=\(slotB) quiet") == nil, "not a counted boot")
+            let messages = try updater(slotB).reportRollback()
+            #expect(messages.count == 1 && messages.first?.contains("rolled back to v2 in slot B") == true, "\(messages)")
+            #expect(try entries() == ["aquarium-a+0-3.conf.rolled-back", "aquarium-b.conf"])
+            #expect(try tries() == nil && !config().contains("aquarium.counted"))
+            try expectConfigMatchesEntries()
+            #expect(events.read().map(\.event) == ["update.started", "update.written", "update.blessed", "update.started",
+                                                     "update.written", "update.rolled-back"])
+
+            // Interrupted after the entry was renamed but before grub.cfg was rewritten (a power loss): the next
+            // reconcile finishes it.
+            try esp.write(text: "set timeout=0\n", to: StickNames.grubConfigPath, scratch: directory)
+            #expect(try updater(slotB).reconcileGRUB().contains { $0.hasPrefix("grub.cfg boots slot B") })
+            try expectConfigMatchesEntries()
         }
     }
 
