@@ -258,18 +258,6 @@ public enum CephJSON {
     }
 
     /// `radosgw-admin user info` / `user create`: the user's S3 keys.
-    public struct RGWUser: Decodable, Sendable {
-        public struct Key: Decodable, Sendable {
-            @Lenient public var user: String?
-            @Lenient public var accessKey: String?
-            @Lenient public var secretKey: String?
-            enum CodingKeys: String, CodingKey { case user, accessKey = "access_key", secretKey = "secret_key" }
-        }
-
-        @Lenient public var keys: [Key]?
-        enum CodingKeys: String, CodingKey { case keys }
-    }
-
     /// Any JSON value, not read (for keys whose values do not matter, such as a pool's application settings).
     public struct Ignored: Decodable, Sendable {
         public init(from decoder: any Decoder) throws {}

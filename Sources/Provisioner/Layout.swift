@@ -39,6 +39,9 @@ public struct Layout: Sendable, Equatable {
     public var stateFile: String { aquariumState + "/provision-state.json" }
     public var eventsFile: String { aquariumState + "/events.jsonl" }
     public var s3CredentialsFile: String { aquariumState + "/s3-admin.json" }
+    /// Each seed S3 user's credentials (`services.rgw.users`), mode 0600: `s3-users/NAME.json`.
+    public var s3UsersDirectory: String { aquariumState + "/s3-users" }
+    public func s3UserCredentialsFile(_ user: String) -> String { s3UsersDirectory + "/" + user + ".json" }
     /// The bootstrap node's join token (mode 0600), printed by `aquarium-provision join-token`.
     public var joinTokenFile: String { aquariumState + "/join-token" }
     public var pidDir: String { path("/run/aquarium") }

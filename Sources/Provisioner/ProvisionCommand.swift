@@ -9,7 +9,7 @@ public struct ProvisionCommand: ParsableCommand {
         version: AquariumVersion.string,
         subcommands: [RunCommand.self, StatusCommand.self, EventsCommand.self, JoinTokenCommand.self, SupportBundleCommand.self,
                       StopCommand.self, MaintenanceCommand.self, RebootCommand.self, NodeCommand.self,
-                      DiskCommand.self, UpdateCommand.self])
+                      DiskCommand.self, UpdateCommand.self, S3CredentialsCommand.self])
 
     public init() {}
 }

@@ -45,7 +45,7 @@ public struct ProvisionOptions: Sendable {
 /// Each step looks at the node first (files, daemons, the cluster's own view) and acts only on what is missing,
 /// so a rerun on a healthy node changes nothing and a rerun after a crash picks up where it stopped.
 public final class Provisioner {
-    public static let s3AdminUser = "aquarium-admin"
+    public static let s3AdminUser = Seed.S3User.administrator
 
     let seed: Seed
     let record: NodeRecord

@@ -92,23 +92,18 @@ extension Provisioner {
             actions.append("wrote \(layout.s3CredentialsFile)")
         }
         if keys.created { actions.append("created the S3 user \(Self.s3AdminUser)") }
+        actions += try s3Users(service.users, endpoint: endpoint)
         return StepOutcome(changed: !actions.isEmpty, detail: actions.isEmpty ? endpoint : actions.joined(separator: "; "))
     }
 
     func s3AdminKeys() throws(ProvisionError) -> (access: String, secret: String, created: Bool) {
-        func parse(_ output: String) -> (String, String)? {
-            guard case .success(let user?) = CephJSON.decode(CephJSON.RGWUser.self, from: Data(output.utf8)),
-                  let keys = user.keys,
-                  let first = keys.first(where: { $0.user == Self.s3AdminUser }) ?? keys.first,
-                  let access = first.accessKey, let secret = first.secretKey else { return nil }
-            return (access, secret)
-        }
-        let info = try tools.run("radosgw-admin", ["user", "info", "--uid", Self.s3AdminUser], timeout: 120, accepted: [0, 2, 22])
-        if info.status == 0, let keys = parse(info.output) { return (keys.0, keys.1, false) }
+        if let keys = try userInfo(Self.s3AdminUser)?.keys(of: Self.s3AdminUser) { return (keys.access, keys.secret, false) }
         let created = try tools.run("radosgw-admin", ["user", "create", "--uid", Self.s3AdminUser,
                                                       "--display-name", "Aquarium administrator", "--admin"], timeout: 120)
-        guard let keys = parse(created.output) else { throw .failed("radosgw-admin user create printed no keys") }
-        return (keys.0, keys.1, true)
+        guard let keys = RGWUserInfo.parse(created.output)?.keys(of: Self.s3AdminUser) else {
+            throw .failed("radosgw-admin user create printed no keys")
+        }
+        return (keys.access, keys.secret, true)
     }
 }
 

@@ -15,9 +15,13 @@ extension Redactor {
                 redactor.add(keyringKeys(Files.read(directory + "/" + relative) ?? ""))
             }
         }
-        if let data = FileManager.default.contents(atPath: layout.s3CredentialsFile),
-           let credentials = try? JSONDecoder().decode(S3Credentials.self, from: data) {
-            redactor.add([credentials.accessKey, credentials.secretKey])
+        let userFiles = ((try? FileManager.default.contentsOfDirectory(atPath: layout.s3UsersDirectory)) ?? [])
+            .filter { $0.hasSuffix(".json") }.map { layout.s3UsersDirectory + "/" + $0 }
+        for file in [layout.s3CredentialsFile] + userFiles {
+            if let data = FileManager.default.contents(atPath: file),
+               let credentials = try? JSONDecoder().decode(S3Credentials.self, from: data) {
+                redactor.add([credentials.accessKey, credentials.secretKey])
+            }
         }
         for line in (Files.read(layout.path("/etc/shadow")) ?? "").split(separator: "\n") {
             let fields = line.split(separator: ":", omittingEmptySubsequences: false)
@@ -35,7 +39,7 @@ extension Redactor {
 
 /// Writes `aquarium-provision support-bundle`: a gzip'd tar with the node record, the seed (redacted), events,
 /// the state, Ceph's view of the cluster, the configuration and the logs, every file scrubbed by `Redactor`.
-/// Keyrings, the S3 credentials file and shadow are never included.
+/// Keyrings, the S3 credentials files and shadow are never included.
 public struct SupportBundle {
     public let layout: Layout
     public let seed: Seed?

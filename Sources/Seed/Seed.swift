@@ -259,7 +259,41 @@ public struct Seed: Sendable, Equatable, Encodable {
         public static let defaultPort = 7480
         /// 1...65535, default 7480.
         public var port: Int
-        public init(port: Int = RGW.defaultPort) { self.port = port }
+        /// S3 users the Provisioner creates and keeps converged, with their buckets and quotas.
+        public var users: [S3User]
+        public init(port: Int = RGW.defaultPort, users: [S3User] = []) {
+            self.port = port
+            self.users = users
+        }
+    }
+
+    /// An S3 user of `services.rgw.users`: its keys are made on the node (never in the seed) and kept there, mode 0600.
+    public struct S3User: Sendable, Equatable, Encodable {
+        /// The S3 user the Provisioner keeps for itself (`/var/lib/aquarium/s3-admin.json`): no seed user may take it.
+        public static let administrator = "aquarium-admin"
+        /// `^[a-z0-9][a-z0-9_-]{0,62}$`, not the Provisioner's own administrator.
+        public var name: String
+        /// Buckets this user owns, created by the Provisioner (S3 bucket name rules; unique over all users).
+        public var buckets: [String]
+        /// RGW's user quota (enforced: writes beyond it fail with QuotaExceeded), if any.
+        public var quota: S3Quota?
+
+        public init(name: String, buckets: [String] = [], quota: S3Quota? = nil) {
+            self.name = name
+            self.buckets = buckets
+            self.quota = quota
+        }
+    }
+
+    /// Limits on everything one S3 user stores, over all its buckets. At least one of the two.
+    public struct S3Quota: Sendable, Equatable, Encodable {
+        public var maxSize: UInt64?
+        public var maxObjects: Int?
+
+        public init(maxSize: UInt64? = nil, maxObjects: Int? = nil) {
+            self.maxSize = maxSize
+            self.maxObjects = maxObjects
+        }
     }
 
     public struct CephFS: Sendable, Equatable, Encodable {

@@ -185,7 +185,12 @@ extension SeedReader {
     }
 
     func size(_ node: Node, _ path: KeyPath) -> UInt64? {
-        parsed(node, path) { text in
+        // A bare number is a size without its unit, not text that lost its quotes.
+        if case .scalar(let scalar) = node, case .int(let digits)? = ScalarValue(scalar) {
+            report(node.mark, path, "\(digits) is a size without a unit: write \(digits)GB or \(digits)GiB (or MB, MiB, TB, TiB, ...)")
+            return nil
+        }
+        return parsed(node, path) { text in
             SeedSyntax.parseSize(text).mapError { Problem($0.message) }
         }
     }

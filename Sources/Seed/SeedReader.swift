@@ -250,7 +250,7 @@ class SeedReader: DiagnosingReader {
         }
         if let node = fields["rgw"] {
             let servicePath = path.key("rgw")
-            switch serviceBody(node, servicePath, keys: ["port"]) {
+            switch serviceBody(node, servicePath, keys: ["port", "users"]) {
             case .invalid: break
             case .defaults: services.rgw = Seed.RGW()
             case .fields(let rgw):
@@ -259,6 +259,7 @@ class SeedReader: DiagnosingReader {
                     service.port = integer(node, servicePath.key("port"), range: 1...65535, what: "a TCP port")
                         ?? Seed.RGW.defaultPort
                 }
+                if let node = rgw["users"] { service.users = readS3Users(node, servicePath.key("users")) }
                 services.rgw = service
             }
         }
@@ -276,5 +277,50 @@ class SeedReader: DiagnosingReader {
             }
         }
         return services
+    }
+
+    static let s3UserKeys = ["name", "buckets", "quota"]
+
+    /// `services.rgw.users`: each user once, each bucket once over all users (S3 bucket names are global).
+    func readS3Users(_ node: Node, _ path: KeyPath) -> [Seed.S3User] {
+        guard let items = list(node, path, of: "S3 users") else { return [] }
+        var names: Set<String> = []
+        var buckets: [String: String] = [:]
+        return items.enumerated().compactMap { index, item in
+            let itemPath = path.index(index)
+            guard let fields = mapping(item, itemPath, keys: Self.s3UserKeys),
+                  let nameNode = required(fields, "name"),
+                  let name = checked(nameNode, itemPath.key("name"), SeedSyntax.s3UserProblem) else { return nil }
+            if !names.insert(name).inserted { report(nameNode.mark, itemPath.key("name"), "S3 user '\(name)' is listed twice") }
+            var user = Seed.S3User(name: name)
+            let bucketsPath = itemPath.key("buckets")
+            if let node = fields["buckets"], let entries = list(node, bucketsPath, of: "bucket names") {
+                user.buckets = entries.enumerated().compactMap { position, entry in
+                    guard let bucket = checked(entry, bucketsPath.index(position), SeedSyntax.bucketNameProblem) else { return nil }
+                    if let owner = buckets[bucket] {
+                        report(entry.mark, bucketsPath.index(position), owner == name
+                               ? "bucket '\(bucket)' is listed twice" : "bucket '\(bucket)' is already S3 user '\(owner)'s; bucket names are global")
+                        return nil
+                    }
+                    buckets[bucket] = name
+                    return bucket
+                }
+            }
+            if let node = fields["quota"] {
+                let quotaPath = itemPath.key("quota")
+                if let quota = mapping(node, quotaPath, keys: ["max_size", "max_objects"]) {
+                    var limits = Seed.S3Quota()
+                    if let node = quota["max_size"] { limits.maxSize = size(node, quotaPath.key("max_size")) }
+                    if let node = quota["max_objects"] {
+                        limits.maxObjects = integer(node, quotaPath.key("max_objects"), range: 1...Int(Int32.max), what: "a number of objects")
+                    }
+                    if quota["max_size"] == nil && quota["max_objects"] == nil {
+                        report(node.mark, quotaPath, "names no limit; give max_size (for example 500GiB), max_objects, or both, or leave quota out")
+                    }
+                    if limits != Seed.S3Quota() { user.quota = limits }
+                }
+            }
+            return user
+        }
     }
 }

@@ -123,7 +123,26 @@ extension Seed {
         if services != Services() {
             yaml.key(1, "services")
             if let rbd = services.rbd { yaml.key(2, "rbd", "{pools: \(YAMLText.flowList(rbd.pools))}") }
-            if let rgw = services.rgw { yaml.key(2, "rgw", "{port: \(rgw.port)}") }
+            if let rgw = services.rgw {
+                if rgw.users.isEmpty {
+                    yaml.key(2, "rgw", "{port: \(rgw.port)}")
+                } else {
+                    yaml.key(2, "rgw")
+                    yaml.key(3, "port", String(rgw.port))
+                    yaml.key(3, "users")
+                    for user in rgw.users {
+                        var parts = ["name: " + YAMLText.scalar(user.name)]
+                        if !user.buckets.isEmpty { parts.append("buckets: " + YAMLText.flowList(user.buckets)) }
+                        if let quota = user.quota {
+                            var limits: [String] = []
+                            if let size = quota.maxSize { limits.append("max_size: " + SeedSyntax.describeSize(size)) }
+                            if let objects = quota.maxObjects { limits.append("max_objects: \(objects)") }
+                            parts.append("quota: {" + limits.joined(separator: ", ") + "}")
+                        }
+                        yaml.item(4, "{" + parts.joined(separator: ", ") + "}")
+                    }
+                }
+            }
             if let cephfs = services.cephfs { yaml.key(2, "cephfs", YAMLText.flowMapping([("name", cephfs.name)])) }
         }
         if cluster.telemetry { yaml.key(1, "telemetry", "true") }

@@ -111,6 +111,40 @@ enum SeedSyntax {
         return nil
     }
 
+    /// An S3 user name (RGW's uid): `^[a-z0-9][a-z0-9_-]{0,62}$`, not the Provisioner's administrator.
+    static func s3UserProblem(_ name: String) -> String? {
+        let bytes = Array(name.utf8)
+        guard let first = bytes.first, isASCIILowerOrDigit(first), bytes.count <= 63,
+              bytes.allSatisfy({ isASCIILowerOrDigit($0) || $0 == 0x5f || $0 == 0x2d }) else {
+            return "'\(printable(name))' is not a valid S3 user name: 1 to 63 lowercase letters, digits, '_' or '-', "
+                + "starting with a letter or digit"
+        }
+        if name == Seed.S3User.administrator { return "'\(name)' is the Provisioner's own S3 administrator; choose another name" }
+        return nil
+    }
+
+    /// An S3 bucket name (the S3 rules RGW enforces by default): 3 to 63 lowercase letters, digits, '.' and '-',
+    /// starting and ending with a letter or digit, no '..', not an IPv4 address.
+    static func bucketNameProblem(_ name: String) -> String? {
+        let bytes = Array(name.utf8)
+        let rule = "3 to 63 lowercase letters, digits, '.' or '-', starting and ending with a letter or digit"
+        guard bytes.count >= 3, bytes.count <= 63, let first = bytes.first, let last = bytes.last,
+              isASCIILowerOrDigit(first), isASCIILowerOrDigit(last),
+              bytes.allSatisfy({ isASCIILowerOrDigit($0) || $0 == 0x2e || $0 == 0x2d }) else {
+            return "'\(printable(name))' is not a valid S3 bucket name: \(rule)"
+        }
+        if name.contains("..") || name.contains(".-") || name.contains("-.") {
+            return "'\(name)' is not a valid S3 bucket name: no '..', '.-' or '-.'"
+        }
+        let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+        if parts.count == 4 && parts.allSatisfy({ UInt8($0) != nil }) {
+            return "'\(name)' is not a valid S3 bucket name: it reads as an IPv4 address"
+        }
+        return nil
+    }
+
+    static func isASCIILowerOrDigit(_ byte: UInt8) -> Bool { (0x61...0x7a).contains(byte) || (0x30...0x39).contains(byte) }
+
     /// A Ceph cluster name: `^[a-z][a-z0-9_-]{0,31}$`.
     static func clusterNameProblem(_ name: String) -> String? {
         let bytes = Array(name.utf8)

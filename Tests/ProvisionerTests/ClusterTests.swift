@@ -30,7 +30,11 @@ import Testing
           role: bootstrap
           services:
             rbd: {pools: [rbd]}
-            rgw: {port: \(rgwPort)}
+            rgw:
+              port: \(rgwPort)
+              users:
+                - {name: backup, buckets: [backups, archive], quota: {max_objects: 3}}
+                - name: reader
             cephfs: {name: cephfs}
         """
     }
@@ -92,6 +96,31 @@ import Testing
         s3.put_object(Bucket="aquarium-test", Key="hello.txt", Body=payload.encode())
     sys.stdout.write(s3.get_object(Bucket="aquarium-test", Key="hello.txt")["Body"].read().decode())
     """
+
+    /// As one S3 user: its buckets, then objects into `backups` until RGW refuses one (at most `limit` + 1).
+    static let s3UserScript = """
+    import sys, boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+    endpoint, access, secret, limit = sys.argv[1:5]
+    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=access, aws_secret_access_key=secret,
+                      region_name="us-east-1", config=Config(retries={"max_attempts": 5}))
+    print("buckets " + ",".join(sorted(b["Name"] for b in s3.list_buckets()["Buckets"])))
+    for i in range(int(limit) + 1):
+        try:
+            s3.put_object(Bucket="backups", Key="o%d" % i, Body=b"x")
+            print("put %d" % i)
+        except ClientError as e:
+            print("refused %d %s" % (i, e.response["Error"]["Code"]))
+            break
+    """
+
+    func s3User(_ fixture: Fixture, _ credentials: S3Credentials, limit: Int) throws -> [String] {
+        let script = fixture.directory + "/s3-user.py"
+        try Self.s3UserScript.write(toFile: script, atomically: true, encoding: .utf8)
+        return try Command("/usr/bin/python3", [script, credentials.endpoint, credentials.accessKey, credentials.secretKey,
+                                                String(limit)]).run().output.split(separator: "\n").map(String.init)
+    }
 
     func s3(_ fixture: Fixture, _ mode: String, _ payload: String) throws -> String {
         let script = fixture.directory + "/s3.py"
@@ -194,6 +223,23 @@ import Testing
             #expect(try rbdExport(fixture) == image)
             #expect(try cephfs(fixture, write: "hello through CephFS") == "hello through CephFS")
 
+            // The seed's S3 users: their own keys (0600, shown by s3-credentials), their buckets, the quota enforced.
+            let backupFile = fixture.root + "/var/lib/aquarium/s3-users/backup.json"
+            #expect(stat(backupFile, &info) == 0 && info.st_mode & 0o777 == 0o600)
+            let shown = try fixture.provision(["s3-credentials", "backup", "--root", fixture.root, "--json"])
+            #expect(shown.status == 0, "\(shown.errorOutput)")
+            let backup = try JSONDecoder().decode(S3Credentials.self, from: shown.standardOutput)
+            let admin = try fixture.credentials()
+            #expect(backup.user == "backup" && backup.endpoint == admin.endpoint && backup.accessKey != admin.accessKey)
+            let unknownUser = try fixture.provision(["s3-credentials", "nobody", "--root", fixture.root])
+            #expect(unknownUser.status == 2 && unknownUser.errorOutput.contains("no S3 user nobody on this node")
+                    && unknownUser.errorOutput.contains("backup, reader"), "\(unknownUser.errorOutput)")
+            #expect(try s3User(fixture, backup, limit: 3) == ["buckets archive,backups", "put 0", "put 1", "put 2",
+                                                                "refused 3 QuotaExceeded"])
+            let reader = try JSONDecoder().decode(S3Credentials.self, from: try fixture.provision(
+                ["s3-credentials", "reader", "--root", fixture.root, "--json"]).standardOutput)
+            #expect(try s3User(fixture, reader, limit: 0).first == "buckets ", "reader owns no bucket")
+
             // 4. A rerun on the healthy cluster changes nothing, and every step says so in the events. An operator's
             // tuning of one of our settings is kept, not fought.
             try fixture.ceph("ceph", ["config", "set", "global", "osd_pool_default_pg_num", "16"])
@@ -214,6 +260,17 @@ import Testing
             #expect(try s3(fixture, "read", "") == "hello through RGW")
             #expect(try rbdExport(fixture) == image)
             #expect(try cephfs(fixture, write: nil) == "hello through CephFS")
+
+            // An S3 user's quota changed by hand is set back to the seed's by the next run, which says so.
+            try fixture.ceph("radosgw-admin", ["quota", "set", "--quota-scope", "user", "--uid", "backup", "--max-objects", "100"])
+            let drifted = try fixture.run(["--json"])
+            #expect(drifted.status == 0, "\(drifted.errorOutput)")
+            let driftReport = try JSONDecoder().decode(RunReport.self, from: drifted.standardOutput)
+            #expect(driftReport.steps.filter(\.changed).map(\.step) == ["rgw"])
+            #expect(driftReport.steps.first { $0.step == "rgw" }?.detail?.contains("set the quota of backup (max_objects 3)") == true,
+                    "\(driftReport.steps.first { $0.step == "rgw" }?.detail ?? "-")")
+            let quota = try fixture.ceph("radosgw-admin", ["user", "info", "--uid", "backup"]).output
+            #expect(quota.contains("\"max_objects\": 3"), "\(quota)")
 
             // A daemon that died is started again by the next run, and the cluster heals.
             let osdPidFile = fixture.root + "/run/aquarium/ceph-osd.1.pid"
@@ -308,6 +365,11 @@ import Testing
                 .trimmingCharacters(in: .whitespacesAndNewlines)
             var secrets = [Self.passwordHash, try fixture.credentials().secretKey, try fixture.credentials().accessKey,
                            joinToken, try JoinToken(parsing: joinToken).key]
+            for user in ["backup", "reader"] {
+                let data = try Data(contentsOf: URL(fileURLWithPath: fixture.root + "/var/lib/aquarium/s3-users/\(user).json"))
+                let keys = try JSONDecoder().decode(S3Credentials.self, from: data)
+                secrets += [keys.accessKey, keys.secretKey]
+            }
             let keyrings = try Command("find", [fixture.root, "-name", "*keyring*", "-type", "f"]).run().output.split(separator: "\n")
             #expect(keyrings.count >= 7)  // admin, mon, mgr, 2 osd, mds, rgw
             for keyring in keyrings {

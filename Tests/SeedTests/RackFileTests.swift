@@ -210,7 +210,7 @@ enum RackCases {
               cluster_network: 10.78.0.0/24
               join_key_lifetime: 90m
               monitors: [node3]
-              services: {rbd: , rgw: {port: 8080}, cephfs: {name: shared}}
+              services: {rbd: , rgw: {port: 8080, users: [{name: backup, buckets: [backups], quota: {max_size: 2TiB}}]}, cephfs: {name: shared}}
             defaults:
               host:
                 timezone: Etc/UTC
@@ -295,6 +295,7 @@ struct RackFileTests {
         #expect(rack.cluster.name == "ceph-prod")
         #expect(rack.cluster.joinKeyLifetime == 5400)
         #expect(rack.cluster.services.rgw?.port == 8080)
+        #expect(rack.cluster.services.rgw?.users == [Seed.S3User(name: "backup", buckets: ["backups"], quota: Seed.S3Quota(maxSize: 2 << 40))])
         #expect(rack.cluster.services.rbd?.pools == ["rbd"])
         #expect(rack.monitors == ["node3.rack.example.org"])
         #expect(rack.nodes.map { rack.role(of: $0) } == [.storage, .storage, .monitor])

@@ -37,6 +37,11 @@ struct ValidCase: Sendable, CustomTestStringConvertible {
 enum SeedCases {
     static let m = Fixture.minimal
 
+    /// A bootstrap node's cluster with RGW and `users` (lines 8 and on: `users:` is line 8, its first item line 9).
+    static func s3(_ users: String) -> String {
+        "cluster:\n  role: bootstrap\n  services:\n    rgw:\n      users:\n" + users
+    }
+
     // Every rule: the invalid side, with the exact key path, line and column.
     static let invalid: [InvalidCase] = [
         // version
@@ -228,7 +233,7 @@ enum SeedCases {
         InvalidCase(name: "filesystem: btrfs", yaml: Fixture.minimal(plus: "disks:\n  system:\n    filesystem: btrfs\n"),
                     keyPath: "disks.system.filesystem", line: 8, column: 17, message: "'btrfs' is not one of xfs, ext4", schema: .rejects),
         InvalidCase(name: "size without unit", yaml: Fixture.minimal(plus: "disks:\n  system:\n    match:\n      min_size: 500\n"),
-                    keyPath: "disks.system.match.min_size", line: 9, column: 17, message: "expected text, found the number 500", schema: .rejects),
+                    keyPath: "disks.system.match.min_size", line: 9, column: 17, message: "500 is a size without a unit: write 500GB or 500GiB", schema: .rejects),
         InvalidCase(name: "size with a wrong-case unit", yaml: Fixture.minimal(plus: "disks:\n  system:\n    match:\n      min_size: 10gib\n"),
                     keyPath: "disks.system.match.min_size", line: 9, column: 17, message: "did you mean 'GiB'?", schema: .rejects),
         InvalidCase(name: "size with an unknown unit", yaml: Fixture.minimal(plus: "disks:\n  system:\n    match:\n      min_size: 10 gigs\n"),
@@ -285,6 +290,28 @@ enum SeedCases {
                     keyPath: "cluster.services.rbd.pools[1]", line: 7, column: 24, message: "pool 'rbd' is listed twice", schema: .rejects),
         InvalidCase(name: "no pools", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    rbd: {pools: []}\n"),
                     keyPath: "cluster.services.rbd.pools", line: 7, column: 18, message: "is empty", schema: .rejects),
+        InvalidCase(name: "S3 user name with capitals", yaml: Fixture.withCluster(Self.s3("        - name: Alice\n")),
+                    keyPath: "cluster.services.rgw.users[0].name", line: 9, column: 17, message: "is not a valid S3 user name", schema: .rejects),
+        InvalidCase(name: "S3 user named like the administrator", yaml: Fixture.withCluster(Self.s3("        - name: aquarium-admin\n")),
+                    keyPath: "cluster.services.rgw.users[0].name", line: 9, column: 17, message: "the Provisioner's own S3 administrator", schema: .rejects),
+        InvalidCase(name: "S3 user listed twice", yaml: Fixture.withCluster(Self.s3("        - name: backup\n        - name: backup\n")),
+                    keyPath: "cluster.services.rgw.users[1].name", line: 10, column: 17, message: "S3 user 'backup' is listed twice", schema: .beyondSchema),
+        InvalidCase(name: "S3 user without a name", yaml: Fixture.withCluster(Self.s3("        - buckets: [photos]\n")),
+                    keyPath: "cluster.services.rgw.users[0].name", line: 9, column: 11, message: "required key is missing", schema: .rejects),
+        InvalidCase(name: "bucket name with an underscore", yaml: Fixture.withCluster(Self.s3("        - {name: backup, buckets: [my_bucket]}\n")),
+                    keyPath: "cluster.services.rgw.users[0].buckets[0]", line: 9, column: 36, message: "is not a valid S3 bucket name", schema: .rejects),
+        InvalidCase(name: "bucket name like an IPv4 address", yaml: Fixture.withCluster(Self.s3("        - {name: backup, buckets: [192.168.5.4]}\n")),
+                    keyPath: "cluster.services.rgw.users[0].buckets[0]", line: 9, column: 36, message: "reads as an IPv4 address", schema: .beyondSchema),
+        InvalidCase(name: "bucket of two users", yaml: Fixture.withCluster(Self.s3("        - {name: backup, buckets: [shared]}\n        - {name: media, buckets: [shared]}\n")),
+                    keyPath: "cluster.services.rgw.users[1].buckets[0]", line: 10, column: 35, message: "is already S3 user 'backup's", schema: .beyondSchema),
+        InvalidCase(name: "quota size without a unit", yaml: Fixture.withCluster(Self.s3("        - {name: backup, quota: {max_size: 500}}\n")),
+                    keyPath: "cluster.services.rgw.users[0].quota.max_size", line: 9, column: 44, message: "500 is a size without a unit: write 500GB or 500GiB", schema: .rejects),
+        InvalidCase(name: "quota with no limit", yaml: Fixture.withCluster(Self.s3("        - {name: backup, quota: {}}\n")),
+                    keyPath: "cluster.services.rgw.users[0].quota", line: 9, column: 33, message: "names no limit", schema: .rejects),
+        InvalidCase(name: "quota of zero objects", yaml: Fixture.withCluster(Self.s3("        - {name: backup, quota: {max_objects: 0}}\n")),
+                    keyPath: "cluster.services.rgw.users[0].quota.max_objects", line: 9, column: 47, message: "a number of objects", schema: .rejects),
+        InvalidCase(name: "unknown S3 user key", yaml: Fixture.withCluster(Self.s3("        - {name: backup, bucket: [photos]}\n")),
+                    keyPath: "cluster.services.rgw.users[0].bucket", line: 9, column: 26, message: "did you mean 'buckets'?", schema: .rejects),
         InvalidCase(name: "RGW port out of range", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    rgw: {port: 70000}\n"),
                     keyPath: "cluster.services.rgw.port", line: 7, column: 17, message: "expected a TCP port from 1 to 65535", schema: .rejects),
         InvalidCase(name: "CephFS name starting with '-'", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    cephfs: {name: -fs}\n"),
@@ -409,6 +436,9 @@ enum SeedCases {
         ValidCase(name: "min_size equal to max_size, small units", yaml: Fixture.minimal(plus: "disks:\n  system:\n    match: {min_size: 1000kB, max_size: 1MB}\n  storage:\n    match: {min_size: 1KiB, max_size: 1048576B}\n")),
         ValidCase(name: "role join with join", yaml: Fixture.withCluster("cluster:\n  name: ceph-prod\n  role: join\n  join:\n    address: 10.0.0.11\n    token: a1b2-c3d4-e5f6-a7b8\n")),
         ValidCase(name: "services with defaults", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    rbd:\n    rgw: {}\n    cephfs:\n  telemetry: true\n")),
+        ValidCase(name: "S3 users with buckets and quotas", yaml: Fixture.withCluster(Self.s3(
+            "        - {name: backup, buckets: [backups, archive.2026], quota: {max_size: 500GiB, max_objects: 1000000}}\n"
+            + "        - name: media\n          buckets: [photos]\n        - name: reader\n"))),
         ValidCase(name: "services spelled out", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    rbd: {pools: [rbd, vm-images, backup.2]}\n    rgw: {port: 8080}\n    cephfs: {name: shared_fs}\n")),
         ValidCase(name: "comments, quotes and CRLF line ends", yaml: "# a seed\r\nversion: 1 # v1\r\nhost:\r\n  hostname: 'node-01'\r\ncluster: {role: \"bootstrap\"}\r\n"),
         ValidCase(name: "empty optional lists", yaml: Fixture.withHost("  hostname: node-01\n  ntp_servers: []\n  users: []\n")),
