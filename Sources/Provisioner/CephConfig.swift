@@ -108,7 +108,8 @@ public struct JoinTarget: Codable, Equatable, Sendable {
 public enum CephConfig {
     /// `learned`: the monitor map as this node's `maintenance watch` last saw it; when it is of this cluster, `mon_host`
     /// lists its monitors instead of the seed's (which `node remove` and a replacement monitor make out of date).
-    public static func render(_ identity: ClusterIdentity, layout: Layout, rgwPort: Int?, learned: LearnedMonitors? = nil) -> String {
+    public static func render(_ identity: ClusterIdentity, layout: Layout, rgwPort: Int?, rgwHTTPSPort: Int? = nil,
+                              learned: LearnedMonitors? = nil) -> String {
         var global: [(String, String)] = [("fsid", identity.fsid)]
         if identity.runsMonitor { global.append(("mon_initial_members", identity.initialMembers)) }
         global += [
@@ -165,7 +166,11 @@ public enum CephConfig {
         ])
         text += section("mds", [("keyring", layout.path("/var/lib/ceph/mds/$cluster-$id/keyring"))])
         if let rgwPort {
-            let endpoint = identity.launcher == .process ? "endpoint=\(identity.address.endpoint(port: rgwPort))" : "port=\(rgwPort)"
+            var endpoint = identity.launcher == .process ? "endpoint=\(identity.address.endpoint(port: rgwPort))" : "port=\(rgwPort)"
+            if let https = rgwHTTPSPort {
+                endpoint += identity.launcher == .process ? " ssl_endpoint=\(identity.address.endpoint(port: https))" : " ssl_port=\(https)"
+                endpoint += " ssl_certificate=\(layout.rgwCertificate) ssl_private_key=\(layout.rgwPrivateKey)"
+            }
             text += section("client.rgw.\(identity.daemonId)", [
                 ("keyring", layout.rgwData(identity.daemonId) + "/keyring"),
                 ("rgw_data", layout.rgwData(identity.daemonId)),

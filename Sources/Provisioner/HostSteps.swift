@@ -45,6 +45,7 @@ extension Provisioner {
             decided = true
         }
         let conf = CephConfig.render(identity, layout: layout, rgwPort: seed.cluster.services.rgw?.port,
+                                     rgwHTTPSPort: seed.cluster.services.rgw?.https?.port,
                                      learned: LearnedMonitors.load(layout))
         let written = try Files.write(conf, to: layout.cephConf)
         try Files.makeDirectory(layout.cephLog)

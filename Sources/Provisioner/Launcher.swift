@@ -34,6 +34,8 @@ public protocol DaemonLauncher {
     /// Starts `daemon` unless it already runs; returns true when it was started.
     func ensureRunning(_ daemon: DaemonSpec) throws(ProvisionError) -> Bool
     func isRunning(_ daemon: DaemonSpec) -> Bool
+    /// Stops `daemon` when it runs (its configuration changed: `ensureRunning` starts it again).
+    func stop(_ daemon: DaemonSpec) throws(ProvisionError)
     /// Stops every daemon this launcher started under the layout; returns their names.
     func stopAll() throws(ProvisionError) -> [String]
     /// What runs, by daemon name, with a pid or unit name.
@@ -66,7 +68,23 @@ public struct ProcessLauncher: DaemonLauncher {
 
     public func isRunning(_ daemon: DaemonSpec) -> Bool {
         guard let pid = readPid(pidFile(daemon.fileName)) else { return false }
-        return Self.processMatches(pid: pid, configPath: daemon.configPath, executable: daemon.executable)
+        return Self.processMatches(pid: pid, configPaths: [daemon.configPath], executable: daemon.executable)
+    }
+
+    public func stop(_ daemon: DaemonSpec) throws(ProvisionError) {
+        let file = pidFile(daemon.fileName)
+        guard let pid = readPid(file), Self.processMatches(pid: pid, configPaths: [daemon.configPath], executable: daemon.executable)
+        else { return }
+        logger.info("stopping \(daemon.name) (pid \(pid))")
+        kill(pid, SIGTERM)
+        let deadline = Date().addingTimeInterval(30)
+        while Self.alive(pid) && Date() < deadline { usleep(100_000) }
+        if Self.alive(pid) {
+            logger.notice("\(daemon.name) (pid \(pid)) did not stop within 30 s; killing it")
+            kill(pid, SIGKILL)
+            while Self.alive(pid) { usleep(50_000) }
+        }
+        unlink(file)
     }
 
     public func ensureRunning(_ daemon: DaemonSpec) throws(ProvisionError) -> Bool {
@@ -100,7 +118,7 @@ public struct ProcessLauncher: DaemonLauncher {
         return files.filter { $0.hasPrefix(prefix) && $0.hasSuffix(".pid") }.sorted().map { file in
             let name = String(file.dropFirst(prefix.count).dropLast(4))
             let pid = readPid(layout.pidDir + "/" + file)
-            let ours = pid.map { Self.processMatches(pid: $0, configPath: layout.cephConf, executable: nil) } ?? false
+            let ours = pid.map { Self.processMatches(pid: $0, configPaths: layout.daemonConfigs, executable: nil) } ?? false
             return RunningDaemon(name: name, pid: pid, unit: nil, running: ours)
         }
     }
@@ -122,7 +140,7 @@ public struct ProcessLauncher: DaemonLauncher {
         let deadline = Date().addingTimeInterval(30)
         for (name, pid) in waiting {
             while Self.alive(pid) && Date() < deadline { usleep(100_000) }
-            if Self.alive(pid), Self.processMatches(pid: pid, configPath: layout.cephConf, executable: nil) {
+            if Self.alive(pid), Self.processMatches(pid: pid, configPaths: layout.daemonConfigs, executable: nil) {
                 logger.notice("\(name) (pid \(pid)) did not stop within 30 s; killing it")
                 kill(pid, SIGKILL)
                 while Self.alive(pid) { usleep(50_000) }
@@ -171,16 +189,18 @@ public struct ProcessLauncher: DaemonLauncher {
         return nil
     }
 
-    /// True when `pid` is alive and runs a Ceph daemon with `-c configPath` (and, when given, `executable`).
-    static func processMatches(pid: pid_t, configPath: String, executable: String?) -> Bool {
+    /// True when `pid` is alive and runs a daemon started with one of `configPaths` (`-c PATH` for Ceph's, `-f PATH` for
+    /// NFS-Ganesha and keepalived) and, when given, `executable`.
+    static func processMatches(pid: pid_t, configPaths: [String], executable: String?) -> Bool {
         guard alive(pid) else { return false }
         let argv = commandLine(pid)
         guard let first = argv.first else { return false }
         if let executable, (first as NSString).lastPathComponent != (executable as NSString).lastPathComponent {
             return false
         }
-        guard let index = argv.firstIndex(of: "-c"), index + 1 < argv.count else { return false }
-        return argv[index + 1] == configPath
+        return zip(argv, argv.dropFirst()).contains { option, value in
+            (option == "-c" || option == "-f") && configPaths.contains(value)
+        }
     }
 
     /// Starts `argv` as a daemon through Exec's one runner: a session of its own, every inherited descriptor above 2
@@ -245,6 +265,11 @@ public struct SystemdLauncher: DaemonLauncher {
 
     public func isRunning(_ daemon: DaemonSpec) -> Bool {
         (try? Command("systemctl", ["is-active", "--quiet", unitName(daemon.fileName)]).run()) != nil
+    }
+
+    public func stop(_ daemon: DaemonSpec) throws(ProvisionError) {
+        let unit = unitName(daemon.fileName)
+        do { try Command("systemctl", ["stop", unit]).run() } catch { throw .failedBecause("cannot stop \(unit): \(error)", cause: error) }
     }
 
     public func ensureRunning(_ daemon: DaemonSpec) throws(ProvisionError) -> Bool {

@@ -45,6 +45,15 @@ public struct Layout: Sendable, Equatable {
     /// The bootstrap node's join token (mode 0600), printed by `aquarium-provision join-token`.
     public var joinTokenFile: String { aquariumState + "/join-token" }
     public var pidDir: String { path("/run/aquarium") }
+    /// The keyring of a client entity, where ceph.conf's `keyring = …/$cluster.$name.keyring` finds it.
+    public func keyring(_ entity: String) -> String { path("/etc/ceph/\(cluster).\(entity).keyring") }
+    /// RGW's HTTPS certificate (the seed's, with its chain) and private key (0600).
+    public var rgwCertificate: String { path("/etc/ceph/\(cluster).rgw-https.crt") }
+    public var rgwPrivateKey: String { path("/etc/ceph/\(cluster).rgw-https.key") }
+    public var ganeshaConf: String { path("/etc/ganesha/ganesha.conf") }
+    public var keepalivedConf: String { path("/etc/keepalived/keepalived.conf") }
+    /// The configuration files our daemons are started with: how a process is recognised as ours.
+    public var daemonConfigs: [String] { [cephConf, ganeshaConf, keepalivedConf] }
     public var systemdUnitDir: String { path("/etc/systemd/system") }
 }
 

@@ -8,7 +8,7 @@ public struct ProvisionCommand: ParsableCommand {
         abstract: "Configure this host from its seed and bootstrap or join the Ceph cluster.",
         version: AquariumVersion.string,
         subcommands: [RunCommand.self, StatusCommand.self, EventsCommand.self, JoinTokenCommand.self, SupportBundleCommand.self,
-                      StopCommand.self, MaintenanceCommand.self, RebootCommand.self, NodeCommand.self,
+                      StopCommand.self, NFSTakeoverCommand.self, MaintenanceCommand.self, RebootCommand.self, NodeCommand.self,
                       DiskCommand.self, UpdateCommand.self, S3CredentialsCommand.self])
 
     public init() {}

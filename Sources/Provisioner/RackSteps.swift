@@ -52,6 +52,7 @@ extension Provisioner {
             changed = true
         }
         if try Files.write(CephConfig.render(decided, layout: layout, rgwPort: runsServices ? seed.cluster.services.rgw?.port : nil,
+                                             rgwHTTPSPort: runsServices ? seed.cluster.services.rgw?.https?.port : nil,
                                              learned: LearnedMonitors.load(layout)),
                            to: layout.cephConf) {
             changed = true

@@ -69,7 +69,7 @@ extension Provisioner {
     }
 
     /// Converges every user of the seed; returns what changed.
-    func s3Users(_ users: [Seed.S3User], endpoint: String) throws(ProvisionError) -> [String] {
+    func s3Users(_ users: [Seed.S3User], endpoint: String, httpsEndpoint: String? = nil) throws(ProvisionError) -> [String] {
         var actions: [String] = []
         for user in users {
             var info = try userInfo(user.name)
@@ -82,7 +82,8 @@ extension Provisioner {
             guard let keys = info?.keys(of: user.name) else {
                 throw .failed("RGW has no S3 keys for the user \(user.name) (radosgw-admin user info --uid \(user.name))")
             }
-            let credentials = S3Credentials(endpoint: endpoint, user: user.name, accessKey: keys.access, secretKey: keys.secret)
+            let credentials = S3Credentials(endpoint: endpoint, httpsEndpoint: httpsEndpoint, user: user.name,
+                                            accessKey: keys.access, secretKey: keys.secret)
             guard let data = try? JSONCoding.encoder().encode(credentials) else { throw .failed("cannot encode the S3 credentials") }
             if try Files.write(data, to: layout.s3UserCredentialsFile(user.name), mode: 0o600) {
                 actions.append("wrote \(layout.s3UserCredentialsFile(user.name))")
@@ -189,7 +190,9 @@ public struct S3CredentialsCommand: ParsableCommand {
         if json {
             print(String(decoding: try JSONCoding.encoder().encode(credentials), as: UTF8.self))
         } else {
-            print("endpoint:   \(credentials.endpoint)\nuser:       \(credentials.user)\naccess key: \(credentials.accessKey)\nsecret key: \(credentials.secretKey)")
+            print("endpoint:   \(credentials.endpoint)")
+            if let https = credentials.httpsEndpoint { print("https:      \(https)") }
+            print("user:       \(credentials.user)\naccess key: \(credentials.accessKey)\nsecret key: \(credentials.secretKey)")
         }
     }
 }

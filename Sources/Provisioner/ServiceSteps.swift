@@ -48,12 +48,7 @@ extension Provisioner {
             try tools.run("ceph", ["fs", "new", service.name, metadata, data])
             actions.append("created file system \(service.name)")
         }
-        let id = identity.daemonId
-        if try ensureKeyring("mds.\(id)", caps: ["mon", "allow profile mds", "osd", "allow rw tag cephfs *=*", "mds", "allow",
-                                                 "mgr", "allow profile mds"], at: layout.mdsData(id) + "/keyring") {
-            actions.append("created the key of mds.\(id)")
-        }
-        if try launcher.ensureRunning(daemon("mds", id)) { actions.append("started mds.\(id)") }
+        actions += try ensureMDS()
         try CephTools.wait("an active MDS for \(service.name)", seconds: 90) {
             let dump = try tools.json(CephJSON.FSDump.self, ["fs", "dump"], timeout: 20)
             let map = (dump?.filesystems ?? []).first { $0.mdsmap?.fsName == service.name }?.mdsmap
@@ -74,25 +69,32 @@ extension Provisioner {
             actions.append("created the key of client.rgw.\(id)")
         }
         let spec = daemon("rgw", id)
+        // HTTPS: the seed's certificate and key beside ceph.conf's frontends; RGW reads them when it starts.
+        if try rgwCertificates(service.https), launcher.isRunning(spec) {
+            try launcher.stop(spec)
+            actions.append(service.https == nil ? "HTTPS off" : "new HTTPS certificate")
+        }
         if !launcher.isRunning(spec) && Ports.isListening(host: rgwHost, port: service.port) {
             throw .failed("port \(service.port) on \(rgwHost) is taken by another program; RGW cannot listen there. "
                 + "Free it or change cluster.services.rgw.port in the seed")
         }
         if try launcher.ensureRunning(spec) { actions.append("started client.rgw.\(id) on port \(service.port)") }
-        try CephTools.wait("RGW to listen on \(rgwHost):\(service.port)", seconds: 120) {
-            Ports.isListening(host: rgwHost, port: service.port)
+        for port in [service.port] + (service.https.map { [$0.port] } ?? []) {
+            try CephTools.wait("RGW to listen on \(rgwHost):\(port)", seconds: 120) { Ports.isListening(host: rgwHost, port: port) }
         }
         fault("rgw", .mid)
         let keys = try s3AdminKeys()
         let host = options.launcher == .process ? identity.address : (NodeAddresses.primary(seed: seed) ?? identity.address)
         let endpoint = "http://" + host.endpoint(port: service.port)
-        let credentials = S3Credentials(endpoint: endpoint, user: Self.s3AdminUser, accessKey: keys.access, secretKey: keys.secret)
+        let httpsEndpoint = service.https.map { "https://" + host.endpoint(port: $0.port) }
+        let credentials = S3Credentials(endpoint: endpoint, httpsEndpoint: httpsEndpoint, user: Self.s3AdminUser,
+                                        accessKey: keys.access, secretKey: keys.secret)
         guard let data = try? JSONCoding.encoder().encode(credentials) else { throw .failed("cannot encode the S3 credentials") }
         if try Files.write(data, to: layout.s3CredentialsFile, mode: 0o600) {
             actions.append("wrote \(layout.s3CredentialsFile)")
         }
         if keys.created { actions.append("created the S3 user \(Self.s3AdminUser)") }
-        actions += try s3Users(service.users, endpoint: endpoint)
+        actions += try s3Users(service.users, endpoint: endpoint, httpsEndpoint: httpsEndpoint)
         return StepOutcome(changed: !actions.isEmpty, detail: actions.isEmpty ? endpoint : actions.joined(separator: "; "))
     }
 
@@ -110,7 +112,37 @@ extension Provisioner {
 /// The S3 administrator's credentials, written mode 0600 to `/var/lib/aquarium/s3-admin.json`.
 public struct S3Credentials: Codable, Equatable, Sendable {
     public var endpoint: String
+    /// With `services.rgw.https`.
+    public var httpsEndpoint: String?
     public var user: String
     public var accessKey: String
     public var secretKey: String
+
+    public init(endpoint: String, httpsEndpoint: String? = nil, user: String, accessKey: String, secretKey: String) {
+        self.endpoint = endpoint
+        self.httpsEndpoint = httpsEndpoint
+        self.user = user
+        self.accessKey = accessKey
+        self.secretKey = secretKey
+    }
+}
+
+extension Provisioner {
+    /// Writes (or, without HTTPS, removes) RGW's certificate and key; true when that changed them.
+    func rgwCertificates(_ https: Seed.HTTPS?) throws(ProvisionError) -> Bool {
+        guard let https else {
+            var removed = false
+            for file in [layout.rgwCertificate, layout.rgwPrivateKey] where Files.exists(file) {
+                unlink(file)
+                removed = true
+            }
+            return removed
+        }
+        try Files.makeDirectory(layout.etcCeph)
+        let key = try Files.write(https.privateKey.hasSuffix("\n") ? https.privateKey : https.privateKey + "\n",
+                                  to: layout.rgwPrivateKey, mode: 0o600)
+        let certificate = try Files.write(https.certificate.hasSuffix("\n") ? https.certificate : https.certificate + "\n",
+                                          to: layout.rgwCertificate)
+        return key || certificate
+    }
 }

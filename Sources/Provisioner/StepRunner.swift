@@ -79,7 +79,8 @@ extension Provisioner {
          ProvisionStep("cluster-settings", Provisioner.clusterSettings), ProvisionStep("mgr", Provisioner.mgr),
          ProvisionStep("join-token", Provisioner.joinTokenStep), ProvisionStep("osds", Provisioner.osds),
          ProvisionStep("rbd", Provisioner.rbd), ProvisionStep("cephfs", Provisioner.cephfs),
-         ProvisionStep("rgw", Provisioner.rgw), ProvisionStep("replication", Provisioner.replication),
+         ProvisionStep("rgw", Provisioner.rgw), ProvisionStep("nfs", Provisioner.nfs),
+         ProvisionStep("replication", Provisioner.replication),
          ProvisionStep("telemetry", Provisioner.telemetry), ProvisionStep("maintenance", Provisioner.maintenanceStep),
          ProvisionStep("health", Provisioner.health)]
     }

@@ -98,6 +98,7 @@ final class RackReader: SeedReader {
             }
         }
         let services = fields["services"].map { readServices($0, path.key("services")) } ?? Seed.Services()
+        checkVirtualIP(services, publicNetwork: publicNetwork, servicesNode: fields["services"], path: path.key("services"))
         guard let publicNetwork else { return nil }
         return RackFile.Cluster(name: name, publicNetwork: publicNetwork, clusterNetwork: clusterNetwork,
                                 joinKeyLifetime: lifetime, namedMonitors: monitors?.map(\.name), services: services)

@@ -241,11 +241,13 @@ public struct Seed: Sendable, Equatable, Encodable {
         public var rbd: RBD?
         public var rgw: RGW?
         public var cephfs: CephFS?
+        public var nfs: NFS?
 
-        public init(rbd: RBD? = nil, rgw: RGW? = nil, cephfs: CephFS? = nil) {
+        public init(rbd: RBD? = nil, rgw: RGW? = nil, cephfs: CephFS? = nil, nfs: NFS? = nil) {
             self.rbd = rbd
             self.rgw = rgw
             self.cephfs = cephfs
+            self.nfs = nfs
         }
     }
 
@@ -261,9 +263,27 @@ public struct Seed: Sendable, Equatable, Encodable {
         public var port: Int
         /// S3 users the Provisioner creates and keeps converged, with their buckets and quotas.
         public var users: [S3User]
-        public init(port: Int = RGW.defaultPort, users: [S3User] = []) {
+        /// HTTPS beside HTTP, with the operator's certificate.
+        public var https: HTTPS?
+        public init(port: Int = RGW.defaultPort, users: [S3User] = [], https: HTTPS? = nil) {
             self.port = port
             self.users = users
+            self.https = https
+        }
+    }
+
+    /// An HTTPS endpoint with the operator's certificate (PEM, the chain after the server's own) and its private key
+    /// (PEM; a secret: see `Seed.secrets`).
+    public struct HTTPS: Sendable, Equatable, Encodable {
+        public static let defaultRGWPort = 7443
+        public var port: Int
+        public var certificate: String
+        public var privateKey: String
+
+        public init(port: Int = HTTPS.defaultRGWPort, certificate: String, privateKey: String) {
+            self.port = port
+            self.certificate = certificate
+            self.privateKey = privateKey
         }
     }
 
@@ -300,6 +320,46 @@ public struct Seed: Sendable, Equatable, Encodable {
         /// The file system name, default `cephfs` (same rules as pool names).
         public var name: String
         public init(name: String = "cephfs") { self.name = name }
+    }
+
+    /// `services.nfs`: CephFS subvolumes exported by NFS-Ganesha (FSAL_CEPH) on the node that runs the services, or on
+    /// every monitor node of a rack; with `virtualIP`, keepalived keeps that address on one of them.
+    public struct NFS: Sendable, Equatable, Encodable {
+        public static let port = 2049
+        public static let defaultVersions = ["4.1", "4.2"]
+        public static let allowedVersions = ["4.0", "4.1", "4.2"]
+        /// The floating address clients mount, in the public network; held by one NFS node at a time (VRRP).
+        public var virtualIP: IPAddress?
+        /// NFSv4 minor versions served (`4.0`, `4.1`, `4.2`), default 4.1 and 4.2.
+        public var versions: [String]
+        public var exports: [NFSExport]
+
+        public init(virtualIP: IPAddress? = nil, versions: [String] = NFS.defaultVersions, exports: [NFSExport] = []) {
+            self.virtualIP = virtualIP
+            self.versions = versions
+            self.exports = exports
+        }
+    }
+
+    /// One export: a CephFS subvolume `name` (made when missing), seen by clients as `/name`.
+    public struct NFSExport: Sendable, Equatable, Encodable {
+        public enum Access: String, Sendable, Equatable, Encodable, CaseIterable {
+            case rw, ro
+        }
+        /// `^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$` (pool name rules); also the pseudo path `/name`.
+        public var name: String
+        public var access: Access
+        /// Networks allowed to mount it; empty: every client that reaches the address.
+        public var clients: [IPNetwork]
+        /// The subvolume's quota (CephFS enforces it: writes beyond it fail with EDQUOT), if any.
+        public var size: UInt64?
+
+        public init(name: String, access: Access = .rw, clients: [IPNetwork] = [], size: UInt64? = nil) {
+            self.name = name
+            self.access = access
+            self.clients = clients
+            self.size = size
+        }
     }
 }
 

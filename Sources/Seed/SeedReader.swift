@@ -31,6 +31,10 @@ class SeedReader: DiagnosingReader {
         let cluster = required(root, "cluster").map { readCluster($0, path.key("cluster")) }
         let expires = root["expires"].flatMap { readTime($0, path.key("expires")) }
         if let host, let cluster, let node = root["cluster"] { checkRack(cluster, host: host, network: network, node) }
+        if let cluster {
+            checkVirtualIP(cluster.services, publicNetwork: network.publicNetwork,
+                           servicesNode: root["cluster"]?.mapping?["services"], path: path.key("cluster").key("services"))
+        }
         guard issues.isEmpty, let host, let cluster else { return nil }
         return Seed(version: 1, host: host, network: network, disks: disks, cluster: cluster, expires: expires)
     }
@@ -221,7 +225,7 @@ class SeedReader: DiagnosingReader {
 
     func readServices(_ node: Node, _ path: KeyPath) -> Seed.Services {
         var services = Seed.Services()
-        guard let fields = mapping(node, path, keys: ["rbd", "rgw", "cephfs"]) else { return services }
+        guard let fields = mapping(node, path, keys: ["rbd", "rgw", "cephfs", "nfs"]) else { return services }
         if let node = fields["rbd"] {
             let servicePath = path.key("rbd")
             switch serviceBody(node, servicePath, keys: ["pools"]) {
@@ -250,7 +254,7 @@ class SeedReader: DiagnosingReader {
         }
         if let node = fields["rgw"] {
             let servicePath = path.key("rgw")
-            switch serviceBody(node, servicePath, keys: ["port", "users"]) {
+            switch serviceBody(node, servicePath, keys: ["port", "users", "https"]) {
             case .invalid: break
             case .defaults: services.rgw = Seed.RGW()
             case .fields(let rgw):
@@ -260,6 +264,13 @@ class SeedReader: DiagnosingReader {
                         ?? Seed.RGW.defaultPort
                 }
                 if let node = rgw["users"] { service.users = readS3Users(node, servicePath.key("users")) }
+                if let node = rgw["https"] {
+                    service.https = readHTTPS(node, servicePath.key("https"), defaultPort: Seed.HTTPS.defaultRGWPort)
+                    if let https = service.https, https.port == service.port {
+                        report(node.mapping?["port"]?.mark ?? node.mark, servicePath.key("https").key("port"),
+                               "is also the HTTP port (\(service.port)); give HTTPS a port of its own, such as 7443")
+                    }
+                }
                 services.rgw = service
             }
         }
@@ -276,7 +287,83 @@ class SeedReader: DiagnosingReader {
                 services.cephfs = service
             }
         }
+        if let node = fields["nfs"] {
+            services.nfs = readNFS(node, path.key("nfs"))
+            if services.nfs != nil, services.cephfs == nil {
+                report(fields.keyMark("nfs"), path.key("nfs"), "exports CephFS subvolumes: add cephfs (for example "
+                       + "cephfs: {name: cephfs}) to the services")
+            }
+        }
         return services
+    }
+
+    /// `https: {port, certificate, private_key}`: PEM blocks as a YAML literal block (`certificate: |`).
+    func readHTTPS(_ node: Node, _ path: KeyPath, defaultPort: Int) -> Seed.HTTPS? {
+        guard let fields = mapping(node, path, keys: ["port", "certificate", "private_key"]) else { return nil }
+        var port = defaultPort
+        if let node = fields["port"] { port = integer(node, path.key("port"), range: 1...65535, what: "a TCP port") ?? defaultPort }
+        let certificate = required(fields, "certificate").flatMap { checked($0, path.key("certificate"), SeedSyntax.certificateProblem) }
+        let key = required(fields, "private_key").flatMap {
+            checked($0, path.key("private_key"), secret: true, SeedSyntax.privateKeyProblem)
+        }
+        guard let certificate, let key else { return nil }
+        return Seed.HTTPS(port: port, certificate: certificate, privateKey: key)
+    }
+
+    /// `services.nfs`: at least one export, each name once.
+    func readNFS(_ node: Node, _ path: KeyPath) -> Seed.NFS? {
+        guard let fields = mapping(node, path, keys: ["virtual_ip", "versions", "exports"]) else { return nil }
+        var service = Seed.NFS()
+        if let node = fields["virtual_ip"] { service.virtualIP = address(node, path.key("virtual_ip")) }
+        if let node = fields["versions"], let items = list(node, path.key("versions"), of: "NFS versions") {
+            let versionsPath = path.key("versions")
+            service.versions = items.enumerated().compactMap { index, item in
+                let text: String?
+                switch scalar(item, versionsPath.index(index)) {
+                case .float(let value)?, .string(let value)?, .int(let value)?: text = value
+                default: text = nil
+                }
+                guard let text, Seed.NFS.allowedVersions.contains(text) else {
+                    report(item.mark, versionsPath.index(index), "expected an NFS version: "
+                           + Seed.NFS.allowedVersions.joined(separator: ", "))
+                    return nil
+                }
+                return text
+            }
+            if items.isEmpty { report(node.mark, versionsPath, "is empty; leave versions out for 4.1 and 4.2") }
+        }
+        let exportsPath = path.key("exports")
+        if let node = required(fields, "exports"), let items = list(node, exportsPath, of: "exports") {
+            if items.isEmpty { report(node.mark, exportsPath, "is empty; give at least one export (- name: shared)") }
+            var names: Set<String> = []
+            service.exports = items.enumerated().compactMap { index, item in
+                let itemPath = exportsPath.index(index)
+                guard let export = mapping(item, itemPath, keys: ["name", "access", "clients", "size"]),
+                      let nameNode = required(export, "name"),
+                      let name = checked(nameNode, itemPath.key("name"), SeedSyntax.poolNameProblem) else { return nil }
+                if !names.insert(name).inserted { report(nameNode.mark, itemPath.key("name"), "export '\(name)' is listed twice") }
+                var entry = Seed.NFSExport(name: name)
+                if let node = export["access"] {
+                    entry.access = enumeration(node, itemPath.key("access"), Seed.NFSExport.Access.self) ?? .rw
+                }
+                if let node = export["clients"], let networks = list(node, itemPath.key("clients"), of: "networks") {
+                    entry.clients = networks.enumerated().compactMap { position, network in
+                        cidr(network, itemPath.key("clients").index(position))
+                    }
+                }
+                if let node = export["size"] { entry.size = size(node, itemPath.key("size")) }
+                return entry
+            }
+        }
+        return service
+    }
+
+    /// The NFS floating address must be in the public network, where the NFS nodes hold their own addresses.
+    func checkVirtualIP(_ services: Seed.Services, publicNetwork: IPNetwork?, servicesNode: Node?, path: KeyPath) {
+        guard let address = services.nfs?.virtualIP, let publicNetwork, !publicNetwork.contains(address) else { return }
+        let node = servicesNode?.mapping?["nfs"]?.mapping?["virtual_ip"]
+        report(node?.mark ?? servicesNode?.mark, path.key("nfs").key("virtual_ip"),
+               "\(address) is not in the public network \(publicNetwork); the NFS nodes announce it there")
     }
 
     static let s3UserKeys = ["name", "buckets", "quota"]

@@ -124,12 +124,18 @@ extension Seed {
             yaml.key(1, "services")
             if let rbd = services.rbd { yaml.key(2, "rbd", "{pools: \(YAMLText.flowList(rbd.pools))}") }
             if let rgw = services.rgw {
-                if rgw.users.isEmpty {
+                if rgw.users.isEmpty && rgw.https == nil {
                     yaml.key(2, "rgw", "{port: \(rgw.port)}")
                 } else {
                     yaml.key(2, "rgw")
                     yaml.key(3, "port", String(rgw.port))
-                    yaml.key(3, "users")
+                    if let https = rgw.https {
+                        yaml.key(3, "https")
+                        yaml.key(4, "port", String(https.port))
+                        yaml.literal(4, "certificate", https.certificate)
+                        yaml.literal(4, "private_key", https.privateKey)
+                    }
+                    if !rgw.users.isEmpty { yaml.key(3, "users") }
                     for user in rgw.users {
                         var parts = ["name: " + YAMLText.scalar(user.name)]
                         if !user.buckets.isEmpty { parts.append("buckets: " + YAMLText.flowList(user.buckets)) }
@@ -144,6 +150,21 @@ extension Seed {
                 }
             }
             if let cephfs = services.cephfs { yaml.key(2, "cephfs", YAMLText.flowMapping([("name", cephfs.name)])) }
+            if let nfs = services.nfs {
+                yaml.key(2, "nfs")
+                if let address = nfs.virtualIP { yaml.entry(3, "virtual_ip", address.description) }
+                if nfs.versions != Seed.NFS.defaultVersions {
+                    yaml.key(3, "versions", "[" + nfs.versions.joined(separator: ", ") + "]")
+                }
+                yaml.key(3, "exports")
+                for export in nfs.exports {
+                    var parts = ["name: " + YAMLText.scalar(export.name)]
+                    if export.access != .rw { parts.append("access: " + export.access.rawValue) }
+                    if !export.clients.isEmpty { parts.append("clients: " + YAMLText.flowList(export.clients.map(\.description))) }
+                    if let size = export.size { parts.append("size: " + SeedSyntax.describeSize(size)) }
+                    yaml.item(4, "{" + parts.joined(separator: ", ") + "}")
+                }
+            }
         }
         if cluster.telemetry { yaml.key(1, "telemetry", "true") }
     }
@@ -179,6 +200,14 @@ struct YAMLText {
     /// `key: text`, quoted as needed.
     mutating func entry(_ indent: Int, _ key: String, _ text: String) {
         self.key(indent, key, Self.scalar(text))
+    }
+
+    /// `key: |` and `text` as a literal block (PEM certificates and keys), `|-` when it has no final line break.
+    mutating func literal(_ indent: Int, _ key: String, _ text: String) {
+        let body = text.hasSuffix("\n") ? String(text.dropLast()) : text
+        self.key(indent, key, text.hasSuffix("\n") ? "|" : "|-")
+        let prefix = String(repeating: "  ", count: indent + 1)
+        lines += body.split(separator: "\n", omittingEmptySubsequences: false).map { $0.isEmpty ? "" : prefix + $0 }
     }
 
     /// `- value` with `value` already YAML; a mapping item's further keys go at `indent + 1`.

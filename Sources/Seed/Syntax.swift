@@ -125,6 +125,53 @@ enum SeedSyntax {
 
     /// An S3 bucket name (the S3 rules RGW enforces by default): 3 to 63 lowercase letters, digits, '.' and '-',
     /// starting and ending with a letter or digit, no '..', not an IPv4 address.
+    /// A PEM certificate (chain): one or more CERTIFICATE blocks and nothing else.
+    static func certificateProblem(_ text: String) -> String? {
+        let blocks = pemBlocks(text)
+        guard let blocks, !blocks.isEmpty else {
+            return "is not a PEM certificate: give the -----BEGIN CERTIFICATE----- block (and the chain after it) as a "
+                + "literal block (certificate: |)"
+        }
+        if let other = blocks.first(where: { $0 != "CERTIFICATE" }) {
+            return "holds a \(other) block; give only certificates here (the key goes in private_key)"
+        }
+        return nil
+    }
+
+    /// One PEM private key (PKCS#8, RSA or EC).
+    static func privateKeyProblem(_ text: String) -> String? {
+        guard let blocks = pemBlocks(text), blocks.count == 1, ["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"].contains(blocks[0]) else {
+            return "is not one PEM private key: give the -----BEGIN PRIVATE KEY----- block as a literal block "
+                + "(private_key: |); an encrypted key cannot be used (the node starts unattended)"
+        }
+        return nil
+    }
+
+    /// The labels of the PEM blocks in `text` (`CERTIFICATE`, `PRIVATE KEY`), nil when it is not PEM: every BEGIN
+    /// matched by its END, base64 between them, nothing else but blank lines.
+    static func pemBlocks(_ text: String) -> [String]? {
+        var labels: [String] = []
+        var open: String?
+        var body = 0
+        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty { continue }
+            if line.hasPrefix("-----BEGIN "), line.hasSuffix("-----"), open == nil {
+                open = String(line.dropFirst(11).dropLast(5))
+                body = 0
+            } else if let label = open, line == "-----END \(label)-----" {
+                guard body > 0 else { return nil }
+                labels.append(label)
+                open = nil
+            } else if open != nil, line.allSatisfy({ $0.isLetter && $0.isASCII || $0.isNumber || "+/=".contains($0) }) {
+                body += 1
+            } else {
+                return nil
+            }
+        }
+        return open == nil ? labels : nil
+    }
+
     static func bucketNameProblem(_ name: String) -> String? {
         let bytes = Array(name.utf8)
         let rule = "3 to 63 lowercase letters, digits, '.' or '-', starting and ending with a letter or digit"

@@ -115,6 +115,16 @@ struct ImageUnitTests {
         #expect(dropIn.contains("Wants=aquarium-ssh-keygen.service"))
     }
 
+    /// Debian's NFS-Ganesha and keepalived units would start at boot beside ours (port 2049 taken; two VRRP speakers):
+    /// a condition on a file the image does not ship keeps them off.
+    @Test(arguments: ["nfs-ganesha", "keepalived"])
+    func debianServiceUnitsStayOff(_ unit: String) throws {
+        let dropIn = try String(contentsOfFile: Self.overlay + "/\(unit).service.d/aquarium.conf", encoding: .utf8)
+        let condition = try #require(dropIn.split(separator: "\n").first { $0.hasPrefix("ConditionPathExists=") })
+        let path = String(condition.dropFirst("ConditionPathExists=".count))
+        #expect(path.hasPrefix("/etc/aquarium/") && !FileManager.default.fileExists(atPath: Self.overlay + "/../../.." + path), "\(path)")
+    }
+
     @Test("chrony has no time source but the seed's: no pool, no server, and it reads the directory the Provisioner writes")
     func chronyWithoutOutsideServers() throws {
         let text = try String(contentsOfFile: Self.overlay + "/../../chrony/chrony.conf", encoding: .utf8)

@@ -11,12 +11,41 @@ import Testing
 @Suite(.serialized) struct ClusterTests {
     static let cephPrograms = ["ceph", "ceph-mon", "ceph-mgr", "ceph-osd", "ceph-mds", "radosgw", "radosgw-admin",
                                "ceph-authtool", "monmaptool", "ceph-bluestore-tool", "rbd", "ceph-fuse", "tar", "blkid",
-                               "wipefs", "timeout"]
+                               "wipefs", "timeout", "ganesha.nfsd", "nfs-cp", "nfs-cat", "curl", "openssl"]
     static let passwordHash = "$6$saltsalt$JvH1i6yrYXSGi8x0OQJ8bjdSJbWhJ7UeTq0ZJXW2Z3sM0hXX0U1Qw5Nq5bI5L2VxbFDh0n6gSm5kJ8Q0Z0Q0Z."
     static var disk: LoopDevice.Options { LoopDevice.Options(sizeBytes: 8 << 30) }
 
-    static func seed(rgwPort: Int) -> String {
-        """
+    /// An HTTPS certificate for RGW: a throwaway CA signs 127.0.0.1's certificate, as an operator's CA would.
+    struct TestTLS {
+        var certificate: String
+        var key: String
+        var caFile: String
+
+        static func make(in directory: String) throws -> TestTLS {
+            let ca = directory + "/ca"
+            try Command("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+                                    "-subj", "/CN=Aquarium test CA", "-keyout", ca + ".key", "-out", ca + ".crt"]).run()
+            try Command("openssl", ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                                    "-subj", "/CN=127.0.0.1", "-keyout", directory + "/rgw.key", "-out", directory + "/rgw.csr"]).run()
+            try "subjectAltName = IP:127.0.0.1\n".write(toFile: directory + "/san.ext", atomically: true, encoding: .utf8)
+            try Command("openssl", ["x509", "-req", "-in", directory + "/rgw.csr", "-CA", ca + ".crt", "-CAkey", ca + ".key",
+                                    "-CAcreateserial", "-days", "2", "-extfile", directory + "/san.ext", "-out", directory + "/rgw.crt"]).run()
+            return TestTLS(certificate: try String(contentsOfFile: directory + "/rgw.crt", encoding: .utf8),
+                           key: try String(contentsOfFile: directory + "/rgw.key", encoding: .utf8), caFile: ca + ".crt")
+        }
+
+        /// `text` as the lines of a YAML literal block at `indent` spaces.
+        static func block(_ text: String, indent: Int) -> String {
+            text.split(separator: "\n").map { String(repeating: " ", count: indent) + $0 }.joined(separator: "\n")
+        }
+    }
+
+    static func seed(rgwPort: Int, https: (port: Int, tls: TestTLS)? = nil) -> String {
+        let httpsLines = https.map { https in
+            "\n      https:\n        port: \(https.port)\n        certificate: |\n" + TestTLS.block(https.tls.certificate, indent: 10)
+                + "\n        private_key: |\n" + TestTLS.block(https.tls.key, indent: 10)
+        } ?? ""
+        return """
         version: 1
         host:
           hostname: node-01
@@ -31,11 +60,16 @@ import Testing
           services:
             rbd: {pools: [rbd]}
             rgw:
-              port: \(rgwPort)
+              port: \(rgwPort)\(httpsLines)
               users:
                 - {name: backup, buckets: [backups, archive], quota: {max_objects: 3}}
                 - name: reader
             cephfs: {name: cephfs}
+            nfs:
+              versions: [4.0, 4.1, 4.2]   # 4.0 for libnfs, the userspace client here (this kernel has no NFS client)
+              exports:
+                - name: shared
+                - {name: published, access: ro, clients: [127.0.0.0/8], size: 64MiB}
         """
     }
 
@@ -45,6 +79,7 @@ import Testing
         var seed: String { directory + "/seed.yaml" }
         var record: String { directory + "/node.json" }
         var conf: String { root + "/etc/ceph/ceph.conf" }
+        var tls: TestTLS?
 
         func provision(_ arguments: [String]) throws -> CommandResult {
             try Command(try Products.path("aquarium-provision"), arguments).run(acceptedStatuses: Set(0...255))
@@ -72,9 +107,12 @@ import Testing
                 // Not from Ports.findFreeRange: its ranges start at multiples of 100, where process-launcher monitors
                 // (this cluster's own, or those of tests running in parallel) bind. 32700-32767 is in no such range
                 // and below the ephemeral ports.
-                let rgwPort = try #require((32700..<32768).shuffled().first(where: Ports.isFree), "no free port on 127.0.0.1")
-                let fixture = Fixture(directory: directory)
-                try seed(rgwPort: rgwPort).write(toFile: fixture.seed, atomically: true, encoding: .utf8)
+                let ports = (32700..<32768).shuffled().filter(Ports.isFree)
+                try #require(ports.count >= 2, "no free ports on 127.0.0.1")
+                var fixture = Fixture(directory: directory)
+                let tls = try TestTLS.make(in: directory)
+                fixture.tls = tls
+                try seed(rgwPort: ports[0], https: (ports[1], tls)).write(toFile: fixture.seed, atomically: true, encoding: .utf8)
                 try NodeRecordFixture.write(to: fixture.record, hostname: "node-01", storage: loops, seed: fixture.seed)
                 defer {
                     _ = try? Command("umount", ["-l", directory + "/mnt"]).run(acceptedStatuses: Set(0...255))
@@ -103,8 +141,9 @@ import Testing
     from botocore.config import Config
     from botocore.exceptions import ClientError
     endpoint, access, secret, limit = sys.argv[1:5]
+    verify = sys.argv[5] if len(sys.argv) > 5 else None
     s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=access, aws_secret_access_key=secret,
-                      region_name="us-east-1", config=Config(retries={"max_attempts": 5}))
+                      region_name="us-east-1", config=Config(retries={"max_attempts": 5}), verify=verify)
     print("buckets " + ",".join(sorted(b["Name"] for b in s3.list_buckets()["Buckets"])))
     for i in range(int(limit) + 1):
         try:
@@ -115,11 +154,12 @@ import Testing
             break
     """
 
-    func s3User(_ fixture: Fixture, _ credentials: S3Credentials, limit: Int) throws -> [String] {
+    func s3User(_ fixture: Fixture, _ credentials: S3Credentials, limit: Int, https caFile: String? = nil) throws -> [String] {
         let script = fixture.directory + "/s3-user.py"
         try Self.s3UserScript.write(toFile: script, atomically: true, encoding: .utf8)
-        return try Command("/usr/bin/python3", [script, credentials.endpoint, credentials.accessKey, credentials.secretKey,
-                                                String(limit)]).run().output.split(separator: "\n").map(String.init)
+        let endpoint = caFile == nil ? credentials.endpoint : try #require(credentials.httpsEndpoint)
+        return try Command("/usr/bin/python3", [script, endpoint, credentials.accessKey, credentials.secretKey,
+                                                String(limit)] + (caFile.map { [$0] } ?? [])).run().output.split(separator: "\n").map(String.init)
     }
 
     func s3(_ fixture: Fixture, _ mode: String, _ payload: String) throws -> String {
@@ -133,7 +173,7 @@ import Testing
 
     /// Mounts CephFS with ceph-fuse in the foreground as our child (a daemonising ceph-fuse would keep the caller's
     /// output pipes open), writes and/or reads a file, unmounts.
-    func cephfs(_ fixture: Fixture, write payload: String?) throws -> String {
+    func cephfs(_ fixture: Fixture, write payload: String?, file: String = "hello.txt") throws -> String {
         let mountpoint = fixture.directory + "/mnt"
         try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
         let pid = try ProcessLauncher.spawn(["ceph-fuse", "-f", "-c", fixture.conf, "--client_fs", "cephfs", mountpoint],
@@ -150,8 +190,39 @@ import Testing
             let mounts = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
             return mounts.contains(" \(mountpoint) ") && mounts.contains("fuse.ceph-fuse")
         }
-        if let payload { try payload.write(toFile: mountpoint + "/hello.txt", atomically: false, encoding: .utf8) }
-        return try String(contentsOfFile: mountpoint + "/hello.txt", encoding: .utf8)
+        if let payload { try payload.write(toFile: mountpoint + "/" + file, atomically: false, encoding: .utf8) }
+        return try String(contentsOfFile: mountpoint + "/" + file, encoding: .utf8)
+    }
+
+    /// libnfs-utils (NFSv4.0) against NFS-Ganesha on 127.0.0.1: `nfs-cp LOCAL nfs://…` or `nfs-cat nfs://…`.
+    static func nfsURL(_ path: String) -> String { "nfs://127.0.0.1\(path)?version=4" }
+
+    func nfsWrite(_ fixture: Fixture, _ text: String, to path: String) throws -> CommandResult {
+        let local = fixture.directory + "/nfs-payload.txt"
+        try text.write(toFile: local, atomically: true, encoding: .utf8)
+        return try Command("timeout", ["60", "nfs-cp", local, Self.nfsURL(path)]).run(acceptedStatuses: Set(0...255))
+    }
+
+    func nfsRead(_ path: String) throws -> CommandResult {
+        try Command("timeout", ["60", "nfs-cat", Self.nfsURL(path)]).run(acceptedStatuses: Set(0...255))
+    }
+
+    /// The subvolume's path in CephFS, without the leading slash.
+    func subvolumePath(_ fixture: Fixture, _ name: String) throws -> String {
+        String(try fixture.ceph("ceph", ["fs", "subvolume", "getpath", "cephfs", name]).output
+            .trimmingCharacters(in: .whitespacesAndNewlines).dropFirst())
+    }
+
+    /// SIGKILLs the daemon the process launcher started as `daemon`, waits for it to die, and runs again (which must
+    /// succeed); returns that run's report.
+    func killAndRerun(_ fixture: Fixture, daemon: String) throws -> RunReport {
+        let pidFile = fixture.root + "/run/aquarium/ceph-\(daemon).pid"
+        let pid = try #require(Int32(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        kill(pid, SIGKILL)
+        try CephTools.wait("\(daemon) to die", seconds: 10) { !ProcessLauncher.alive(pid) }
+        let rerun = try fixture.run(["--json"])
+        #expect(rerun.status == 0, "\(rerun.errorOutput)")
+        return try JSONDecoder().decode(RunReport.self, from: rerun.standardOutput)
     }
 
     func rbdExport(_ fixture: Fixture) throws -> Data {
@@ -175,7 +246,7 @@ import Testing
             // 1. Die at each step (and in the middle of the steps that have one); each rerun resumes the last.
             let faults = ["host", "identity", "keys:mid", "keys", "monmap", "mon-mkfs:mid", "mon-mkfs", "mon",
                           "cluster-settings", "mgr", "join-token", "osds:mid", "osds", "rbd", "cephfs", "rgw:mid", "rgw",
-                          "replication", "telemetry", "health:before"]
+                          "nfs:mid", "nfs", "replication", "telemetry", "health:before"]
             for fault in faults {
                 do {
                     let result = try fixture.run(["--fault-inject", fault])
@@ -223,6 +294,18 @@ import Testing
             #expect(try rbdExport(fixture) == image)
             #expect(try cephfs(fixture, write: "hello through CephFS") == "hello through CephFS")
 
+            // NFS: a file written by an NFS client is in the CephFS subvolume; the read-only export refuses writes;
+            // the quota is the seed's.
+            let nfsWritten = try nfsWrite(fixture, "hello through NFS", to: "/shared/hello.txt")
+            #expect(nfsWritten.status == 0, "\(nfsWritten.output) \(nfsWritten.errorOutput)")
+            #expect(try nfsRead("/shared/hello.txt").output == "hello through NFS")
+            let shared = try subvolumePath(fixture, "shared")
+            #expect(try cephfs(fixture, write: nil, file: shared + "/hello.txt") == "hello through NFS")
+            let refused = try nfsWrite(fixture, "no", to: "/published/no.txt")
+            #expect(refused.status != 0 && refused.errorOutput.contains("NFS4ERR_ROFS"), "\(refused.errorOutput)")
+            let published = try fixture.ceph("ceph", ["fs", "subvolume", "info", "cephfs", "published"]).output
+            #expect(published.contains("\"bytes_quota\": 67108864"), "\(published)")
+
             // The seed's S3 users: their own keys (0600, shown by s3-credentials), their buckets, the quota enforced.
             let backupFile = fixture.root + "/var/lib/aquarium/s3-users/backup.json"
             #expect(stat(backupFile, &info) == 0 && info.st_mode & 0o777 == 0o600)
@@ -236,6 +319,19 @@ import Testing
                     && unknownUser.errorOutput.contains("backup, reader"), "\(unknownUser.errorOutput)")
             #expect(try s3User(fixture, backup, limit: 3) == ["buckets archive,backups", "put 0", "put 1", "put 2",
                                                                 "refused 3 QuotaExceeded"])
+            // RGW also serves HTTPS with the seed's certificate (key 0600): a client trusting the operator's CA gets in
+            // (boto3 as the user), one that does not is refused (curl exit 60: the certificate is not trusted).
+            let tls = try #require(fixture.tls)
+            let httpsEndpoint = try #require(backup.httpsEndpoint)
+            #expect(httpsEndpoint.hasPrefix("https://127.0.0.1:") && httpsEndpoint != backup.endpoint)
+            #expect(stat(fixture.root + "/etc/ceph/ceph.rgw-https.key", &info) == 0 && info.st_mode & 0o777 == 0o600)
+            #expect(try s3User(fixture, backup, limit: 0, https: tls.caFile).first == "buckets archive,backups")
+            let untrusted = try Command("curl", ["-sS", "-o", "/dev/null", "--max-time", "30", httpsEndpoint + "/"])
+                .run(acceptedStatuses: Set(0...255))
+            #expect(untrusted.status == 60, "curl without the CA: \(untrusted.status) \(untrusted.errorOutput)")
+            let trusted = try Command("curl", ["-sS", "-o", "/dev/null", "--max-time", "30", "--cacert", tls.caFile, httpsEndpoint + "/"])
+                .run(acceptedStatuses: Set(0...255))
+            #expect(trusted.status == 0, "curl with the CA: \(trusted.status) \(trusted.errorOutput)")
             let reader = try JSONDecoder().decode(S3Credentials.self, from: try fixture.provision(
                 ["s3-credentials", "reader", "--root", fixture.root, "--json"]).standardOutput)
             #expect(try s3User(fixture, reader, limit: 0).first == "buckets ", "reader owns no bucket")
@@ -260,6 +356,7 @@ import Testing
             #expect(try s3(fixture, "read", "") == "hello through RGW")
             #expect(try rbdExport(fixture) == image)
             #expect(try cephfs(fixture, write: nil) == "hello through CephFS")
+            #expect(try nfsRead("/shared/hello.txt").output == "hello through NFS")
 
             // An S3 user's quota changed by hand is set back to the seed's by the next run, which says so.
             try fixture.ceph("radosgw-admin", ["quota", "set", "--quota-scope", "user", "--uid", "backup", "--max-objects", "100"])
@@ -273,17 +370,24 @@ import Testing
             #expect(quota.contains("\"max_objects\": 3"), "\(quota)")
 
             // A daemon that died is started again by the next run, and the cluster heals.
-            let osdPidFile = fixture.root + "/run/aquarium/ceph-osd.1.pid"
-            let osdPid = try #require(Int32(try String(contentsOfFile: osdPidFile, encoding: .utf8)
-                .trimmingCharacters(in: .whitespacesAndNewlines)))
-            kill(osdPid, SIGKILL)
-            try CephTools.wait("osd.1 to die", seconds: 10) { !ProcessLauncher.alive(osdPid) }
-            let healed = try fixture.run(["--json"])
-            #expect(healed.status == 0, "\(healed.errorOutput)")
-            let healedReport = try JSONDecoder().decode(RunReport.self, from: healed.standardOutput)
+            let healedReport = try killAndRerun(fixture, daemon: "osd.1")
             #expect(healedReport.steps.filter(\.changed).map(\.step) == ["osds"])
             #expect(healedReport.health == "HEALTH_OK")
             #expect(try rbdExport(fixture) == image)
+
+            // NFS-Ganesha killed: its CephFS session stays open holding capabilities (seen here: `ceph fs subvolume`
+            // hung behind it); the next run evicts that session, starts it again, and the file reads back.
+            let restartedReport = try killAndRerun(fixture, daemon: "nfs.node-01")
+            #expect(restartedReport.steps.filter(\.changed).map(\.step) == ["nfs"])
+            // A restarted NFS server is in its grace period (NFS4ERR_GRACE to new opens) until the clients it knew
+            // reclaimed or 90 s passed; a kernel client waits it out, libnfs fails: retry as a kernel client would.
+            var afterRestart = try nfsRead("/shared/hello.txt")
+            let graceDeadline = Date().addingTimeInterval(150)
+            while afterRestart.output != "hello through NFS" && Date() < graceDeadline {
+                sleep(5)
+                afterRestart = try nfsRead("/shared/hello.txt")
+            }
+            #expect(afterRestart.output == "hello through NFS", "\(afterRestart.errorOutput)")
 
             // A daemon whose pid file was lost (a run killed right after starting it) is adopted, not started twice.
             let mgrPidFile = fixture.root + "/run/aquarium/ceph-mgr.node-01.pid"
@@ -344,7 +448,7 @@ import Testing
             #expect(statusReport.services.cephfs == ["cephfs"])
             #expect(statusReport.services.s3Endpoint == (try fixture.credentials()).endpoint)
             #expect(Set(statusReport.daemons.filter(\.running).map(\.name)) ==
-                    ["mon.node-01", "mgr.node-01", "osd.0", "osd.1", "mds.node-01", "client.rgw.node-01"])
+                    ["mon.node-01", "mgr.node-01", "osd.0", "osd.1", "mds.node-01", "client.rgw.node-01", "nfs.node-01"])
 
             // 6. The support bundle opens with tar and holds no secret.
             let bundle = fixture.directory + "/bundle.tar.gz"
@@ -365,6 +469,7 @@ import Testing
                 .trimmingCharacters(in: .whitespacesAndNewlines)
             var secrets = [Self.passwordHash, try fixture.credentials().secretKey, try fixture.credentials().accessKey,
                            joinToken, try JoinToken(parsing: joinToken).key]
+            secrets += (fixture.tls?.key ?? "").split(separator: "\n").map(String.init).filter { !$0.hasPrefix("-----") }
             for user in ["backup", "reader"] {
                 let data = try Data(contentsOf: URL(fileURLWithPath: fixture.root + "/var/lib/aquarium/s3-users/\(user).json"))
                 let keys = try JSONDecoder().decode(S3Credentials.self, from: data)
@@ -384,7 +489,7 @@ import Testing
             let pids = try FileManager.default.contentsOfDirectory(atPath: fixture.root + "/run/aquarium")
                 .compactMap { Int32((try? String(contentsOfFile: fixture.root + "/run/aquarium/" + $0, encoding: .utf8))?
                     .trimmingCharacters(in: .whitespacesAndNewlines) ?? "") }
-            #expect(pids.count == 6)
+            #expect(pids.count == 7)
             let stopped = try fixture.provision(["stop", "--root", fixture.root])
             #expect(stopped.status == 0)
             for pid in pids { #expect(!ProcessLauncher.alive(pid), "pid \(pid) still runs") }

@@ -30,11 +30,12 @@ import Testing
 
     /// Writes a rack file for the lab's hosts (serials RACK-N, static addresses on eth0, the cluster network unless
     /// IPv6, an RBD pool), makes the seeds with `aquarium-image rack seeds` and gives each node its own.
-    static func makeSeeds(_ nodes: [RackNode], directory: String, ipv6: Bool = false) throws -> RackSecrets {
+    static func makeSeeds(_ nodes: [RackNode], directory: String, ipv6: Bool = false,
+                          services: String = "    rbd:\n") throws -> RackSecrets {
         var rack = "version: 1\ncluster:\n"
         rack += ipv6 ? "  public_network: \(NetworkLab.publicNetworkIPv6)\n"
             : "  public_network: \(NetworkLab.publicNetwork)\n  cluster_network: \(NetworkLab.clusterNetwork)\n"
-        rack += "  services:\n    rbd:\nnodes:\n"
+        rack += "  services:\n" + services + "nodes:\n"
         for node in nodes {
             let host = node.host
             rack += "  - {hostname: \(host.name), serial: RACK-\(host.index), interface: eth0, "
@@ -99,7 +100,17 @@ import Testing
                         for node in nodes.reversed() { _ = try? node.node.provision(["stop", "--root", node.node.root]) }
                     }
                     // Four nodes in the rack file: the first three are its monitors, the fourth a storage node.
-                    let secrets = try Self.makeSeeds(nodes, directory: directory)
+                    // NFS on the three monitor nodes, its floating address held by one of them (4.0 too: the client
+                    // here is libnfs, which speaks NFSv4.0 only; this kernel has no NFS client).
+                    let secrets = try Self.makeSeeds(nodes, directory: directory, services: """
+                            rbd:
+                            cephfs:
+                            nfs:
+                              virtual_ip: \(Self.nfsAddress)
+                              versions: [4.0, 4.1, 4.2]
+                              exports: [{name: shared}]
+
+                        """)
 
                     // 1. The three monitor nodes at once, in random order.
                     let order = Array(nodes.prefix(3)).shuffled()
@@ -132,6 +143,16 @@ import Testing
                         #expect((osd["public_addr"] as? String ?? "").hasPrefix("10.77.0."), "\(osd)")
                     }
 
+                    // 1b. NFS through the floating address, from node 4 (a client on the public network): the rack's
+                    // first monitor node (highest VRRP priority) holds it.
+                    #expect(try nfsAddressHolders(nodes, until: { $0 == ["node-1"] }) == ["node-1"])
+                    let nfsPayload = directory + "/nfs-payload"
+                    try "written through the floating address".write(toFile: nfsPayload, atomically: true, encoding: .utf8)
+                    let nfsCopy = try nodes[3].host.command("timeout", ["60", "nfs-cp", nfsPayload, Self.nfsURL("/shared/file")])
+                        .run(acceptedStatuses: Set(0...255))
+                    #expect(nfsCopy.status == 0, "\(nfsCopy.output) \(nfsCopy.errorOutput); node 1's NFS-Ganesha: \(ganeshaLog(nodes[0].node.root))")
+                    #expect(try nfsRead(nodes[3], "/shared/file") == "written through the floating address")
+
                     // 2. Objects written from node 2, read back from node 3.
                     let payload = directory + "/payload"
                     try Data((0..<65536).map { UInt8($0 % 251) }).write(to: URL(fileURLWithPath: payload))
@@ -156,6 +177,31 @@ import Testing
                         sleep(2)
                     } while Date() < deadline
                     #expect(detail.contains("MON_DOWN") && detail.contains("mon.node-1") && detail.contains("OSD_HOST_DOWN"), "\(detail)")
+                    // The floating address moved to another NFS node (node 1's interface went with its power: the
+                    // address is taken off it), and the client reads its file through the same address again once
+                    // a standby MDS took over node 1's.
+                    // (keepalived's VRRP process, killed with its parent, may already have taken it off.)
+                    _ = try nodes[0].host.command("ip", ["address", "del", Self.nfsAddress + "/24", "dev", "eth0"])
+                        .run(acceptedStatuses: Set(0...255))
+                    let holders = try nfsAddressHolders(nodes, until: { $0.count == 1 && $0 != ["node-1"] })
+                    #expect(holders == ["node-2"] || holders == ["node-3"], "\(holders)")
+                    var failedOver = ""
+                    var lastError = ""
+                    let nfsDeadline = Date().addingTimeInterval(240)
+                    repeat {
+                        do {
+                            failedOver = try nfsRead(nodes[3], "/shared/file")
+                        } catch {
+                            lastError = "\(error)"
+                        }
+                        if failedOver == "written through the floating address" { break }
+                        sleep(3)
+                    } while Date() < nfsDeadline
+                    let holderRoot = nodes.first { $0.host.name == holders.first }?.node.root ?? ""
+                    let fsDump = (try? second.host.command("timeout", ["30", "ceph", "-c", second.node.conf, "fs", "dump"]).run().output) ?? "?"
+                    let holderLog = ganeshaLog(holderRoot)
+                    #expect(failedOver == "written through the floating address",
+                            "last error: \(lastError); \(holders)'s NFS-Ganesha: \(holderLog)\nfs dump: \(fsDump)")
 
                     // 4. Reconcile from node 2 with node 1 gone: a pool made at size 1 grows to 3/2; only health fails.
                     try second.host.command("timeout", ["60", "ceph", "-c", second.node.conf, "osd", "pool", "create", "late", "8"]).run()
@@ -378,6 +424,34 @@ import Testing
                 }
             }
         }
+    }
+
+    static let nfsAddress = "10.77.0.100"
+    static func nfsURL(_ path: String) -> String { "nfs://\(nfsAddress)\(path)?version=4" }
+
+    /// The last lines of a node's NFS-Ganesha log that say something (for failure messages).
+    func ganeshaLog(_ root: String) -> String {
+        ((try? String(contentsOfFile: root + "/var/log/ganesha/ganesha.log", encoding: .utf8)) ?? "")
+            .split(separator: "\n").filter { !$0.contains("DBUS") && !$0.contains("krb5") && !$0.contains("keytab") }
+            .suffix(30).joined(separator: "\n")
+    }
+
+    func nfsRead(_ client: RackNode, _ path: String) throws -> String {
+        try client.host.command("timeout", ["30", "nfs-cat", Self.nfsURL(path)]).run().output
+    }
+
+    /// The monitor nodes whose public interface holds the NFS floating address, once `until` accepts them (VRRP needs
+    /// a few advertisement intervals to settle) or after 30 s.
+    func nfsAddressHolders(_ nodes: [RackNode], until done: ([String]) -> Bool) throws -> [String] {
+        var holders: [String] = []
+        for _ in 0..<30 {
+            holders = try nodes.prefix(3).filter { node in
+                try node.host.command("ip", ["-o", "address", "show", "dev", "eth0"]).run().output.contains(" \(Self.nfsAddress)/")
+            }.map(\.host.name)
+            if done(holders) { break }
+            sleep(1)
+        }
+        return holders
     }
 
     func hostsWithOSDs(_ node: RackNode) throws -> [String] {

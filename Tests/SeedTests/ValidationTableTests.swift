@@ -38,6 +38,18 @@ enum SeedCases {
     static let m = Fixture.minimal
 
     /// A bootstrap node's cluster with RGW and `users` (lines 8 and on: `users:` is line 8, its first item line 9).
+    static let pemCertificate = "          -----BEGIN CERTIFICATE-----\n          MIIBszCCAVmgAwIBAgIUJ\n          -----END CERTIFICATE-----\n"
+    static let pemKey = "          -----BEGIN PRIVATE KEY-----\n          MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n          -----END PRIVATE KEY-----\n"
+
+    /// `services.rgw.https`: line 8 is `https:`, line 9 the first of `body`.
+    static func https(_ body: String) -> String {
+        "cluster:\n  role: bootstrap\n  services:\n    rgw:\n      https:\n" + body
+    }
+
+    static func nfs(_ body: String) -> String {
+        "cluster:\n  role: bootstrap\n  services:\n    cephfs:\n    nfs:\n" + body
+    }
+
     static func s3(_ users: String) -> String {
         "cluster:\n  role: bootstrap\n  services:\n    rgw:\n      users:\n" + users
     }
@@ -316,8 +328,47 @@ enum SeedCases {
                     keyPath: "cluster.services.rgw.port", line: 7, column: 17, message: "expected a TCP port from 1 to 65535", schema: .rejects),
         InvalidCase(name: "CephFS name starting with '-'", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    cephfs: {name: -fs}\n"),
                     keyPath: "cluster.services.cephfs.name", line: 7, column: 20, message: "is not a valid name", schema: .rejects),
-        InvalidCase(name: "unknown service", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    nfs: {}\n"),
-                    keyPath: "cluster.services.nfs", line: 7, column: 5, message: "unknown key", schema: .rejects),
+        InvalidCase(name: "unknown service", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    iscsi: {}\n"),
+                    keyPath: "cluster.services.iscsi", line: 7, column: 5, message: "unknown key", schema: .rejects),
+        // services.rgw.https
+        InvalidCase(name: "HTTPS certificate that is not PEM", yaml: Fixture.withCluster(Self.https(
+            "        certificate: my-cert.pem\n        private_key: |\n" + Self.pemKey)),
+                    keyPath: "cluster.services.rgw.https.certificate", line: 9, column: 22, message: "is not a PEM certificate", schema: .rejects),
+        InvalidCase(name: "HTTPS key given as the certificate", yaml: Fixture.withCluster(Self.https(
+            "        certificate: |\n" + Self.pemKey + "        private_key: |\n" + Self.pemKey)),
+                    keyPath: "cluster.services.rgw.https.certificate", line: 9, column: 22, message: "holds a PRIVATE KEY block", schema: .rejects),
+        InvalidCase(name: "HTTPS encrypted private key", yaml: Fixture.withCluster(Self.https(
+            "        certificate: |\n" + Self.pemCertificate + "        private_key: |\n"
+            + Self.pemKey.replacingOccurrences(of: "PRIVATE KEY", with: "ENCRYPTED PRIVATE KEY"))),
+                    keyPath: "cluster.services.rgw.https.private_key", line: 13, column: 22, message: "an encrypted key cannot be used",
+                    schema: .rejects, mustNotContain: "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg"),
+        InvalidCase(name: "HTTPS without a private key", yaml: Fixture.withCluster(Self.https("        certificate: |\n" + Self.pemCertificate)),
+                    keyPath: "cluster.services.rgw.https.private_key", line: 9, column: 9, message: "required key is missing", schema: .rejects),
+        InvalidCase(name: "HTTPS on the HTTP port", yaml: Fixture.withCluster(Self.https(
+            "        port: 7480\n        certificate: |\n" + Self.pemCertificate + "        private_key: |\n" + Self.pemKey)),
+                    keyPath: "cluster.services.rgw.https.port", line: 9, column: 15, message: "is also the HTTP port (7480)", schema: .beyondSchema),
+        // services.nfs
+        InvalidCase(name: "NFS without CephFS", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    nfs: {exports: [{name: shared}]}\n"),
+                    keyPath: "cluster.services.nfs", line: 7, column: 5, message: "exports CephFS subvolumes: add cephfs", schema: .beyondSchema),
+        InvalidCase(name: "NFS without exports", yaml: Fixture.withCluster(Self.nfs("      virtual_ip: 10.0.0.100\n")),
+                    keyPath: "cluster.services.nfs.exports", line: 9, column: 7, message: "required key is missing", schema: .rejects),
+        InvalidCase(name: "NFS with an empty export list", yaml: Fixture.withCluster(Self.nfs("      exports: []\n")),
+                    keyPath: "cluster.services.nfs.exports", line: 9, column: 16, message: "is empty; give at least one export", schema: .rejects),
+        InvalidCase(name: "NFS export listed twice", yaml: Fixture.withCluster(Self.nfs("      exports: [{name: a}, {name: a}]\n")),
+                    keyPath: "cluster.services.nfs.exports[1].name", line: 9, column: 35, message: "export 'a' is listed twice", schema: .beyondSchema),
+        InvalidCase(name: "NFS export access unknown", yaml: Fixture.withCluster(Self.nfs("      exports: [{name: a, access: rwx}]\n")),
+                    keyPath: "cluster.services.nfs.exports[0].access", line: 9, column: 35, message: "rw, ro", schema: .rejects),
+        InvalidCase(name: "NFS export size without a unit", yaml: Fixture.withCluster(Self.nfs("      exports: [{name: a, size: 100}]\n")),
+                    keyPath: "cluster.services.nfs.exports[0].size", line: 9, column: 33, message: "100 is a size without a unit", schema: .rejects),
+        InvalidCase(name: "NFS export clients not a network", yaml: Fixture.withCluster(Self.nfs("      exports: [{name: a, clients: [office]}]\n")),
+                    keyPath: "cluster.services.nfs.exports[0].clients[0]", line: 9, column: 37, message: "is not a network in CIDR notation", schema: .rejects),
+        InvalidCase(name: "NFS version 3", yaml: Fixture.withCluster(Self.nfs("      versions: [3]\n      exports: [{name: a}]\n")),
+                    keyPath: "cluster.services.nfs.versions[0]", line: 9, column: 18, message: "expected an NFS version: 4.0, 4.1, 4.2", schema: .rejects),
+        InvalidCase(name: "NFS virtual address outside the public network",
+                    yaml: "version: 1\nhost:\n  hostname: node-01\nnetwork:\n  public_network: 10.0.0.0/24\ncluster:\n  role: bootstrap\n"
+                        + "  services:\n    cephfs:\n    nfs:\n      virtual_ip: 10.9.0.100\n      exports: [{name: a}]\n",
+                    keyPath: "cluster.services.nfs.virtual_ip", line: 11, column: 19, message: "10.9.0.100 is not in the public network 10.0.0.0/24",
+                    schema: .beyondSchema),
         InvalidCase(name: "telemetry as text", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  telemetry: \"false\"\n"),
                     keyPath: "cluster.telemetry", line: 6, column: 14, message: "expected true or false, found the text 'false'", schema: .rejects),
         // rack roles (cluster.rack, made by `aquarium-image rack seeds`)
@@ -439,6 +490,12 @@ enum SeedCases {
         ValidCase(name: "S3 users with buckets and quotas", yaml: Fixture.withCluster(Self.s3(
             "        - {name: backup, buckets: [backups, archive.2026], quota: {max_size: 500GiB, max_objects: 1000000}}\n"
             + "        - name: media\n          buckets: [photos]\n        - name: reader\n"))),
+        ValidCase(name: "RGW with HTTPS", yaml: Fixture.withCluster(Self.https(
+            "        port: 8443\n        certificate: |\n" + Self.pemCertificate + Self.pemCertificate + "        private_key: |\n" + Self.pemKey))),
+        ValidCase(name: "NFS with a virtual address, versions and exports", yaml:
+            "version: 1\nhost:\n  hostname: node-01\nnetwork:\n  public_network: 10.0.0.0/24\ncluster:\n  role: bootstrap\n  services:\n"
+            + "    cephfs:\n    nfs:\n      virtual_ip: 10.0.0.100\n      versions: [4.0, 4.1, 4.2]\n      exports:\n"
+            + "        - name: shared\n        - {name: media, access: ro, clients: [10.0.0.0/24, fd00::/64], size: 100GiB}\n"),
         ValidCase(name: "services spelled out", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    rbd: {pools: [rbd, vm-images, backup.2]}\n    rgw: {port: 8080}\n    cephfs: {name: shared_fs}\n")),
         ValidCase(name: "comments, quotes and CRLF line ends", yaml: "# a seed\r\nversion: 1 # v1\r\nhost:\r\n  hostname: 'node-01'\r\ncluster: {role: \"bootstrap\"}\r\n"),
         ValidCase(name: "empty optional lists", yaml: Fixture.withHost("  hostname: node-01\n  ntp_servers: []\n  users: []\n")),

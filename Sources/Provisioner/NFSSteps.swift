@@ -1,0 +1,350 @@
+import ArgumentParser
+import CommandSupport
+import Exec
+import Foundation
+import JSONCoding
+import Seed
+
+/// `services.nfs`: CephFS subvolumes exported over NFSv4 by NFS-Ganesha (FSAL_CEPH), on the node that runs the services
+/// and, in a rack, on every monitor node (each with an MDS of its own, standby until the active one is lost). With a
+/// `virtual_ip`, keepalived (VRRP on the public network) keeps that address on one of them.
+extension Provisioner {
+    /// Single node: this node. Rack: every monitor node.
+    var runsNFS: Bool { rack == nil || seed.cluster.role == .monitor }
+
+    var nfsEntity: String { "client.nfs.\(identity.daemonId)" }
+
+    func nfs() throws(ProvisionError) -> StepOutcome {
+        guard let service = seed.cluster.services.nfs, let cephfs = seed.cluster.services.cephfs else {
+            return StepOutcome(changed: false, detail: "not in the seed")
+        }
+        guard runsNFS else { return StepOutcome(changed: false, detail: "runs on the monitor nodes") }
+        var actions: [String] = []
+        if !runsServices {
+            // The file system is made by the rack's first monitor node; this one serves it too, with a standby MDS.
+            try CephTools.wait("the file system \(cephfs.name) (made by \(rack?.monitors.first?.shortName ?? "?"))",
+                               seconds: options.rackTimeout) {
+                (try tools.json([CephJSON.FileSystem].self, ["fs", "ls"], timeout: 20) ?? []).contains { $0.name == cephfs.name }
+            }
+            actions += try ensureMDS()
+        }
+        let ganesha = ganeshaDaemon
+        if !launcher.isRunning(ganesha) {
+            // A stopped or killed NFS-Ganesha leaves its CephFS session open, holding capabilities that block every
+            // other client of those files (`ceph fs subvolume` below included) until the MDS closes it minutes later.
+            // Nothing of this node's NFS entity runs now: evict its sessions first.
+            evictNFSSessions(cephfs.name)
+        }
+        var paths: [String: String] = [:]
+        for export in service.exports {
+            let (path, changes) = try subvolume(export, in: cephfs.name)
+            paths[export.name] = path
+            actions += changes
+        }
+        fault("nfs", .mid)
+        // CephFS, and NFS-Ganesha's client recovery records in the cluster's own pool (namespace nfs).
+        let osdCaps = "allow rw tag cephfs data=\(cephfs.name), allow rw pool=\(ClusterEventLog.pool) namespace=\(NFSConfig.recoveryNamespace)"
+        if try ensureKeyring(nfsEntity, caps: ["mon", "allow r", "mds", "allow rw", "osd", osdCaps], at: layout.keyring(nfsEntity)) {
+            actions.append("created the key of \(nfsEntity)")
+        }
+        let bind: String? = service.virtualIP != nil || options.launcher == .systemd ? nil : identity.address.description
+        let config = NFSConfig.ganesha(service, filesystem: cephfs.name, paths: paths, node: identity.daemonId,
+                                       cephConf: layout.cephConf, bind: bind)
+        try Files.makeDirectory(layout.path("/var/log/ganesha"))
+        let configChanged = try Files.write(config, to: layout.ganeshaConf)
+        if configChanged && launcher.isRunning(ganesha) {
+            try launcher.stop(ganesha)
+            evictNFSSessions(cephfs.name)
+            actions.append("wrote \(layout.ganeshaConf)")
+        }
+        let checked = bind ?? identity.address.description
+        if !launcher.isRunning(ganesha) && Ports.isListening(host: checked, port: Seed.NFS.port) {
+            throw .failed("port \(Seed.NFS.port) on \(checked) is taken by another program (a kernel NFS server?); "
+                + "NFS-Ganesha cannot listen there. Stop it, or remove services.nfs from the seed")
+        }
+        let logStart = ((try? FileManager.default.attributesOfItem(atPath: ganeshaLog))?[.size] as? NSNumber)?.intValue ?? 0
+        let started = try launcher.ensureRunning(ganesha)
+        try CephTools.wait("NFS-Ganesha to listen on \(checked):\(Seed.NFS.port)", seconds: 60) {
+            Ports.isListening(host: checked, port: Seed.NFS.port)
+        }
+        if started {
+            // NFS-Ganesha listens even when an export could not be made (CephFS not mounted): clients would get
+            // NFS4ERR_NOENT. Its log since this start says so.
+            let log = (Files.read(ganeshaLog) ?? "").utf8.dropFirst(logStart)
+            if let failure = String(decoding: log, as: UTF8.self).split(separator: "\n")
+                .first(where: { $0.contains("Could not create export") || $0.contains("Unable to mount Ceph cluster") }) {
+                throw .failed("NFS-Ganesha started without an export: \(failure.split(separator: "]", maxSplits: 1).last ?? failure); "
+                    + "see \(ganeshaLog)")
+            }
+            actions.append("started NFS-Ganesha")
+        }
+        if let address = service.virtualIP {
+            actions += try virtualAddress(address)
+        }
+        let exports = service.exports.map { "/" + $0.name }.joined(separator: ", ")
+        let shown = (service.virtualIP ?? identity.address).description
+        return StepOutcome(changed: !actions.isEmpty,
+                           detail: actions.isEmpty ? "\(exports) on \(shown)" : actions.joined(separator: "; "))
+    }
+
+    /// Closes the CephFS sessions of this node's NFS entity (none of its processes runs when this is called).
+    func evictNFSSessions(_ filesystem: String) {
+        _ = try? tools.run("ceph", ["tell", "mds.\(filesystem):0", "client", "evict", "auth_name=nfs.\(identity.daemonId)"],
+                           timeout: 30)
+    }
+
+    var ganeshaLog: String { layout.path("/var/log/ganesha/ganesha.log") }
+
+    var ganeshaDaemon: DaemonSpec {
+        DaemonSpec(name: "nfs.\(identity.daemonId)", executable: "ganesha.nfsd",
+                   arguments: ["-F", "-f", layout.ganeshaConf, "-L", ganeshaLog,
+                               "-p", layout.path("/run/ganesha.pid"), "-N", "NIV_EVENT"],
+                   configPath: layout.ganeshaConf)
+    }
+
+    var keepalivedDaemon: DaemonSpec {
+        DaemonSpec(name: "keepalived", executable: "keepalived",
+                   arguments: ["-n", "-l", "-P", "-f", layout.keepalivedConf, "-p", layout.path("/run/keepalived.pid"),
+                               "-r", layout.path("/run/keepalived-vrrp.pid")],
+                   configPath: layout.keepalivedConf)
+    }
+
+    /// The CephFS subvolume `export.name` (made when missing, its quota set to the seed's) and its path.
+    func subvolume(_ export: Seed.NFSExport, in filesystem: String) throws(ProvisionError) -> (String, [String]) {
+        var actions: [String] = []
+        let info = try? tools.json(SubvolumeInfo.self, ["fs", "subvolume", "info", filesystem, export.name], timeout: 60)
+        if let info = info ?? nil {
+            if info.quota != export.size {
+                try tools.run("ceph", ["fs", "subvolume", "resize", filesystem, export.name,
+                                       export.size.map(String.init) ?? "inf"], timeout: 60)
+                actions.append("set the quota of \(export.name) to " + (export.size.map { "\($0) bytes" } ?? "none"))
+            }
+        } else {
+            try tools.run("ceph", ["fs", "subvolume", "create", filesystem, export.name]
+                          + (export.size.map { ["--size", String($0)] } ?? []), timeout: 60)
+            actions.append("created the subvolume \(export.name)")
+        }
+        let path = try tools.run("ceph", ["fs", "subvolume", "getpath", filesystem, export.name], timeout: 60)
+            .output.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard path.hasPrefix("/") else { throw .failed("ceph fs subvolume getpath \(filesystem) \(export.name) printed '\(path)'") }
+        return (path, actions)
+    }
+
+    /// What `ceph fs subvolume info` says that we use: the quota (`bytes_quota`, a number or "infinite").
+    struct SubvolumeInfo: Decodable {
+        var quota: UInt64?
+        enum CodingKeys: String, CodingKey { case bytesQuota = "bytes_quota" }
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            quota = try? container.decode(UInt64.self, forKey: .bytesQuota)
+        }
+    }
+
+    /// An MDS of this node's own (standby while another is active).
+    func ensureMDS() throws(ProvisionError) -> [String] {
+        var actions: [String] = []
+        let id = identity.daemonId
+        if try ensureKeyring("mds.\(id)", caps: ["mon", "allow profile mds", "osd", "allow rw tag cephfs *=*", "mds", "allow",
+                                                 "mgr", "allow profile mds"], at: layout.mdsData(id) + "/keyring") {
+            actions.append("created the key of mds.\(id)")
+        }
+        if try launcher.ensureRunning(daemon("mds", id)) { actions.append("started mds.\(id)") }
+        return actions
+    }
+
+    /// keepalived with the floating address on the interface that holds this node's public address. The rack's first
+    /// monitor node has the highest priority and takes the address back when it returns (VRRP preemption).
+    func virtualAddress(_ address: IPAddress) throws(ProvisionError) -> [String] {
+        var actions: [String] = []
+        guard let link = NFSConfig.interface(holding: identity.address, in: (try? Command("ip", ["-j", "address", "show"]).run())?.output ?? "")
+        else {
+            throw .failed("no interface holds this node's address \(identity.address); the NFS virtual address "
+                + "\(address) is announced on that interface")
+        }
+        let monitors = rack?.monitors.map(\.shortName) ?? [identity.daemonId]
+        let rank = monitors.firstIndex(of: identity.daemonId) ?? 0
+        // Taking the address over: NFS-Ganesha on a node that died keeps its CephFS session (and the capabilities of
+        // the files it had open) for 300 s; the new holder evicts the sessions of the peers that no longer answer.
+        let peers = (rack?.monitors ?? []).filter { $0.shortName != identity.daemonId }.map { "\($0.shortName)=\($0.address)" }
+        var takeover = [NFSConfig.selfExecutable, "nfs-takeover", "--root", layout.root.isEmpty ? "/" : layout.root, "--cluster", layout.cluster,
+                        "--filesystem", seed.cluster.services.cephfs?.name ?? "cephfs"]
+        for peer in peers { takeover += ["--peer", peer] }
+        let config = NFSConfig.keepalived(address: address, prefixLength: link.prefixLength, interface: link.name,
+                                          routerID: NFSConfig.routerID(fsid: identity.fsid), priority: 200 - 10 * rank,
+                                          name: identity.daemonId, takeover: peers.isEmpty ? nil : takeover)
+        try Files.makeDirectory((layout.keepalivedConf as NSString).deletingLastPathComponent)
+        let keepalived = keepalivedDaemon
+        if try Files.write(config, to: layout.keepalivedConf), launcher.isRunning(keepalived) {
+            try launcher.stop(keepalived)
+            actions.append("wrote \(layout.keepalivedConf)")
+        }
+        if try launcher.ensureRunning(keepalived) { actions.append("started keepalived for \(address) on \(link.name)") }
+        // Whoever holds it (this node after about three advertisement intervals, or another NFS node), the
+        // address must answer on the NFS port.
+        if address.family == .v4 {
+            try CephTools.wait("the NFS virtual address \(address) to answer on port \(Seed.NFS.port)", seconds: 60) {
+                Ports.isListening(host: address.description, port: Seed.NFS.port)
+            }
+        }
+        return actions
+    }
+}
+
+/// The configuration files of NFS-Ganesha and keepalived, from the seed (pure: tested by table).
+public enum NFSConfig {
+    /// Where NFS-Ganesha keeps its client recovery records: the `.aquarium` pool, this namespace, one object per node.
+    public static let recoveryNamespace = "nfs"
+
+    /// NFS-Ganesha's configuration on node `node` (its Ceph user is `nfs.NODE`). The node's name is also its recovery
+    /// node id, which NFS-Ganesha otherwise takes from the host name and uses in the CephFS session identity
+    /// (`ganesha-NODEID-EXPORTID`): two servers with one host name (seen: network namespaces on one machine) took each
+    /// other's sessions and the second could not mount CephFS ("Unable to mount Ceph cluster").
+    public static func ganesha(_ service: Seed.NFS, filesystem: String, paths: [String: String], node: String,
+                               cephConf: String, bind: String?) -> String {
+        let user = "nfs.\(node)"
+        let minors = service.versions.compactMap { $0.split(separator: ".").last.map(String.init) }
+        var lines = ["# Written by aquarium-provision from the seed's services.nfs; rewritten on every run.",
+                     "NFS_CORE_PARAM {", "    Enable_NLM = false;", "    Enable_RQUOTA = false;", "    Protocols = 4;",
+                     "    NFS_Port = \(Seed.NFS.port);"]
+        if let bind { lines.append("    Bind_addr = \(bind);") }
+        lines += ["}", "NFSv4 {", "    RecoveryBackend = rados_ng;", "    Minor_Versions = \(minors.joined(separator: ", "));", "}",
+                  "RADOS_KV {", "    ceph_conf = \(quoted(cephConf));", "    userid = \(quoted(user));",
+                  "    pool = \(quoted(ClusterEventLog.pool));", "    namespace = \(quoted(recoveryNamespace));",
+                  "    nodeid = \(quoted(node));", "}",
+                  "MDCACHE {", "    Dir_Chunk = 0;", "}",
+                  "CEPH {", "    Ceph_Conf = \(quoted(cephConf));", "}"]
+        for (index, export) in service.exports.enumerated() {
+            let access = export.access == .rw ? "RW" : "RO"
+            lines += ["EXPORT {", "    Export_ID = \(index + 1);", "    Path = \(quoted(paths[export.name] ?? "/"));",
+                      "    Pseudo = \(quoted("/" + export.name));", "    Protocols = 4;", "    Transports = TCP;",
+                      "    SecType = sys;", "    Squash = No_Root_Squash;", "    Attr_Expiration_Time = 0;",
+                      "    Access_Type = \(export.clients.isEmpty ? access : "None");",
+                      "    FSAL {", "        Name = CEPH;", "        User_Id = \(quoted(user));",
+                      "        Filesystem = \(quoted(filesystem));", "    }"]
+            if !export.clients.isEmpty {
+                lines += ["    CLIENT {", "        Clients = \(export.clients.map(\.description).joined(separator: ", "));",
+                          "        Access_Type = \(access);", "    }"]
+            }
+            lines.append("}")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// This program, as keepalived should start it.
+    public static var selfExecutable: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/usr/bin/aquarium-provision"
+    }
+
+    public static func keepalived(address: IPAddress, prefixLength: Int, interface: String, routerID: Int, priority: Int,
+                                  name: String, takeover: [String]? = nil) -> String {
+        let notify = takeover.map { "\n    notify_master \"\($0.joined(separator: " "))\"" } ?? ""
+        return """
+        # Written by aquarium-provision from the seed's services.nfs.virtual_ip; rewritten on every run.
+        global_defs {
+            router_id aquarium-\(name)
+            enable_script_security
+            script_user root
+        }
+        vrrp_instance aquarium_nfs {
+            state BACKUP
+            interface \(interface)
+            virtual_router_id \(routerID)
+            priority \(priority)
+            advert_int 1
+            virtual_ipaddress {
+                \(address)/\(prefixLength) dev \(interface)
+            }\(notify)
+        }
+
+        """
+    }
+
+    /// 1...255 from the cluster's fsid: the same on every node of the cluster, rarely the same as a neighbour's.
+    public static func routerID(fsid: String) -> Int {
+        Int(fsid.utf8.reduce(UInt32(2166136261)) { ($0 ^ UInt32($1)) &* 16777619 } % 255) + 1
+    }
+
+    public struct Link: Equatable, Sendable {
+        public var name: String
+        public var prefixLength: Int
+    }
+
+    /// The interface holding `address`, from `ip -j address show`.
+    public static func interface(holding address: IPAddress, in json: String) -> Link? {
+        guard let links = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]] else { return nil }
+        for link in links {
+            guard let name = link["ifname"] as? String else { continue }
+            for entry in link["addr_info"] as? [[String: Any]] ?? [] {
+                if let local = entry["local"] as? String, IPAddress(local) == address, let prefix = entry["prefixlen"] as? Int {
+                    return Link(name: name, prefixLength: prefix)
+                }
+            }
+        }
+        return nil
+    }
+
+    static func quoted(_ text: String) -> String {
+        "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    }
+}
+
+/// `aquarium-provision nfs-takeover`: run by keepalived on the node that has just taken the NFS floating address
+/// (`notify_master`). NFS-Ganesha keeps its CephFS session 300 s after its node died, and with it the capabilities of
+/// the files it had open: clients of the new holder would wait that long for them. Every peer whose NFS port does not
+/// answer (three tries, two seconds apart) has the sessions of its NFS entity evicted (and blocklisted: a peer that was
+/// only cut off cannot write behind the new holder's back). Peers that answer are left alone.
+public struct NFSTakeoverCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "nfs-takeover",
+        abstract: "Run by keepalived when this node takes the NFS floating address: evict the CephFS sessions of dead NFS peers.",
+        shouldDisplay: false)
+
+    @OptionGroup public var global: GlobalOptions
+    @OptionGroup public var rootOptions: RootOptions
+
+    @Option(help: "The CephFS file system the exports are on.")
+    public var filesystem: String = "cephfs"
+
+    @Option(name: .customLong("peer"), help: "Another NFS node as NAME=ADDRESS (repeatable).")
+    public var peers: [String] = []
+
+    public init() {}
+
+    public func run() throws {
+        let layout = Layout(root: rootOptions.root, cluster: rootOptions.cluster)
+        let logger = global.logger("aquarium.provision")
+        let events = EventLog(path: layout.eventsFile)
+        var evicted: [String] = []
+        for peer in peers {
+            let parts = peer.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, IPAddress(parts[1]) != nil else {
+                throw ValidationError("--peer \(peer): expected NAME=ADDRESS")
+            }
+            let (name, address) = (parts[0], parts[1])
+            if Self.answers(address) { continue }
+            logger.notice("NFS peer \(name) (\(address)) does not answer on port \(Seed.NFS.port): evicting the sessions of nfs.\(name)")
+            let result = try Command("timeout", ["90", "ceph", "--cluster", layout.cluster, "-c", layout.cephConf, "tell",
+                                                 "mds.\(filesystem):0", "client", "evict", "auth_name=nfs.\(name)"])
+                .run(acceptedStatuses: Set(0...255))
+            if result.status == 0 {
+                evicted.append(name)
+            } else {
+                logger.warning("evicting nfs.\(name) failed (\(result.status)): \(result.errorOutput.suffix(500))")
+            }
+        }
+        events.append(ProvisionEvent(event: "nfs.takeover", changed: !evicted.isEmpty,
+                                     detail: evicted.isEmpty ? "took the floating address" : "took the floating address; evicted the NFS sessions of "
+                                        + evicted.joined(separator: ", ")))
+        print(evicted.isEmpty ? "no NFS peer to evict" : "evicted the NFS sessions of " + evicted.joined(separator: ", "))
+    }
+
+    /// True when `address` accepts a connection on the NFS port within three tries (IPv6: assumed, Ports is IPv4).
+    static func answers(_ address: String) -> Bool {
+        guard IPAddress(address)?.family == .v4 else { return true }
+        for attempt in 0..<3 {
+            if Ports.isListening(host: address, port: Seed.NFS.port) { return true }
+            if attempt < 2 { sleep(2) }
+        }
+        return false
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+import Seed
+import Testing
+@testable import Provisioner
+
+/// The NFS-Ganesha and keepalived configurations made from `services.nfs` (the daemons themselves run in ClusterTests
+/// and RackTests).
+@Suite struct NFSConfigTests {
+    static let paths = ["shared": "/volumes/_nogroup/shared/0307199b", "media": "/volumes/_nogroup/media/e67dbb0c"]
+
+    func render(_ service: Seed.NFS, bind: String? = "10.0.0.11") -> String {
+        NFSConfig.ganesha(service, filesystem: "cephfs", paths: Self.paths, node: "node-01", cephConf: "/etc/ceph/ceph.conf",
+                          bind: bind)
+    }
+
+    @Test func exportsWithAccessAndClients() throws {
+        let media = Seed.NFSExport(name: "media", access: .ro, clients: [try #require(IPNetwork("10.0.0.0/24"))])
+        let text = render(Seed.NFS(exports: [Seed.NFSExport(name: "shared"), media]))
+        let exports: [String] = Array(text.components(separatedBy: "EXPORT {").dropFirst())
+        try #require(exports.count == 2, "\(text)")
+        #expect(exports[0].contains("Export_ID = 1;") && exports[0].contains("Path = \"/volumes/_nogroup/shared/0307199b\";")
+                && exports[0].contains("Pseudo = \"/shared\";") && exports[0].contains("Access_Type = RW;")
+                && !exports[0].contains("CLIENT"), "\(exports[0])")
+        // A client list: nobody else gets in (export Access_Type None), the listed networks get the export's access.
+        // The networks are unquoted: NFS-Ganesha reads a quoted "10.0.0.0/24" as a host name (found: NFS4ERR_NOENT).
+        #expect(exports[1].contains("Export_ID = 2;") && exports[1].contains("    Access_Type = None;")
+                && exports[1].contains("Clients = 10.0.0.0/24;") && exports[1].contains("        Access_Type = RO;"), "\(exports[1])")
+        for export in exports {
+            #expect(export.contains("Name = CEPH;") && export.contains("User_Id = \"nfs.node-01\";")
+                    && export.contains("Filesystem = \"cephfs\";") && export.contains("Protocols = 4;"), "\(export)")
+        }
+        #expect(text.contains("Ceph_Conf = \"/etc/ceph/ceph.conf\";") && text.contains("Bind_addr = 10.0.0.11;"))
+        // Recovery records in RADOS under the node's own id (not the host name, which NFS-Ganesha would use for its
+        // CephFS session identity: servers sharing one took each other's sessions).
+        #expect(text.contains("RecoveryBackend = rados_ng;") && text.contains("nodeid = \"node-01\";")
+                && text.contains("userid = \"nfs.node-01\";") && text.contains("pool = \".aquarium\";"), "\(text)")
+    }
+
+    @Test(arguments: [
+        (["4.1", "4.2"], "Minor_Versions = 1, 2;"),
+        (["4.0", "4.1", "4.2"], "Minor_Versions = 0, 1, 2;"),
+        (["4.2"], "Minor_Versions = 2;"),
+    ])
+    func versions(_ versions: [String], _ line: String) {
+        #expect(render(Seed.NFS(versions: versions, exports: [Seed.NFSExport(name: "shared")])).contains(line))
+    }
+
+    @Test func noBindAddressWithAVirtualAddress() {
+        // With a floating address NFS-Ganesha listens on every address, the virtual one included.
+        let text = render(Seed.NFS(exports: [Seed.NFSExport(name: "shared")]), bind: nil)
+        #expect(!text.contains("Bind_addr"))
+    }
+
+    @Test func keepalived() throws {
+        let text = NFSConfig.keepalived(address: try #require(IPAddress("10.77.0.100")), prefixLength: 24, interface: "eth0",
+                                        routerID: 42, priority: 190, name: "node-2",
+                                        takeover: ["/usr/bin/aquarium-provision", "nfs-takeover", "--root", "/", "--peer", "node-1=10.77.0.1"])
+        for line in ["virtual_router_id 42", "priority 190", "interface eth0", "10.77.0.100/24 dev eth0", "state BACKUP",
+                     "router_id aquarium-node-2", "script_user root",
+                     "notify_master \"/usr/bin/aquarium-provision nfs-takeover --root / --peer node-1=10.77.0.1\""] {
+            #expect(text.contains(line), "\(line) in \(text)")
+        }
+        // A single NFS node has no peer to take over from.
+        #expect(!NFSConfig.keepalived(address: try #require(IPAddress("10.77.0.100")), prefixLength: 24, interface: "eth0",
+                                      routerID: 42, priority: 200, name: "node-1").contains("notify"))
+    }
+
+    @Test func routerIDIsStableAndInRange() {
+        let fsids = (0..<200).map { _ in UUID().uuidString.lowercased() }
+        for fsid in fsids {
+            let id = NFSConfig.routerID(fsid: fsid)
+            #expect((1...255).contains(id) && id == NFSConfig.routerID(fsid: fsid))
+        }
+        #expect(Set(fsids.map(NFSConfig.routerID)).count > 100, "router ids spread over 1...255")
+    }
+
+    @Test func interfaceHoldingAnAddress() throws {
+        let json = """
+        [{"ifindex":1,"ifname":"lo","addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8}]},
+         {"ifindex":2,"ifname":"eth0","addr_info":[{"family":"inet","local":"10.77.0.2","prefixlen":24},
+                                                   {"family":"inet6","local":"fd77::2","prefixlen":64}]}]
+        """
+        #expect(NFSConfig.interface(holding: try #require(IPAddress("10.77.0.2")), in: json) == NFSConfig.Link(name: "eth0", prefixLength: 24))
+        #expect(NFSConfig.interface(holding: try #require(IPAddress("fd77::2")), in: json) == NFSConfig.Link(name: "eth0", prefixLength: 64))
+        #expect(NFSConfig.interface(holding: try #require(IPAddress("10.77.0.9")), in: json) == nil)
+        #expect(NFSConfig.interface(holding: try #require(IPAddress("10.77.0.2")), in: "not json") == nil)
+    }
+}
