@@ -48,7 +48,7 @@ let package = Package(
         .target(name: "Exec", dependencies: ["SystemErrors", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         // The disk model and the inventory of this machine's block devices.
-        .target(name: "Disks", dependencies: ["Udev", "Blkid", "SystemErrors", "FileLayer", "JSONCoding",
+        .target(name: "Disks", dependencies: ["Udev", "Blkid", "SystemErrors", "FileLayer", "JSONCoding", "Exec",
                                               .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         // Seed file v1: model, parser, validation, schema, signatures; the rack file v1 and a rack's secrets.

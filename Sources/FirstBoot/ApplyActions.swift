@@ -21,6 +21,8 @@ struct ActionRun {
     var stepsRun: [String] = []
     var actions: [PlanAction] = []
     var handoff: String?
+    /// The whole disk's BSD lock, held until the state partition is mounted.
+    var diskLock: BlockDeviceLock?
 
     init(disk: Disk, mode: SystemDiskMode, partition: String, loaded: LoadedSeed, inventory: Inventory,
          storageDisks: [PlannedDisk], runner: StepRunner) {
@@ -85,7 +87,7 @@ extension ApplyEngine {
         case .format:
             let identity = try run.identity ?? identities(disk: disk, journal: journal.record, seed: seed)
             // mkfs claims the partition itself: check the disk, release it, format.
-            try exclusively(disk) { _ in }
+            try exclusively(disk, writable: false) { _ in }
             try makeFilesystem(partition: run.partition, disk: disk, identity)
         case .mount(_, let reuse):
             var identity = try run.identity ?? identities(disk: disk, journal: journal.record, seed: seed)
@@ -96,6 +98,9 @@ extension ApplyEngine {
                 identity.createdAt = recorded.createdAt
             }
             run.identity = identity
+            // Mounted: the partition is in use, so a re-read cannot remove it any more.
+            run.diskLock?.release()
+            run.diskLock = nil
         case .layout:
             let identity = try run.identity ?? identities(disk: disk, journal: journal.record, seed: seed)
             try layout(filesystemUUID: identity.filesystemUUID, filesystem: identity.filesystem)

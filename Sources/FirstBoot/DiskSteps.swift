@@ -13,10 +13,12 @@ extension ApplyEngine {
     // MARK: - disk steps
 
     /// Runs `body` while holding `disk` exclusively, after checking it is still the planned disk (exit 3 otherwise).
-    func exclusively(_ disk: Disk, _ body: (DiskClaim) throws -> Void) throws {
+    /// A check that writes nothing opens the disk read-only: closing a descriptor that was open for writing makes
+    /// udev re-read the partition table.
+    func exclusively(_ disk: Disk, writable: Bool = true, _ body: (DiskClaim) throws -> Void) throws {
         let claim: DiskClaim
         do {
-            claim = try DiskClaim(disk, logger: logger)
+            claim = try DiskClaim(disk, writable: writable, logger: logger)
         } catch {
             throw ApplyError(.refused, "refused: \(error.message)")
         }

@@ -39,6 +39,28 @@ struct ApplyDeviceTests {
         }
     }
 
+    /// Replays a CI boot (happy-1): udev re-read the new table after a write-close of the disk while FirstBoot ran
+    /// mkfs, and mkfs.ext4 said "The file /dev/sda1 does not exist". The rescanner here does what udev does after
+    /// every close of a write-opened disk: BLKRRPART whenever it can take the disk's BSD lock, again and again.
+    @Test("udev re-reading the partition table whenever it can lock the disk (the CI boot where mkfs found no /dev/sda1): apply formats and mounts",
+          .requires(programs: ApplyDeviceTests.tools), arguments: ["ext4", "xfs"])
+    func udevRereadsTheTable(filesystem: String) throws {
+        try LoopDevice.with(.init(sizeBytes: Harness.gib, partitionScan: true)) { disk in
+            let rescanner = try PartitionRescanner(path: disk.path)
+            defer { rescanner.stop() }
+            try rescanner.waitForRereads(3)
+            try Harness.withRoot { root in
+                let seed = try Harness.writeSeed(root + "/..", Harness.seedText(disks: [
+                    "  system:", "    match: {min_size: 512MiB}", "    filesystem: \(filesystem)"]))
+                let before = rescanner.rereads
+                let run = try Harness.apply(seed: seed, root: root, devices: [disk])
+                #expect(run.status == 0, "\(run.output)\n\(run.errorOutput)")
+                #expect(rescanner.rereads > before, "the table was never re-read while apply ran: this test proved nothing")
+                try Harness.expectFinalState(device: disk, root: root, sectorSize: 512, filesystem: filesystem)
+            }
+        }
+    }
+
     @Test("without --yes apply refuses (exit 3) and writes nothing", .requires(programs: ApplyDeviceTests.tools))
     func needsYes() throws {
         try LoopDevice.with(.init(sizeBytes: 512 * Harness.mib)) { disk in
@@ -329,5 +351,57 @@ struct ApplyDeviceTests {
                 #expect(try Command("sfdisk", ["--json", disk.path]).run().output == table)
             }
         }
+    }
+}
+
+/// What udev does to a whole disk after a descriptor open for writing is closed, in a loop: open it read-only, take
+/// its BSD lock without waiting and, when that works, BLKRRPART (the kernel drops and re-adds the partition nodes).
+final class PartitionRescanner {
+    private let thread: Thread
+    private let state: State
+
+    init(path: String) throws {
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { throw MissingCapability(what: "read access to \(path)") }
+        close(fd)
+        let state = State()
+        thread = Thread {
+            while !state.isStopped() {
+                let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+                if fd >= 0 {
+                    if flock(fd, LOCK_EX | LOCK_NB) == 0, ioctl(fd, 0x125F) == 0 { state.reread() }
+                    close(fd)
+                }
+                usleep(2_000)
+            }
+        }
+        self.state = state
+        thread.start()
+    }
+
+    final class State: @unchecked Sendable {
+        private let lock = NSLock()
+        private var stopped = false
+        private var count = 0
+        func isStopped() -> Bool { lock.withLock { stopped } }
+        func stop() { lock.withLock { stopped = true } }
+        func reread() { lock.withLock { count += 1 } }
+        var rereads: Int { lock.withLock { count } }
+    }
+
+    var rereads: Int { state.rereads }
+
+    func waitForRereads(_ wanted: Int) throws {
+        let deadline = Date().addingTimeInterval(10)
+        while state.rereads < wanted {
+            guard Date() < deadline else { throw MissingCapability(what: "BLKRRPART on a loop device with --partscan") }
+            usleep(10_000)
+        }
+    }
+
+    /// Stops the loop and waits until its last re-read is over.
+    func stop() {
+        state.stop()
+        while !thread.isFinished { usleep(5_000) }
     }
 }

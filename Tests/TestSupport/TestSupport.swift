@@ -73,10 +73,13 @@ public struct LoopDevice {
         public var sizeBytes: UInt64
         public var sectorSize: Int
         public var readOnly: Bool
-        public init(sizeBytes: UInt64, sectorSize: Int = 512, readOnly: Bool = false) {
+        /// The kernel scans the device's partition table (`losetup --partscan`): BLKRRPART works, as on a disk.
+        public var partitionScan: Bool
+        public init(sizeBytes: UInt64, sectorSize: Int = 512, readOnly: Bool = false, partitionScan: Bool = false) {
             self.sizeBytes = sizeBytes
             self.sectorSize = sectorSize
             self.readOnly = readOnly
+            self.partitionScan = partitionScan
         }
     }
 
@@ -96,6 +99,7 @@ public struct LoopDevice {
         var arguments = ["--find", "--show"]
         if options.sectorSize != 512 { arguments += ["--sector-size", String(options.sectorSize)] }
         if options.readOnly { arguments.append("--read-only") }
+        if options.partitionScan { arguments.append("--partscan") }
         let result = try Command("losetup", arguments + [file]).run()
         let path = result.output.trimmingCharacters(in: .whitespacesAndNewlines)
         defer { _ = try? Command("losetup", ["--detach", path]).run() }
