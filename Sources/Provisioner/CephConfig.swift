@@ -166,18 +166,23 @@ public enum CephConfig {
         ])
         text += section("mds", [("keyring", layout.path("/var/lib/ceph/mds/$cluster-$id/keyring"))])
         if let rgwPort {
-            var endpoint = identity.launcher == .process ? "endpoint=\(identity.address.endpoint(port: rgwPort))" : "port=\(rgwPort)"
-            if let https = rgwHTTPSPort {
-                endpoint += identity.launcher == .process ? " ssl_endpoint=\(identity.address.endpoint(port: https))" : " ssl_port=\(https)"
-                endpoint += " ssl_certificate=\(layout.rgwCertificate) ssl_private_key=\(layout.rgwPrivateKey)"
-            }
             text += section("client.rgw.\(identity.daemonId)", [
                 ("keyring", layout.rgwData(identity.daemonId) + "/keyring"),
                 ("rgw_data", layout.rgwData(identity.daemonId)),
-                ("rgw_frontends", "beast \(endpoint)"),
+                ("rgw_frontends", rgwFrontends(identity, layout: layout, port: rgwPort, httpsPort: rgwHTTPSPort)),
             ])
         }
         return text
+    }
+
+    /// RGW's `rgw_frontends`: plain HTTP on `port`, HTTPS on `httpsPort` with the certificate beside ceph.conf.
+    public static func rgwFrontends(_ identity: ClusterIdentity, layout: Layout, port: Int, httpsPort: Int?) -> String {
+        var endpoint = identity.launcher == .process ? "endpoint=\(identity.address.endpoint(port: port))" : "port=\(port)"
+        if let https = httpsPort {
+            endpoint += identity.launcher == .process ? " ssl_endpoint=\(identity.address.endpoint(port: https))" : " ssl_port=\(https)"
+            endpoint += " ssl_certificate=\(layout.rgwCertificate) ssl_private_key=\(layout.rgwPrivateKey)"
+        }
+        return "beast \(endpoint)"
     }
 
     static func section(_ name: String, _ options: [(String, String)]) -> String {

@@ -75,14 +75,8 @@ public struct ProcessLauncher: DaemonLauncher {
         let file = pidFile(daemon.fileName)
         guard let pid = readPid(file), Self.processMatches(pid: pid, configPaths: [daemon.configPath], executable: daemon.executable)
         else { return }
-        logger.info("stopping \(daemon.name) (pid \(pid))")
-        kill(pid, SIGTERM)
-        let deadline = Date().addingTimeInterval(30)
-        while Self.alive(pid) && Date() < deadline { usleep(100_000) }
-        if Self.alive(pid) {
-            logger.notice("\(daemon.name) (pid \(pid)) did not stop within 30 s; killing it")
-            kill(pid, SIGKILL)
-            while Self.alive(pid) { usleep(50_000) }
+        terminate([(daemon.name, pid)]) { pid in
+            Self.processMatches(pid: pid, configPaths: [daemon.configPath], executable: daemon.executable)
         }
         unlink(file)
     }
@@ -133,22 +127,32 @@ public struct ProcessLauncher: DaemonLauncher {
                 unlink(file)
                 continue
             }
-            logger.info("stopping \(daemon.name) (pid \(pid))")
-            kill(pid, SIGTERM)
             waiting.append((daemon.name, pid))
         }
-        let deadline = Date().addingTimeInterval(30)
-        for (name, pid) in waiting {
-            while Self.alive(pid) && Date() < deadline { usleep(100_000) }
-            if Self.alive(pid), Self.processMatches(pid: pid, configPaths: layout.daemonConfigs, executable: nil) {
-                logger.notice("\(name) (pid \(pid)) did not stop within 30 s; killing it")
-                kill(pid, SIGKILL)
-                while Self.alive(pid) { usleep(50_000) }
-            }
+        terminate(waiting) { pid in Self.processMatches(pid: pid, configPaths: layout.daemonConfigs, executable: nil) }
+        for (name, _) in waiting {
             unlink(pidFile(name))
             stopped.append(name)
         }
         return stopped
+    }
+
+    /// SIGTERM to each of `targets` at once, then waits up to 30 s for all of them; one still running (and still
+    /// `ours`: the pid was not reused) gets SIGKILL.
+    func terminate(_ targets: [(name: String, pid: pid_t)], ours: (pid_t) -> Bool) {
+        for (name, pid) in targets {
+            logger.info("stopping \(name) (pid \(pid))")
+            kill(pid, SIGTERM)
+        }
+        let deadline = Date().addingTimeInterval(30)
+        for (name, pid) in targets {
+            while Self.alive(pid) && Date() < deadline { usleep(100_000) }
+            if Self.alive(pid), ours(pid) {
+                logger.notice("\(name) (pid \(pid)) did not stop within 30 s; killing it")
+                kill(pid, SIGKILL)
+                while Self.alive(pid) { usleep(50_000) }
+            }
+        }
     }
 
     func readPid(_ path: String) -> pid_t? {

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import JSONCoding
 import Seed
@@ -69,10 +70,17 @@ extension Provisioner {
             actions.append("created the key of client.rgw.\(id)")
         }
         let spec = daemon("rgw", id)
-        // HTTPS: the seed's certificate and key beside ceph.conf's frontends; RGW reads them when it starts.
-        if try rgwCertificates(service.https), launcher.isRunning(spec) {
+        // RGW reads its frontends (ceph.conf, written by an earlier step) and the HTTPS certificate and key when it
+        // starts: the ones it started with are stamped beside its data once it listens. Another port or certificate
+        // in the seed restarts it; a run killed between the stop and the stamp restarts it again, which is harmless.
+        try rgwCertificates(service.https)
+        let frontends = Self.rgwStamp(frontends: CephConfig.rgwFrontends(identity, layout: layout, port: service.port,
+                                                                         httpsPort: service.https?.port),
+                                      certificate: Files.read(layout.rgwCertificate), key: Files.read(layout.rgwPrivateKey))
+        let stamp = layout.rgwData(id) + "/frontends"
+        if launcher.isRunning(spec), let started = Files.read(stamp), started != frontends {
             try launcher.stop(spec)
-            actions.append(service.https == nil ? "HTTPS off" : "new HTTPS certificate")
+            actions.append("restarted client.rgw.\(id) for its new ports or certificate")
         }
         if !launcher.isRunning(spec) && Ports.isListening(host: rgwHost, port: service.port) {
             throw .failed("port \(service.port) on \(rgwHost) is taken by another program; RGW cannot listen there. "
@@ -82,6 +90,7 @@ extension Provisioner {
         for port in [service.port] + (service.https.map { [$0.port] } ?? []) {
             try CephTools.wait("RGW to listen on \(rgwHost):\(port)", seconds: 120) { Ports.isListening(host: rgwHost, port: port) }
         }
+        try Files.write(frontends, to: stamp, mode: 0o600)
         fault("rgw", .mid)
         let keys = try s3AdminKeys()
         let host = options.launcher == .process ? identity.address : (NodeAddresses.primary(seed: seed) ?? identity.address)
@@ -128,21 +137,25 @@ public struct S3Credentials: Codable, Equatable, Sendable {
 }
 
 extension Provisioner {
-    /// Writes (or, without HTTPS, removes) RGW's certificate and key; true when that changed them.
-    func rgwCertificates(_ https: Seed.HTTPS?) throws(ProvisionError) -> Bool {
+    /// Writes (or, without HTTPS, removes) RGW's certificate and key.
+    func rgwCertificates(_ https: Seed.HTTPS?) throws(ProvisionError) {
         guard let https else {
-            var removed = false
-            for file in [layout.rgwCertificate, layout.rgwPrivateKey] where Files.exists(file) {
-                unlink(file)
-                removed = true
-            }
-            return removed
+            for file in [layout.rgwCertificate, layout.rgwPrivateKey] where Files.exists(file) { unlink(file) }
+            return
         }
         try Files.makeDirectory(layout.etcCeph)
-        let key = try Files.write(https.privateKey.hasSuffix("\n") ? https.privateKey : https.privateKey + "\n",
-                                  to: layout.rgwPrivateKey, mode: 0o600)
-        let certificate = try Files.write(https.certificate.hasSuffix("\n") ? https.certificate : https.certificate + "\n",
-                                          to: layout.rgwCertificate)
-        return key || certificate
+        try Files.write(https.privateKey.hasSuffix("\n") ? https.privateKey : https.privateKey + "\n",
+                        to: layout.rgwPrivateKey, mode: 0o600)
+        try Files.write(https.certificate.hasSuffix("\n") ? https.certificate : https.certificate + "\n",
+                        to: layout.rgwCertificate)
+    }
+
+    /// What a running RGW was started with: its frontends and digests of the certificate and key (the key itself
+    /// never leaves its 0600 file).
+    static func rgwStamp(frontends: String, certificate: String?, key: String?) -> String {
+        func digest(_ text: String?) -> String {
+            text.map { SHA256.hash(data: Data($0.utf8)).map { String(format: "%02x", $0) }.joined() } ?? "none"
+        }
+        return "\(frontends)\ncertificate sha256 \(digest(certificate))\nkey sha256 \(digest(key))\n"
     }
 }

@@ -369,6 +369,26 @@ import Testing
             let quota = try fixture.ceph("radosgw-admin", ["user", "info", "--uid", "backup"]).output
             #expect(quota.contains("\"max_objects\": 3"), "\(quota)")
 
+            // Another HTTPS port in the seed: RGW reads its frontends when it starts, so the run restarts it there
+            // (the running RGW's frontends and certificate digests are stamped beside its data).
+            let rgwPort = try #require(URLComponents(string: admin.endpoint)?.port)
+            let oldHTTPSPort = try #require(URLComponents(string: httpsEndpoint)?.port)
+            let newHTTPSPort = try #require((32700..<32768).shuffled().first { $0 != rgwPort && $0 != oldHTTPSPort && Ports.isFree($0) })
+            try Self.seed(rgwPort: rgwPort, https: (newHTTPSPort, tls)).write(toFile: fixture.seed, atomically: true, encoding: .utf8)
+            let moved = try fixture.run(["--json"])
+            #expect(moved.status == 0, "\(moved.errorOutput)")
+            let movedReport = try JSONDecoder().decode(RunReport.self, from: moved.standardOutput)
+            #expect(movedReport.steps.first { $0.step == "rgw" }?.detail?.contains("restarted client.rgw.node-01") == true,
+                    "\(movedReport.steps.first { $0.step == "rgw" }?.detail ?? "-")")
+            let movedEndpoint = try #require(try fixture.credentials().httpsEndpoint)
+            #expect(movedEndpoint == "https://127.0.0.1:\(newHTTPSPort)")
+            let onNewPort = try Command("curl", ["-sS", "-o", "/dev/null", "--max-time", "30", "--cacert", tls.caFile, movedEndpoint + "/"])
+                .run(acceptedStatuses: Set(0...255))
+            #expect(onNewPort.status == 0, "curl on the new port: \(onNewPort.status) \(onNewPort.errorOutput)")
+            #expect(!Ports.isListening(host: "127.0.0.1", port: oldHTTPSPort), "RGW still listens on the old HTTPS port")
+            let settled = try fixture.run(["--json"])
+            #expect(try JSONDecoder().decode(RunReport.self, from: settled.standardOutput).changed == false, "\(settled.errorOutput)")
+
             // A daemon that died is started again by the next run, and the cluster heals.
             let healedReport = try killAndRerun(fixture, daemon: "osd.1")
             #expect(healedReport.steps.filter(\.changed).map(\.step) == ["osds"])
