@@ -6,7 +6,9 @@ import Foundation
 /// take this lock; it also postpones probing the disk and its partitions while the lock is held. Between the writes
 /// of partitioning (libparted, the GPT identities, the step journal) and `mkfs`/`mount`, such a re-read removes the
 /// partition node for a moment, and `mkfs` then fails with "/dev/sda1 does not exist" (seen on a CI boot). Hold this
-/// lock from before the first write until the partition is mounted. It does not conflict with `O_EXCL` opens.
+/// lock from after the table is committed until the partition is mounted, and run nothing that waits for udev
+/// (`udevadm settle`, as Debian's libparted does when it commits a table) while holding it: udev's postponed work on
+/// the disk would keep its queue from emptying. It does not conflict with `O_EXCL` opens.
 public final class BlockDeviceLock {
     public let path: String
     private var fd: Int32

@@ -47,6 +47,22 @@ extension ApplyEngine {
         let step = action.step
         let runner = run.runner
         run.actions.append(action)
+        switch action {
+        case .setIdentities, .format, .mount:
+            // udev keeps off the disk (no partition table re-read, no probing) from the table's identities until the
+            // state partition is mounted: see `BlockDeviceLock`. Not earlier: Debian's libparted runs `udevadm settle`
+            // when it commits the table, which would wait for udev's postponed work on the locked disk (120 s, twice,
+            // seen on a QEMU boot).
+            if run.diskLock == nil {
+                do {
+                    run.diskLock = try BlockDeviceLock(path: run.disk.path)
+                } catch {
+                    throw ApplyError(error.kind == .busy ? .refused : .runtime, "refused: \(error.message)")
+                }
+            }
+        default:
+            break
+        }
         if case .mount = action {
             // The partition's device node (the kernel told by BLKPG, or partx after a crash) before the mount step.
             runner.fault(ApplyStep.partitionNode.rawValue, .before)

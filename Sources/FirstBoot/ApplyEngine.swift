@@ -136,13 +136,6 @@ public struct ApplyEngine {
         var run = ActionRun(disk: disk, mode: mode, partition: partitionPath(disk.path, 1), loaded: loaded,
                             inventory: inventory, storageDisks: plan.storageDisks,
                             runner: StepRunner(faultPoint: options.faultPoint))
-        // udev keeps off the disk (no partition table re-read, no probing) from the first write until the state
-        // partition is mounted: see `BlockDeviceLock`.
-        do {
-            run.diskLock = try BlockDeviceLock(path: disk.path)
-        } catch {
-            throw ApplyError(error.kind == .busy ? .refused : .runtime, "refused: \(error.message); nothing was written")
-        }
         defer { run.diskLock?.release() }
         for action in plan.actions { try execute(action, &run) }
         guard let record = run.record else {

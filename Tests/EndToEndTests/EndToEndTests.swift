@@ -91,6 +91,9 @@ struct EndToEndTests {
         let boot = report["boot"] as? [String: Any]
         #expect(boot?["firmware"] as? String == "uefi" && boot?["secureBoot"] as? Bool == false, "report: \(report)")
         #expect(!first.console.contains("Failed to start"), "a unit failed on a good first boot: \(E2E.failedUnits(first.console))")
+        // FirstBoot holds the disk's BSD lock while it writes: never while something waits for udev (a CI boot spent
+        // 2 × 120 s in libparted's `udevadm settle` when the lock was taken before partitioning).
+        #expect(!first.console.contains("Timed out for waiting the udev queue"), "udevadm settle waited for the locked disk")
         let identity = try stateIdentity(node.ssd)
         let record = try #require(try JSONSerialization.jsonObject(with: Data(try stateFile(node.ssd, "state/aquarium/node.json").utf8)) as? [String: Any])
         #expect(record["hostname"] as? String == "e2e-node-01")
