@@ -109,7 +109,7 @@ public enum CephConfig {
     /// `learned`: the monitor map as this node's `maintenance watch` last saw it; when it is of this cluster, `mon_host`
     /// lists its monitors instead of the seed's (which `node remove` and a replacement monitor make out of date).
     public static func render(_ identity: ClusterIdentity, layout: Layout, rgwPort: Int?, rgwHTTPSPort: Int? = nil,
-                              learned: LearnedMonitors? = nil) -> String {
+                              dashboard: Bool = false, learned: LearnedMonitors? = nil) -> String {
         var global: [(String, String)] = [("fsid", identity.fsid)]
         if identity.runsMonitor { global.append(("mon_initial_members", identity.initialMembers)) }
         global += [
@@ -156,8 +156,20 @@ public enum CephConfig {
         ]
         var text = "# Written by aquarium-provision; rewritten on every run. Cluster settings live in `ceph config`.\n"
         text += section("global", global)
-        text += section("mon", [("keyring", layout.path("/var/lib/ceph/mon/$cluster-$id/keyring"))])
-        text += section("mgr", [("keyring", layout.path("/var/lib/ceph/mgr/$cluster-$id/keyring"))])
+        text += section("mon", [
+            ("keyring", layout.path("/var/lib/ceph/mon/$cluster-$id/keyring")),
+            // The managers' first modules, read when the monitors make the cluster's first manager map: Ceph's default
+            // without `restful`, which Aquarium does not use and which cannot load beside the dashboard on Debian 12
+            // (both need python3-cryptography, a PyO3 extension that loads once per process): with it on, every
+            // cluster on a node that has ceph-mgr-dashboard reports MGR_MODULE_DEPENDENCY.
+            ("mgr_initial_modules", "iostat nfs"),
+        ])
+        text += section("mgr", [
+            ("keyring", layout.path("/var/lib/ceph/mgr/$cluster-$id/keyring")),
+            // Modules a manager never loads: Ceph's default, and the dashboard unless the seed asks for it (importing
+            // it costs every manager start time and CPU, and its Python dependencies clash with other modules').
+            ("mgr_disabled_modules", dashboard ? "diskprediction_local" : "diskprediction_local dashboard"),
+        ])
         text += section("osd", [
             ("keyring", layout.path("/var/lib/ceph/osd/$cluster-$id/keyring")),
             // Each node is its own CRUSH host, named as in the seed (not the machine's current host name, which the

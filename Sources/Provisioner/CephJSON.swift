@@ -258,6 +258,35 @@ public enum CephJSON {
     }
 
     /// `radosgw-admin user info` / `user create`: the user's S3 keys.
+    /// `ceph mgr module ls`: which manager modules are on.
+    public struct MgrModules: Decodable, Sendable {
+        @Lenient public var enabledModules: [String]?
+        enum CodingKeys: String, CodingKey { case enabledModules = "enabled_modules" }
+    }
+
+    /// `ceph mgr dump`: the modules each manager loaded (a manager started before ceph.conf let it load the
+    /// dashboard does not have it).
+    public struct MgrDump: Decodable, Sendable {
+        public struct Standby: Decodable, Sendable {
+            public var name: String
+            @Lenient public var availableModules: [Module]?
+            enum CodingKeys: String, CodingKey { case name, availableModules = "available_modules" }
+        }
+        public struct Module: Decodable, Sendable { public var name: String }
+        public var activeName: String?
+        @Lenient public var availableModules: [Module]?
+        @Lenient public var standbys: [Standby]?
+        enum CodingKeys: String, CodingKey {
+            case activeName = "active_name", availableModules = "available_modules", standbys
+        }
+
+        /// The modules manager `id` loaded; nil when it is not in the map.
+        public func modules(of id: String) -> [String]? {
+            if activeName == id { return (availableModules ?? []).map(\.name) }
+            return standbys?.first { $0.name == id }.map { ($0.availableModules ?? []).map(\.name) }
+        }
+    }
+
     /// Any JSON value, not read (for keys whose values do not matter, such as a pool's application settings).
     public struct Ignored: Decodable, Sendable {
         public init(from decoder: any Decoder) throws {}

@@ -46,6 +46,7 @@ extension Provisioner {
         }
         let conf = CephConfig.render(identity, layout: layout, rgwPort: seed.cluster.services.rgw?.port,
                                      rgwHTTPSPort: seed.cluster.services.rgw?.https?.port,
+                                     dashboard: seed.cluster.services.dashboard != nil,
                                      learned: LearnedMonitors.load(layout))
         let written = try Files.write(conf, to: layout.cephConf)
         try Files.makeDirectory(layout.cephLog)

@@ -105,7 +105,8 @@ extension Provisioner {
         try Files.makeDirectory(layout.crashDir)
         var detail = "fsid \(token.fsid), mon \(decided.monHost)"
         let services = [seed.cluster.services.rbd.map { _ in "rbd" }, seed.cluster.services.rgw.map { _ in "rgw" },
-                        seed.cluster.services.cephfs.map { _ in "cephfs" }].compactMap { $0 }
+                        seed.cluster.services.cephfs.map { _ in "cephfs" }, seed.cluster.services.dashboard.map { _ in "dashboard" }]
+            .compactMap { $0 }
         if !services.isEmpty {
             detail += "; services (\(services.joined(separator: ", "))) run on a monitor node, not here"
         }

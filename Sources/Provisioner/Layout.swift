@@ -42,6 +42,8 @@ public struct Layout: Sendable, Equatable {
     /// Each seed S3 user's credentials (`services.rgw.users`), mode 0600: `s3-users/NAME.json`.
     public var s3UsersDirectory: String { aquariumState + "/s3-users" }
     public func s3UserCredentialsFile(_ user: String) -> String { s3UsersDirectory + "/" + user + ".json" }
+    /// The dashboard's URL and its administrator's first password, mode 0600.
+    public var dashboardCredentialsFile: String { aquariumState + "/dashboard.json" }
     /// The bootstrap node's join token (mode 0600), printed by `aquarium-provision join-token`.
     public var joinTokenFile: String { aquariumState + "/join-token" }
     public var pidDir: String { path("/run/aquarium") }

@@ -209,7 +209,8 @@ extension Provisioner {
             throw .refused("this node runs a monitor of cluster \(identity.fsid), but its seed is for cluster \(seedFSID); "
                 + "put back the seed of its cluster, or remove the node from its cluster first (`node remove`)")
         }
-        var changed = try Files.write(CephConfig.render(identity, layout: layout, rgwPort: nil, learned: LearnedMonitors.load(layout)), to: layout.cephConf)
+        var changed = try Files.write(CephConfig.render(identity, layout: layout, rgwPort: nil, dashboard: seed.cluster.services.dashboard != nil,
+                                                          learned: LearnedMonitors.load(layout)), to: layout.cephConf)
         for directory in [layout.cephLog, layout.cephRun, layout.crashDir] where !Files.exists(directory) {
             try Files.makeDirectory(directory)
             changed = true

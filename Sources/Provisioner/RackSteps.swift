@@ -53,6 +53,7 @@ extension Provisioner {
         }
         if try Files.write(CephConfig.render(decided, layout: layout, rgwPort: runsServices ? seed.cluster.services.rgw?.port : nil,
                                              rgwHTTPSPort: runsServices ? seed.cluster.services.rgw?.https?.port : nil,
+                                             dashboard: seed.cluster.services.dashboard != nil,
                                              learned: LearnedMonitors.load(layout)),
                            to: layout.cephConf) {
             changed = true

@@ -23,6 +23,10 @@ extension Redactor {
                 redactor.add([credentials.accessKey, credentials.secretKey])
             }
         }
+        if let data = FileManager.default.contents(atPath: layout.dashboardCredentialsFile),
+           let credentials = try? JSONDecoder().decode(DashboardCredentials.self, from: data) {
+            redactor.add([credentials.password])
+        }
         for line in (Files.read(layout.path("/etc/shadow")) ?? "").split(separator: "\n") {
             let fields = line.split(separator: ":", omittingEmptySubsequences: false)
             if fields.count > 1, fields[1].hasPrefix("$") { redactor.add([String(fields[1])]) }

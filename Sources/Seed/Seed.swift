@@ -242,13 +242,24 @@ public struct Seed: Sendable, Equatable, Encodable {
         public var rgw: RGW?
         public var cephfs: CephFS?
         public var nfs: NFS?
+        public var dashboard: Dashboard?
 
-        public init(rbd: RBD? = nil, rgw: RGW? = nil, cephfs: CephFS? = nil, nfs: NFS? = nil) {
+        public init(rbd: RBD? = nil, rgw: RGW? = nil, cephfs: CephFS? = nil, nfs: NFS? = nil, dashboard: Dashboard? = nil) {
             self.rbd = rbd
             self.rgw = rgw
             self.cephfs = cephfs
             self.nfs = nfs
+            self.dashboard = dashboard
         }
+    }
+
+    /// Ceph's dashboard on the managers, HTTPS only (a per-cluster self-signed certificate), with an administrator
+    /// whose first password is made on the node and must be changed at the first login.
+    public struct Dashboard: Sendable, Equatable, Encodable {
+        public static let defaultPort = 8443
+        /// 1...65535, default 8443.
+        public var port: Int
+        public init(port: Int = Dashboard.defaultPort) { self.port = port }
     }
 
     public struct RBD: Sendable, Equatable, Encodable {

@@ -225,7 +225,7 @@ class SeedReader: DiagnosingReader {
 
     func readServices(_ node: Node, _ path: KeyPath) -> Seed.Services {
         var services = Seed.Services()
-        guard let fields = mapping(node, path, keys: ["rbd", "rgw", "cephfs", "nfs"]) else { return services }
+        guard let fields = mapping(node, path, keys: ["rbd", "rgw", "cephfs", "nfs", "dashboard"]) else { return services }
         if let node = fields["rbd"] {
             let servicePath = path.key("rbd")
             switch serviceBody(node, servicePath, keys: ["pools"]) {
@@ -272,6 +272,20 @@ class SeedReader: DiagnosingReader {
                     }
                 }
                 services.rgw = service
+            }
+        }
+        if let node = fields["dashboard"] {
+            let servicePath = path.key("dashboard")
+            switch serviceBody(node, servicePath, keys: ["port"]) {
+            case .invalid: break
+            case .defaults: services.dashboard = Seed.Dashboard()
+            case .fields(let dashboard):
+                var service = Seed.Dashboard()
+                if let node = dashboard["port"] {
+                    service.port = integer(node, servicePath.key("port"), range: 1...65535, what: "a TCP port")
+                        ?? Seed.Dashboard.defaultPort
+                }
+                services.dashboard = service
             }
         }
         if let node = fields["cephfs"] {

@@ -165,6 +165,7 @@ extension Seed {
                     yaml.item(4, "{" + parts.joined(separator: ", ") + "}")
                 }
             }
+            if let dashboard = services.dashboard { yaml.key(2, "dashboard", "{port: \(dashboard.port)}") }
         }
         if cluster.telemetry { yaml.key(1, "telemetry", "true") }
     }

@@ -40,7 +40,7 @@ import Testing
         }
     }
 
-    static func seed(rgwPort: Int, https: (port: Int, tls: TestTLS)? = nil) -> String {
+    static func seed(rgwPort: Int, https: (port: Int, tls: TestTLS)? = nil, dashboardPort: Int = 8443) -> String {
         let httpsLines = https.map { https in
             "\n      https:\n        port: \(https.port)\n        certificate: |\n" + TestTLS.block(https.tls.certificate, indent: 10)
                 + "\n        private_key: |\n" + TestTLS.block(https.tls.key, indent: 10)
@@ -70,6 +70,7 @@ import Testing
               exports:
                 - name: shared
                 - {name: published, access: ro, clients: [127.0.0.0/8], size: 64MiB}
+            dashboard: {port: \(dashboardPort)}
         """
     }
 
@@ -108,11 +109,11 @@ import Testing
                 // (this cluster's own, or those of tests running in parallel) bind. 32700-32767 is in no such range
                 // and below the ephemeral ports.
                 let ports = (32700..<32768).shuffled().filter(Ports.isFree)
-                try #require(ports.count >= 2, "no free ports on 127.0.0.1")
+                try #require(ports.count >= 3, "no three free ports on 127.0.0.1")
                 var fixture = Fixture(directory: directory)
                 let tls = try TestTLS.make(in: directory)
                 fixture.tls = tls
-                try seed(rgwPort: ports[0], https: (ports[1], tls)).write(toFile: fixture.seed, atomically: true, encoding: .utf8)
+                try seed(rgwPort: ports[0], https: (ports[1], tls), dashboardPort: ports[2]).write(toFile: fixture.seed, atomically: true, encoding: .utf8)
                 try NodeRecordFixture.write(to: fixture.record, hostname: "node-01", storage: loops, seed: fixture.seed)
                 defer {
                     _ = try? Command("umount", ["-l", directory + "/mnt"]).run(acceptedStatuses: Set(0...255))
@@ -122,6 +123,72 @@ import Testing
             }
         }
     }
+
+    /// A real browser on the dashboard: headless Chromium (Debian's chromium, chromium-driver, python3-selenium) trusts
+    /// exactly the dashboard's certificate (its SPKI hash, as an operator checks the fingerprint), logs in with the
+    /// first password, must set a new one, and reaches the landing page with the cluster's health; a screenshot of it.
+    static let browserScript = """
+    import base64, hashlib, json, re, sys, tempfile, time
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    url, user, password, new_password, certificate, screenshot = sys.argv[1:7]
+    cert = x509.load_pem_x509_certificate(open(certificate, "rb").read())
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    options = webdriver.ChromeOptions()
+    for argument in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000",
+                     "--user-data-dir=" + tempfile.mkdtemp(prefix="aquarium-chromium-"),
+                     "--ignore-certificate-errors-spki-list=" + base64.b64encode(hashlib.sha256(spki).digest()).decode()]:
+        options.add_argument(argument)
+    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+    result = {"steps": []}
+
+    def wait(what, condition, seconds=90):
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            try:
+                value = condition()
+                if value:
+                    return value
+            except Exception:
+                pass
+            time.sleep(0.5)
+        raise SystemExit(json.dumps(dict(result, failed=what, at=driver.current_url, title=driver.title)))
+
+    def log_in(secret):
+        wait("the login form", lambda: driver.find_element(By.ID, "username").is_displayed())
+        driver.find_element(By.ID, "username").send_keys(user)
+        driver.find_element(By.ID, "password").send_keys(secret)
+        driver.find_element(By.CSS_SELECTOR, "form [type=submit]").click()
+
+    try:
+        driver.get(url)
+        log_in(password)
+        wait("the change-password page", lambda: "login-change-password" in driver.current_url)
+        result["steps"].append("asked to change the password")
+        wait("the change-password form", lambda: driver.find_element(By.ID, "oldpassword").is_displayed())
+        driver.find_element(By.ID, "oldpassword").send_keys(password)
+        driver.find_element(By.ID, "newpassword").send_keys(new_password)
+        driver.find_element(By.ID, "confirmnewpassword").send_keys(new_password)
+        wait("the change-password button", lambda: driver.find_element(By.CSS_SELECTOR, "form [type=submit]").is_enabled())
+        driver.find_element(By.CSS_SELECTOR, "form [type=submit]").click()
+        wait("leaving the change-password page", lambda: "login-change-password" not in driver.current_url)
+        result["steps"].append("password changed")
+        if "login" in driver.current_url:
+            log_in(new_password)
+            result["steps"].append("logged in with the new password")
+        health = wait("the cluster's health", lambda: re.search(r"HEALTH_(OK|WARN|ERR)", driver.find_element(By.TAG_NAME, "body").text))
+        result["health"] = health.group(0)
+        result["url"] = driver.current_url
+        time.sleep(3)  # the landing page's cards fill in
+        driver.save_screenshot(screenshot)
+        print(json.dumps(result))
+    finally:
+        driver.quit()
+    """
 
     static let s3Script = """
     import sys, boto3
@@ -246,7 +313,7 @@ import Testing
             // 1. Die at each step (and in the middle of the steps that have one); each rerun resumes the last.
             let faults = ["host", "identity", "keys:mid", "keys", "monmap", "mon-mkfs:mid", "mon-mkfs", "mon",
                           "cluster-settings", "mgr", "join-token", "osds:mid", "osds", "rbd", "cephfs", "rgw:mid", "rgw",
-                          "nfs:mid", "nfs", "replication", "telemetry", "health:before"]
+                          "nfs:mid", "nfs", "dashboard", "replication", "telemetry", "health:before"]
             for fault in faults {
                 do {
                     let result = try fixture.run(["--fault-inject", fault])
@@ -332,6 +399,50 @@ import Testing
             let trusted = try Command("curl", ["-sS", "-o", "/dev/null", "--max-time", "30", "--cacert", tls.caFile, httpsEndpoint + "/"])
                 .run(acceptedStatuses: Set(0...255))
             #expect(trusted.status == 0, "curl with the CA: \(trusted.status) \(trusted.errorOutput)")
+            // The dashboard: HTTPS only (the cluster's self-signed certificate), on the seed's port; its administrator's
+            // first password is 0600, shown by dashboard-password, logs in, and must be changed.
+            #expect(stat(fixture.root + "/var/lib/aquarium/dashboard.json", &info) == 0 && info.st_mode & 0o777 == 0o600)
+            let dashboardShown = try fixture.provision(["dashboard-password", "--root", fixture.root, "--json"])
+            #expect(dashboardShown.status == 0, "\(dashboardShown.errorOutput)")
+            let dashboard = try JSONDecoder().decode(DashboardCredentials.self, from: dashboardShown.standardOutput)
+            let dashboardPort = try #require(URL(string: dashboard.url)?.port)
+            #expect(dashboard.url == "https://127.0.0.1:\(dashboardPort)/" && dashboard.user == "admin", "\(dashboard.url)")
+            let page = try Command("curl", ["--insecure", "--silent", "--output", "/dev/null", "--write-out", "%{http_code}",
+                                            "--max-time", "30", dashboard.url]).run(acceptedStatuses: Set(0...255))
+            #expect(page.output == "200", "the dashboard over HTTPS: \(page.output) \(page.errorOutput)")
+            let dashboardUntrusted = try Command("curl", ["--silent", "--max-time", "30", dashboard.url]).run(acceptedStatuses: Set(0...255))
+            #expect(dashboardUntrusted.status == 60, "a self-signed certificate, which curl does not trust: exit \(dashboardUntrusted.status)")
+            let plain = try Command("curl", ["--silent", "--output", "/dev/null", "--write-out", "%{http_code}", "--max-time", "30",
+                                             "http://127.0.0.1:\(dashboardPort)/"]).run(acceptedStatuses: Set(0...255))
+            #expect(plain.output != "200", "plain HTTP must not serve the dashboard: \(plain.output)")
+            let login = try Command("curl", ["--insecure", "--silent", "--max-time", "30", "--request", "POST",
+                                             "--header", "Content-Type: application/json",
+                                             "--header", "Accept: application/vnd.ceph.api.v1.0+json", "--data", "@-",
+                                             dashboard.url + "api/auth"])
+                .run(input: try JSONSerialization.data(withJSONObject: ["username": dashboard.user, "password": dashboard.password]),
+                     acceptedStatuses: Set(0...255))
+            let session = try JSONSerialization.jsonObject(with: login.standardOutput) as? [String: Any]
+            #expect(session?["token"] is String && session?["pwdUpdateRequired"] as? Bool == true, "login: \(login.output)")
+            // The same in a real browser, to the cluster's health; the screenshot goes to AQUARIUM_DASHBOARD_SCREENSHOT
+            // when set (docs/images/dashboard.png was made so).
+            let certificate = fixture.directory + "/dashboard.crt"
+            try fixture.ceph("ceph", ["config-key", "get", "mgr/dashboard/crt"]).output
+                .write(toFile: certificate, atomically: true, encoding: .utf8)
+            let browserFile = fixture.directory + "/browser.py"
+            try Self.browserScript.write(toFile: browserFile, atomically: true, encoding: .utf8)
+            let screenshot = ProcessInfo.processInfo.environment["AQUARIUM_DASHBOARD_SCREENSHOT"] ?? fixture.directory + "/dashboard.png"
+            let browser = try Command("/usr/bin/python3", [browserFile, dashboard.url, dashboard.user, dashboard.password,
+                                                           "Aq-" + UUID().uuidString.prefix(12), certificate, screenshot],
+                                  timeout: 300)
+                .run(acceptedStatuses: Set(0...255), killGrace: 5)
+            let browsed = try? JSONSerialization.jsonObject(with: browser.standardOutput) as? [String: Any]
+            #expect(browser.status == 0 && browsed?["steps"] as? [String] == ["asked to change the password", "password changed",
+                                                                              "logged in with the new password"]
+                    && (browsed?["health"] as? String)?.hasPrefix("HEALTH_") == true,
+                    "the browser: \(browser.status) \(browser.output) \(browser.errorOutput.suffix(2000))")
+            let png = FileManager.default.contents(atPath: screenshot) ?? Data()
+            #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]) && png.count > 20_000, "the screenshot: \(png.count) bytes")
+
             let reader = try JSONDecoder().decode(S3Credentials.self, from: try fixture.provision(
                 ["s3-credentials", "reader", "--root", fixture.root, "--json"]).standardOutput)
             #expect(try s3User(fixture, reader, limit: 0).first == "buckets ", "reader owns no bucket")
@@ -374,7 +485,8 @@ import Testing
             let rgwPort = try #require(URLComponents(string: admin.endpoint)?.port)
             let oldHTTPSPort = try #require(URLComponents(string: httpsEndpoint)?.port)
             let newHTTPSPort = try #require((32700..<32768).shuffled().first { $0 != rgwPort && $0 != oldHTTPSPort && Ports.isFree($0) })
-            try Self.seed(rgwPort: rgwPort, https: (newHTTPSPort, tls)).write(toFile: fixture.seed, atomically: true, encoding: .utf8)
+            try Self.seed(rgwPort: rgwPort, https: (newHTTPSPort, tls), dashboardPort: dashboardPort)
+                .write(toFile: fixture.seed, atomically: true, encoding: .utf8)
             let moved = try fixture.run(["--json"])
             #expect(moved.status == 0, "\(moved.errorOutput)")
             let movedReport = try JSONDecoder().decode(RunReport.self, from: moved.standardOutput)
@@ -490,6 +602,8 @@ import Testing
             var secrets = [Self.passwordHash, try fixture.credentials().secretKey, try fixture.credentials().accessKey,
                            joinToken, try JoinToken(parsing: joinToken).key]
             secrets += (fixture.tls?.key ?? "").split(separator: "\n").map(String.init).filter { !$0.hasPrefix("-----") }
+            secrets.append(try JSONDecoder().decode(DashboardCredentials.self, from: Data(contentsOf: URL(
+                fileURLWithPath: fixture.root + "/var/lib/aquarium/dashboard.json"))).password)
             for user in ["backup", "reader"] {
                 let data = try Data(contentsOf: URL(fileURLWithPath: fixture.root + "/var/lib/aquarium/s3-users/\(user).json"))
                 let keys = try JSONDecoder().decode(S3Credentials.self, from: data)

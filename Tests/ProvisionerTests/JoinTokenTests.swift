@@ -119,6 +119,32 @@ import TestSupport
         #expect(CephConfig.render(bootstrap, layout: Layout(root: "/tmp/b"), rgwPort: nil).contains("\tmon_initial_members = node-02\n"))
     }
 
+    /// The managers' modules: `restful` is never turned on (it cannot load beside the dashboard on Debian 12), and the
+    /// dashboard is not even loaded unless the seed asks for it.
+    @Test(arguments: [(false, "diskprediction_local dashboard"), (true, "diskprediction_local")])
+    func managerModules(dashboard: Bool, disabled: String) throws {
+        let identity = ClusterIdentity(fsid: Self.fsid, name: "ceph", daemonId: "node-01", address: IPAddress("127.0.0.1")!,
+                                       basePort: 42000, publicNetwork: "127.0.0.0/8", clusterNetwork: "127.0.0.0/8",
+                                       launcher: .process)
+        let text = CephConfig.render(identity, layout: Layout(root: "/tmp/b"), rgwPort: nil, dashboard: dashboard)
+        let mon = try #require(text.components(separatedBy: "\n[mon]\n").last?.components(separatedBy: "\n[").first)
+        let mgr = try #require(text.components(separatedBy: "\n[mgr]\n").last?.components(separatedBy: "\n[").first)
+        #expect(mon.contains("\tmgr_initial_modules = iostat nfs\n"), "\(mon)")
+        #expect(mgr.contains("\tmgr_disabled_modules = \(disabled)\n"), "\(mgr)")
+    }
+
+    /// `ceph mgr dump`: the modules the active manager and each standby loaded.
+    @Test func managerDump() throws {
+        let json = """
+            {"active_name": "node-01", "available_modules": [{"name": "dashboard", "can_run": true}, {"name": "iostat"}],
+             "standbys": [{"gid": 4, "name": "node-02", "available_modules": [{"name": "iostat"}]}]}
+            """
+        let dump = try JSONDecoder().decode(CephJSON.MgrDump.self, from: Data(json.utf8))
+        #expect(dump.modules(of: "node-01") == ["dashboard", "iostat"])
+        #expect(dump.modules(of: "node-02") == ["iostat"])
+        #expect(dump.modules(of: "node-03") == nil)
+    }
+
     @Test func joinedNodeToolsActAsTheJoinEntity() {
         let tools = CephTools(layout: Layout(root: "/tmp/b"), logger: .init(label: "test"), client: JoinToken.entity)
         #expect(tools.command("ceph", ["fsid"]).arguments.suffix(3) == ["--name", "client.aquarium-join", "fsid"])

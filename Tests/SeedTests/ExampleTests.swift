@@ -125,7 +125,7 @@ struct ExampleTests {
         let services = try SeedLoader.parse(SeedCases.valid.first { $0.name == "services with defaults" }?.yaml ?? "",
                                             file: "s.yaml")
         #expect(services.cluster.services == Seed.Services(rbd: .init(pools: ["rbd"]), rgw: .init(port: 7480),
-                                                           cephfs: .init(name: "cephfs")))
+                                                           cephfs: .init(name: "cephfs"), dashboard: .init(port: 8443)))
         #expect(services.cluster.telemetry)
     }
 

@@ -324,6 +324,10 @@ enum SeedCases {
                     keyPath: "cluster.services.rgw.users[0].quota.max_objects", line: 9, column: 47, message: "a number of objects", schema: .rejects),
         InvalidCase(name: "unknown S3 user key", yaml: Fixture.withCluster(Self.s3("        - {name: backup, bucket: [photos]}\n")),
                     keyPath: "cluster.services.rgw.users[0].bucket", line: 9, column: 26, message: "did you mean 'buckets'?", schema: .rejects),
+        InvalidCase(name: "dashboard port out of range", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    dashboard: {port: 0}\n"),
+                    keyPath: "cluster.services.dashboard.port", line: 7, column: 23, message: "expected a TCP port from 1 to 65535", schema: .rejects),
+        InvalidCase(name: "unknown dashboard key", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    dashboard: {prot: 8443}\n"),
+                    keyPath: "cluster.services.dashboard.prot", line: 7, column: 17, message: "did you mean 'port'?", schema: .rejects),
         InvalidCase(name: "RGW port out of range", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    rgw: {port: 70000}\n"),
                     keyPath: "cluster.services.rgw.port", line: 7, column: 17, message: "expected a TCP port from 1 to 65535", schema: .rejects),
         InvalidCase(name: "CephFS name starting with '-'", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    cephfs: {name: -fs}\n"),
@@ -486,7 +490,8 @@ enum SeedCases {
             """)),
         ValidCase(name: "min_size equal to max_size, small units", yaml: Fixture.minimal(plus: "disks:\n  system:\n    match: {min_size: 1000kB, max_size: 1MB}\n  storage:\n    match: {min_size: 1KiB, max_size: 1048576B}\n")),
         ValidCase(name: "role join with join", yaml: Fixture.withCluster("cluster:\n  name: ceph-prod\n  role: join\n  join:\n    address: 10.0.0.11\n    token: a1b2-c3d4-e5f6-a7b8\n")),
-        ValidCase(name: "services with defaults", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    rbd:\n    rgw: {}\n    cephfs:\n  telemetry: true\n")),
+        ValidCase(name: "services with defaults", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    rbd:\n    rgw: {}\n    cephfs:\n    dashboard:\n  telemetry: true\n")),
+        ValidCase(name: "dashboard on another port", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    dashboard: {port: 9443}\n")),
         ValidCase(name: "S3 users with buckets and quotas", yaml: Fixture.withCluster(Self.s3(
             "        - {name: backup, buckets: [backups, archive.2026], quota: {max_size: 500GiB, max_objects: 1000000}}\n"
             + "        - name: media\n          buckets: [photos]\n        - name: reader\n"))),
