@@ -308,13 +308,16 @@ public struct NFSTakeoverCommand: ParsableCommand {
     @Option(name: .customLong("peer"), help: "Another NFS node as NAME=ADDRESS (repeatable).")
     public var peers: [String] = []
 
+    /// How long a dead peer's eviction is retried: NFS-Ganesha's CephFS sessions time out after 300 s anyway.
+    static let evictionDeadline: Double = 300
+
     public init() {}
 
     public func run() throws {
         let layout = Layout(root: rootOptions.root, cluster: rootOptions.cluster)
         let logger = global.logger("aquarium.provision")
         let events = EventLog(path: layout.eventsFile)
-        var evicted: [String] = []
+        var evicted: [String] = [], failed: [String] = []
         for peer in peers {
             let parts = peer.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, IPAddress(parts[1]) != nil else {
@@ -323,18 +326,35 @@ public struct NFSTakeoverCommand: ParsableCommand {
             let (name, address) = (parts[0], parts[1])
             if Self.answers(address) { continue }
             logger.notice("NFS peer \(name) (\(address)) does not answer on port \(Seed.NFS.port): evicting the sessions of nfs.\(name)")
-            let result = try Command("timeout", ["90", "ceph", "--cluster", layout.cluster, "-c", layout.cephConf, "tell",
-                                                 "mds.\(filesystem):0", "client", "evict", "auth_name=nfs.\(name)"])
-                .run(acceptedStatuses: Set(0...255))
-            if result.status == 0 {
+            // The dead peer often held the active MDS too: then rank 0 is failing over while this runs and the eviction
+            // fails until a standby has taken the rank; the peer's session survives the failover and keeps this
+            // node's clients waiting (seen in RackTests: the read through the floating address hung for 240 s, and
+            // evicting by hand released it at once). Try again until the session's own timeout would have closed it.
+            let deadline = Date().addingTimeInterval(Self.evictionDeadline)
+            var lastFailure = ""
+            repeat {
+                let result = try Command("timeout", ["30", "ceph", "--cluster", layout.cluster, "-c", layout.cephConf, "tell",
+                                                     "mds.\(filesystem):0", "client", "evict", "auth_name=nfs.\(name)"])
+                    .run(acceptedStatuses: Set(0...255))
+                if result.status == 0 {
+                    lastFailure = ""
+                    break
+                }
+                lastFailure = "status \(result.status): \(result.errorOutput.suffix(300))"
+                logger.info("evicting nfs.\(name) failed (\(lastFailure)); trying again (the MDS may be failing over)")
+                sleep(5)
+            } while Date() < deadline
+            if lastFailure.isEmpty {
                 evicted.append(name)
             } else {
-                logger.warning("evicting nfs.\(name) failed (\(result.status)): \(result.errorOutput.suffix(500))")
+                logger.warning("could not evict nfs.\(name) within \(Int(Self.evictionDeadline)) s: \(lastFailure)")
+                failed.append(name)
             }
         }
-        events.append(ProvisionEvent(event: "nfs.takeover", changed: !evicted.isEmpty,
-                                     detail: evicted.isEmpty ? "took the floating address" : "took the floating address; evicted the NFS sessions of "
-                                        + evicted.joined(separator: ", ")))
+        var detail = evicted.isEmpty ? "took the floating address" : "took the floating address; evicted the NFS sessions of "
+            + evicted.joined(separator: ", ")
+        if !failed.isEmpty { detail += "; could not evict the NFS sessions of " + failed.joined(separator: ", ") }
+        events.append(ProvisionEvent(event: "nfs.takeover", changed: !evicted.isEmpty, detail: detail))
         print(evicted.isEmpty ? "no NFS peer to evict" : "evicted the NFS sessions of " + evicted.joined(separator: ", "))
     }
 

@@ -202,6 +202,11 @@ import Testing
                     let holderLog = ganeshaLog(holderRoot)
                     #expect(failedOver == "written through the floating address",
                             "last error: \(lastError); \(holders)'s NFS-Ganesha: \(holderLog)\nfs dump: \(fsDump)")
+                    // The new holder evicted node 1's NFS session, retrying while the MDS rank node 1 also held failed
+                    // over (a CI run: the one try failed during that failover, the session stayed, the read hung).
+                    let takeovers = EventLog(path: holderRoot + "/var/lib/aquarium/events.jsonl").read()
+                        .filter { $0.event == "nfs.takeover" }.compactMap(\.detail)
+                    #expect(takeovers.contains { $0.contains("evicted the NFS sessions of node-1") }, "\(takeovers)")
 
                     // 4. Reconcile from node 2 with node 1 gone: a pool made at size 1 grows to 3/2; only health fails.
                     try second.host.command("timeout", ["60", "ceph", "-c", second.node.conf, "osd", "pool", "create", "late", "8"]).run()
