@@ -54,14 +54,7 @@ extension Provisioner {
         try CephTools.wait("the dashboard module to load", seconds: 120, interval: 2) {
             try tools.run("ceph", ["dashboard", "ac-user-show"], timeout: 20, accepted: Set(0...255)).status == 0
         }
-        let certificate = try tools.run("ceph", ["config-key", "exists", "mgr/dashboard/crt"], timeout: 30, accepted: [0, 2])
-        if certificate.status != 0 {
-            try tools.run("ceph", ["dashboard", "create-self-signed-cert"], timeout: 60)
-            // The module reads its certificate when it starts.
-            try tools.run("ceph", ["mgr", "module", "disable", "dashboard"], timeout: 60)
-            try tools.run("ceph", ["mgr", "module", "enable", "dashboard"], timeout: 60)
-            actions.append("made the cluster's self-signed certificate")
-        }
+        if let certificate = try dashboardCertificate(service) { actions.append(certificate) }
 
         // The first password goes to its file before the user exists: a crash in between leaves a password that the
         // next run creates the user with, never a user whose password nobody knows.
@@ -78,10 +71,20 @@ extension Provisioner {
 
         // The URL the active manager publishes: https, the public address, the port.
         var url = ""
-        try CephTools.wait("the dashboard to be published by the active manager", seconds: 180, interval: 2) {
-            let services = try tools.json([String: String].self, ["mgr", "services"]) ?? [:]
-            url = services["dashboard"] ?? ""
+        let ceph = tools
+        let published: () throws(ProvisionError) -> Bool = {
+            url = (try ceph.json([String: String].self, ["mgr", "services"]) ?? [:])["dashboard"] ?? ""
             return url.hasPrefix("https://")
+        }
+        do {
+            try CephTools.wait("the dashboard to be published by the active manager", seconds: 60, interval: 2, published)
+        } catch {
+            // A module that started before its certificate existed (a run killed between making it and restarting
+            // the module) serves nothing until it starts again.
+            try tools.run("ceph", ["mgr", "module", "disable", "dashboard"], timeout: 60)
+            try tools.run("ceph", ["mgr", "module", "enable", "dashboard"], timeout: 60)
+            actions.append("restarted the dashboard module, which published no address")
+            try CephTools.wait("the dashboard to be published by the active manager", seconds: 180, interval: 2, published)
         }
         if var known = credentials, known.url != url {
             known.url = url
@@ -89,6 +92,39 @@ extension Provisioner {
         }
         let detail = actions.isEmpty ? url : (actions + [url]).joined(separator: "; ")
         return StepOutcome(changed: !actions.isEmpty, detail: detail)
+    }
+
+    /// The seed's certificate when it has one and it is not the one the module was last restarted with (the copy in
+    /// /etc/ceph, written after that restart: a run killed in between installs it again); else the cluster's
+    /// self-signed one when there is none yet. Restarts the module after a change; returns what it did, or nil.
+    /// Taking the certificate out of the seed keeps the one installed.
+    func dashboardCertificate(_ service: Seed.Dashboard) throws(ProvisionError) -> String? {
+        func normalized(_ text: String) -> String { text.trimmingCharacters(in: .whitespacesAndNewlines) + "\n" }
+        func restartModule() throws(ProvisionError) {
+            // The module reads its certificate when it starts.
+            try tools.run("ceph", ["mgr", "module", "disable", "dashboard"], timeout: 60)
+            try tools.run("ceph", ["mgr", "module", "enable", "dashboard"], timeout: 60)
+        }
+        if let certificate = service.certificate.map(normalized), let key = service.privateKey.map(normalized) {
+            if Files.read(layout.dashboardCertificate) == certificate { return nil }
+            try Files.makeDirectory(layout.etcCeph)
+            let staged = layout.dashboardCertificate + ".new"
+            try Files.write(key, to: layout.dashboardPrivateKey, mode: 0o600)
+            try Files.write(certificate, to: staged)
+            try tools.run("ceph", ["dashboard", "set-ssl-certificate", "-i", staged], timeout: 60)
+            try tools.run("ceph", ["dashboard", "set-ssl-certificate-key", "-i", layout.dashboardPrivateKey], timeout: 60)
+            try restartModule()
+            guard rename(staged, layout.dashboardCertificate) == 0 else {
+                throw .failed("cannot rename \(staged) to \(layout.dashboardCertificate): \(String(cString: strerror(errno)))")
+            }
+            return "installed the seed's certificate"
+        }
+        if try tools.run("ceph", ["config-key", "exists", "mgr/dashboard/crt"], timeout: 30, accepted: [0, 2]).status == 0 {
+            return nil
+        }
+        try tools.run("ceph", ["dashboard", "create-self-signed-cert"], timeout: 60)
+        try restartModule()
+        return "made the cluster's self-signed certificate"
     }
 
     func writeDashboardCredentials(_ credentials: DashboardCredentials) throws(ProvisionError) {

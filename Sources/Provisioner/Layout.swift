@@ -52,6 +52,9 @@ public struct Layout: Sendable, Equatable {
     /// RGW's HTTPS certificate (the seed's, with its chain) and private key (0600).
     public var rgwCertificate: String { path("/etc/ceph/\(cluster).rgw-https.crt") }
     public var rgwPrivateKey: String { path("/etc/ceph/\(cluster).rgw-https.key") }
+    /// The seed's dashboard certificate and key (0600), as handed to `ceph dashboard set-ssl-certificate(-key)`.
+    public var dashboardCertificate: String { path("/etc/ceph/\(cluster).dashboard.crt") }
+    public var dashboardPrivateKey: String { path("/etc/ceph/\(cluster).dashboard.key") }
     public var ganeshaConf: String { path("/etc/ganesha/ganesha.conf") }
     public var keepalivedConf: String { path("/etc/keepalived/keepalived.conf") }
     /// The configuration files our daemons are started with: how a process is recognised as ours.

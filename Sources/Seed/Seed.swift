@@ -259,7 +259,15 @@ public struct Seed: Sendable, Equatable, Encodable {
         public static let defaultPort = 8443
         /// 1...65535, default 8443.
         public var port: Int
-        public init(port: Int = Dashboard.defaultPort) { self.port = port }
+        /// The operator's certificate (PEM, then its chain) and unencrypted key, both or neither; neither: the
+        /// cluster's self-signed certificate. The key is a secret.
+        public var certificate: String?
+        public var privateKey: String?
+        public init(port: Int = Dashboard.defaultPort, certificate: String? = nil, privateKey: String? = nil) {
+            self.port = port
+            self.certificate = certificate
+            self.privateKey = privateKey
+        }
     }
 
     public struct RBD: Sendable, Equatable, Encodable {

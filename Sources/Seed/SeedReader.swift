@@ -276,7 +276,7 @@ class SeedReader: DiagnosingReader {
         }
         if let node = fields["dashboard"] {
             let servicePath = path.key("dashboard")
-            switch serviceBody(node, servicePath, keys: ["port"]) {
+            switch serviceBody(node, servicePath, keys: ["port", "certificate", "private_key"]) {
             case .invalid: break
             case .defaults: services.dashboard = Seed.Dashboard()
             case .fields(let dashboard):
@@ -284,6 +284,22 @@ class SeedReader: DiagnosingReader {
                 if let node = dashboard["port"] {
                     service.port = integer(node, servicePath.key("port"), range: 1...65535, what: "a TCP port")
                         ?? Seed.Dashboard.defaultPort
+                }
+                if let node = dashboard["certificate"] {
+                    service.certificate = checked(node, servicePath.key("certificate"), SeedSyntax.certificateProblem)
+                }
+                if let node = dashboard["private_key"] {
+                    service.privateKey = checked(node, servicePath.key("private_key"), secret: true, SeedSyntax.rsaPrivateKeyProblem)
+                }
+                switch (dashboard["certificate"], dashboard["private_key"]) {
+                case (.some, nil):
+                    report(dashboard.keyMark("certificate"), servicePath.key("private_key"),
+                           "is missing: give the certificate's private_key too (or neither, for the cluster's self-signed certificate)")
+                case (nil, .some):
+                    report(dashboard.keyMark("private_key"), servicePath.key("certificate"),
+                           "is missing: give the private_key's certificate too (or neither, for the cluster's self-signed certificate)")
+                default:
+                    break
                 }
                 services.dashboard = service
             }

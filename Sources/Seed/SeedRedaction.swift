@@ -12,7 +12,7 @@ extension Seed {
         var values = host.users.compactMap(\.passwordHash)
         if let token = cluster.join?.token { values.append(token) }
         if let rack = cluster.rack { values += [rack.joinKey, rack.monitorKey, rack.adminKey].compactMap { $0 } }
-        if let key = cluster.services.rgw?.https?.privateKey {
+        for key in [cluster.services.rgw?.https?.privateKey, cluster.services.dashboard?.privateKey].compactMap({ $0 }) {
             // The whole block, and each line of it (a log may quote one line).
             values.append(key)
             values += key.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
@@ -29,6 +29,7 @@ extension Seed {
         }
         if copy.cluster.join != nil { copy.cluster.join?.token = Seed.redactionMarker }
         if copy.cluster.services.rgw?.https != nil { copy.cluster.services.rgw?.https?.privateKey = Seed.redactionMarker }
+        if copy.cluster.services.dashboard?.privateKey != nil { copy.cluster.services.dashboard?.privateKey = Seed.redactionMarker }
         if var rack = copy.cluster.rack {
             rack.joinKey = Seed.redactionMarker
             if rack.monitorKey != nil { rack.monitorKey = Seed.redactionMarker }

@@ -165,7 +165,16 @@ extension Seed {
                     yaml.item(4, "{" + parts.joined(separator: ", ") + "}")
                 }
             }
-            if let dashboard = services.dashboard { yaml.key(2, "dashboard", "{port: \(dashboard.port)}") }
+            if let dashboard = services.dashboard {
+                if let certificate = dashboard.certificate, let key = dashboard.privateKey {
+                    yaml.key(2, "dashboard")
+                    yaml.key(3, "port", String(dashboard.port))
+                    yaml.literal(3, "certificate", certificate)
+                    yaml.literal(3, "private_key", key)
+                } else {
+                    yaml.key(2, "dashboard", "{port: \(dashboard.port)}")
+                }
+            }
         }
         if cluster.telemetry { yaml.key(1, "telemetry", "true") }
     }

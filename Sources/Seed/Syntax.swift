@@ -147,6 +147,24 @@ enum SeedSyntax {
         return nil
     }
 
+    /// A private key Ceph's dashboard can load: Pacific's dashboard checks its key with pyOpenSSL, which takes RSA keys
+    /// only (an EC key put the module into "Only RSA keys can currently be checked", seen in ClusterTests).
+    static func rsaPrivateKeyProblem(_ text: String) -> String? {
+        if let problem = privateKeyProblem(text) { return problem }
+        let advice = "Ceph's dashboard takes RSA keys only: make one with openssl req -newkey rsa:3072 ..."
+        let lines = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        if lines.first == "-----BEGIN RSA PRIVATE KEY-----" { return nil }
+        if lines.first == "-----BEGIN EC PRIVATE KEY-----" { return "is an EC key; \(advice)" }
+        var body = lines.filter { !$0.hasPrefix("-----") }.joined()
+        body = String(body.prefix(body.count / 4 * 4))
+        // PKCS#8: the algorithm's OID, rsaEncryption (1.2.840.113549.1.1.1), near the start.
+        let rsaEncryption: [UInt8] = [0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x01]
+        guard let der = Data(base64Encoded: String(body.prefix(64))).map(Array.init) else { return "is not a PEM private key" }
+        let isRSA = der.count >= rsaEncryption.count
+            && (0...(der.count - rsaEncryption.count)).contains { Array(der[$0..<($0 + rsaEncryption.count)]) == rsaEncryption }
+        return isRSA ? nil : "is not an RSA key; \(advice)"
+    }
+
     /// The labels of the PEM blocks in `text` (`CERTIFICATE`, `PRIVATE KEY`), nil when it is not PEM: every BEGIN
     /// matched by its END, base64 between them, nothing else but blank lines.
     static func pemBlocks(_ text: String) -> [String]? {

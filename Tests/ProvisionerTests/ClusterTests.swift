@@ -21,11 +21,14 @@ import Testing
         var key: String
         var caFile: String
 
-        static func make(in directory: String) throws -> TestTLS {
+        /// `rsa`: an RSA server key (Ceph's dashboard takes no other), else EC P-256.
+        static func make(in directory: String, rsa: Bool = false) throws -> TestTLS {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             let ca = directory + "/ca"
             try Command("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
                                     "-subj", "/CN=Aquarium test CA", "-keyout", ca + ".key", "-out", ca + ".crt"]).run()
-            try Command("openssl", ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            let key = rsa ? ["-newkey", "rsa:2048"] : ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
+            try Command("openssl", ["req", "-new"] + key + ["-nodes",
                                     "-subj", "/CN=127.0.0.1", "-keyout", directory + "/rgw.key", "-out", directory + "/rgw.csr"]).run()
             try "subjectAltName = IP:127.0.0.1\n".write(toFile: directory + "/san.ext", atomically: true, encoding: .utf8)
             try Command("openssl", ["x509", "-req", "-in", directory + "/rgw.csr", "-CA", ca + ".crt", "-CAkey", ca + ".key",
@@ -40,7 +43,13 @@ import Testing
         }
     }
 
-    static func seed(rgwPort: Int, https: (port: Int, tls: TestTLS)? = nil, dashboardPort: Int = 8443) -> String {
+    static func seed(rgwPort: Int, https: (port: Int, tls: TestTLS)? = nil, dashboardPort: Int = 8443,
+                     dashboardTLS: TestTLS? = nil) -> String {
+        let dashboardLines = dashboardTLS.map { tls in
+            "\n      certificate: |\n" + TestTLS.block(tls.certificate, indent: 8)
+                + "\n      private_key: |\n" + TestTLS.block(tls.key, indent: 8)
+        } ?? ""
+        let dashboard = dashboardTLS == nil ? "dashboard: {port: \(dashboardPort)}" : "dashboard:\n      port: \(dashboardPort)" + dashboardLines
         let httpsLines = https.map { https in
             "\n      https:\n        port: \(https.port)\n        certificate: |\n" + TestTLS.block(https.tls.certificate, indent: 10)
                 + "\n        private_key: |\n" + TestTLS.block(https.tls.key, indent: 10)
@@ -70,7 +79,7 @@ import Testing
               exports:
                 - name: shared
                 - {name: published, access: ro, clients: [127.0.0.0/8], size: 64MiB}
-            dashboard: {port: \(dashboardPort)}
+            \(dashboard)
         """
     }
 
@@ -442,6 +451,25 @@ import Testing
                     "the browser: \(browser.status) \(browser.output) \(browser.errorOutput.suffix(2000))")
             let png = FileManager.default.contents(atPath: screenshot) ?? Data()
             #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]) && png.count > 20_000, "the screenshot: \(png.count) bytes")
+            // The operator's certificate in the seed replaces the self-signed one (the module restarted with it): a
+            // client trusting the operator's CA gets in.
+            let rgwPortNow = try #require(URLComponents(string: backup.endpoint)?.port)
+            let dashboardTLS = try TestTLS.make(in: fixture.directory + "/dashboard-tls", rsa: true)
+            try Self.seed(rgwPort: rgwPortNow, https: (try #require(URLComponents(string: httpsEndpoint)?.port), tls),
+                          dashboardPort: dashboardPort, dashboardTLS: dashboardTLS)
+                .write(toFile: fixture.seed, atomically: true, encoding: .utf8)
+            let certified = try fixture.run(["--json"])
+            #expect(certified.status == 0, "\(certified.errorOutput)")
+            let certifiedReport = try JSONDecoder().decode(RunReport.self, from: certified.standardOutput)
+            #expect(certifiedReport.steps.filter(\.changed).map(\.step) == ["dashboard"]
+                    && certifiedReport.steps.first { $0.step == "dashboard" }?.detail?.contains("installed the seed's certificate") == true,
+                    "\(certifiedReport.steps.filter(\.changed).map { "\($0.step): \($0.detail ?? "")" })")
+            let trustedDashboard = try Command("curl", ["--silent", "--output", "/dev/null", "--write-out", "%{http_code}",
+                                                        "--max-time", "30", "--cacert", dashboardTLS.caFile, dashboard.url])
+                .run(acceptedStatuses: Set(0...255))
+            #expect(trustedDashboard.status == 0 && trustedDashboard.output == "200",
+                    "the dashboard with the operator's certificate: \(trustedDashboard.status) \(trustedDashboard.output)")
+            #expect(stat(fixture.root + "/etc/ceph/ceph.dashboard.key", &info) == 0 && info.st_mode & 0o777 == 0o600)
 
             let reader = try JSONDecoder().decode(S3Credentials.self, from: try fixture.provision(
                 ["s3-credentials", "reader", "--root", fixture.root, "--json"]).standardOutput)

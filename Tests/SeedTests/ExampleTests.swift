@@ -174,4 +174,17 @@ struct ExampleTests {
         #expect(description.contains("\"min_size\" : 10737418240"))
         #expect(seed.redact("token=a1b2-c3d4-e5f6-a7b8 ok") == "token=<redacted> ok")
     }
+
+    @Test("the dashboard's private key is a secret: listed, redacted, never described")
+    func dashboardKeyRedaction() throws {
+        let text = Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    dashboard:\n      certificate: |\n"
+            + SeedCases.pemCertificate + "      private_key: |\n" + SeedCases.pemRSAKey)
+        let seed = try SeedLoader.parse(text, file: "s.yaml")
+        let key = try #require(seed.cluster.services.dashboard?.privateKey)
+        #expect(seed.secrets.contains(key))
+        #expect(seed.redacted().cluster.services.dashboard?.privateKey == Seed.redactionMarker)
+        #expect(seed.redacted().cluster.services.dashboard?.certificate == seed.cluster.services.dashboard?.certificate)
+        let body = try #require(key.split(separator: "\n").first { !$0.hasPrefix("-----") })
+        #expect(!seed.redactedDescription.contains(body) && seed.redact("key: \(body)") == "key: <redacted>")
+    }
 }

@@ -39,6 +39,8 @@ enum SeedCases {
 
     /// A bootstrap node's cluster with RGW and `users` (lines 8 and on: `users:` is line 8, its first item line 9).
     static let pemCertificate = "          -----BEGIN CERTIFICATE-----\n          MIIBszCCAVmgAwIBAgIUJ\n          -----END CERTIFICATE-----\n"
+    /// The start of a PKCS#8 RSA key (Ceph's dashboard takes RSA keys only).
+    static let pemRSAKey = "          -----BEGIN PRIVATE KEY-----\n          MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQ\n          -----END PRIVATE KEY-----\n"
     static let pemKey = "          -----BEGIN PRIVATE KEY-----\n          MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n          -----END PRIVATE KEY-----\n"
 
     /// `services.rgw.https`: line 8 is `https:`, line 9 the first of `body`.
@@ -326,6 +328,19 @@ enum SeedCases {
                     keyPath: "cluster.services.rgw.users[0].bucket", line: 9, column: 26, message: "did you mean 'buckets'?", schema: .rejects),
         InvalidCase(name: "dashboard port out of range", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    dashboard: {port: 0}\n"),
                     keyPath: "cluster.services.dashboard.port", line: 7, column: 23, message: "expected a TCP port from 1 to 65535", schema: .rejects),
+        InvalidCase(name: "dashboard certificate without its key", yaml: Fixture.withCluster(
+            "cluster:\n  role: bootstrap\n  services:\n    dashboard:\n      certificate: |\n" + Self.pemCertificate),
+                    keyPath: "cluster.services.dashboard.private_key", line: 8, column: 7,
+                    message: "is missing: give the certificate's private_key too", schema: .rejects),
+        InvalidCase(name: "dashboard key given as the certificate", yaml: Fixture.withCluster(
+            "cluster:\n  role: bootstrap\n  services:\n    dashboard:\n      certificate: |\n" + Self.pemKey
+                + "      private_key: |\n" + Self.pemKey),
+                    keyPath: "cluster.services.dashboard.certificate", line: 8, column: 20, message: "holds a PRIVATE KEY block", schema: .rejects),
+        InvalidCase(name: "dashboard with an EC key", yaml: Fixture.withCluster(
+            "cluster:\n  role: bootstrap\n  services:\n    dashboard:\n      certificate: |\n" + Self.pemCertificate
+                + "      private_key: |\n" + Self.pemKey),
+                    keyPath: "cluster.services.dashboard.private_key", line: 12, column: 20,
+                    message: "is not an RSA key; Ceph's dashboard takes RSA keys only", schema: .beyondSchema),
         InvalidCase(name: "unknown dashboard key", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    dashboard: {prot: 8443}\n"),
                     keyPath: "cluster.services.dashboard.prot", line: 7, column: 17, message: "did you mean 'port'?", schema: .rejects),
         InvalidCase(name: "RGW port out of range", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    rgw: {port: 70000}\n"),
@@ -491,6 +506,9 @@ enum SeedCases {
         ValidCase(name: "min_size equal to max_size, small units", yaml: Fixture.minimal(plus: "disks:\n  system:\n    match: {min_size: 1000kB, max_size: 1MB}\n  storage:\n    match: {min_size: 1KiB, max_size: 1048576B}\n")),
         ValidCase(name: "role join with join", yaml: Fixture.withCluster("cluster:\n  name: ceph-prod\n  role: join\n  join:\n    address: 10.0.0.11\n    token: a1b2-c3d4-e5f6-a7b8\n")),
         ValidCase(name: "services with defaults", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    rbd:\n    rgw: {}\n    cephfs:\n    dashboard:\n  telemetry: true\n")),
+        ValidCase(name: "dashboard with the operator's certificate", yaml: Fixture.withCluster(
+            "cluster:\n  role: bootstrap\n  services:\n    dashboard:\n      port: 9443\n      certificate: |\n" + Self.pemCertificate
+                + "      private_key: |\n" + Self.pemRSAKey)),
         ValidCase(name: "dashboard on another port", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    dashboard: {port: 9443}\n")),
         ValidCase(name: "S3 users with buckets and quotas", yaml: Fixture.withCluster(Self.s3(
             "        - {name: backup, buckets: [backups, archive.2026], quota: {max_size: 500GiB, max_objects: 1000000}}\n"
