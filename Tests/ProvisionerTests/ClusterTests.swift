@@ -137,7 +137,7 @@ import Testing
     /// exactly the dashboard's certificate (its SPKI hash, as an operator checks the fingerprint), logs in with the
     /// first password, must set a new one, and reaches the landing page with the cluster's health; a screenshot of it.
     static let browserScript = """
-    import base64, hashlib, json, re, sys, tempfile, time
+    import base64, hashlib, json, re, shutil, sys, tempfile, time
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
     from selenium import webdriver
@@ -148,8 +148,9 @@ import Testing
     cert = x509.load_pem_x509_certificate(open(certificate, "rb").read())
     spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     options = webdriver.ChromeOptions()
+    profile = tempfile.mkdtemp(prefix="aquarium-chromium-")
     for argument in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000",
-                     "--user-data-dir=" + tempfile.mkdtemp(prefix="aquarium-chromium-"),
+                     "--user-data-dir=" + profile,
                      "--ignore-certificate-errors-spki-list=" + base64.b64encode(hashlib.sha256(spki).digest()).decode()]:
         options.add_argument(argument)
     driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
@@ -197,6 +198,7 @@ import Testing
         print(json.dumps(result))
     finally:
         driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
     """
 
     static let s3Script = """
