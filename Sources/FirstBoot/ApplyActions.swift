@@ -57,7 +57,7 @@ extension ApplyEngine {
                 do {
                     run.diskLock = try BlockDeviceLock(path: run.disk.path)
                 } catch {
-                    throw ApplyError(error.kind == .busy ? .refused : .runtime, "refused: \(error.message)")
+                    throw error.kind == .busy ? ApplyError(.refused, "refused: \(error.message)") : ApplyError(.runtime, error.message)
                 }
             }
         default:

@@ -81,8 +81,7 @@ extension Provisioner {
         } catch {
             // A module that started before its certificate existed (a run killed between making it and restarting
             // the module) serves nothing until it starts again.
-            try tools.run("ceph", ["mgr", "module", "disable", "dashboard"], timeout: 60)
-            try tools.run("ceph", ["mgr", "module", "enable", "dashboard"], timeout: 60)
+            try restartDashboardModule()
             actions.append("restarted the dashboard module, which published no address")
             try CephTools.wait("the dashboard to be published by the active manager", seconds: 180, interval: 2, published)
         }
@@ -100,11 +99,6 @@ extension Provisioner {
     /// Taking the certificate out of the seed keeps the one installed.
     func dashboardCertificate(_ service: Seed.Dashboard) throws(ProvisionError) -> String? {
         func normalized(_ text: String) -> String { text.trimmingCharacters(in: .whitespacesAndNewlines) + "\n" }
-        func restartModule() throws(ProvisionError) {
-            // The module reads its certificate when it starts.
-            try tools.run("ceph", ["mgr", "module", "disable", "dashboard"], timeout: 60)
-            try tools.run("ceph", ["mgr", "module", "enable", "dashboard"], timeout: 60)
-        }
         if let certificate = service.certificate.map(normalized), let key = service.privateKey.map(normalized) {
             if Files.read(layout.dashboardCertificate) == certificate { return nil }
             try Files.makeDirectory(layout.etcCeph)
@@ -113,7 +107,7 @@ extension Provisioner {
             try Files.write(certificate, to: staged)
             try tools.run("ceph", ["dashboard", "set-ssl-certificate", "-i", staged], timeout: 60)
             try tools.run("ceph", ["dashboard", "set-ssl-certificate-key", "-i", layout.dashboardPrivateKey], timeout: 60)
-            try restartModule()
+            try restartDashboardModule()
             guard rename(staged, layout.dashboardCertificate) == 0 else {
                 throw .failed("cannot rename \(staged) to \(layout.dashboardCertificate): \(String(cString: strerror(errno)))")
             }
@@ -123,8 +117,14 @@ extension Provisioner {
             return nil
         }
         try tools.run("ceph", ["dashboard", "create-self-signed-cert"], timeout: 60)
-        try restartModule()
+        try restartDashboardModule()
         return "made the cluster's self-signed certificate"
+    }
+
+    /// The module reads its certificate when it starts: off and on again.
+    func restartDashboardModule() throws(ProvisionError) {
+        try tools.run("ceph", ["mgr", "module", "disable", "dashboard"], timeout: 60)
+        try tools.run("ceph", ["mgr", "module", "enable", "dashboard"], timeout: 60)
     }
 
     func writeDashboardCredentials(_ credentials: DashboardCredentials) throws(ProvisionError) {
