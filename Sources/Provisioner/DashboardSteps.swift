@@ -177,18 +177,27 @@ public struct DashboardPasswordCommand: ParsableCommand {
 
     public func run() throws {
         let layout = Layout(root: rootOptions.root, cluster: rootOptions.cluster)
-        let path = layout.dashboardCredentialsFile
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ProvisionError.invalidInput("\(path) is missing: the dashboard is not set up on this node (add "
-                + "cluster.services.dashboard to the seed and run the Provisioner, on the node that runs the services)")
-        }
-        guard let credentials = try? JSONDecoder().decode(DashboardCredentials.self, from: data) else {
-            throw ProvisionError.failed("\(path) is not a dashboard credentials file")
-        }
+        let credentials = try ServiceSecrets.read(DashboardCredentials.self, at: layout.dashboardCredentialsFile,
+                                                  service: "the dashboard", seedKey: "dashboard")
         if json {
             print(String(decoding: try JSONCoding.encoder().encode(credentials), as: UTF8.self))
         } else {
             print("url:      \(credentials.url)\nuser:     \(credentials.user)\npassword: \(credentials.password) (change it at the first login)")
         }
+    }
+}
+
+/// The secrets the Provisioner made for a service on the node that runs the services (mode 0600), read by the command
+/// that prints them.
+enum ServiceSecrets {
+    static func read<T: Decodable>(_ type: T.Type, at path: String, service: String, seedKey: String) throws(ProvisionError) -> T {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw .invalidInput("\(path) is missing: \(service) is not set up on this node (add cluster.services.\(seedKey) "
+                + "to the seed and run the Provisioner, on the node that runs the services)")
+        }
+        guard let value = try? JSONDecoder().decode(T.self, from: data) else {
+            throw .failed("\(path) is not the file the Provisioner writes for \(service); move it away and run the Provisioner again")
+        }
+        return value
     }
 }

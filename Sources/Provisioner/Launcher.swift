@@ -10,6 +10,8 @@ public struct DaemonSpec: Sendable, Equatable {
     public var arguments: [String]
     /// The configuration file the daemon is started with; also how we recognise our own processes.
     public var configPath: String
+    /// Daemons of the same cluster this one starts after and stops before (systemd launcher: `After=` their units).
+    public var after: [String] = []
 
     public var argv: [String] { [executable] + arguments }
 
@@ -246,11 +248,12 @@ public struct SystemdLauncher: DaemonLauncher {
         let exec = ([program] + daemon.arguments).map { argument in
             argument.contains(" ") ? "\"" + argument + "\"" : argument
         }.joined(separator: " ")
+        let after = daemon.after.map { " aquarium-ceph-\(cluster)-\($0).service" }.joined()
         return """
         # Written by aquarium-provision.
         [Unit]
         Description=Ceph \(daemon.name) (cluster \(cluster)), run by Aquarium
-        After=network-online.target local-fs.target time-sync.target
+        After=network-online.target local-fs.target time-sync.target\(after)
         Wants=network-online.target
 
         [Service]
@@ -271,6 +274,12 @@ public struct SystemdLauncher: DaemonLauncher {
         (try? Command("systemctl", ["is-active", "--quiet", unitName(daemon.fileName)]).run()) != nil
     }
 
+    /// Whether two renderings of a unit differ in their `After=` line only.
+    static func differOnlyInOrdering(_ old: String, _ new: String) -> Bool {
+        func withoutOrdering(_ text: String) -> [Substring] { text.split(separator: "\n").filter { !$0.hasPrefix("After=") } }
+        return old != new && withoutOrdering(old) == withoutOrdering(new)
+    }
+
     public func stop(_ daemon: DaemonSpec) throws(ProvisionError) {
         let unit = unitName(daemon.fileName)
         do { try Command("systemctl", ["stop", unit]).run() } catch { throw .failedBecause("cannot stop \(unit): \(error)", cause: error) }
@@ -278,8 +287,19 @@ public struct SystemdLauncher: DaemonLauncher {
 
     public func ensureRunning(_ daemon: DaemonSpec) throws(ProvisionError) -> Bool {
         let unit = unitName(daemon.fileName)
-        let changed = try Files.write(Self.renderUnit(daemon, cluster: layout.cluster), to: layout.systemdUnitDir + "/" + unit)
+        let path = layout.systemdUnitDir + "/" + unit
+        let previous = Files.read(path)
+        let text = Self.renderUnit(daemon, cluster: layout.cluster)
+        let changed = try Files.write(text, to: path)
         if !changed && isRunning(daemon) { return false }
+        if changed, let previous, Self.differOnlyInOrdering(previous, text), isRunning(daemon) {
+            // Only the order against other units changed (a daemon was added on this node): systemd takes it on a
+            // reload; restarting the daemon would interrupt its clients for nothing.
+            do { try Command("systemctl", ["daemon-reload"]).run() } catch {
+                throw .failedBecause("cannot reload systemd for \(unit): \(error)", cause: error)
+            }
+            return false
+        }
         do {
             if changed {
                 // A new or different unit: load it, enable it for later boots, (re)start it once.

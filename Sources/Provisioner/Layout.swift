@@ -44,6 +44,8 @@ public struct Layout: Sendable, Equatable {
     public func s3UserCredentialsFile(_ user: String) -> String { s3UsersDirectory + "/" + user + ".json" }
     /// The dashboard's URL and its administrator's first password, mode 0600.
     public var dashboardCredentialsFile: String { aquariumState + "/dashboard.json" }
+    /// The iSCSI target's CHAP credentials and rbd-target-api's password, mode 0600.
+    public var iscsiCredentialsFile: String { aquariumState + "/iscsi.json" }
     /// The bootstrap node's join token (mode 0600), printed by `aquarium-provision join-token`.
     public var joinTokenFile: String { aquariumState + "/join-token" }
     public var pidDir: String { path("/run/aquarium") }
@@ -57,8 +59,10 @@ public struct Layout: Sendable, Equatable {
     public var dashboardPrivateKey: String { path("/etc/ceph/\(cluster).dashboard.key") }
     public var ganeshaConf: String { path("/etc/ganesha/ganesha.conf") }
     public var keepalivedConf: String { path("/etc/keepalived/keepalived.conf") }
+    /// ceph-iscsi's configuration (rbd-target-api reads it from this fixed path), mode 0600.
+    public var iscsiGatewayConf: String { path("/etc/ceph/iscsi-gateway.cfg") }
     /// The configuration files our daemons are started with: how a process is recognised as ours.
-    public var daemonConfigs: [String] { [cephConf, ganeshaConf, keepalivedConf] }
+    public var daemonConfigs: [String] { [cephConf, ganeshaConf, keepalivedConf, iscsiGatewayConf] }
     public var systemdUnitDir: String { path("/etc/systemd/system") }
 }
 

@@ -45,9 +45,9 @@ extension Provisioner {
         }
     }
 
-    /// The quota RGW must hold for `quota` (nil: none, disabled; RGW's -1 is "no limit").
+    /// The quota RGW must hold for `quota`'s hard limits (none: disabled; RGW's -1 is "no limit").
     static func rgwQuota(_ quota: Seed.S3Quota?) -> RGWUserInfo.Quota {
-        guard let quota else { return RGWUserInfo.Quota(enabled: false, maxSize: -1, maxObjects: -1) }
+        guard let quota, quota.hasHardLimit else { return RGWUserInfo.Quota(enabled: false, maxSize: -1, maxObjects: -1) }
         return RGWUserInfo.Quota(enabled: true, maxSize: quota.maxSize.map { Int64(clamping: $0) } ?? -1,
                                  maxObjects: quota.maxObjects.map(Int64.init) ?? -1)
     }
@@ -68,9 +68,11 @@ extension Provisioner {
         return decoded
     }
 
-    /// Converges every user of the seed; returns what changed.
-    func s3Users(_ users: [Seed.S3User], endpoint: String, httpsEndpoint: String? = nil) throws(ProvisionError) -> [String] {
+    /// Converges every user of the seed; returns what changed, and a warning for each user at or over a soft limit.
+    func s3Users(_ users: [Seed.S3User], endpoint: String,
+                 httpsEndpoint: String? = nil) throws(ProvisionError) -> (actions: [String], warnings: [String]) {
         var actions: [String] = []
+        var warnings: [String] = []
         for user in users {
             var info = try userInfo(user.name)
             if info == nil {
@@ -98,6 +100,12 @@ extension Provisioner {
                                               : "removed the quota of \(user.name)")
             }
 
+            if let quota = user.quota, quota.hasSoftLimit, let warning = try softQuotaWarning(user.name, quota) {
+                logger.warning("\(warning)")
+                events.append(ProvisionEvent(event: "s3.quota.soft", step: "rgw", detail: warning))
+                warnings.append(warning)
+            }
+
             let listed = try tools.run("radosgw-admin", ["bucket", "list", "--uid", user.name], timeout: 120)
             let owned = Set((try? JSONDecoder().decode([String].self, from: Data(listed.output.utf8))) ?? [])
             for bucket in user.buckets where !owned.contains(bucket) {
@@ -105,7 +113,40 @@ extension Provisioner {
                 actions.append("created the bucket \(bucket) of \(user.name)")
             }
         }
-        return actions
+        return (actions, warnings)
+    }
+
+    /// What RGW counts for a user (`radosgw-admin user stats --sync-stats`: the bucket stats summed up now, not at
+    /// RGW's next periodic sync).
+    struct RGWUserStats: Decodable {
+        struct Stats: Decodable {
+            var size: UInt64
+            var numObjects: Int
+            enum CodingKeys: String, CodingKey { case size, numObjects = "num_objects" }
+        }
+        var stats: Stats
+    }
+
+    /// A warning when the user stores at least one of its soft limits (the hard limits are RGW's to enforce).
+    func softQuotaWarning(_ user: String, _ quota: Seed.S3Quota) throws(ProvisionError) -> String? {
+        let result = try tools.run("radosgw-admin", ["user", "stats", "--uid", user, "--sync-stats"], timeout: 120)
+        guard let stats = try? JSONDecoder().decode(RGWUserStats.self, from: Data(result.output.utf8)).stats else {
+            throw .failed("radosgw-admin user stats --uid \(user) printed no stats")
+        }
+        return Self.softQuotaWarning(user, quota, size: stats.size, objects: stats.numObjects)
+    }
+
+    static func softQuotaWarning(_ user: String, _ quota: Seed.S3Quota, size: UInt64, objects: Int) -> String? {
+        var over: [String] = []
+        if let soft = quota.softMaxSize, size >= soft {
+            over.append("\(size) bytes (soft limit \(soft)" + (quota.maxSize.map { ", hard limit \($0))" } ?? ", no hard limit)"))
+        }
+        if let soft = quota.softMaxObjects, objects >= soft {
+            over.append("\(objects) objects (soft limit \(soft)" + (quota.maxObjects.map { ", hard limit \($0))" } ?? ", no hard limit)"))
+        }
+        guard !over.isEmpty else { return nil }
+        return "S3 user \(user) is at or over its soft quota: " + over.joined(separator: " and ")
+            + "; raise the quota in the seed or have the user delete data"
     }
 
     static func quotaText(_ quota: Seed.S3Quota?) -> String {

@@ -103,8 +103,10 @@ extension Provisioner {
             actions.append("wrote \(layout.s3CredentialsFile)")
         }
         if keys.created { actions.append("created the S3 user \(Self.s3AdminUser)") }
-        actions += try s3Users(service.users, endpoint: endpoint, httpsEndpoint: httpsEndpoint)
-        return StepOutcome(changed: !actions.isEmpty, detail: actions.isEmpty ? endpoint : actions.joined(separator: "; "))
+        let users = try s3Users(service.users, endpoint: endpoint, httpsEndpoint: httpsEndpoint)
+        actions += users.actions
+        let detail = (actions.isEmpty ? [endpoint] : actions) + users.warnings.map { "warning: " + $0 }
+        return StepOutcome(changed: !actions.isEmpty, detail: detail.joined(separator: "; "))
     }
 
     func s3AdminKeys() throws(ProvisionError) -> (access: String, secret: String, created: Bool) {

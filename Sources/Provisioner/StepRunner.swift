@@ -80,7 +80,7 @@ extension Provisioner {
          ProvisionStep("join-token", Provisioner.joinTokenStep), ProvisionStep("osds", Provisioner.osds),
          ProvisionStep("rbd", Provisioner.rbd), ProvisionStep("cephfs", Provisioner.cephfs),
          ProvisionStep("rgw", Provisioner.rgw), ProvisionStep("nfs", Provisioner.nfs),
-         ProvisionStep("dashboard", Provisioner.dashboard),
+         ProvisionStep("dashboard", Provisioner.dashboard), ProvisionStep("iscsi", Provisioner.iscsi),
          ProvisionStep("replication", Provisioner.replication),
          ProvisionStep("telemetry", Provisioner.telemetry), ProvisionStep("maintenance", Provisioner.maintenanceStep),
          ProvisionStep("health", Provisioner.health)]

@@ -6,7 +6,7 @@ import Seed
 
 extension Redactor {
     /// The one redactor (`Seed.Redactor`) with every secret on this node: the keys from every keyring under
-    /// `layout`'s Ceph directories, the S3 credentials, the shadow hashes, the seed's secrets and the join token.
+    /// `layout`'s Ceph directories, the S3, dashboard and iSCSI credentials, the shadow hashes, the seed's secrets and the join token.
     public static func collect(layout: Layout, seed: Seed?) -> Redactor {
         var redactor = Redactor()
         for directory in [layout.etcCeph, layout.cephLib] {
@@ -26,6 +26,10 @@ extension Redactor {
         if let data = FileManager.default.contents(atPath: layout.dashboardCredentialsFile),
            let credentials = try? JSONDecoder().decode(DashboardCredentials.self, from: data) {
             redactor.add([credentials.password])
+        }
+        if let data = FileManager.default.contents(atPath: layout.iscsiCredentialsFile),
+           let credentials = try? JSONDecoder().decode(ISCSICredentials.self, from: data) {
+            redactor.add([credentials.password, credentials.apiPassword])
         }
         for line in (Files.read(layout.path("/etc/shadow")) ?? "").split(separator: "\n") {
             let fields = line.split(separator: ":", omittingEmptySubsequences: false)

@@ -58,6 +58,8 @@ public struct VirtualMachine: Equatable, Sendable {
     /// Let the guest reboot inside this run (A/B update boots); otherwise `-no-reboot` makes a reboot end the run.
     public var allowReboot = false
     public var tap: String?
+    /// Run QEMU inside this network namespace (`ip netns exec`): where `tap` lives.
+    public var namespace: String?
     /// Secure Boot firmware: `firmwareCode` is OVMF's secboot build, which keeps its variables in SMM-protected
     /// flash (q35 with `smm=on`, the variable flash marked secure). Pair it with a variable store that has keys
     /// enrolled (`OVMF_VARS_4M.ms.fd`: Microsoft's, Secure Boot on).
@@ -182,7 +184,8 @@ public struct VirtualMachineRunner {
         guard FileManager.default.createFile(atPath: machine.consoleLog, contents: nil) else {
             throw CommandError(command: Command(qemu), status: nil, standardError: "", reason: "cannot create the console log \(machine.consoleLog)")
         }
-        let command = Command(executable, machine.arguments)
+        let command = machine.namespace.map { Command("ip", ["netns", "exec", $0, executable] + machine.arguments) }
+            ?? Command(executable, machine.arguments)
         logger.info("starting \(command)")
         let start = Date()
         // Its own process group, so stopping it stops all of it; except when its console is on our terminal (the

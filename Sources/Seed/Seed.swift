@@ -243,14 +243,51 @@ public struct Seed: Sendable, Equatable, Encodable {
         public var cephfs: CephFS?
         public var nfs: NFS?
         public var dashboard: Dashboard?
+        public var iscsi: ISCSI?
 
-        public init(rbd: RBD? = nil, rgw: RGW? = nil, cephfs: CephFS? = nil, nfs: NFS? = nil, dashboard: Dashboard? = nil) {
+        public init(rbd: RBD? = nil, rgw: RGW? = nil, cephfs: CephFS? = nil, nfs: NFS? = nil, dashboard: Dashboard? = nil,
+                    iscsi: ISCSI? = nil) {
             self.rbd = rbd
             self.rgw = rgw
             self.cephfs = cephfs
             self.nfs = nfs
             self.dashboard = dashboard
+            self.iscsi = iscsi
         }
+    }
+
+    /// `services.iscsi`: RBD images served as the LUNs of one iSCSI target by ceph-iscsi (rbd-target-api configures
+    /// the kernel's LIO target, tcmu-runner serves the images), on the node that runs the services. The CHAP
+    /// credentials initiators log in with are made on that node and kept there (mode 0600), never in the seed.
+    public struct ISCSI: Sendable, Equatable, Encodable {
+        public static let port = 3260
+        public static let defaultTarget = "iqn.2026-01.local.aquarium:storage"
+        public static let minimumDiskSize: UInt64 = 1 << 20
+        /// The target's IQN (`iqn.YYYY-MM.reversed.domain[:name]`, lowercase).
+        public var target: String
+        /// At least one; each pool/name once.
+        public var disks: [ISCSIDisk]
+
+        public init(target: String = ISCSI.defaultTarget, disks: [ISCSIDisk] = []) {
+            self.target = target
+            self.disks = disks
+        }
+    }
+
+    /// One LUN: the RBD image `pool/name` (made when missing, never shrunk or deleted by the Provisioner).
+    public struct ISCSIDisk: Sendable, Equatable, Encodable {
+        public var name: String
+        /// One of `services.rbd.pools`; default the first of them.
+        public var pool: String
+        public var size: UInt64
+
+        public init(name: String, pool: String = "rbd", size: UInt64) {
+            self.name = name
+            self.pool = pool
+            self.size = size
+        }
+
+        public var image: String { pool + "/" + name }
     }
 
     /// Ceph's dashboard on the managers, HTTPS only (a per-cluster self-signed certificate), with an administrator
@@ -324,15 +361,24 @@ public struct Seed: Sendable, Equatable, Encodable {
         }
     }
 
-    /// Limits on everything one S3 user stores, over all its buckets. At least one of the two.
+    /// Limits on everything one S3 user stores, over all its buckets. At least one limit. The hard limits are RGW's
+    /// user quota (writes beyond them fail with QuotaExceeded); the soft ones only warn (each run reports a user at
+    /// or over one, in the rgw step and the event `s3.quota.soft`), and are at most the hard ones.
     public struct S3Quota: Sendable, Equatable, Encodable {
         public var maxSize: UInt64?
         public var maxObjects: Int?
+        public var softMaxSize: UInt64?
+        public var softMaxObjects: Int?
 
-        public init(maxSize: UInt64? = nil, maxObjects: Int? = nil) {
+        public init(maxSize: UInt64? = nil, maxObjects: Int? = nil, softMaxSize: UInt64? = nil, softMaxObjects: Int? = nil) {
             self.maxSize = maxSize
             self.maxObjects = maxObjects
+            self.softMaxSize = softMaxSize
+            self.softMaxObjects = softMaxObjects
         }
+
+        public var hasHardLimit: Bool { maxSize != nil || maxObjects != nil }
+        public var hasSoftLimit: Bool { softMaxSize != nil || softMaxObjects != nil }
     }
 
     public struct CephFS: Sendable, Equatable, Encodable {

@@ -225,7 +225,9 @@ class SeedReader: DiagnosingReader {
 
     func readServices(_ node: Node, _ path: KeyPath) -> Seed.Services {
         var services = Seed.Services()
-        guard let fields = mapping(node, path, keys: ["rbd", "rgw", "cephfs", "nfs", "dashboard"]) else { return services }
+        guard let fields = mapping(node, path, keys: ["rbd", "rgw", "cephfs", "nfs", "dashboard", "iscsi"]) else {
+            return services
+        }
         if let node = fields["rbd"] {
             let servicePath = path.key("rbd")
             switch serviceBody(node, servicePath, keys: ["pools"]) {
@@ -324,7 +326,54 @@ class SeedReader: DiagnosingReader {
                        + "cephfs: {name: cephfs}) to the services")
             }
         }
+        if let node = fields["iscsi"] {
+            services.iscsi = readISCSI(node, path.key("iscsi"), pools: services.rbd?.pools)
+            if services.iscsi != nil, services.rbd == nil {
+                report(fields.keyMark("iscsi"), path.key("iscsi"), "serves RBD images: add rbd (for example "
+                       + "rbd: {pools: [rbd]}) to the services")
+            }
+        }
         return services
+    }
+
+    /// `services.iscsi`: a target name and at least one disk, each pool/name once, in a pool of `services.rbd`.
+    func readISCSI(_ node: Node, _ path: KeyPath, pools: [String]?) -> Seed.ISCSI? {
+        guard let fields = mapping(node, path, keys: ["target", "disks"]) else { return nil }
+        var service = Seed.ISCSI()
+        if let node = fields["target"] {
+            service.target = checked(node, path.key("target"), SeedSyntax.iqnProblem) ?? service.target
+        }
+        let disksPath = path.key("disks")
+        guard let node = required(fields, "disks"), let items = list(node, disksPath, of: "disks") else { return service }
+        if items.isEmpty { report(node.mark, disksPath, "is empty; give at least one disk (- {name: vol1, size: 100GiB})") }
+        var images: Set<String> = []
+        service.disks = items.enumerated().compactMap { index, item in
+            let itemPath = disksPath.index(index)
+            guard let disk = mapping(item, itemPath, keys: ["name", "pool", "size"]),
+                  let nameNode = required(disk, "name"),
+                  let name = checked(nameNode, itemPath.key("name"), SeedSyntax.poolNameProblem),
+                  let sizeNode = required(disk, "size"),
+                  let size = size(sizeNode, itemPath.key("size")) else { return nil }
+            var pool = pools?.first ?? "rbd"
+            if let node = disk["pool"] {
+                guard let name = checked(node, itemPath.key("pool"), SeedSyntax.poolNameProblem) else { return nil }
+                if let pools, !pools.contains(name) {
+                    report(node.mark, itemPath.key("pool"), "pool '\(name)' is not one of services.rbd.pools ("
+                           + pools.joined(separator: ", ") + "); add it there")
+                }
+                pool = name
+            }
+            if size < Seed.ISCSI.minimumDiskSize {
+                report(sizeNode.mark, itemPath.key("size"), "\(SeedSyntax.describeSize(size)) is too small for a disk; "
+                       + "give at least 1MiB")
+            }
+            let entry = Seed.ISCSIDisk(name: name, pool: pool, size: size)
+            if !images.insert(entry.image).inserted {
+                report(nameNode.mark, itemPath.key("name"), "disk '\(entry.image)' is listed twice")
+            }
+            return entry
+        }
+        return service
     }
 
     /// `https: {port, certificate, private_key}`: PEM blocks as a YAML literal block (`certificate: |`).
@@ -425,14 +474,28 @@ class SeedReader: DiagnosingReader {
             }
             if let node = fields["quota"] {
                 let quotaPath = itemPath.key("quota")
-                if let quota = mapping(node, quotaPath, keys: ["max_size", "max_objects"]) {
+                if let quota = mapping(node, quotaPath, keys: ["max_size", "max_objects", "soft_max_size", "soft_max_objects"]) {
                     var limits = Seed.S3Quota()
                     if let node = quota["max_size"] { limits.maxSize = size(node, quotaPath.key("max_size")) }
                     if let node = quota["max_objects"] {
                         limits.maxObjects = integer(node, quotaPath.key("max_objects"), range: 1...Int(Int32.max), what: "a number of objects")
                     }
-                    if quota["max_size"] == nil && quota["max_objects"] == nil {
-                        report(node.mark, quotaPath, "names no limit; give max_size (for example 500GiB), max_objects, or both, or leave quota out")
+                    if let node = quota["soft_max_size"] { limits.softMaxSize = size(node, quotaPath.key("soft_max_size")) }
+                    if let node = quota["soft_max_objects"] {
+                        limits.softMaxObjects = integer(node, quotaPath.key("soft_max_objects"), range: 1...Int(Int32.max),
+                                                        what: "a number of objects")
+                    }
+                    if ["max_size", "max_objects", "soft_max_size", "soft_max_objects"].allSatisfy({ quota[$0] == nil }) {
+                        report(node.mark, quotaPath, "names no limit; give max_size (for example 500GiB), max_objects, or both, "
+                               + "with soft_max_size or soft_max_objects to be warned first, or leave quota out")
+                    }
+                    if let soft = limits.softMaxSize, let hard = limits.maxSize, soft > hard, let node = quota["soft_max_size"] {
+                        report(node.mark, quotaPath.key("soft_max_size"), "\(SeedSyntax.describeSize(soft)) is above max_size "
+                               + "(\(SeedSyntax.describeSize(hard))); the soft limit warns before the hard one refuses: make it smaller")
+                    }
+                    if let soft = limits.softMaxObjects, let hard = limits.maxObjects, soft > hard, let node = quota["soft_max_objects"] {
+                        report(node.mark, quotaPath.key("soft_max_objects"), "\(soft) is above max_objects (\(hard)); the soft "
+                               + "limit warns before the hard one refuses: make it smaller")
                     }
                     if limits != Seed.S3Quota() { user.quota = limits }
                 }

@@ -143,6 +143,8 @@ extension Seed {
                             var limits: [String] = []
                             if let size = quota.maxSize { limits.append("max_size: " + SeedSyntax.describeSize(size)) }
                             if let objects = quota.maxObjects { limits.append("max_objects: \(objects)") }
+                            if let size = quota.softMaxSize { limits.append("soft_max_size: " + SeedSyntax.describeSize(size)) }
+                            if let objects = quota.softMaxObjects { limits.append("soft_max_objects: \(objects)") }
                             parts.append("quota: {" + limits.joined(separator: ", ") + "}")
                         }
                         yaml.item(4, "{" + parts.joined(separator: ", ") + "}")
@@ -163,6 +165,15 @@ extension Seed {
                     if !export.clients.isEmpty { parts.append("clients: " + YAMLText.flowList(export.clients.map(\.description))) }
                     if let size = export.size { parts.append("size: " + SeedSyntax.describeSize(size)) }
                     yaml.item(4, "{" + parts.joined(separator: ", ") + "}")
+                }
+            }
+            if let iscsi = services.iscsi {
+                yaml.key(2, "iscsi")
+                if iscsi.target != Seed.ISCSI.defaultTarget { yaml.entry(3, "target", iscsi.target) }
+                yaml.key(3, "disks")
+                for disk in iscsi.disks {
+                    yaml.item(4, "{name: " + YAMLText.scalar(disk.name) + ", pool: " + YAMLText.scalar(disk.pool)
+                              + ", size: " + SeedSyntax.describeSize(disk.size) + "}")
                 }
             }
             if let dashboard = services.dashboard {

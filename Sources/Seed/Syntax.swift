@@ -111,6 +111,21 @@ enum SeedSyntax {
         return nil
     }
 
+    /// An iSCSI qualified name (RFC 3720 3.2.6.3.1) as LIO takes it: `iqn.YYYY-MM.reversed.domain[:name]`, lowercase
+    /// letters, digits, '.', '-' and ':' after the date, at most 223 bytes.
+    static func iqnProblem(_ name: String) -> String? {
+        let bytes = Array(name.utf8)
+        let allowed = { (byte: UInt8) in isASCIILowerOrDigit(byte) || byte == 0x2e || byte == 0x2d || byte == 0x3a }
+        func digits(_ range: Range<Int>) -> Bool { range.allSatisfy { bytes[$0] >= 0x30 && bytes[$0] <= 0x39 } }
+        guard bytes.count >= 13, bytes.count <= 223, name.hasPrefix("iqn."), digits(4..<8), bytes[8] == 0x2d,
+              digits(9..<11), bytes[11] == 0x2e, bytes[12...].allSatisfy(allowed),
+              let first = bytes[12...].first, isASCIILowerOrDigit(first) else {
+            return "'\(printable(name))' is not an iSCSI name: write iqn.YYYY-MM.reversed.domain:name in lowercase, "
+                + "for example \(Seed.ISCSI.defaultTarget)"
+        }
+        return nil
+    }
+
     /// An S3 user name (RGW's uid): `^[a-z0-9][a-z0-9_-]{0,62}$`, not the Provisioner's administrator.
     static func s3UserProblem(_ name: String) -> String? {
         let bytes = Array(name.utf8)

@@ -166,11 +166,12 @@ final class E2E: @unchecked Sendable {
     }
 
     /// Boots a node until it powers off (at most `timeout` seconds under TCG), or until one of `stopMarkers` appears
-    /// on the console (`whileRunning` runs first, with the node still up); the console is kept in logs/.
+    /// on the console (`whileRunning` runs first, with the node still up); the console is kept in logs/. With `network`
+    /// the guest is on that private network instead of QEMU's user network (`forwards` do not apply).
     func boot(_ name: String, stick: Stick, disks: [VirtualDisk], systemSerial: String? = nil, timeout: Double = 900,
               forwards: [(host: Int, guest: Int)] = [], guestAddress: String? = nil, stopMarkers: [String] = [],
               watchMarkers: [String] = [], secureBoot: Bool = false, legacyBIOS: Bool = false, varsTemplate: String? = nil,
-              whileRunning: ((String) -> Void)? = nil) throws -> VirtualMachineRun {
+              network: GuestNetwork? = nil, whileRunning: ((String) -> Void)? = nil) throws -> VirtualMachineRun {
         let logs = try directory("logs")
         let vars = logs + "/\(name).OVMF_VARS.fd"
         try? FileManager.default.removeItem(atPath: vars)
@@ -184,6 +185,10 @@ final class E2E: @unchecked Sendable {
                                      guestAddress: guestAddress)
         machine.secureBoot = secureBoot
         machine.legacyBIOS = legacyBIOS
+        if let network {
+            machine.tap = network.tap
+            machine.namespace = network.namespace
+        }
         let run = try VirtualMachineRunner().run(machine, timeoutSeconds: timeout, stopMarkers: stopMarkers,
                                                  watchMarkers: ["Linux version", E2E.handoffMarker] + watchMarkers,
                                                  whileRunning: whileRunning)

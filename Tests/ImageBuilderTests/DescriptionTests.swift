@@ -22,7 +22,8 @@ struct DescriptionTests {
                         "libparted2", "libblkid1", "libudev1", "libarchive13"] {
             #expect(minimal.contains(package), "\(package)")
         }
-        for package in ["ceph-mon", "ceph-mgr", "ceph-osd", "ceph-common", "radosgw", "ceph-mds", "nfs-ganesha", "nfs-ganesha-ceph", "keepalived"] {
+        for package in ["ceph-mon", "ceph-mgr", "ceph-osd", "ceph-common", "radosgw", "ceph-mds", "nfs-ganesha", "nfs-ganesha-ceph", "keepalived",
+                        "ceph-mgr-dashboard", "ceph-iscsi", "tcmu-runner"] {
             #expect(full.contains(package) && !minimal.contains(package), "\(package)")
         }
         #expect(description.layout.espMiB >= 36)

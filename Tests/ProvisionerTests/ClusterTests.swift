@@ -71,7 +71,7 @@ import Testing
             rgw:
               port: \(rgwPort)\(httpsLines)
               users:
-                - {name: backup, buckets: [backups, archive], quota: {max_objects: 3}}
+                - {name: backup, buckets: [backups, archive], quota: {max_objects: 3, soft_max_objects: 2}}
                 - name: reader
             cephfs: {name: cephfs}
             nfs:
@@ -493,6 +493,13 @@ import Testing
             let newEvents = Array(EventLog(path: fixture.root + "/var/lib/aquarium/events.jsonl").read().dropFirst(before))
             #expect(newEvents.filter { $0.event == "step.unchanged" }.map { $0.step ?? "" } == Provisioner.bootstrapSteps)
             #expect(newEvents.last?.event == "run.finished" && newEvents.last?.changed == false)
+            // backup stores 3 objects, over its soft limit (2): the run warns, in the rgw step and an event, and
+            // changes nothing (the hard limit, 3, is RGW's to enforce).
+            let softWarning = "S3 user backup is at or over its soft quota: 3 objects (soft limit 2, hard limit 3)"
+            #expect(rerunReport.steps.first { $0.step == "rgw" }?.detail?.contains("warning: " + softWarning) == true,
+                    "rgw: \(rerunReport.steps.first { $0.step == "rgw" }?.detail ?? "-")")
+            #expect(newEvents.contains { $0.event == "s3.quota.soft" && $0.detail?.hasPrefix(softWarning) == true },
+                    "\(newEvents.map(\.event))")
             // The data is still there.
             #expect(try s3(fixture, "read", "") == "hello through RGW")
             #expect(try rbdExport(fixture) == image)

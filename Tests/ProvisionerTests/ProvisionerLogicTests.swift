@@ -79,6 +79,46 @@ import Testing
         #expect(unit.contains("ExecStart=/usr/bin/ceph-mon --cluster ceph -c /etc/ceph/ceph.conf -i node-01 -f\n"))
         #expect(unit.contains("Restart=on-failure"))
         #expect(unit.contains("WantedBy=multi-user.target"))
+        #expect(unit.contains("After=network-online.target local-fs.target time-sync.target\n"))
+    }
+
+    /// Soft S3 quotas warn from the limit on (at it counts: the next write goes beyond), naming both limits.
+    @Test("soft S3 quota warnings", arguments: [
+        (Seed.S3Quota(maxObjects: 3, softMaxObjects: 2), UInt64(0), 1, nil),
+        (Seed.S3Quota(maxObjects: 3, softMaxObjects: 2), UInt64(0), 2,
+         "S3 user backup is at or over its soft quota: 2 objects (soft limit 2, hard limit 3); raise the quota in the seed or have the user delete data"),
+        (Seed.S3Quota(softMaxSize: 1000), UInt64(1500), 0,
+         "S3 user backup is at or over its soft quota: 1500 bytes (soft limit 1000, no hard limit); raise the quota in the seed or have the user delete data"),
+        (Seed.S3Quota(maxSize: 2000, softMaxSize: 1000, softMaxObjects: 5), UInt64(1000), 9,
+         "S3 user backup is at or over its soft quota: 1000 bytes (soft limit 1000, hard limit 2000) and 9 objects (soft limit 5, no hard limit); raise the quota in the seed or have the user delete data"),
+        (Seed.S3Quota(maxSize: 2000), UInt64(5000), 9, nil),
+    ] as [(Seed.S3Quota, UInt64, Int, String?)])
+    func softQuotaWarnings(quota: Seed.S3Quota, size: UInt64, objects: Int, warning: String?) {
+        #expect(Provisioner.softQuotaWarning("backup", quota, size: size, objects: objects) == warning)
+    }
+
+    /// Only hard limits go to RGW: a quota with soft limits alone leaves RGW's quota disabled.
+    @Test func softLimitsAreNotRGWQuotas() {
+        #expect(Provisioner.rgwQuota(Seed.S3Quota(softMaxSize: 1000)).enabled == false)
+        #expect(Provisioner.rgwQuota(Seed.S3Quota(maxObjects: 3, softMaxObjects: 2)) == .init(enabled: true, maxSize: -1, maxObjects: 3))
+    }
+
+    /// rbd-target-api takes the target out of LIO when it stops, which waits for tcmu-runner: its unit is ordered after
+    /// tcmu-runner's, so systemd stops it first (at shutdown as well).
+    @Test func systemdUnitOrderedAfterAnotherDaemon() {
+        let spec = DaemonSpec(name: "rbd-target-api", executable: "rbd-target-api", arguments: [],
+                              configPath: "/etc/ceph/iscsi-gateway.cfg", after: ["tcmu-runner"])
+        let unit = SystemdLauncher.renderUnit(spec, cluster: "ceph")
+        #expect(unit.contains("After=network-online.target local-fs.target time-sync.target aquarium-ceph-ceph-tcmu-runner.service\n"))
+        // A daemon added on the node changes the order only: the launcher reloads systemd and leaves the daemon running.
+        var more = spec
+        more.after.append("osd.7")
+        let reordered = SystemdLauncher.renderUnit(more, cluster: "ceph")
+        #expect(SystemdLauncher.differOnlyInOrdering(unit, reordered))
+        #expect(!SystemdLauncher.differOnlyInOrdering(unit, unit))
+        var other = spec
+        other.arguments = ["--debug"]
+        #expect(!SystemdLauncher.differOnlyInOrdering(unit, SystemdLauncher.renderUnit(other, cluster: "ceph")))
     }
 
     /// `stop` signals only processes whose command line is a daemon with this root's ceph.conf: a pid file that

@@ -52,6 +52,10 @@ enum SeedCases {
         "cluster:\n  role: bootstrap\n  services:\n    cephfs:\n    nfs:\n" + body
     }
 
+    static func iscsi(_ body: String) -> String {
+        "cluster:\n  role: bootstrap\n  services:\n    rbd: {pools: [rbd, fast]}\n    iscsi:\n" + body
+    }
+
     static func s3(_ users: String) -> String {
         "cluster:\n  role: bootstrap\n  services:\n    rgw:\n      users:\n" + users
     }
@@ -324,6 +328,14 @@ enum SeedCases {
                     keyPath: "cluster.services.rgw.users[0].quota", line: 9, column: 33, message: "names no limit", schema: .rejects),
         InvalidCase(name: "quota of zero objects", yaml: Fixture.withCluster(Self.s3("        - {name: backup, quota: {max_objects: 0}}\n")),
                     keyPath: "cluster.services.rgw.users[0].quota.max_objects", line: 9, column: 47, message: "a number of objects", schema: .rejects),
+        InvalidCase(name: "soft object limit above the hard one", yaml: Fixture.withCluster(Self.s3(
+            "        - {name: backup, quota: {max_objects: 3, soft_max_objects: 5}}\n")),
+                    keyPath: "cluster.services.rgw.users[0].quota.soft_max_objects", line: 9, column: 68,
+                    message: "5 is above max_objects (3); the soft limit warns before the hard one refuses", schema: .beyondSchema),
+        InvalidCase(name: "soft size limit above the hard one", yaml: Fixture.withCluster(Self.s3(
+            "        - {name: backup, quota: {max_size: 1GiB, soft_max_size: 2GiB}}\n")),
+                    keyPath: "cluster.services.rgw.users[0].quota.soft_max_size", line: 9, column: 65,
+                    message: "2GiB is above max_size (1GiB)", schema: .beyondSchema),
         InvalidCase(name: "unknown S3 user key", yaml: Fixture.withCluster(Self.s3("        - {name: backup, bucket: [photos]}\n")),
                     keyPath: "cluster.services.rgw.users[0].bucket", line: 9, column: 26, message: "did you mean 'buckets'?", schema: .rejects),
         InvalidCase(name: "dashboard port out of range", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    dashboard: {port: 0}\n"),
@@ -347,8 +359,29 @@ enum SeedCases {
                     keyPath: "cluster.services.rgw.port", line: 7, column: 17, message: "expected a TCP port from 1 to 65535", schema: .rejects),
         InvalidCase(name: "CephFS name starting with '-'", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    cephfs: {name: -fs}\n"),
                     keyPath: "cluster.services.cephfs.name", line: 7, column: 20, message: "is not a valid name", schema: .rejects),
-        InvalidCase(name: "unknown service", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    iscsi: {}\n"),
-                    keyPath: "cluster.services.iscsi", line: 7, column: 5, message: "unknown key", schema: .rejects),
+        InvalidCase(name: "unknown service", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    ftp: {}\n"),
+                    keyPath: "cluster.services.ftp", line: 7, column: 5, message: "unknown key", schema: .rejects),
+        // services.iscsi
+        InvalidCase(name: "iSCSI target name in capitals", yaml: Fixture.withCluster(Self.iscsi(
+            "      target: iqn.2026-01.Local.aquarium\n      disks: [{name: vol1, size: 1GiB}]\n")),
+                    keyPath: "cluster.services.iscsi.target", line: 9, column: 15, message: "is not an iSCSI name", schema: .rejects),
+        InvalidCase(name: "iSCSI without disks", yaml: Fixture.withCluster(Self.iscsi("      disks: []\n")),
+                    keyPath: "cluster.services.iscsi.disks", line: 9, column: 14, message: "is empty", schema: .rejects),
+        InvalidCase(name: "iSCSI disk in a pool that is not an RBD pool", yaml: Fixture.withCluster(Self.iscsi(
+            "      disks:\n        - {name: vol1, pool: slow, size: 1GiB}\n")),
+                    keyPath: "cluster.services.iscsi.disks[0].pool", line: 10, column: 30,
+                    message: "pool 'slow' is not one of services.rbd.pools (rbd, fast)", schema: .beyondSchema),
+        InvalidCase(name: "iSCSI disk below 1MiB", yaml: Fixture.withCluster(Self.iscsi("      disks:\n        - {name: vol1, size: 512KiB}\n")),
+                    keyPath: "cluster.services.iscsi.disks[0].size", line: 10, column: 30, message: "is too small for a disk", schema: .beyondSchema),
+        InvalidCase(name: "iSCSI disk listed twice", yaml: Fixture.withCluster(Self.iscsi(
+            "      disks:\n        - {name: vol1, size: 1GiB}\n        - {name: vol1, size: 2GiB}\n")),
+                    keyPath: "cluster.services.iscsi.disks[1].name", line: 11, column: 18, message: "disk 'rbd/vol1' is listed twice",
+                    schema: .beyondSchema),
+        InvalidCase(name: "iSCSI disk without a size", yaml: Fixture.withCluster(Self.iscsi("      disks:\n        - {name: vol1}\n")),
+                    keyPath: "cluster.services.iscsi.disks[0].size", line: 10, column: 11, message: "required key is missing", schema: .rejects),
+        InvalidCase(name: "iSCSI without rbd", yaml: Fixture.withCluster(
+            "cluster:\n  role: bootstrap\n  services:\n    iscsi:\n      disks: [{name: vol1, size: 1GiB}]\n"),
+                    keyPath: "cluster.services.iscsi", line: 7, column: 5, message: "serves RBD images: add rbd", schema: .beyondSchema),
         // services.rgw.https
         InvalidCase(name: "HTTPS certificate that is not PEM", yaml: Fixture.withCluster(Self.https(
             "        certificate: my-cert.pem\n        private_key: |\n" + Self.pemKey)),
@@ -509,10 +542,16 @@ enum SeedCases {
         ValidCase(name: "dashboard with the operator's certificate", yaml: Fixture.withCluster(
             "cluster:\n  role: bootstrap\n  services:\n    dashboard:\n      port: 9443\n      certificate: |\n" + Self.pemCertificate
                 + "      private_key: |\n" + Self.pemRSAKey)),
+        ValidCase(name: "iSCSI with a target and disks in two pools", yaml: Fixture.withCluster(Self.iscsi(
+            "      target: iqn.2026-11.com.example:rack-1\n      disks:\n        - {name: vol1, size: 100GiB}\n"
+            + "        - {name: vol2, pool: fast, size: 1.5TB}\n"))),
         ValidCase(name: "dashboard on another port", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    dashboard: {port: 9443}\n")),
         ValidCase(name: "S3 users with buckets and quotas", yaml: Fixture.withCluster(Self.s3(
             "        - {name: backup, buckets: [backups, archive.2026], quota: {max_size: 500GiB, max_objects: 1000000}}\n"
             + "        - name: media\n          buckets: [photos]\n        - name: reader\n"))),
+        ValidCase(name: "S3 users with soft quotas", yaml: Fixture.withCluster(Self.s3(
+            "        - {name: backup, quota: {max_size: 500GiB, soft_max_size: 400GiB, max_objects: 10, soft_max_objects: 10}}\n"
+            + "        - {name: media, quota: {soft_max_size: 1TB}}\n"))),
         ValidCase(name: "RGW with HTTPS", yaml: Fixture.withCluster(Self.https(
             "        port: 8443\n        certificate: |\n" + Self.pemCertificate + Self.pemCertificate + "        private_key: |\n" + Self.pemKey))),
         ValidCase(name: "NFS with a virtual address, versions and exports", yaml:

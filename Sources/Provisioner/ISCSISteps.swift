@@ -1,0 +1,356 @@
+import ArgumentParser
+import CommandSupport
+import Exec
+import Foundation
+import JSONCoding
+import Seed
+
+/// `services.iscsi`: RBD images served as the LUNs of one iSCSI target, on the node that runs the services. ceph-iscsi's
+/// rbd-target-api keeps the target's configuration in the cluster (object `gateway.conf` in the first RBD pool) and
+/// builds it in the kernel's LIO target; tcmu-runner serves each image to LIO through librbd (backstore `user:rbd`).
+/// The Provisioner drives rbd-target-api through its REST API on 127.0.0.1 and converges the target, this node's
+/// portal, the disks, their LUNs and the target's CHAP credentials (made here, kept 0600, never in the seed).
+extension Provisioner {
+    func iscsi() throws(ProvisionError) -> StepOutcome {
+        guard let service = seed.cluster.services.iscsi else { return StepOutcome(changed: false, detail: "not in the seed") }
+        guard runsServices else {
+            return StepOutcome(changed: false, detail: "runs on \(rack?.monitors.first?.shortName ?? "the services node")")
+        }
+        var actions: [String] = []
+        try ensureLIO()
+        let (credentials, made) = try iscsiCredentials(service)
+        if made { actions.append("made the CHAP credentials (\(layout.iscsiCredentialsFile))") }
+        let pool = seed.cluster.services.rbd?.pools.first ?? "rbd"
+        let config = ISCSIGatewayConfig.render(cluster: layout.cluster, pool: pool, credentials: credentials,
+                                               trusted: ["127.0.0.1", "::1", identity.address.description])
+        // Both use the cluster when they stop (rbd-target-api takes the target out of LIO, which waits for tcmu-runner
+        // to close each image): ordered after this node's Ceph daemons, and rbd-target-api after tcmu-runner, systemd
+        // stops them first. Unordered, a shutdown waited the whole stop timeout for rbd-target-api.
+        let cephDaemons = launcher.running().map(\.name).filter { ![Self.tcmuRunnerName, Self.rbdTargetAPIName].contains($0) }
+        let runner = tcmuRunnerDaemon(after: cephDaemons)
+        let api = rbdTargetAPIDaemon(after: cephDaemons + [runner.fileName])
+        if try Files.write(config, to: layout.iscsiGatewayConf, mode: 0o600), launcher.isRunning(api) {
+            try launcher.stop(api)
+            actions.append("wrote \(layout.iscsiGatewayConf)")
+        }
+        if try launcher.ensureRunning(runner) { actions.append("started tcmu-runner") }
+        fault("iscsi", .mid)
+        if try launcher.ensureRunning(api) { actions.append("started rbd-target-api") }
+        let client = ISCSIAPI(user: ISCSIGatewayConfig.apiUser, password: credentials.apiPassword)
+        try CephTools.wait("rbd-target-api to answer on 127.0.0.1:\(ISCSIGatewayConfig.apiPort)", seconds: 120) {
+            (try? client.request("GET", "/api/_ping"))?.code == 200
+        }
+        actions += try convergeTarget(service, credentials: credentials, client: client)
+        let address = identity.address.description
+        try CephTools.wait("the iSCSI portal \(address):\(Seed.ISCSI.port) to listen", seconds: 60) {
+            Ports.isListening(host: address, port: Seed.ISCSI.port)
+        }
+        return StepOutcome(changed: !actions.isEmpty, detail: actions.isEmpty
+            ? "\(service.target) with \(service.disks.count) disk(s) as in the seed" : actions.joined(separator: "; "))
+    }
+
+    /// LIO lives in configfs: the modules loaded and `/sys/kernel/config` mounted, or a clear refusal on a kernel
+    /// without them.
+    func ensureLIO() throws(ProvisionError) {
+        let configfs = layout.path("/sys/kernel/config")
+        for module in ["target_core_mod", "target_core_user", "iscsi_target_mod"] {
+            _ = try? tools.run("modprobe", [module], timeout: 30, accepted: Set(0...255))
+        }
+        if !FileManager.default.fileExists(atPath: configfs + "/target") {
+            _ = try? tools.run("mount", ["-t", "configfs", "configfs", configfs], timeout: 30, accepted: Set(0...255))
+        }
+        guard FileManager.default.fileExists(atPath: configfs + "/target") else {
+            throw .failed("this kernel has no LIO iSCSI target (\(configfs)/target is missing after modprobe target_core_mod "
+                + "iscsi_target_mod): boot the Aquarium image's kernel, or remove services.iscsi from the seed")
+        }
+    }
+
+    /// The node's CHAP credentials and rbd-target-api password: made once, then kept (mode 0600).
+    func iscsiCredentials(_ service: Seed.ISCSI) throws(ProvisionError) -> (ISCSICredentials, Bool) {
+        let path = layout.iscsiCredentialsFile
+        if let data = FileManager.default.contents(atPath: path) {
+            guard var credentials = try? JSONDecoder().decode(ISCSICredentials.self, from: data) else {
+                throw .failed("\(path) is not an iSCSI credentials file: move it away and run again to make new ones "
+                    + "(initiators must then log in with the new ones)")
+            }
+            let portal = "\(identity.address.description):\(Seed.ISCSI.port)"
+            if credentials.target != service.target || credentials.portals != [portal] {
+                credentials.target = service.target
+                credentials.portals = [portal]
+                try writeISCSICredentials(credentials)
+            }
+            return (credentials, false)
+        }
+        let credentials = ISCSICredentials(
+            target: service.target, portals: ["\(identity.address.description):\(Seed.ISCSI.port)"],
+            username: "aquarium-" + String(Self.iscsiSecret(length: 8).lowercased()),
+            password: Self.iscsiSecret(length: 16), apiPassword: Self.iscsiSecret(length: 24))
+        try writeISCSICredentials(credentials)
+        return (credentials, true)
+    }
+
+    func writeISCSICredentials(_ credentials: ISCSICredentials) throws(ProvisionError) {
+        guard let data = try? JSONCoding.encoder().encode(credentials) else { throw .failed("cannot encode the iSCSI credentials") }
+        try Files.write(data, to: layout.iscsiCredentialsFile, mode: 0o600)
+    }
+
+    /// Letters and digits (ceph-iscsi allows CHAP passwords of 12 to 16 characters from `[0-9a-zA-Z@-_/]`).
+    static func iscsiSecret(length: Int) -> String {
+        let characters = Array("abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+        var generator = SystemRandomNumberGenerator()
+        return String((0..<length).map { _ in characters.randomElement(using: &generator)! })
+    }
+
+    /// The target as the seed says: made, this node's portal, each disk made (grown, never shrunk) and mapped, the
+    /// target's CHAP credentials in force. Returns what changed.
+    func convergeTarget(_ service: Seed.ISCSI, credentials: ISCSICredentials,
+                        client: ISCSIAPI) throws(ProvisionError) -> [String] {
+        var actions: [String] = []
+        var config = try client.config()
+        let target = service.target
+        if config.targets[target] == nil {
+            try client.put("/api/target/\(target)", [:], "create the target \(target)")
+            actions.append("created the target \(target)")
+            config = try client.config()
+        }
+        // ceph-iscsi names a gateway by the host's fully qualified name (what Python's socket.getfqdn() says).
+        let gateway = try client.hostName()
+        if config.targets[target]?.portals[gateway] == nil {
+            try client.put("/api/gateway/\(target)/\(gateway)", ["ip_address": identity.address.description, "skipchecks": "true"],
+                           "add the portal \(identity.address.description) of \(gateway)")
+            actions.append("added the portal \(identity.address.description):\(Seed.ISCSI.port)")
+            config = try client.config()
+        }
+        for disk in service.disks {
+            if config.disks[disk.image] != nil {
+                let size = try rbdImageSize(disk)
+                if let size, size < ISCSIAPI.roundedUp(disk.size) {
+                    try client.put("/api/disk/\(disk.image)", ["mode": "resize", "size": ISCSIAPI.size(disk.size)], "grow \(disk.image)")
+                    actions.append("grew \(disk.image) to \("\(ISCSIAPI.roundedUp(disk.size) >> 20) MiB")")
+                } else if let size, size > ISCSIAPI.roundedUp(disk.size) {
+                    logger.warning("iSCSI disk \(disk.image) is \(size) bytes, more than the seed's \(disk.size): disks are never shrunk")
+                }
+            } else {
+                let size = try rbdImageSize(disk)
+                try client.put("/api/disk/\(disk.image)", ["mode": "create", "size": ISCSIAPI.size(max(size ?? 0, disk.size)),
+                                                            "pool": disk.pool, "create_image": "true", "backstore": "user:rbd"],
+                               "define the disk \(disk.image)")
+                actions.append(size == nil ? "created the disk \(disk.image) (\("\(ISCSIAPI.roundedUp(disk.size) >> 20) MiB"))"
+                               : "took the existing RBD image \(disk.image) as a disk")
+            }
+        }
+        config = try client.config()
+        let mapped = Set(config.targets[target]?.disks.keys.map { $0 } ?? [])
+        for disk in service.disks where !mapped.contains(disk.image) {
+            try client.put("/api/targetlun/\(target)", ["disk": disk.image], "map \(disk.image) as a LUN of \(target)")
+            actions.append("mapped \(disk.image)")
+        }
+        config = try client.config()
+        // ceph-iscsi refuses target CHAP while per-initiator ACLs are on (a new target's default): ACLs off first, then
+        // the credentials, two requests.
+        if config.targets[target]?.aclEnabled ?? true {
+            try client.put("/api/targetauth/\(target)", ["action": "disable_acl"], "turn off the per-initiator ACLs of \(target)")
+            actions.append("turned off per-initiator ACLs")
+        }
+        let auth = config.targets[target]?.auth
+        if auth?.username != credentials.username || auth?.password != credentials.password {
+            try client.put("/api/targetauth/\(target)", ["username": credentials.username, "password": credentials.password],
+                           "set the CHAP credentials of \(target)")
+            actions.append("set the target's CHAP credentials")
+        }
+        return actions
+    }
+
+    /// The RBD image's size in bytes, or nil when it does not exist.
+    func rbdImageSize(_ disk: Seed.ISCSIDisk) throws(ProvisionError) -> UInt64? {
+        struct Info: Decodable { var size: UInt64 }
+        let result = try tools.run("rbd", ["info", "--format", "json", disk.image], timeout: 60, accepted: Set(0...255))
+        if result.status == 2 { return nil }  // ENOENT
+        guard result.status == 0, let info = try? JSONDecoder().decode(Info.self, from: Data(result.output.utf8)) else {
+            throw .failed("cannot read the RBD image \(disk.image): rbd info exit \(result.status): "
+                + result.errorOutput.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        return info.size
+    }
+
+    static let tcmuRunnerName = "tcmu-runner"
+    static let rbdTargetAPIName = "rbd-target-api"
+
+    func tcmuRunnerDaemon(after: [String]) -> DaemonSpec {
+        DaemonSpec(name: Self.tcmuRunnerName, executable: "tcmu-runner", arguments: [], configPath: layout.iscsiGatewayConf,
+                   after: after)
+    }
+
+    func rbdTargetAPIDaemon(after: [String]) -> DaemonSpec {
+        DaemonSpec(name: Self.rbdTargetAPIName, executable: "rbd-target-api", arguments: [], configPath: layout.iscsiGatewayConf,
+                   after: after)
+    }
+}
+
+/// `/etc/ceph/iscsi-gateway.cfg`, read by rbd-target-api (mode 0600: it holds the API password).
+enum ISCSIGatewayConfig {
+    static let apiUser = "aquarium"
+    static let apiPort = 5000
+
+    static func render(cluster: String, pool: String, credentials: ISCSICredentials, trusted: [String]) -> String {
+        """
+        # Written by aquarium-provision (services.iscsi); changes are overwritten.
+        [config]
+        cluster_name = \(cluster)
+        pool = \(pool)
+        gateway_keyring = \(cluster).client.admin.keyring
+        cluster_client_name = client.admin
+        api_secure = false
+        api_port = \(apiPort)
+        api_user = \(apiUser)
+        api_password = \(credentials.apiPassword)
+        trusted_ip_list = \(trusted.joined(separator: ","))
+        minimum_gateways = 1
+        prometheus_exporter = false
+        log_to_stderr = true
+        log_to_file = false
+
+        """
+    }
+}
+
+/// rbd-target-api's REST API on 127.0.0.1, with curl (the password on curl's standard input, not its command line).
+struct ISCSIAPI {
+    var user: String
+    var password: String
+
+    struct Response {
+        var code: Int
+        var body: String
+    }
+
+    struct Config: Decodable {
+        var targets: [String: Target]
+        var disks: [String: Disk]
+    }
+
+    struct Target: Decodable {
+        var portals: [String: Portal]
+        var disks: [String: Mapping]
+        var auth: Auth
+        var aclEnabled: Bool
+
+        enum CodingKeys: String, CodingKey {
+            case portals, disks, auth
+            case aclEnabled = "acl_enabled"
+        }
+    }
+
+    struct Portal: Decodable {}
+    struct Mapping: Decodable {}
+    struct Disk: Decodable {}
+
+    struct Auth: Decodable {
+        var username: String?
+        var password: String?
+    }
+
+    func request(_ method: String, _ path: String, form: [String: String] = [:]) throws(ProvisionError) -> Response {
+        var config = "user = \"\(user):\(password)\"\n"
+        for (key, value) in form.sorted(by: { $0.key < $1.key }) {
+            config += "data-urlencode = \"\(key)=\(value)\"\n"
+        }
+        let url = "http://127.0.0.1:\(ISCSIGatewayConfig.apiPort)" + path
+        let result: CommandResult
+        do {
+            result = try Command("curl", ["--silent", "--show-error", "--write-out", "\n%{http_code}", "-K", "-",
+                                          "--request", method, "--max-time", "300", "--", url])
+                .run(input: Data(config.utf8), acceptedStatuses: Set(0...255))
+        } catch { throw .failedBecause("curl did not run for \(method) \(path): \(error)", cause: error) }
+        let lines = result.output.split(separator: "\n", omittingEmptySubsequences: false)
+        let code = Int(lines.last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "") ?? 0
+        return Response(code: code, body: lines.dropLast().joined(separator: "\n"))
+    }
+
+    func put(_ path: String, _ form: [String: String], _ what: String) throws(ProvisionError) {
+        let response = try request("PUT", path, form: form)
+        guard response.code == 200 else {
+            throw .failed("rbd-target-api could not \(what): HTTP \(response.code) \(Self.message(response.body)); "
+                + "see `journalctl -u aquarium-ceph-CLUSTER-rbd-target-api`")
+        }
+    }
+
+    func config() throws(ProvisionError) -> Config {
+        let response = try request("GET", "/api/config")
+        guard response.code == 200, let config = try? JSONDecoder().decode(Config.self, from: Data(response.body.utf8)) else {
+            throw .failed("rbd-target-api did not return its configuration: HTTP \(response.code) \(Self.message(response.body))")
+        }
+        return config
+    }
+
+    /// The name rbd-target-api knows this host by.
+    func hostName() throws(ProvisionError) -> String {
+        struct Info: Decodable { var data: String? }
+        let response = try request("GET", "/api/sysinfo/hostname")
+        guard response.code == 200, let name = (try? JSONDecoder().decode(Info.self, from: Data(response.body.utf8)))?.data,
+              !name.isEmpty else {
+            throw .failed("rbd-target-api did not say this host's name: HTTP \(response.code) \(Self.message(response.body))")
+        }
+        return name
+    }
+
+    /// ceph-iscsi takes sizes in whole M, G or T (powers of 1024): the size in MiB, rounded up.
+    static func size(_ bytes: UInt64) -> String { String(roundedUp(bytes) >> 20) + "M" }
+    static func roundedUp(_ bytes: UInt64) -> UInt64 { ((bytes + (1 << 20) - 1) >> 20) << 20 }
+
+    static func message(_ body: String) -> String {
+        struct Message: Decodable { var message: String }
+        return (try? JSONDecoder().decode(Message.self, from: Data(body.utf8)))?.message
+            ?? String(body.trimmingCharacters(in: .whitespacesAndNewlines).prefix(300))
+    }
+}
+
+/// The target, its portals and the CHAP credentials initiators log in with; mode 0600 in
+/// `/var/lib/aquarium/iscsi.json`. `apiPassword` is rbd-target-api's (also in `/etc/ceph/iscsi-gateway.cfg`).
+public struct ISCSICredentials: Codable, Equatable, Sendable {
+    public var target: String
+    public var portals: [String]
+    public var username: String
+    public var password: String
+    public var apiPassword: String
+}
+
+/// `aquarium-provision iscsi-credentials`: the target, its portals and the CHAP credentials initiators log in with.
+public struct ISCSICredentialsCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "iscsi-credentials",
+        abstract: "Print the iSCSI target, its portals and the CHAP user and password initiators log in with (a secret).",
+        discussion: """
+            Made by the Provisioner on the node that runs the services (cluster.services.iscsi in the seed) and kept \
+            there, mode 0600; never in the seed, reports or events.
+
+            Examples:
+              aquarium-provision iscsi-credentials
+              aquarium-provision iscsi-credentials --json
+            """)
+
+    @OptionGroup public var global: GlobalOptions
+    @OptionGroup public var rootOptions: RootOptions
+    @Flag(name: .long, help: "Print JSON (without rbd-target-api's password).") public var json = false
+
+    public init() {}
+
+    public func run() throws {
+        let layout = Layout(root: rootOptions.root, cluster: rootOptions.cluster)
+        let credentials = try ServiceSecrets.read(ISCSICredentials.self, at: layout.iscsiCredentialsFile,
+                                                  service: "iSCSI", seedKey: "iscsi")
+        if json {
+            struct Login: Encodable { var target: String; var portals: [String]; var username: String; var password: String }
+            let shown = Login(target: credentials.target, portals: credentials.portals, username: credentials.username,
+                              password: credentials.password)
+            print(String(decoding: try JSONCoding.encoder().encode(shown), as: UTF8.self))
+        } else {
+            print("""
+                target:   \(credentials.target)
+                portals:  \(credentials.portals.joined(separator: ", "))
+                user:     \(credentials.username)
+                password: \(credentials.password)
+                """)
+        }
+    }
+}
