@@ -96,7 +96,10 @@ public struct ProcessLauncher: DaemonLauncher {
         try Files.makeDirectory(layout.cephLog)
         try Files.makeDirectory(layout.cephRun)
         let output = layout.cephLog + "/\(layout.cluster)-\(daemon.fileName).out"
-        let pid = try Self.spawn(daemon.argv, output: output)
+        // Temporary files under the root too (a manager's modules write their certificates and keys with Python's
+        // tempfile and leave them when stopped): removed with the root, never left in this machine's /tmp.
+        try Files.makeDirectory(layout.temporaryDirectory)
+        let pid = try Self.spawn(daemon.argv, output: output, environment: ["TMPDIR": layout.temporaryDirectory])
         try Files.write("\(pid)\n", to: pidFile(daemon.fileName))
         logger.info("started \(daemon.name) as pid \(pid): \(Command(daemon.executable, daemon.arguments))")
         // A daemon that fails at once (bad key, port taken) says so within a moment.
@@ -211,8 +214,8 @@ public struct ProcessLauncher: DaemonLauncher {
 
     /// Starts `argv` as a daemon through Exec's one runner: a session of its own, every inherited descriptor above 2
     /// closed (so a daemon never holds a caller's pipe open), standard input from /dev/null, output appended to `output`.
-    static func spawn(_ argv: [String], output: String) throws(ProvisionError) -> pid_t {
-        let command = Command(argv[0], Array(argv.dropFirst()))
+    static func spawn(_ argv: [String], output: String, environment: [String: String] = [:]) throws(ProvisionError) -> pid_t {
+        let command = Command(argv[0], Array(argv.dropFirst()), environment: environment)
         guard Command.resolve(command.executable) != nil else {
             throw .failed("\(argv[0]) is not installed; install the Debian ceph packages (see scripts/install-deps)")
         }

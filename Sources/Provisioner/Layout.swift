@@ -49,6 +49,8 @@ public struct Layout: Sendable, Equatable {
     /// The bootstrap node's join token (mode 0600), printed by `aquarium-provision join-token`.
     public var joinTokenFile: String { aquariumState + "/join-token" }
     public var pidDir: String { path("/run/aquarium") }
+    /// TMPDIR of the daemons the process launcher starts.
+    public var temporaryDirectory: String { path("/tmp") }
     /// The keyring of a client entity, where ceph.conf's `keyring = …/$cluster.$name.keyring` finds it.
     public func keyring(_ entity: String) -> String { path("/etc/ceph/\(cluster).\(entity).keyring") }
     /// RGW's HTTPS certificate (the seed's, with its chain) and private key (0600).

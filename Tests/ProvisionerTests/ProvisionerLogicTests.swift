@@ -141,6 +141,28 @@ import Testing
         }
     }
 
+    /// The process launcher's daemons keep their temporary files under the root (a manager's modules leave their
+    /// certificate files behind when stopped): TMPDIR is the root's /tmp, which exists.
+    @Test func processLauncherDaemonsUseTheRootsTemporaryDirectory() throws {
+        try withTemporaryDirectory { root in
+            let layout = Layout(root: root)
+            let seen = root + "/tmpdir-seen"
+            let daemon = DaemonSpec(name: "client.tmpdir-test", executable: "python3",
+                                    arguments: ["-c", "import os, sys, time; open(sys.argv[1] + '.new', 'w').write(os.environ.get('TMPDIR', '')); "
+                                                + "os.rename(sys.argv[1] + '.new', sys.argv[1]); time.sleep(60)", seen, layout.cephConf],
+                                    configPath: layout.cephConf)
+            let launcher = ProcessLauncher(layout: layout, logger: .init(label: "test"))
+            #expect(try launcher.ensureRunning(daemon))
+            defer { try? launcher.stop(daemon) }
+            for _ in 0..<100 where !FileManager.default.fileExists(atPath: seen) { usleep(100_000) }
+            #expect(try String(contentsOfFile: seen, encoding: .utf8) == layout.temporaryDirectory)
+            var info = stat()
+            #expect(stat(layout.temporaryDirectory, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR)
+            try launcher.stop(daemon)
+            #expect(!launcher.isRunning(daemon))
+        }
+    }
+
     @Test func eventsAreJSONLines() throws {
         try withTemporaryDirectory { root in
             let log = EventLog(path: root + "/var/lib/aquarium/events.jsonl")
