@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
 # FirstBoot benchmark: prints a table comparing
-#   1. `aquarium-firstboot inventory --json` vs `lsblk -J -O` vs `lshw -json -class disk` with 32 extra loop devices;
+#   1. `aquarium-firstboot inventory --json` vs `lsblk -J -O` (the issue's baseline: it reads udev's database and sysfs,
+#      never the disks) vs `wipefs` over the same disks (libblkid listing every signature, which the inventory does
+#      too) vs `lshw -json -class disk`, with 32 extra loop devices; the ratios against lsblk and lsblk + wipefs;
 #   2. `aquarium-firstboot apply` on a 100 GiB sparse loop disk vs a shell baseline doing the same job with
 #      sfdisk + mkfs.xfs + mount.
 # Needs root, losetup, sfdisk, mkfs.xfs, lsblk, lshw. Everything it creates (loop devices, files, mounts) is removed
-# on exit. Usage: bench/firstboot.sh [--tool PATH] [--runs N]
+# on exit. Usage: bench/firstboot.sh [--tool PATH] [--runs N] [--inventory-only]
 # --runs: samples per task (default 5). apply and its baseline alternate which goes first, each sample on a fresh
 # 100 GiB sparse loop disk with the page cache dropped before it; any failed run fails the benchmark.
 set -euo pipefail
 
 tool=""
 runs=5
+inventory_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --tool) tool="$2"; shift 2 ;;
     --runs) runs="$2"; shift 2 ;;
-    *) echo "usage: $0 [--tool PATH-TO-aquarium-firstboot] [--runs N]" >&2; exit 2 ;;
+    --inventory-only) inventory_only=1; shift ;;
+    *) echo "usage: $0 [--tool PATH-TO-aquarium-firstboot] [--runs N] [--inventory-only]" >&2; exit 2 ;;
   esac
 done
 cd "$(dirname "$0")/.."
@@ -25,7 +29,7 @@ if [ -z "$tool" ] || [ ! -x "$tool" ]; then
   echo "aquarium-firstboot not built: run 'swift build -c release' or pass --tool PATH" >&2
   exit 2
 fi
-for program in losetup sfdisk mkfs.xfs lsblk lshw mount umount; do
+for program in losetup sfdisk mkfs.xfs lsblk lshw wipefs mount umount; do
   command -v "$program" >/dev/null || { echo "missing program: $program" >&2; exit 2; }
 done
 [ "$(id -u)" = 0 ] || { echo "needs root (loop devices, mounts)" >&2; exit 2; }
@@ -77,9 +81,45 @@ lshw -json -class disk >"$work/lshw.json" 2>/dev/null
 count_inv=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["disks"]))' "$work/inv.json")
 count_lsblk=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["blockdevices"]))' "$work/lsblk.json")
 count_lshw=$(grep -c '"class" : "disk"' "$work/lshw.json" || true)
-time_cmd t_inv "$tool" inventory --json
-time_cmd t_lsblk lsblk -J -O
-time_cmd t_lshw lshw -json -class disk
+# wipefs_all: every signature on the 32 loop devices (wipefs without --all writes nothing; it refuses a mounted disk,
+# so this machine's own disk is left out).
+wipefs_all() { wipefs "${loops[@]}"; }
+# Alternating, so no side always follows another: the inventory, lsblk, wipefs, lshw, then the same rotated.
+inv_samples=(); lsblk_samples=(); wipefs_samples=(); lshw_samples=()
+inventory_round() {
+  local order=(inv lsblk wipefs lshw) k side
+  for k in 0 1 2 3; do
+    side=${order[$(( (k + $1) % 4 ))]}
+    case "$side" in
+      inv) run_timed inv_samples "$tool" inventory --json ;;
+      lsblk) run_timed lsblk_samples lsblk -J -O ;;
+      wipefs) run_timed wipefs_samples wipefs_all ;;
+      lshw) run_timed lshw_samples lshw -json -class disk ;;
+    esac
+  done
+}
+for i in $(seq "$runs"); do inventory_round "$i"; done
+t_inv=$(median "${inv_samples[@]}"); t_lsblk=$(median "${lsblk_samples[@]}")
+t_wipefs=$(median "${wipefs_samples[@]}"); t_lshw=$(median "${lshw_samples[@]}")
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+print_inventory() {
+  printf '\n%-58s %10s %8s\n' "task" "ms" "disks"
+  printf '%-58s %10s %8s\n' "----" "--" "-----"
+  printf '%-58s %10s %8s\n' "aquarium-firstboot inventory --json (median of $runs)" "$t_inv" "$count_inv"
+  printf '%-58s %10s %8s\n' "lsblk -J -O (median of $runs)" "$t_lsblk" "$count_lsblk"
+  printf '%-58s %10s %8s\n' "wipefs, the 32 loop devices (median of $runs)" "$t_wipefs" "${#loops[@]}"
+  printf '%-58s %10s %8s\n' "lshw -json -class disk (median of $runs)" "$t_lshw" "$count_lshw"
+  echo
+  echo "inventory / lsblk: $(ratio "$t_inv" "$t_lsblk")x; inventory / (lsblk + wipefs): $(ratio "$t_inv" $((t_lsblk + t_wipefs)))x"
+  echo "samples (ms): inventory ${inv_samples[*]}; lsblk ${lsblk_samples[*]}; wipefs ${wipefs_samples[*]}" >&2
+}
+if [ "$inventory_only" = 1 ]; then
+  print_inventory
+  echo
+  echo "disks: what each tool lists as disks (lsblk: top-level block devices incl. zram/ram; lshw lists no loop devices)."
+  exit 0
+fi
 
 # --- 2. apply on a 100 GiB sparse disk vs a shell baseline ------------------------------------------------------
 cat >"$work/seed.yaml" <<'EOF'
@@ -124,11 +164,9 @@ t_apply=$(median "${apply_samples[@]}")
 t_reboot=$(median "${reboot_samples[@]}")
 t_base=$(median "${base_samples[@]}")
 
+print_inventory
 printf '\n%-58s %10s %8s\n' "task" "ms" "disks"
 printf '%-58s %10s %8s\n' "----" "--" "-----"
-printf '%-58s %10s %8s\n' "aquarium-firstboot inventory --json (median of $runs)" "$t_inv" "$count_inv"
-printf '%-58s %10s %8s\n' "lsblk -J -O (median of $runs)" "$t_lsblk" "$count_lsblk"
-printf '%-58s %10s %8s\n' "lshw -json -class disk (median of $runs)" "$t_lshw" "$count_lshw"
 printf '%-58s %10s %8s\n' "aquarium-firstboot apply, 100 GiB sparse loop (median of $runs)" "$t_apply" "1"
 printf '%-58s %10s %8s\n' "aquarium-firstboot apply, same disk, mount only (median of $runs)" "$t_reboot" "1"
 printf '%-58s %10s %8s\n' "baseline: sfdisk + mkfs.xfs + mount, 100 GiB (median of $runs)" "$t_base" "1"

@@ -33,44 +33,59 @@ public struct BlkidPartitionTable: Equatable, Sendable {
     public var partitions: [BlkidPartition]
 }
 
-/// The single owner of a `blkid_probe` and of the file descriptor it reads.
+/// The single owner of a `blkid_probe`, and of the file descriptor it reads unless the caller lent it.
 ///
 /// Close it with `close()`; `deinit` only frees what is left.
 public final class BlkidProbe {
     private var probe: blkid_probe?
     private var fd: Int32
+    /// False when the descriptor was lent by the caller (`init(descriptor:...)`), who closes it.
+    private let ownsDescriptor: Bool
     public let path: String
 
     /// Opens `path` read-only and prepares a probe over `size` bytes starting at `offset`
     /// (the whole device when `size` is 0). Opening read-only is always enough for probing.
-    public init(path: String, offset: UInt64 = 0, size: UInt64 = 0) throws(SystemError) {
-        self.path = path
+    public convenience init(path: String, offset: UInt64 = 0, size: UInt64 = 0) throws(SystemError) {
         let descriptor = try checkErrno("open", path: path) { open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK) }
+        try self.init(descriptor: descriptor, owned: true, path: path, offset: offset, size: size)
+    }
+
+    /// Prepares a probe over an open descriptor of `path` that the caller keeps open for the probe's life and closes
+    /// itself. Several probes of one device (the disk, then each partition) can share one descriptor: while any
+    /// descriptor of a block device is open the kernel keeps what was read in its page cache, and the last close drops it.
+    public convenience init(descriptor: Int32, path: String, offset: UInt64 = 0, size: UInt64 = 0) throws(SystemError) {
+        try self.init(descriptor: descriptor, owned: false, path: path, offset: offset, size: size)
+    }
+
+    private init(descriptor: Int32, owned: Bool, path: String, offset: UInt64, size: UInt64) throws(SystemError) {
+        self.path = path
         guard let created = blkid_new_probe() else {
             let error = SystemError.fromErrno("blkid_new_probe", path: path)
-            Glibc.close(descriptor)
+            if owned { Glibc.close(descriptor) }
             throw error
         }
         if blkid_probe_set_device(created, descriptor, blkid_loff_t(offset), blkid_loff_t(size)) != 0 {
             let error = SystemError(operation: "blkid_probe_set_device", path: path, errno: Glibc.errno,
                                     message: "libblkid cannot read this device")
             blkid_free_probe(created)
-            Glibc.close(descriptor)
+            if owned { Glibc.close(descriptor) }
             throw error
         }
         self.probe = created
         self.fd = descriptor
+        self.ownsDescriptor = owned
     }
 
     deinit {
         if let probe { blkid_free_probe(probe) }
-        if fd >= 0 { Glibc.close(fd) }
+        if fd >= 0 && ownsDescriptor { Glibc.close(fd) }
     }
 
-    /// Frees the probe and closes the device.
+    /// Frees the probe and closes the device (a lent descriptor stays open).
     public func close() throws(SystemError) {
         if let probe { blkid_free_probe(probe) }
         probe = nil
+        if !ownsDescriptor { fd = -1 }
         if fd >= 0 {
             let descriptor = fd
             fd = -1

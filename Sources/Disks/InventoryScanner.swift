@@ -26,7 +26,7 @@ public struct InventoryOptions: Sendable {
 
 /// Builds the inventory of this machine's whole disks from libudev (properties and links, when
 /// udevd runs), sysfs (sizes, sector sizes, flags, holders) and libblkid (what is on each disk).
-public struct InventoryScanner {
+public struct InventoryScanner: Sendable {
     public var options: InventoryOptions
     public var logger: Logger
 
@@ -43,20 +43,78 @@ public struct InventoryScanner {
         }
         let mounts = MountTable.current()
         let rootDevices = mounts.devices(backing: ["/", "/boot", "/boot/efi", "/usr"])
-        var disks: [Disk] = []
+        var described: [(disk: Disk, partitionNames: [String])] = []
         for device in try udev.devices(subsystem: "block", devtype: "disk") {
             let name = device.sysname
             if let only = options.onlyNames, !only.contains(name) { continue }
-            guard let disk = describe(device, udevDatabase: udevDatabase, mounts: mounts, rootDevices: rootDevices) else { continue }
-            disks.append(disk)
+            guard let found = describe(device, udevDatabase: udevDatabase, mounts: mounts, rootDevices: rootDevices) else { continue }
+            described.append(found)
+        }
+        // What is on the disks, a batch at a time: every disk of a batch is opened and the kernel is asked at once for
+        // the areas libblkid reads most (the first and last MiB, where superblocks, partition tables and RAID labels
+        // are), so those reads are queued together instead of one small synchronous read after another; each disk is
+        // then probed through that descriptor, kept open so the kernel keeps what it read until the batch is done.
+        var disks: [Disk] = []
+        var start = 0
+        while start < described.count {
+            let batch = described[start..<min(start + Self.probeBatch, described.count)]
+            let entries = Array(batch)
+            let descriptors = entries.map { Self.openForProbe($0.disk) }
+            defer { for fd in descriptors where fd >= 0 { close(fd) } }
+            // Two probes at a time (libblkid probes are independent of each other): while one waits for the kernel,
+            // the other runs.
+            let probed = ProbeResults(entries.map(\.disk))
+            DispatchQueue.concurrentPerform(iterations: entries.count) { index in
+                var disk = entries[index].disk
+                probe(&disk, partitionNames: entries[index].partitionNames, descriptor: descriptors[index])
+                if disk.partitions.contains(where: { $0.fsLabel == options.seedLabel })
+                    || disk.signatures.contains(where: { $0.label == options.seedLabel }) {
+                    disk.isBootMedia = true
+                }
+                probed.set(index, disk)
+            }
+            disks += probed.all
+            start += Self.probeBatch
         }
         return Inventory(disks: disks.sorted { $0.name.localizedStandardCompare($1.name) == .orderedAscending })
     }
 
+    /// How many disks are open at once while probing.
+    static let probeBatch = 32
+    /// How much of each end of a disk is looked at for data no signature explains.
+    static let edgeBytes: UInt64 = 1 << 20
+    /// How much of each end of a disk or partition is read ahead before probing.
+    static let readAheadBytes: UInt64 = 1 << 20
+
+    /// Opens a disk read-only for probing and asks the kernel to read its first and last MiB now (`POSIX_FADV_WILLNEED`
+    /// does not wait). -1 with `errno` when it cannot be opened.
+    static func openForProbe(_ disk: Disk) -> Int32 {
+        let fd = open(disk.path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { return -1 }
+        readAhead(fd, start: 0, size: disk.sizeBytes)
+        return fd
+    }
+
+    /// Asks the kernel to read the first and last `edgeBytes` of `start..<start+size` now, without waiting.
+    static func readAhead(_ fd: Int32, start: UInt64, size: UInt64) {
+        guard readAheadBytes > 0 else { return }
+        _ = posix_fadvise(fd, off_t(start), off_t(min(size, readAheadBytes)), POSIX_FADV_WILLNEED)
+        if size > readAheadBytes {
+            let tail = max(readAheadBytes, size - readAheadBytes)
+            _ = posix_fadvise(fd, off_t(start + tail), off_t(size - tail), POSIX_FADV_WILLNEED)
+        }
+    }
+
+    /// A sysfs attribute of a block device, trimmed; nil when the file is missing or empty. Read with one `read`
+    /// (sysfs attributes are at most a page).
     private func sysfs(_ name: String, _ attribute: String) -> String? {
-        let path = "\(options.sysfsRoot)/block/\(name)/\(attribute)"
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        let fd = open("\(options.sysfsRoot)/block/\(name)/\(attribute)", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard count > 0 else { return nil }
+        let trimmed = String(decoding: buffer[..<count], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         return trimmed.isEmpty ? nil : trimmed
     }
 
@@ -73,7 +131,9 @@ public struct InventoryScanner {
         return sizeBytes > 0
     }
 
-    func describe(_ device: UdevDevice, udevDatabase: Bool, mounts: MountTable, rootDevices: Set<String>) -> Disk? {
+    /// A listed disk from udev and sysfs, without what is on it (`probe`), and the kernel names of its partitions.
+    func describe(_ device: UdevDevice, udevDatabase: Bool, mounts: MountTable,
+                  rootDevices: Set<String>) -> (disk: Disk, partitionNames: [String])? {
         let name = device.sysname
         let sectors = UInt64(sysfs(name, "size") ?? "0") ?? 0
         let sizeBytes = sectors * 512  // sysfs "size" is always in 512-byte units
@@ -84,7 +144,7 @@ public struct InventoryScanner {
                             includeAll: options.includeAll) else { return nil }
         let path = device.devnode ?? "/dev/\(name)"
         let partitionNames = listing("\(options.sysfsRoot)/block/\(name)").filter {
-            FileManager.default.fileExists(atPath: "\(options.sysfsRoot)/block/\(name)/\($0)/partition")
+            access("\(options.sysfsRoot)/block/\(name)/\($0)/partition", F_OK) == 0
         }
         var holders = listing("\(options.sysfsRoot)/block/\(name)/holders")
         for part in partitionNames { holders += listing("\(options.sysfsRoot)/block/\(name)/\(part)/holders") }
@@ -127,36 +187,38 @@ public struct InventoryScanner {
         disk.mountpoints = (devnums + stacked).flatMap { mounts.mountpoints(devnum: $0) }.sorted()
         disk.mounted = !disk.mountpoints.isEmpty
         disk.isBootMedia = !Set(devnums + stacked).isDisjoint(with: rootDevices)
-
-        probe(&disk, partitionNames: partitionNames)
-        if disk.partitions.contains(where: { $0.fsLabel == options.seedLabel }) || disk.signatures.contains(where: { $0.label == options.seedLabel }) {
-            disk.isBootMedia = true
-        }
-        return disk
+        return (disk, partitionNames)
     }
 
-    /// Reads signatures, the partition table, and each partition's filesystem with libblkid.
-    private func probe(_ disk: inout Disk, partitionNames: [String]) {
+    /// Reads signatures, the partition table, and each partition's filesystem with libblkid, through `descriptor`
+    /// (from `openForProbe`; -1 when the disk could not be opened, with `errno` saying why).
+    private func probe(_ disk: inout Disk, partitionNames: [String], descriptor: Int32) {
         do {
-            let probe = try BlkidProbe(path: disk.path)
+            guard descriptor >= 0 else { throw SystemError.fromErrno("open", path: disk.path) }
+            let probe = try BlkidProbe(descriptor: descriptor, path: disk.path)
             defer { try? probe.close() }
             disk.signatures = try probe.signatures().map {
                 Signature(type: $0.type, usage: $0.usage, label: $0.label, uuid: $0.uuid, offsetBytes: $0.offsetBytes)
             }
             if let table = try probe.partitionTable() {
                 disk.partitionTable = table.type
+                // Each partition's filesystem probe reads mostly its first and last MiB: ask for all of them at once.
+                for entry in table.partitions where entry.sizeBytes > 0 {
+                    Self.readAhead(descriptor, start: entry.startBytes, size: entry.sizeBytes)
+                }
                 disk.partitions = table.partitions.map { entry in
                     var partition = Partition(number: entry.number, path: partitionPath(disk.path, entry.number),
                                               startBytes: entry.startBytes, sizeBytes: entry.sizeBytes, name: entry.name,
                                               typeGuid: entry.type, uuid: entry.uuid)
-                    if let fs = try? BlkidProbe(path: disk.path, offset: entry.startBytes, size: entry.sizeBytes),
+                    if let fs = try? BlkidProbe(descriptor: descriptor, path: disk.path, offset: entry.startBytes,
+                                                size: entry.sizeBytes),
                        let found = try? fs.filesystem() {
                         partition.fsType = found.type
                         partition.fsLabel = found.label
                         partition.fsUuid = found.uuid
                         try? fs.close()
                     }
-                    if let node = partition.path, !FileManager.default.fileExists(atPath: node) { partition.path = nil }
+                    if let node = partition.path, access(node, F_OK) != 0 { partition.path = nil }
                     return partition
                 }
             }
@@ -166,41 +228,43 @@ public struct InventoryScanner {
             return
         }
         if disk.signatures.isEmpty && disk.partitionTable == nil {
-            disk.unrecognisedData = Self.edgesHoldData(path: disk.path, sizeBytes: disk.sizeBytes)
+            disk.unrecognisedData = Self.edgesHoldData(descriptor: descriptor, path: disk.path, sizeBytes: disk.sizeBytes)
         }
     }
 
     /// True when the first or the last MiB of the device holds a non-zero byte outside Aquarium's step journal.
-    static func edgesHoldData(path: String, sizeBytes: UInt64) -> Bool {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        let mib: UInt64 = 1 << 20
-        var ranges: [Range<UInt64>] = [0..<min(sizeBytes, mib)]
-        if sizeBytes > mib { ranges.append(max(mib, sizeBytes - mib)..<sizeBytes) }
+    static func edgesHoldData(descriptor fd: Int32, path: String, sizeBytes: UInt64) -> Bool {
+        var ranges: [Range<UInt64>] = [0..<min(sizeBytes, edgeBytes)]
+        if sizeBytes > edgeBytes { ranges.append(max(edgeBytes, sizeBytes - edgeBytes)..<sizeBytes) }
         let journal = AquariumMarks.journalRange
-        var buffer = [UInt8](repeating: 0, count: Int(mib))
+        // 64 KiB at a time into one buffer; 4 KiB blocks are compared with zeros (memcmp), single bytes are looked at
+        // only in a block that differs.
+        let chunk = 64 << 10, block = 4096
+        var buffer = [UInt8](repeating: 0, count: chunk)
+        let zeros = [UInt8](repeating: 0, count: block)
         for range in ranges {
-            let count = Int(range.upperBound - range.lowerBound)
-            let done = buffer.withUnsafeMutableBytes { bytes -> Int in
-                let slice = UnsafeMutableRawBufferPointer(rebasing: bytes[0..<count])
-                do { return try FileIO.read(fd, into: slice, at: range.lowerBound, path: path) } catch { return 0 }
-            }
-            // Compare 4 KiB blocks with zeros (memcmp); look at single bytes only in a block that differs.
-            let block = 4096
-            let zeros = [UInt8](repeating: 0, count: block)
-            var start = 0
-            while start < done {
-                let length = min(block, done - start)
-                let differs = buffer.withUnsafeBytes { bytes in
-                    zeros.withUnsafeBytes { memcmp(bytes.baseAddress! + start, $0.baseAddress!, length) != 0 }
+            var offset = range.lowerBound
+            while offset < range.upperBound {
+                let count = Int(min(UInt64(chunk), range.upperBound - offset))
+                let done = buffer.withUnsafeMutableBytes { bytes -> Int in
+                    let slice = UnsafeMutableRawBufferPointer(rebasing: bytes[0..<count])
+                    do { return try FileIO.read(fd, into: slice, at: offset, path: path) } catch { return 0 }
                 }
-                if differs {
-                    for index in start..<(start + length) where buffer[index] != 0 {
-                        if !journal.contains(range.lowerBound + UInt64(index)) { return true }
+                guard done > 0 else { break }
+                var start = 0
+                while start < done {
+                    let length = min(block, done - start)
+                    let differs = buffer.withUnsafeBytes { bytes in
+                        zeros.withUnsafeBytes { memcmp(bytes.baseAddress! + start, $0.baseAddress!, length) != 0 }
                     }
+                    if differs {
+                        for index in start..<(start + length) where buffer[index] != 0 {
+                            if !journal.contains(offset + UInt64(index)) { return true }
+                        }
+                    }
+                    start += length
                 }
-                start += length
+                offset += UInt64(done)
             }
         }
         return false
@@ -234,6 +298,17 @@ public struct InventoryScanner {
         }
         return nil
     }
+}
+
+/// The disks of one probe batch, each written by the one worker that probes it.
+private final class ProbeResults: @unchecked Sendable {
+    private var disks: [Disk]
+    private let lock = NSLock()
+
+    init(_ disks: [Disk]) { self.disks = disks }
+
+    func set(_ index: Int, _ disk: Disk) { lock.withLock { disks[index] = disk } }
+    var all: [Disk] { lock.withLock { disks } }
 }
 
 /// The mount table (/proc/self/mountinfo) and swaps, by device number.

@@ -24,6 +24,8 @@ public struct FlashReport: Sendable {
     public var verifySeconds: Double
     public var rangesVerified: Int
     public var gptRelocated: Bool
+    /// True when the read-back ran while writing (direct I/O); `verifySeconds` is then what it took after the last write.
+    public var verifyOverlapped: Bool
 }
 
 /// Writes an image's mapped ranges to a device, reads them back against the bmap's checksums, and
@@ -34,6 +36,11 @@ public struct Flasher {
     /// Write in chunks of this many bytes, syncing every `syncEvery` so progress shows real speed.
     public var chunkBytes = 4 << 20
     public var syncEvery: UInt64 = 64 << 20
+    /// Called after each chunk is written to the device and before the verifier may read it back (tests use it to
+    /// change a byte on the device, as a failing stick would).
+    var afterWrite: (@Sendable (String, UInt64, Int) -> Void)?
+    /// Called after the verifier has read a chunk back.
+    var afterVerifyRead: (@Sendable (String, UInt64, Int) -> Void)?
 
     public init(logger: Logger = Logger(label: "aquarium.image.flash"), reporter: Reporter = Reporter(quiet: true)) {
         self.logger = logger
@@ -103,18 +110,39 @@ public struct Flasher {
         var closed = false
         defer { if !closed { close(target) } }
 
-        let total = map.mappedBytes
-        var written: UInt64 = 0
-        var sinceSync: UInt64 = 0
-        let start = Date()
-        var lastReport = Date.distantPast
-        var buffer = [UInt8](repeating: 0, count: chunkBytes)
         // A damaged image found while writing leaves a partial stick: say so.
         func partial(_ error: ImageError) -> ImageError {
             var error = error
             error.message += "; \(device) now holds a partial image: do not boot it, flash it again with a good image"
             return error
         }
+        if let direct = OverlappedFlash.openDirect(device) {
+            let outcome: (written: UInt64, verifyTail: Double, writeSeconds: Double)
+            do {
+                outcome = try OverlappedFlash(flasher: self, input: input, map: map, device: device)
+                    .run(target: target, direct: direct, source: source, partial: partial)
+            } catch {
+                reporter.endProgress()
+                throw error
+            }
+            reporter.endProgress()
+            close(target)
+            closed = true
+            let checkStart = Date()
+            let relocated = try relocateGPT(device: device, deviceBytes: deviceBytes, sectorSize: sectorSize)
+            if relocated { try checkHead(input: input, device: device, deviceBytes: deviceBytes, sectorSize: sectorSize) }
+            rereadPartitionTable(device)
+            return FlashReport(bytesWritten: outcome.written, writeSeconds: outcome.writeSeconds,
+                               verifySeconds: outcome.verifyTail + Date().timeIntervalSince(checkStart),
+                               rangesVerified: map.ranges.count, gptRelocated: relocated, verifyOverlapped: true)
+        }
+
+        let total = map.mappedBytes
+        var written: UInt64 = 0
+        var sinceSync: UInt64 = 0
+        let start = Date()
+        var lastReport = Date.distantPast
+        var buffer = [UInt8](repeating: 0, count: chunkBytes)
         for range in map.ranges {
             let (offset, count) = map.byteRange(of: range)
             var hasher = range.checksum.map { _ in AnyHasher(map.checksumType) }
@@ -178,7 +206,38 @@ public struct Flasher {
         let verified = try verify(input: input, map: map, device: device)
         rereadPartitionTable(device)
         return FlashReport(bytesWritten: written, writeSeconds: writeSeconds, verifySeconds: Date().timeIntervalSince(verifyStart),
-                           rangesVerified: verified, gptRelocated: relocated)
+                           rangesVerified: verified, gptRelocated: relocated, verifyOverlapped: false)
+    }
+
+    /// After the backup GPT was moved: the device's first sectors (read from the device, not the page cache) are the
+    /// image's with the protective MBR and the primary header as the move leaves them.
+    func checkHead(input: ImageInput, device: String, deviceBytes: UInt64, sectorSize: Int) throws(ImageError) {
+        let count = 34 * sectorSize
+        let expected: [UInt8]?
+        if input.compression == nil {
+            expected = Self.relocatedHead(image: input.path, deviceBytes: deviceBytes, sectorSize: sectorSize)
+        } else {
+            let reader = try ImageReader(input)
+            var bytes = [UInt8](repeating: 0, count: count)
+            let n = try reader.read(into: &bytes, count: count, at: 0)
+            expected = n == count ? Self.relocatedHead(head: bytes, deviceBytes: deviceBytes, sectorSize: sectorSize) : nil
+        }
+        guard let expected else { return }
+        let fd = open(device, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .failure(device, "cannot open for reading: \(errnoText())") }
+        defer { close(fd) }
+        _ = posix_fadvise(fd, 0, off_t(count), POSIX_FADV_DONTNEED)
+        var actual = [UInt8](repeating: 0, count: count)
+        let n: Int
+        do {
+            n = try FileIO.read(fd, into: &actual, count: count, at: 0, path: device)
+        } catch {
+            throw .failure(device, "reading back the partition table failed: \(error.errno)")
+        }
+        if n != count || actual != expected {
+            throw .failure(device, "its first \(count) bytes (the partition table, after the backup header was moved to the end) "
+                           + "do not read back as written: the device is damaged; flash it again or use another stick")
+        }
     }
 
     /// Asks the kernel to re-read the partition table so /dev/sdX1... match the new stick (best effort: a device

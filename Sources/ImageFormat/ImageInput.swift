@@ -135,9 +135,25 @@ package final class ImageReader {
 
     /// Fills `buffer[0..<count]` with the image's bytes at `offset`. Returns fewer only at the image's end.
     package func read(into buffer: inout [UInt8], count: Int, at offset: UInt64) throws(ImageError) -> Int {
+        var failure: ImageError?
+        let n = buffer.withUnsafeMutableBytes { bytes -> Int in
+            do throws(ImageError) {
+                return try read(into: UnsafeMutableRawBufferPointer(rebasing: bytes[0..<count]), at: offset)
+            } catch {
+                failure = error
+                return 0
+            }
+        }
+        if let failure { throw failure }
+        return n
+    }
+
+    /// Fills `buffer` with the image's bytes at `offset`. Returns fewer only at the image's end.
+    package func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(ImageError) -> Int {
+        let count = buffer.count
         guard let stream else {
             do {
-                return try FileIO.read(fd, into: &buffer, count: count, at: offset, path: input.path)
+                return try FileIO.read(fd, into: buffer, at: offset, path: input.path)
             } catch {
                 throw .failure(input.path, "read failed at byte \(error.offset ?? offset): \(error.errno)")
             }
@@ -149,16 +165,12 @@ package final class ImageReader {
         try skip(offset - stream.position)
         var done = 0
         while done < count {
-            var failure: ArchiveError?
-            let n = buffer.withUnsafeMutableBytes { bytes -> Int in
-                do throws(ArchiveError) {
-                    return try stream.read(into: UnsafeMutableRawBufferPointer(rebasing: bytes[done..<count]))
-                } catch {
-                    failure = error
-                    return 0
-                }
+            let n: Int
+            do throws(ArchiveError) {
+                n = try stream.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[done..<count]))
+            } catch {
+                throw Self.streamError(input, error)
             }
-            if let failure { throw Self.streamError(input, failure) }
             if n == 0 { break }
             done += n
         }

@@ -118,6 +118,57 @@ struct InventoryDeviceTests {
         }
     }
 
+    @Test("40 disks, more than one probe batch and probed two at a time: each disk gets its own signatures, partitions and edge data",
+          .requires(programs: ["losetup", "sfdisk", "mkfs.ext4"]))
+    func manyDisksEachTheirOwn() throws {
+        let count = 40  // more than InventoryScanner.probeBatch (32): two batches
+        try LoopDevice.withMany(Array(repeating: .init(sizeBytes: 16 << 20), count: count)) { loops in
+            for (index, loop) in loops.enumerated() {
+                switch index % 4 {
+                case 0:
+                    try Command("mkfs.ext4", ["-q", "-F", "-L", "whole-\(index)", loop.path]).run()
+                case 1:
+                    let script = "label: gpt\nstart=2048, size=20480, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=\"p-\(index)\"\n"
+                    try Command("sfdisk", ["--quiet", "--no-reread", "--no-tell-kernel", loop.path]).run(input: Data(script.utf8))
+                    try loop.rescanPartitions()
+                    try Command("mkfs.ext4", ["-q", "-F", "-L", "part-\(index)", loop.path + "p1"]).run()
+                case 2:
+                    // One byte in the last MiB and nothing libblkid knows: data no signature explains.
+                    let handle = try #require(FileHandle(forWritingAtPath: loop.path))
+                    try handle.seek(toOffset: (16 << 20) - 4096 - UInt64(index))
+                    try handle.write(contentsOf: Data([0x5a]))
+                    try handle.synchronize()
+                    try handle.close()
+                default:
+                    break  // blank
+                }
+            }
+            let disks = try scan(loops)
+            #expect(disks.count == count)
+            for (index, loop) in loops.enumerated() {
+                let disk = try #require(disks[loop.name])
+                #expect(disk.path == loop.path)
+                #expect(disk.probeError == nil, "\(loop.path): \(disk.probeError ?? "")")
+                switch index % 4 {
+                case 0:
+                    #expect(disk.signatures.map(\.type) == ["ext4"], "\(loop.path)")
+                    #expect(disk.signatures.first?.label == "whole-\(index)", "\(loop.path)")
+                    #expect(disk.partitions.isEmpty && !disk.unrecognisedData, "\(loop.path)")
+                case 1:
+                    #expect(disk.partitionTable == "gpt", "\(loop.path)")
+                    #expect(disk.partitions.map(\.name) == ["p-\(index)"], "\(loop.path)")
+                    #expect(disk.partitions.first?.fsLabel == "part-\(index)", "\(loop.path)")
+                    #expect(disk.partitions.first?.fsType == "ext4", "\(loop.path)")
+                case 2:
+                    #expect(disk.signatures.isEmpty && disk.partitionTable == nil, "\(loop.path)")
+                    #expect(disk.unrecognisedData, "\(loop.path): the byte near its end was not seen")
+                default:
+                    #expect(disk.signatures.isEmpty && disk.partitionTable == nil && !disk.unrecognisedData, "\(loop.path)")
+                }
+            }
+        }
+    }
+
     @Test("a mounted filesystem marks its disk mounted, with the mount point",
           .requires(programs: ["losetup", "mkfs.ext4", "mount", "umount"]))
     func mountedDisk() throws {

@@ -1,7 +1,7 @@
 import Disks
 import Exec
 import Foundation
-import ImageBuilder
+@testable import ImageBuilder
 import Testing
 import TestSupport
 
@@ -58,6 +58,52 @@ struct FlashTests {
                 #expect(bad.status == 1)
                 #expect(bad.errorOutput.contains("range \(range.first)-\(range.last)"), "\(bad.errorOutput)")
                 #expect(bad.errorOutput.contains("bytes \(range.first * map.blockSize)-"))
+            }
+        }
+    }
+
+    @Test("the read-back runs while writing, from the medium: a byte the stick loses right after it was written fails the flash, naming its range",
+          .requires(programs: FlashTests.programs))
+    func overlappedVerifyCatchesALostByte() throws {
+        try withTemporaryDirectory { directory in
+            let result = try ImageFixtures.assemble(in: directory, tag: "lost")
+            let image = result.artifacts.image
+            let map = result.artifacts.blockMap
+            let range = map.ranges[map.ranges.count / 2]
+            let target = range.first * map.blockSize + 10
+            try LoopDevice.with(.init(sizeBytes: 256 << 20)) { loop in
+                var flasher = Flasher()
+                let backing = loop.backingFile
+                // Once the chunk holding `target` is on the device, change that byte in the loop's backing file,
+                // below the block device and its page cache: only a read from the medium can see it.
+                flasher.afterWrite = { _, offset, count in
+                    guard (offset..<offset + UInt64(count)).contains(target) else { return }
+                    let fd = open(backing, O_RDWR | O_CLOEXEC)
+                    guard fd >= 0 else { return }
+                    defer { close(fd) }
+                    var byte: UInt8 = 0
+                    _ = pread(fd, &byte, 1, off_t(target))
+                    byte ^= 0xFF
+                    _ = pwrite(fd, &byte, 1, off_t(target))
+                    _ = fsync(fd)
+                }
+                let sectors = try #require(UInt64(try String(contentsOfFile: "/sys/block/\(loop.name)/size", encoding: .utf8)
+                    .trimmingCharacters(in: .whitespacesAndNewlines)))
+                do {
+                    _ = try flasher.flash(image: image, map: map, device: loop.path, deviceBytes: sectors * 512, sectorSize: 512)
+                    Issue.record("the flash passed although a byte of range \(range.first)-\(range.last) was lost")
+                } catch {
+                    let message = "\(error)"
+                    #expect(message.contains("range \(range.first)-\(range.last)"), "\(message)")
+                    #expect(message.contains("does not match the image"), "\(message)")
+                }
+                // Without the fault the same device flashes and verifies.
+                flasher.afterWrite = nil
+                let report = try flasher.flash(image: image, map: map, device: loop.path, deviceBytes: sectors * 512, sectorSize: 512)
+                #expect(report.verifyOverlapped)
+                #expect(report.rangesVerified == map.ranges.count)
+                let verify = try Products.run("aquarium-image", ["verify", "--quiet", image, loop.path])
+                #expect(verify.status == 0, "verify: \(verify.errorOutput)")
             }
         }
     }
