@@ -52,6 +52,11 @@ bench-rack:
 	$(SWIFT) build --product aquarium-provision
 	./bench/rack.sh --tool .build/debug/aquarium-provision $(if $(RUNS),--runs $(RUNS))
 
+## bench-boot: the minimal image booted in QEMU to FirstBoot's handoff, median of RUNS (default 3) boots (root)
+.PHONY: bench-boot
+bench-boot:
+	./bench/boot.sh $(if $(RUNS),--runs $(RUNS))
+
 deps:
 	./scripts/install-deps
 

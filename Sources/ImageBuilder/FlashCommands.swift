@@ -40,9 +40,12 @@ public struct FlashCommand: ParsableCommand {
         let report = try Flasher(logger: logger, reporter: reporter)
             .flash(input: input, map: map, device: device, deviceBytes: disk.sizeBytes, sectorSize: disk.logicalSectorSize)
         let rate = report.writeSeconds > 0 ? Double(report.bytesWritten) / report.writeSeconds / 1_048_576 : 0
-        reporter.line(String(format: "wrote %@ in %.2f s (%.1f MiB/s), verified %d ranges in %.2f s%@",
-                             BlockMap.humanSize(report.bytesWritten), report.writeSeconds, rate, report.rangesVerified,
-                             report.verifySeconds, report.gptRelocated ? ", backup GPT moved to the end" : ""))
+        let verified = report.verifyOverlapped
+            ? String(format: "read back and verified %d ranges while writing (%.2f s more after the last write)",
+                     report.rangesVerified, report.verifySeconds)
+            : String(format: "verified %d ranges in %.2f s", report.rangesVerified, report.verifySeconds)
+        reporter.line(String(format: "wrote %@ in %.2f s (%.1f MiB/s), %@%@", BlockMap.humanSize(report.bytesWritten),
+                             report.writeSeconds, rate, verified, report.gptRelocated ? ", backup GPT moved to the end" : ""))
     }
 }
 

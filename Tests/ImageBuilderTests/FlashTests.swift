@@ -13,98 +13,100 @@ struct FlashTests {
         try Products.run("aquarium-image", ["flash", "--quiet"] + extra + [image, device])
     }
 
+    /// An assembled fixture image and a 256 MiB loop device, both removed afterwards.
+    func withImageAndStick(tag: String, _ body: (StickBuilder.Result, LoopDevice) throws -> Void) throws {
+        try withTemporaryDirectory { directory in
+            let result = try ImageFixtures.assemble(in: directory, tag: tag)
+            try LoopDevice.with(.init(sizeBytes: 256 << 20)) { loop in try body(result, loop) }
+        }
+    }
+
     @Test("flash writes the mapped ranges, moves the backup GPT to the end, verify passes; a flipped byte names its range",
           .requires(programs: FlashTests.programs))
     func flashAndVerify() throws {
-        try withTemporaryDirectory { directory in
-            let result = try ImageFixtures.assemble(in: directory, tag: "a")
+        try withImageAndStick(tag: "a") { result, loop in
             let image = result.artifacts.image
-            try LoopDevice.with(.init(sizeBytes: 256 << 20)) { loop in
-                // Junk where the image has holes must not matter to verify.
-                let junk = try FileHandle(forWritingTo: URL(fileURLWithPath: loop.path))
-                try junk.write(contentsOf: ImageFixtures.bytes(4 << 20, seed: 9))
-                try junk.close()
+            // Junk where the image has holes must not matter to verify.
+            let junk = try FileHandle(forWritingTo: URL(fileURLWithPath: loop.path))
+            try junk.write(contentsOf: ImageFixtures.bytes(4 << 20, seed: 9))
+            try junk.close()
 
-                let run = try flash(image, loop.path, ["--yes-non-removable"])
-                try #require(run.status == 0, "flash: \(run.errorOutput)")
-                let table = try ImageFixtures.sfdisk(loop.path)
-                #expect(table["lastlba"] as? Int == (256 << 20) / 512 - 34)
-                let parts = try #require(table["partitions"] as? [[String: Any]])
-                #expect(parts.count == 4, "ESP, root slots A and B, AQUASEED")
-                let identity = BuildIdentity(imageName: "aquarium", epoch: ImageFixtures.epoch)
-                #expect((parts[1]["uuid"] as? String)?.uppercased() == identity.partitionGUID(.root).uuidString)
-                // sfdisk reads both headers; no complaint about the backup.
-                let verify = try Command("sfdisk", ["--verify", loop.path]).run(acceptedStatuses: Set(0...255))
-                #expect(verify.status == 0, "\(verify.output) \(verify.errorOutput)")
-                let root = try #require(result.assembly.partition(.root))
-                let fsck = try Command("e2fsck", ["-fn", "\(loop.path)?offset=\(root.offsetBytes)"]).run(acceptedStatuses: Set(0...255))
-                #expect(fsck.status == 0)
+            let run = try flash(image, loop.path, ["--yes-non-removable"])
+            try #require(run.status == 0, "flash: \(run.errorOutput)")
+            let table = try ImageFixtures.sfdisk(loop.path)
+            #expect(table["lastlba"] as? Int == (256 << 20) / 512 - 34)
+            let parts = try #require(table["partitions"] as? [[String: Any]])
+            #expect(parts.count == 4, "ESP, root slots A and B, AQUASEED")
+            let identity = BuildIdentity(imageName: "aquarium", epoch: ImageFixtures.epoch)
+            #expect((parts[1]["uuid"] as? String)?.uppercased() == identity.partitionGUID(.root).uuidString)
+            // sfdisk reads both headers; no complaint about the backup.
+            let verify = try Command("sfdisk", ["--verify", loop.path]).run(acceptedStatuses: Set(0...255))
+            #expect(verify.status == 0, "\(verify.output) \(verify.errorOutput)")
+            let root = try #require(result.assembly.partition(.root))
+            let fsck = try Command("e2fsck", ["-fn", "\(loop.path)?offset=\(root.offsetBytes)"]).run(acceptedStatuses: Set(0...255))
+            #expect(fsck.status == 0)
 
-                let good = try Products.run("aquarium-image", ["verify", "--quiet", image, loop.path])
-                #expect(good.status == 0, "verify: \(good.errorOutput)")
+            let good = try Products.run("aquarium-image", ["verify", "--quiet", image, loop.path])
+            #expect(good.status == 0, "verify: \(good.errorOutput)")
 
-                // Flip one byte inside a mapped range in the middle of the image.
-                let map = result.artifacts.blockMap
-                let range = map.ranges[map.ranges.count / 2]
-                let offset = range.first * map.blockSize + 10
-                let device = try FileHandle(forUpdating: URL(fileURLWithPath: loop.path))
-                try device.seek(toOffset: offset)
-                let original = try #require(try device.read(upToCount: 1)?.first)
-                try device.seek(toOffset: offset)
-                try device.write(contentsOf: Data([original ^ 0xFF]))
-                try device.synchronize()
-                try device.close()
-                let bad = try Products.run("aquarium-image", ["verify", "--quiet", image, loop.path])
-                #expect(bad.status == 1)
-                #expect(bad.errorOutput.contains("range \(range.first)-\(range.last)"), "\(bad.errorOutput)")
-                #expect(bad.errorOutput.contains("bytes \(range.first * map.blockSize)-"))
-            }
+            // Flip one byte inside a mapped range in the middle of the image.
+            let map = result.artifacts.blockMap
+            let range = map.ranges[map.ranges.count / 2]
+            let offset = range.first * map.blockSize + 10
+            let device = try FileHandle(forUpdating: URL(fileURLWithPath: loop.path))
+            try device.seek(toOffset: offset)
+            let original = try #require(try device.read(upToCount: 1)?.first)
+            try device.seek(toOffset: offset)
+            try device.write(contentsOf: Data([original ^ 0xFF]))
+            try device.synchronize()
+            try device.close()
+            let bad = try Products.run("aquarium-image", ["verify", "--quiet", image, loop.path])
+            #expect(bad.status == 1)
+            #expect(bad.errorOutput.contains("range \(range.first)-\(range.last)"), "\(bad.errorOutput)")
+            #expect(bad.errorOutput.contains("bytes \(range.first * map.blockSize)-"))
         }
     }
 
     @Test("the read-back runs while writing, from the medium: a byte the stick loses right after it was written fails the flash, naming its range",
           .requires(programs: FlashTests.programs))
     func overlappedVerifyCatchesALostByte() throws {
-        try withTemporaryDirectory { directory in
-            let result = try ImageFixtures.assemble(in: directory, tag: "lost")
+        try withImageAndStick(tag: "lost") { result, loop in
             let image = result.artifacts.image
             let map = result.artifacts.blockMap
             let range = map.ranges[map.ranges.count / 2]
             let target = range.first * map.blockSize + 10
-            try LoopDevice.with(.init(sizeBytes: 256 << 20)) { loop in
-                var flasher = Flasher()
-                let backing = loop.backingFile
-                // Once the chunk holding `target` is on the device, change that byte in the loop's backing file,
-                // below the block device and its page cache: only a read from the medium can see it.
-                flasher.afterWrite = { _, offset, count in
-                    guard (offset..<offset + UInt64(count)).contains(target) else { return }
-                    let fd = open(backing, O_RDWR | O_CLOEXEC)
-                    guard fd >= 0 else { return }
-                    defer { close(fd) }
-                    var byte: UInt8 = 0
-                    _ = pread(fd, &byte, 1, off_t(target))
-                    byte ^= 0xFF
-                    _ = pwrite(fd, &byte, 1, off_t(target))
-                    _ = fsync(fd)
-                }
-                let sectors = try #require(UInt64(try String(contentsOfFile: "/sys/block/\(loop.name)/size", encoding: .utf8)
-                    .trimmingCharacters(in: .whitespacesAndNewlines)))
-                do {
-                    _ = try flasher.flash(image: image, map: map, device: loop.path, deviceBytes: sectors * 512, sectorSize: 512)
-                    Issue.record("the flash passed although a byte of range \(range.first)-\(range.last) was lost")
-                } catch {
-                    let message = "\(error)"
-                    #expect(message.contains("range \(range.first)-\(range.last)"), "\(message)")
-                    #expect(message.contains("does not match the image"), "\(message)")
-                }
-                // Without the fault the same device flashes and verifies.
-                flasher.afterWrite = nil
-                let report = try flasher.flash(image: image, map: map, device: loop.path, deviceBytes: sectors * 512, sectorSize: 512)
-                #expect(report.verifyOverlapped)
-                #expect(report.rangesVerified == map.ranges.count)
-                let verify = try Products.run("aquarium-image", ["verify", "--quiet", image, loop.path])
-                #expect(verify.status == 0, "verify: \(verify.errorOutput)")
+            var flasher = Flasher()
+            let backing = loop.backingFile
+            // Once the chunk holding `target` is on the device, change that byte in the loop's backing file,
+            // below the block device and its page cache: only a read from the medium can see it.
+            flasher.afterWrite = { _, offset, count in
+                guard (offset..<offset + UInt64(count)).contains(target) else { return }
+                let fd = open(backing, O_RDWR | O_CLOEXEC)
+                guard fd >= 0 else { return }
+                defer { close(fd) }
+                var byte: UInt8 = 0
+                _ = pread(fd, &byte, 1, off_t(target))
+                byte ^= 0xFF
+                _ = pwrite(fd, &byte, 1, off_t(target))
+                _ = fsync(fd)
             }
+            let sectors = try #require(UInt64(try String(contentsOfFile: "/sys/block/\(loop.name)/size", encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines)))
+            do {
+                _ = try flasher.flash(image: image, map: map, device: loop.path, deviceBytes: sectors * 512, sectorSize: 512)
+                Issue.record("the flash passed although a byte of range \(range.first)-\(range.last) was lost")
+            } catch {
+                let message = "\(error)"
+                #expect(message.contains("range \(range.first)-\(range.last)"), "\(message)")
+                #expect(message.contains("does not match the image"), "\(message)")
+            }
+            // Without the fault the same device flashes and verifies.
+            flasher.afterWrite = nil
+            let report = try flasher.flash(image: image, map: map, device: loop.path, deviceBytes: sectors * 512, sectorSize: 512)
+            #expect(report.verifyOverlapped)
+            #expect(report.rangesVerified == map.ranges.count)
+            let verify = try Products.run("aquarium-image", ["verify", "--quiet", image, loop.path])
+            #expect(verify.status == 0, "verify: \(verify.errorOutput)")
         }
     }
 
