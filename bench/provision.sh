@@ -114,8 +114,12 @@ osd_data = $root/var/lib/ceph/osd/\$cluster-\$id
 keyring = $root/etc/ceph/\$cluster.\$name.keyring
 [mon]
 keyring = $root/var/lib/ceph/mon/\$cluster-\$id/keyring
+# As aquarium-provision: without restful, which cannot load beside the dashboard's Python modules (ceph-mgr-dashboard
+# installed: MGR_MODULE_DEPENDENCY, never HEALTH_OK), and without the dashboard itself.
+mgr_initial_modules = iostat nfs
 [mgr]
 keyring = $root/var/lib/ceph/mgr/\$cluster-\$id/keyring
+mgr_disabled_modules = diskprediction_local dashboard
 [osd]
 keyring = $root/var/lib/ceph/osd/\$cluster-\$id/keyring
 CONF
