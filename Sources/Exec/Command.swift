@@ -39,6 +39,14 @@ public struct CommandResult: Sendable {
     /// first `outputLimit` bytes and `status` means nothing.
     public var outputLimitExceeded: Bool = false
 
+    public init(command: Command, status: Int32, standardOutput: Data, standardError: Data, outputLimitExceeded: Bool = false) {
+        self.command = command
+        self.status = status
+        self.standardOutput = standardOutput
+        self.standardError = standardError
+        self.outputLimitExceeded = outputLimitExceeded
+    }
+
     public var output: String { String(decoding: standardOutput, as: UTF8.self) }
     public var errorOutput: String { String(decoding: standardError, as: UTF8.self) }
 }

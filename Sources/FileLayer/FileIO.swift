@@ -5,6 +5,16 @@ import SystemPackage
 // transfers (FileIO), and one atomic write (AtomicFile).
 
 public enum FileIO {
+    /// O_DIRECT (not exported by Swift's Glibc module): reads and writes that bypass the page cache; buffers, offsets
+    /// and lengths aligned to the logical sector size (4096 covers every disk).
+    public static var directFlag: Int32 {
+        #if arch(x86_64) || arch(i386)
+        return 0o40000
+        #else
+        return 0o200000
+        #endif
+    }
+
     /// Writes all of `bytes` at `offset` (pwrite), retrying EINTR and continuing after short writes.
     public static func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, path: String) throws(FileError) {
         let descriptor = FileDescriptor(rawValue: fd)

@@ -21,6 +21,8 @@ public struct ImageBuild {
         public var secureBoot = false
         /// The locked mode: a UKI signed with this pair, the root under dm-verity.
         public var locked: SigningIdentity?
+        /// Generate the initramfs even when the cache has one for the same inputs (`InitramfsCache`).
+        public var initramfsCache = true
 
         public init(descriptionDirectory: String, outputDirectory: String, mirror: String? = nil, cacheDirectory: String,
                     profile: String? = nil, tools: [String], compress: Bool = false, keepRoot: Bool = false, release: String? = nil,
@@ -105,7 +107,8 @@ public struct ImageBuild {
                           "BUILD_EPOCH": String(identity.epoch), "VERSION": AquariumVersion.string,
                           "RELEASE": identity.releaseName, "SLOTS": options.locked != nil ? "a" : "a/b",
                           "BOOT": options.locked != nil ? "uki-locked" : options.secureBoot ? "shim-grub" : "systemd-boot"],
-                epoch: identity.epoch, readOnlyRoot: options.locked != nil))
+                epoch: identity.epoch, readOnlyRoot: options.locked != nil,
+                initramfsCache: options.initramfsCache ? options.cacheDirectory + "/initramfs" : nil))
         }
         let boot = try RootfsBuilder.bootFiles(root: root, secureBoot: options.secureBoot, locked: options.locked)
         let builder = StickBuilder(logger: logger, reporter: reporter)
@@ -185,6 +188,9 @@ public struct BuildCommand: ParsableCommand {
     public var signingCert: String?
     @Flag(name: .long, help: "Also write NAME.raw.zst.") public var compress = false
     @Flag(name: .customLong("keep-root"), help: "Keep the customised root tree (OUTPUT/.rootfs-NAME) for inspection.") public var keepRoot = false
+    @Flag(name: .customLong("no-initramfs-cache"),
+          help: "Generate the initramfs even when the cache holds one made from the same packages and /etc.")
+    public var noInitramfsCache = false
     @Flag(name: .long, help: "No progress or summary.") public var quiet = false
 
     public init() {}
@@ -210,11 +216,12 @@ public struct BuildCommand: ParsableCommand {
             let directory = (Bundle.main.executablePath.map { ($0 as NSString).deletingLastPathComponent }) ?? "."
             tools = ["aquarium-firstboot", "aquarium-provision", "aquarium-image"].map { directory + "/" + $0 }
         }
-        let result = try ImageBuild(logger: global.logger("aquarium.image.build"), reporter: Reporter(quiet: quiet)).run(
-            ImageBuild.Options(descriptionDirectory: description, outputDirectory: output, mirror: mirror, cacheDirectory: cache,
-                               profile: profile, tools: tools, compress: compress, keepRoot: keepRoot, release: release,
-                               secureBoot: !systemdBoot && !locked,
-                               locked: locked ? SigningIdentity(key: signingKey ?? "", certificate: signingCert ?? "") : nil))
+        var options = ImageBuild.Options(descriptionDirectory: description, outputDirectory: output, mirror: mirror, cacheDirectory: cache,
+                                         profile: profile, tools: tools, compress: compress, keepRoot: keepRoot, release: release,
+                                         secureBoot: !systemdBoot && !locked,
+                                         locked: locked ? SigningIdentity(key: signingKey ?? "", certificate: signingCert ?? "") : nil)
+        options.initramfsCache = !noInitramfsCache
+        let result = try ImageBuild(logger: global.logger("aquarium.image.build"), reporter: Reporter(quiet: quiet)).run(options)
         print(result.stick.artifacts.image)
     }
 }

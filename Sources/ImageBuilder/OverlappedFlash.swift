@@ -11,15 +11,6 @@ struct OverlappedFlash {
     /// Direct I/O alignment: buffer addresses, offsets and lengths (the largest logical sector size in use).
     static let alignment = 4096
 
-    /// O_DIRECT (not exported by Swift's Glibc module).
-    static var directFlag: Int32 {
-        #if arch(x86_64) || arch(i386)
-        return 0o40000
-        #else
-        return 0o200000
-        #endif
-    }
-
     let flasher: Flasher
     let input: ImageInput
     let map: BlockMap
@@ -78,9 +69,9 @@ struct OverlappedFlash {
     /// Opens `device` for direct writing and reading; nil when direct I/O is not available (then the caller writes
     /// through the page cache and verifies afterwards).
     static func openDirect(_ device: String) -> (write: Int32, read: Int32)? {
-        let write = open(device, O_WRONLY | O_CLOEXEC | directFlag)
+        let write = open(device, O_WRONLY | O_CLOEXEC | FileIO.directFlag)
         guard write >= 0 else { return nil }
-        let read = open(device, O_RDONLY | O_CLOEXEC | directFlag)
+        let read = open(device, O_RDONLY | O_CLOEXEC | FileIO.directFlag)
         guard read >= 0 else {
             close(write)
             return nil

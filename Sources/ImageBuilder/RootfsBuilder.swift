@@ -113,10 +113,13 @@ public struct RootfsBuilder {
         public var epoch: Int64
         /// The locked mode: the initramfs mounts `/` (the dm-verity root under a RAM overlay); fstab leaves it alone.
         public var readOnlyRoot: Bool
+        /// Where initramfs images of earlier builds are kept (`InitramfsCache`); nil: always generated.
+        public var initramfsCache: String?
 
         public init(overlay: String?, tools: [String], trustedKeys: [String], units: [String], rootFilesystemUUID: UUID,
-                    release: [String: String], epoch: Int64, readOnlyRoot: Bool = false) {
+                    release: [String: String], epoch: Int64, readOnlyRoot: Bool = false, initramfsCache: String? = nil) {
             self.readOnlyRoot = readOnlyRoot
+            self.initramfsCache = initramfsCache
             self.overlay = overlay
             self.tools = tools
             self.trustedKeys = trustedKeys
@@ -184,9 +187,18 @@ public struct RootfsBuilder {
                             what: "enabling \(unit)", logger: logger)
             }
             if FileManager.default.fileExists(atPath: root + "/usr/sbin/update-initramfs") {
-                reporter.line("generating the initramfs")
-                try runTool(Command("chroot", [root, "update-initramfs", "-u", "-k", "all"], environment: environment),
-                            subject: root, what: "update-initramfs in the chroot", logger: logger)
+                let cache = custom.initramfsCache.map(InitramfsCache.init(directory:))
+                let key = cache == nil ? nil : try InitramfsCache.key(root: root)
+                if let cache, let key, try cache.restore(key: key, into: root) {
+                    reporter.line("the initramfs from the cache (\(cache.directory)/\(key.prefix(16))...: the same packages and /etc)")
+                } else {
+                    reporter.line("generating the initramfs")
+                    var initramfs = environment
+                    if let epoch = InitramfsCache.epoch(root: root) { initramfs["SOURCE_DATE_EPOCH"] = String(epoch) }
+                    try runTool(Command("chroot", [root, "update-initramfs", "-u", "-k", "all"], environment: initramfs),
+                                subject: root, what: "update-initramfs in the chroot", logger: logger)
+                    if let cache, let key { try cache.store(key: key, from: root) }
+                }
             }
         }
         // Nothing of the build host's session stays.

@@ -42,6 +42,18 @@ public protocol DaemonLauncher {
     func stopAll() throws(ProvisionError) -> [String]
     /// What runs, by daemon name, with a pid or unit name.
     func running() -> [RunningDaemon]
+    /// Throws when a daemon `ensureRunning` started exited right after starting (within `ProcessLauncher.startGrace`
+    /// of its start). `waiting`: waits out what is left of that grace for every daemon started; otherwise looks only
+    /// at those whose grace has passed and keeps the others for a later call. Called when a step ends (not waiting),
+    /// when a step fails and when the run ends (waiting): no step sleeps after starting a daemon.
+    func confirmStarted(waiting: Bool) throws(ProvisionError)
+}
+
+extension DaemonLauncher {
+    /// systemd supervises the units it starts (`Restart=on-failure`) and reports their failures itself.
+    public func confirmStarted(waiting: Bool) throws(ProvisionError) {}
+
+    public func confirmStarted() throws(ProvisionError) { try confirmStarted(waiting: true) }
 }
 
 public struct RunningDaemon: Codable, Equatable, Sendable {
@@ -60,10 +72,30 @@ public struct ProcessLauncher: DaemonLauncher {
     public let layout: Layout
     let logger: Logger
     public var kind: LauncherKind { .process }
+    /// The daemons started and not yet confirmed.
+    let started = StartedDaemons()
+    /// How long a daemon must live after its start before it counts as started (one that fails at once on a bad key,
+    /// a taken port or a bad configuration has exited by then).
+    static let startGrace: TimeInterval = 0.3
 
     public init(layout: Layout, logger: Logger) {
         self.layout = layout
         self.logger = logger
+    }
+
+    public func confirmStarted(waiting: Bool) throws(ProvisionError) {
+        for daemon in started.take() {
+            let left = Self.startGrace - Date().timeIntervalSince(daemon.at)
+            if left > 0 && !waiting {
+                started.add(daemon)
+                continue
+            }
+            if left > 0 { usleep(useconds_t(left * 1_000_000)) }
+            if !Self.alive(daemon.pid) {
+                let tail = Files.read(daemon.output).map { String($0.suffix(2000)) } ?? ""
+                throw .failed("\(daemon.name) exited right after starting; see \(daemon.output) and \(layout.cephLog): \(tail)")
+            }
+        }
     }
 
     func pidFile(_ name: String) -> String { layout.pidDir + "/\(layout.cluster)-\(name).pid" }
@@ -74,6 +106,8 @@ public struct ProcessLauncher: DaemonLauncher {
     }
 
     public func stop(_ daemon: DaemonSpec) throws(ProvisionError) {
+        // Stopped on purpose: not a daemon that failed to start.
+        started.remove(daemon.name)
         let file = pidFile(daemon.fileName)
         guard let pid = readPid(file), Self.processMatches(pid: pid, configPaths: [daemon.configPath], executable: daemon.executable)
         else { return }
@@ -102,12 +136,8 @@ public struct ProcessLauncher: DaemonLauncher {
         let pid = try Self.spawn(daemon.argv, output: output, environment: ["TMPDIR": layout.temporaryDirectory])
         try Files.write("\(pid)\n", to: pidFile(daemon.fileName))
         logger.info("started \(daemon.name) as pid \(pid): \(Command(daemon.executable, daemon.arguments))")
-        // A daemon that fails at once (bad key, port taken) says so within a moment.
-        usleep(300_000)
-        if !Self.alive(pid) {
-            let tail = Files.read(output).map { String($0.suffix(2000)) } ?? ""
-            throw .failed("\(daemon.name) exited right after starting; see \(output) and \(layout.cephLog): \(tail)")
-        }
+        // Whether it failed at once is looked at when the step ends (`confirmStarted`), not by waiting here.
+        started.add(StartedDaemons.Entry(name: daemon.name, pid: pid, output: output, at: Date()))
         return true
     }
 
@@ -123,6 +153,7 @@ public struct ProcessLauncher: DaemonLauncher {
     }
 
     public func stopAll() throws(ProvisionError) -> [String] {
+        _ = started.take()
         var stopped: [String] = []
         var waiting: [(String, pid_t)] = []
         for daemon in running() {
@@ -224,6 +255,34 @@ public struct ProcessLauncher: DaemonLauncher {
         } catch {
             throw .failedBecause("cannot start \(argv[0]): \(error)", cause: error)
         }
+    }
+}
+
+/// The daemons a `ProcessLauncher` started that `confirmStarted` has not looked at yet.
+final class StartedDaemons: @unchecked Sendable {
+    struct Entry {
+        var name: String
+        var pid: pid_t
+        var output: String
+        var at: Date
+    }
+
+    private let lock = NSLock()
+    private var entries: [Entry] = []
+
+    func add(_ entry: Entry) {
+        lock.lock(); entries.append(entry); lock.unlock()
+    }
+
+    func remove(_ name: String) {
+        lock.lock(); entries.removeAll { $0.name == name }; lock.unlock()
+    }
+
+    func take() -> [Entry] {
+        lock.lock(); defer { lock.unlock() }
+        let taken = entries
+        entries = []
+        return taken
     }
 }
 

@@ -104,6 +104,7 @@ extension Operations {
                                                          arguments: Array(argv.dropFirst()), configPath: layout.cephConf))
             }
         }
+        try launcher.confirmStarted()
         unlink(LocalMaintenance.path(layout))
         say("started " + local.stopped.map(\.name).joined(separator: ", "))
     }

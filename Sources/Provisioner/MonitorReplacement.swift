@@ -173,6 +173,7 @@ extension Operations {
         // add` takes one address, not the v2 and v1 pair on this node's ports). Later starts find it in the monmap.
         _ = try launcher.ensureRunning(DaemonSpec.ceph("mon", localHost, layout: layout,
                                                        extra: all.contains(localHost) ? [] : ["--public-addrv", vector]))
+        try launcher.confirmStarted()
         try CephTools.wait("mon.\(localHost) to join the quorum", seconds: 180, interval: 2) {
             try monitors(using: admin).quorum.contains(localHost)
         }

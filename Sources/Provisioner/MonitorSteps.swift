@@ -1,5 +1,6 @@
 import Exec
 import Foundation
+import Seed
 
 /// The monitor chain of a bootstrap node: keys, monmap, mon-mkfs, mon, cluster-settings, mgr.
 extension Provisioner {
@@ -94,41 +95,34 @@ extension Provisioner {
             }
         }
         if missing.isEmpty {
-            let madePool = try makeEventPool()
-            let details = (madePool ? ["created the pool \(ClusterEventLog.pool)"] : [])
-                + (kept.isEmpty ? [] : ["kept the cluster's own " + kept.joined(separator: ", ")])
-            return StepOutcome(changed: madePool, detail: details.isEmpty ? nil : details.joined(separator: "; "))
+            return StepOutcome(changed: false, detail: kept.isEmpty ? nil : "kept the cluster's own " + kept.joined(separator: ", "))
         }
-        // One round trip for all of them (each `ceph` invocation costs about half a second).
+        // One round trip for all of them.
         var text = ""
         for who in Set(missing.map(\.who)).sorted() {
             text += "[\(who)]\n" + missing.filter { $0.who == who }.map { "\t\($0.option) = \($0.value)\n" }.joined()
         }
-        let input = layout.bootstrapDir + "/settings.conf"
-        try Files.write(text, to: input, mode: 0o600)
-        try tools.run("ceph", ["config", "assimilate-conf", "-i", input, "-o", "/dev/null"])
-        let madePool = try makeEventPool()
-        return StepOutcome(changed: true,
-                          detail: missing.map { "\($0.who)/\($0.option)=\($0.value)" }.joined(separator: ", ")
-                            + (madePool ? "; created the pool \(ClusterEventLog.pool)" : ""))
+        try tools.run("ceph", ["config", "assimilate-conf", "-i", "-"], input: Data(text.utf8))
+        return StepOutcome(changed: true, detail: missing.map { "\($0.who)/\($0.option)=\($0.value)" }.joined(separator: ", "))
     }
 
-    /// The cluster's event log pool, made once the pool defaults are in the database (a pool takes the defaults of
-    /// its creation: made before them, a single node's would ask for 3 copies it cannot place) and before the OSDs,
-    /// so its placement groups are active by the time the run publishes.
-    func makeEventPool() throws(ProvisionError) -> Bool {
-        try ClusterEventLog(tools: tools).ensurePool()
-    }
+    /// Whether this node makes the cluster's event log pool: a node with a monitor and the admin key, in its `osds`
+    /// step. The pool is made once the pool defaults are in the database (`cluster-settings`: a pool takes the
+    /// defaults of its creation; made before them, a single node's would ask for 3 copies it cannot place), while
+    /// the OSDs' stores are written (the monitor is idle for those seconds), before the OSDs start, so its placement
+    /// groups are active by the time the run publishes.
+    var makesEventPool: Bool { !seed.cluster.role.joins }
 
     /// Writes `entity`'s keyring (creating the key with `caps` when the monitor has none) unless the file holds one.
     func ensureKeyring(_ entity: String, caps: [String], at path: String) throws(ProvisionError) -> Bool {
         if Self.hasKey(path) { return false }
         try Files.makeDirectory((path as NSString).deletingLastPathComponent)
-        let temporary = path + ".new"
-        // Created 0600 before ceph writes the key into it (it keeps an existing file's mode).
-        try Files.createPrivate(temporary)
-        try tools.run("ceph", ["auth", "get-or-create", entity] + caps + ["-o", temporary])
-        try Files.publish(temporary, to: path, mode: 0o600)
+        // The keyring as the monitor prints it, written through the one atomic write (0600 from the start).
+        let keyring = try tools.run("ceph", ["auth", "get-or-create", entity] + caps).output
+        guard !Redactor.keyringKeys(keyring).isEmpty else {
+            throw .failed("ceph auth get-or-create \(entity) printed no keyring")
+        }
+        try Files.write(keyring, to: path, mode: 0o600)
         return true
     }
 

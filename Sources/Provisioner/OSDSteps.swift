@@ -64,11 +64,23 @@ extension Provisioner {
             if let action = prepared.action { actions.append(action) }
             if let command = prepared.mkfs { mkfs.append((prepared.id, command)) }
         }
-        // ceph-osd --mkfs writes a whole bluestore per disk: the disks are independent, so all at once.
+        // ceph-osd --mkfs writes a whole bluestore per disk: the disks are independent, so all at once, and the
+        // cluster's event log pool is made meanwhile (`makesEventPool`).
         let jobs = mkfs
         let failures = ConcurrentResults(count: jobs.count)
+        // The pool job's outcome: [made, why it failed].
+        let pool = ConcurrentResults(count: 2)
         let layout = layout
-        DispatchQueue.concurrentPerform(iterations: jobs.count) { index in
+        let eventLog = makesEventPool ? ClusterEventLog(tools: tools) : nil
+        DispatchQueue.concurrentPerform(iterations: jobs.count + 1) { index in
+            guard index < jobs.count else {
+                do throws(ProvisionError) {
+                    if try eventLog?.ensurePool() == true { pool.set(0, "made") }
+                } catch {
+                    pool.set(1, error.description)
+                }
+                return
+            }
             defer { unlink(layout.osdData(jobs[index].0) + "/keyfile") }
             do {
                 try jobs[index].1.run()
@@ -79,8 +91,13 @@ extension Provisioner {
         if let failure = failures.values.compactMap({ $0 }).first {
             throw .failed("ceph-osd --mkfs failed for \(failure); see \(layout.cephLog)")
         }
+        let made = pool.values
+        if let failure = made[1] {
+            throw .failed("cannot make the cluster's event log pool \(ClusterEventLog.pool): \(failure)")
+        }
+        if made[0] != nil { actions.append("created the pool \(ClusterEventLog.pool)") }
         for id in ids where try launcher.ensureRunning(daemon("osd", String(id))) { actions.append("started osd.\(id)") }
-        try CephTools.wait("OSDs \(ids.map { "osd.\($0)" }.joined(separator: ", ")) to come up", seconds: 120) {
+        try CephTools.wait("OSDs \(ids.map { "osd.\($0)" }.joined(separator: ", ")) to come up", seconds: 120, interval: 0.2) {
             let up = Set(try osdDump().filter { $0.up == 1 }.compactMap(\.osd))
             return ids.allSatisfy(up.contains)
         }

@@ -10,7 +10,7 @@ public struct ProvisionCommand: ParsableCommand {
         subcommands: [RunCommand.self, StatusCommand.self, EventsCommand.self, JoinTokenCommand.self, SupportBundleCommand.self,
                       StopCommand.self, NFSTakeoverCommand.self, MaintenanceCommand.self, RebootCommand.self, NodeCommand.self,
                       DiskCommand.self, UpdateCommand.self, S3CredentialsCommand.self,
-                      DashboardPasswordCommand.self, ISCSICredentialsCommand.self])
+                      DashboardPasswordCommand.self, ISCSICredentialsCommand.self, BenchCommand.self])
 
     public init() {}
 }

@@ -74,7 +74,8 @@ public final class Provisioner {
         // joined node acts as itself once it has its own key (`NodeKey`), as the join key's entity before.
         self.tools = CephTools(layout: layout, logger: logger,
                                client: seed.cluster.role.joins && state.identity?.runsMonitor != true
-                                   ? layout.joinedClient(host: CephConfig.daemonId(hostname: seed.host.hostname)) : nil)
+                                   ? layout.joinedClient(host: CephConfig.daemonId(hostname: seed.host.hostname)) : nil,
+                               connected: true)
         if let identity = state.identity, identity.launcher != options.launcher {
             throw .invalidInput("this root was provisioned with --launcher \(identity.launcher.rawValue); "
                 + "rerun with the same launcher (\(layout.stateFile))")

@@ -93,6 +93,7 @@ extension Provisioner {
 
     /// Runs every step; returns what each did. `onStep` sees each result as it completes.
     public func run(onStep: (StepResult) -> Void = { _ in }) throws(ProvisionError) -> RunReport {
+        defer { tools.session?.close() }
         let attempt = options.attempts > 1 ? ", attempt \(options.attempt) of \(options.attempts)" : ""
         events.append(ProvisionEvent(event: "run.started",
                                      detail: "role \(seed.cluster.role.rawValue), launcher \(options.launcher.rawValue)\(attempt)"))
@@ -123,6 +124,7 @@ extension Provisioner {
                 results.append(result)
                 onStep(result)
             }
+            try launcher.confirmStarted()
         } catch {
             events.append(ProvisionEvent(event: "run.failed", detail: error.description))
             publishEvents()
@@ -151,7 +153,11 @@ extension Provisioner {
                     throw .failed("step \(name) failed by --fault-fail (a transient failure, for tests)")
                 }
                 record.outcome = try step.body(self)()
+                try launcher.confirmStarted(waiting: false)
             } catch {
+                // A daemon this step started that died at once explains the failure better than a timeout does.
+                var error = error
+                do throws(ProvisionError) { try launcher.confirmStarted() } catch let died { error = died }
                 events.append(ProvisionEvent(event: "step.failed", step: name, detail: error.description))
                 throw error
             }

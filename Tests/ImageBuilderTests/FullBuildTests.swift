@@ -31,11 +31,11 @@ struct FullBuildTests {
         return toolNames.map { directory + "/" + $0 }
     }
 
-    func build(_ output: String) throws -> CommandResult {
+    func build(_ output: String, _ extra: [String] = []) throws -> CommandResult {
         let tools = try Self.nodeTools()
         return try Command(try Products.path("aquarium-image"),
                            ["build", "--description", Self.packageRoot + "/image", "--output", output, "--cache", Self.cache,
-                            "--profile", "minimal"] + tools.flatMap { ["--tool", $0] },
+                            "--profile", "minimal"] + tools.flatMap { ["--tool", $0] } + extra,
                            environment: ["SOURCE_DATE_EPOCH": "1700000000"]).timeLimited(1500).run(acceptedStatuses: Set(0...255))
     }
 
@@ -48,8 +48,16 @@ struct FullBuildTests {
             let second = try build(directory + "/two")
             try #require(second.status == 0, "build: \(second.errorOutput)")
             #expect(second.errorOutput.contains("root filesystem from the cache"))
+            #expect(second.errorOutput.contains("the initramfs from the cache"), "\(second.errorOutput)")
             let image = directory + "/one/aquarium.raw"
             #expect(try FileDigest.sha256(path: image) == FileDigest.sha256(path: directory + "/two/aquarium.raw"))
+            // The cached initramfs is the one update-initramfs makes: a third build generates it and is the same image.
+            let third = try build(directory + "/three", ["--no-initramfs-cache"])
+            try #require(third.status == 0, "build: \(third.errorOutput)")
+            #expect(third.errorOutput.contains("generating the initramfs"), "\(third.errorOutput)")
+            #expect(try FileDigest.sha256(path: image) == FileDigest.sha256(path: directory + "/three/aquarium.raw"),
+                    "the image with a new initramfs differs from the one with the cached initramfs")
+            try? FileManager.default.removeItem(atPath: directory + "/three")
 
             let table = try ImageFixtures.sfdisk(image)
             let parts = try #require(table["partitions"] as? [[String: Any]])

@@ -91,12 +91,14 @@ import Testing
         var conf: String { root + "/etc/ceph/ceph.conf" }
         var tls: TestTLS?
 
-        func provision(_ arguments: [String]) throws -> CommandResult {
-            try Command(try Products.path("aquarium-provision"), arguments).run(acceptedStatuses: Set(0...255))
+        func provision(_ arguments: [String], environment: [String: String] = [:]) throws -> CommandResult {
+            try Command(try Products.path("aquarium-provision"), arguments, environment: environment)
+                .run(acceptedStatuses: Set(0...255))
         }
 
-        func run(_ extra: [String] = []) throws -> CommandResult {
-            try provision(["run", "--seed", seed, "--node-record", record, "--root", root, "--launcher", "process"] + extra)
+        func run(_ extra: [String] = [], environment: [String: String] = [:]) throws -> CommandResult {
+            try provision(["run", "--seed", seed, "--node-record", record, "--root", root, "--launcher", "process"] + extra,
+                          environment: environment)
         }
 
         @discardableResult
@@ -346,6 +348,32 @@ import Testing
             let (status, checks) = try health(fixture)
             #expect(status == "HEALTH_OK" || (status == "HEALTH_WARN" && checks.isSubset(of: CephConfig.expectedSingleNodeChecks)),
                     "\(status) \(checks)")
+            // The run's librados connection answers as the `ceph` tool does: the same replies, the same refusals.
+            let rados = RadosSession(cluster: "ceph", configPath: fixture.conf, client: nil, logger: .init(label: "test"))
+            defer { rados.close() }
+            for words in [["osd", "pool", "ls"], ["fs", "ls"], ["config-key", "get", "aquarium/join-key"],
+                          ["auth", "get", "client.admin", "--format", "json"], ["config-key", "exists", "aquarium/nothing"],
+                          ["auth", "get", "client.nobody", "--format", "json"]] {
+                let json = try #require(RadosSession.monitorCommand(words) ?? RadosSession.monitorQuery(words))
+                let answer = try #require(rados.monitorCommand(json), "no librados connection for \(words)")
+                let tool = try Command("ceph", ["-c", fixture.conf] + words + (words.contains("--format") ? [] : ["--format", "json"]))
+                    .run(acceptedStatuses: Set(0...255))
+                switch answer {
+                case .output(let data, _):
+                    #expect(tool.status == 0, "\(words): librados answered, the tool failed: \(tool.errorOutput)")
+                    let mine = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) as? NSObject
+                    let theirs = try JSONSerialization.jsonObject(with: tool.standardOutput, options: [.fragmentsAllowed]) as? NSObject
+                    #expect(mine != nil && mine == theirs, "\(words): \(String(decoding: data, as: UTF8.self)) vs \(tool.output)")
+                case .refused(let code, _):
+                    #expect(Int32(code) == tool.status && code == ENOENT, "\(words): librados \(code), the tool \(tool.status)")
+                }
+            }
+            let managerQuery = try #require(RadosSession.monitorQuery(["telemetry", "status"]))
+            if case .output(let telemetry, _) = try #require(rados.monitorCommand(managerQuery, manager: true)) {
+                #expect(try JSONDecoder().decode(CephJSON.TelemetryStatus.self, from: telemetry).enabled != nil)
+            } else {
+                Issue.record("the manager refused telemetry status")
+            }
             // Two bluestore OSDs, on the loop devices, as Ceph and the disks themselves say.
             let tree = try fixture.ceph("ceph", ["osd", "dump", "--format", "json"]).standardOutput
             let osds = ((try JSONSerialization.jsonObject(with: tree) as? [String: Any])?["osds"] as? [[String: Any]]) ?? []
@@ -478,10 +506,11 @@ import Testing
             #expect(try s3User(fixture, reader, limit: 0).first == "buckets ", "reader owns no bucket")
 
             // 4. A rerun on the healthy cluster changes nothing, and every step says so in the events. An operator's
-            // tuning of one of our settings is kept, not fought.
+            // tuning of one of our settings is kept, not fought. This run asks everything through the `ceph` tool
+            // (no librados connection): the runs before asked through librados, and both see the same cluster.
             try fixture.ceph("ceph", ["config", "set", "global", "osd_pool_default_pg_num", "16"])
             let before = EventLog(path: fixture.root + "/var/lib/aquarium/events.jsonl").read().count
-            let rerun = try fixture.run(["--json"])
+            let rerun = try fixture.run(["--json"], environment: ["AQUARIUM_NO_LIBRADOS": "1"])
             #expect(rerun.status == 0, "\(rerun.errorOutput)")
             let rerunReport = try JSONDecoder().decode(RunReport.self, from: rerun.standardOutput)
             #expect(rerunReport.changed == false)
@@ -505,6 +534,31 @@ import Testing
             #expect(try rbdExport(fixture) == image)
             #expect(try cephfs(fixture, write: nil) == "hello through CephFS")
             #expect(try nfsRead("/shared/hello.txt").output == "hello through NFS")
+
+            // The cluster benchmark: refused while the cluster is not healthy (exit 3, nothing made); then both OSD
+            // disks read, RADOS and RBD measured in a scratch pool that is gone afterwards, pool deletion forbidden
+            // again, the result in the cluster's event log. The next run changes only what it says below.
+            try fixture.ceph("ceph", ["osd", "set", "noout"])
+            let refusedBench = try fixture.provision(["bench", "--root", fixture.root, "--seconds", "1"])
+            try fixture.ceph("ceph", ["osd", "unset", "noout"])
+            #expect(refusedBench.status == 3 && refusedBench.errorOutput.contains("HEALTH_WARN (OSDMAP_FLAGS)"),
+                    "\(refusedBench.status) \(refusedBench.errorOutput)")
+            #expect(!(try fixture.ceph("ceph", ["osd", "pool", "ls"]).output.contains("aquarium-bench")))
+            try CephTools.wait("HEALTH_OK after noout", seconds: 60) {
+                try fixture.ceph("ceph", ["health"]).output.hasPrefix("HEALTH_OK")
+            }
+            let benched = try fixture.provision(["bench", "--root", fixture.root, "--seconds", "2", "--json"])
+            #expect(benched.status == 0, "\(benched.errorOutput)")
+            let bench = try JSONDecoder().decode(ClusterBenchReport.self, from: benched.standardOutput)
+            #expect(bench.disks.map(\.osd).sorted() == [0, 1] && bench.disks.allSatisfy { $0.sequentialReadMBps > 0 && $0.randomReadIOPS > 0 },
+                    "\(bench.disks)")
+            #expect(bench.radosWriteMBps > 0 && bench.radosReadMBps > 0 && bench.rbdWriteIOPS > 0 && bench.replicas == 1)
+            #expect(bench.peers.isEmpty && bench.writeEfficiency > 0 && bench.readEfficiency > 0)
+            #expect(bench.disksReadMBps == bench.disks.map(\.sequentialReadMBps).reduce(0, +))
+            #expect(!(try fixture.ceph("ceph", ["osd", "pool", "ls"]).output.contains(bench.pool)), "\(bench.pool) was left")
+            #expect(!(try fixture.ceph("ceph", ["config", "dump"]).output.contains("mon_allow_pool_delete")))
+            let benchEvents = try fixture.provision(["events", "--root", fixture.root])
+            #expect(benchEvents.output.contains("bench.finished: RADOS write"), "\(benchEvents.output.suffix(600))")
 
             // An S3 user's quota changed by hand is set back to the seed's by the next run, which says so.
             try fixture.ceph("radosgw-admin", ["quota", "set", "--quota-scope", "user", "--uid", "backup", "--max-objects", "100"])

@@ -1,0 +1,71 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import Provisioner
+
+/// The cluster benchmark's pieces: reading a disk without writing it (real loop devices, 512-byte and 4K sectors),
+/// and what it reads from Ceph's tools. The whole command runs on a real cluster in ClusterTests.
+struct ClusterBenchTests {
+    /// Sequential and random direct reads measure something, and the disk's bytes are exactly as before.
+    @Test(.requires(root: true, programs: ["losetup"]), arguments: [512, 4096])
+    func readsADiskWithoutChangingIt(sectorSize: Int) throws {
+        try LoopDevice.with(.init(sizeBytes: 64 << 20, sectorSize: sectorSize)) { loop in
+            let pattern = Data((0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31 >> 3) })
+            let handle = try #require(FileHandle(forWritingAtPath: loop.path))
+            try handle.seek(toOffset: 32 << 20)
+            try handle.write(contentsOf: pattern)
+            try handle.synchronize()
+            try handle.close()
+            func contents() throws -> Data? { try FileHandle(forReadingAtPath: loop.path)?.readToEnd() }
+            let before = try #require(try contents())
+            #expect(before.count == 64 << 20 && before[(32 << 20)..<((32 << 20) + pattern.count)] == pattern)
+            let sequential = try ClusterBench.sequentialRead(device: loop.path, seconds: 0.3)
+            let random = try ClusterBench.randomRead(device: loop.path, seconds: 0.3)
+            #expect(sequential > 0 && random > 0, "\(sequential) MB/s, \(random) IOPS")
+            #expect(try contents() == before, "the disk changed")
+        }
+    }
+
+    @Test func refusesWhatItCannotRead() {
+        #expect(throws: ProvisionError.self) { try ClusterBench.sequentialRead(device: "/nonexistent/disk", seconds: 0.1) }
+    }
+
+    @Test(arguments: [
+        ("[v2:10.0.0.2:6802/1234,v1:10.0.0.2:6803/1234]", "10.0.0.2", 6802),
+        ("10.0.0.3:6801/99", "10.0.0.3", 6801),
+        ("v1:127.0.0.1:24011/5", "127.0.0.1", 24011),
+    ])
+    func readsAnOSDsAddress(text: String, host: String, port: Int) throws {
+        let address = try #require(ClusterBenchRun.address(text))
+        #expect(address.host == host && address.port == port)
+    }
+
+    @Test func readsTheToolsResults() {
+        let rados = Data("hints = 1\n{\"total_time_run\":\"2.0\",\"bandwidth\":\"100.000000\",\"average_iops\":\"25\"}\n".utf8)
+        #expect(abs((ClusterBench.radosBandwidth(rados) ?? 0) - 104.8576) < 1e-9)
+        #expect(ClusterBench.radosBandwidth(Data("hints = 1\n".utf8)) == nil)
+        let rbd = """
+            bench  type write io_size 4096 io_threads 16 bytes 16777216 pattern random
+              SEC       OPS   OPS/SEC   BYTES/SEC
+                1      4096   4102.31    16 MiB/s
+            elapsed: 1   ops: 4096   ops/sec: 4093.5   bytes/sec: 16 MiB/s
+            """
+        #expect(ClusterBench.rbdOpsPerSecond(rbd) == 4093.5)
+        #expect(ClusterBench.rbdOpsPerSecond("no result") == nil)
+    }
+
+    /// What an operator reads: achieved, possible, efficiency; and the event's one line.
+    @Test func reportsEfficiency() {
+        let report = ClusterBenchReport(
+            time: "2026-11-30T05:00:00.000Z", seconds: 10,
+            disks: [.init(osd: 0, device: "/dev/sdb", sequentialReadMBps: 200, randomReadIOPS: 150),
+                    .init(osd: 1, device: "/dev/sdc", sequentialReadMBps: 200, randomReadIOPS: 150)],
+            peers: [.init(host: "node-02", address: "10.0.0.2:6800", roundTripMs: 0.4)], pool: "aquarium-bench-1",
+            replicas: 3, radosWriteMBps: 120, radosReadMBps: 400, rbdWriteIOPS: 900,
+            disksReadMBps: 800, disksWriteMBps: 266.7, readEfficiency: 0.5, writeEfficiency: 0.45)
+        #expect(report.text.contains("RADOS write      120 MB/s                267 MB/s          45%"), "\(report.text)")
+        #expect(report.text.contains("node-02 10.0.0.2:6800: 0.4 ms"))
+        #expect(report.summary == "RADOS write 120 MB/s (45% of the disks' 267 at 3 copies), read 400 MB/s (50% of 800), "
+            + "RBD 4K random write 900 IOPS; 2 disk(s), 1 other host(s), round trip up to 0.4 ms")
+    }
+}
