@@ -52,28 +52,39 @@ enum NodeAddresses {
     }
 }
 
-/// Ports on 127.0.0.1.
+/// TCP ports: free ones on 127.0.0.1, and whether something listens at an address.
 public enum Ports {
     /// True when nothing listens on `port` (a bind to 127.0.0.1 succeeds).
     public static func isFree(_ port: Int) -> Bool {
-        withIPv4Socket(host: "127.0.0.1", port: port) { bind($0, $1, $2) } == 0
+        withSocket(host: "127.0.0.1", port: port) { bind($0, $1, $2) } == 0
     }
 
-    /// True when something accepts connections on `host:port`.
+    /// True when something accepts connections on `host:port` (IPv4, or IPv6 with or without brackets).
     public static func isListening(host: String, port: Int) -> Bool {
-        withIPv4Socket(host: host, port: port) { connect($0, $1, $2) } == 0
+        withSocket(host: host, port: port) { connect($0, $1, $2) } == 0
     }
 
-    /// Runs `call` (bind or connect) on a new TCP socket with the address `host:port`; -1 when no socket was had.
-    static func withIPv4Socket(host: String, port: Int,
-                               _ call: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    /// Runs `call` (bind or connect) on a new TCP socket with the address `host:port`; -1 when no socket was had or
+    /// `host` is not an address.
+    static func withSocket(host: String, port: Int, _ call: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32 {
+        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        let family = bare.contains(":") ? AF_INET6 : AF_INET
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return -1 }
         defer { close(fd) }
+        if family == AF_INET6 {
+            var address = sockaddr_in6()
+            address.sin6_family = sa_family_t(AF_INET6)
+            address.sin6_port = in_port_t(UInt16(port).bigEndian)
+            guard inet_pton(AF_INET6, bare, &address.sin6_addr) == 1 else { return -1 }
+            return withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+            }
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr(host)
+        guard inet_pton(AF_INET, bare, &address.sin_addr) == 1 else { return -1 }
         return withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }

@@ -26,6 +26,42 @@ struct ClusterBenchTests {
         }
     }
 
+    /// The round trip to a listener on 127.0.0.1 and on ::1 (an OSD's IPv6 address comes in brackets); none once it
+    /// is gone.
+    @Test(arguments: [(AF_INET, "127.0.0.1"), (AF_INET6, "[::1]")])
+    func roundTripOverIPv4AndIPv6(family: Int32, host: String) throws {
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(fd >= 0)
+        var port = 0
+        if family == AF_INET6 {
+            var address = sockaddr_in6()
+            address.sin6_family = sa_family_t(AF_INET6)
+            address.sin6_addr = in6addr_loopback
+            var length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+            try withUnsafeMutablePointer(to: &address) { pointer in
+                try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    try #require(bind(fd, $0, length) == 0 && listen(fd, 8) == 0 && getsockname(fd, $0, &length) == 0)
+                }
+            }
+            port = Int(UInt16(bigEndian: address.sin6_port))
+        } else {
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            try withUnsafeMutablePointer(to: &address) { pointer in
+                try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    try #require(bind(fd, $0, length) == 0 && listen(fd, 8) == 0 && getsockname(fd, $0, &length) == 0)
+                }
+            }
+            port = Int(UInt16(bigEndian: address.sin_port))
+        }
+        let time = ClusterBench.roundTrip(host: host, port: port)
+        close(fd)
+        #expect(time != nil && time! >= 0, "no connection to \(host):\(port)")
+        #expect(ClusterBench.roundTrip(host: host, port: port) == nil, "\(host):\(port) answers after it was closed")
+    }
+
     @Test func refusesWhatItCannotRead() {
         #expect(throws: ProvisionError.self) { try ClusterBench.sequentialRead(device: "/nonexistent/disk", seconds: 0.1) }
     }
@@ -34,6 +70,7 @@ struct ClusterBenchTests {
         ("[v2:10.0.0.2:6802/1234,v1:10.0.0.2:6803/1234]", "10.0.0.2", 6802),
         ("10.0.0.3:6801/99", "10.0.0.3", 6801),
         ("v1:127.0.0.1:24011/5", "127.0.0.1", 24011),
+        ("[v2:[fd77::2]:6800/99,v1:[fd77::2]:6801/99]", "[fd77::2]", 6800),
     ])
     func readsAnOSDsAddress(text: String, host: String, port: Int) throws {
         let address = try #require(ClusterBenchRun.address(text))

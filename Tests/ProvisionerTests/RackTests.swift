@@ -142,6 +142,20 @@ import Testing
                         #expect((osd["cluster_addr"] as? String ?? "").hasPrefix("10.78.0."), "\(osd)")
                         #expect((osd["public_addr"] as? String ?? "").hasPrefix("10.77.0."), "\(osd)")
                     }
+                    // The cluster benchmark from a monitor node: its own OSD disk read, the round trip to the other two
+                    // hosts' OSDs on the public network, the scratch pool at 3 copies and gone afterwards.
+                    let benched = try second.host.command(try second.provisioner,
+                                                          ["bench", "--root", second.node.root, "--seconds", "1", "--json"])
+                        .run(acceptedStatuses: Set(0...255))
+                    #expect(benched.status == 0, "\(benched.errorOutput.suffix(2000))")
+                    if benched.status == 0 {
+                        let bench = try JSONDecoder().decode(ClusterBenchReport.self, from: benched.standardOutput)
+                        #expect(bench.peers.map(\.host) == ["node-1", "node-3"]
+                                && bench.peers.allSatisfy { $0.address.hasPrefix("10.77.0.") && $0.roundTripMs > 0 }, "\(bench.peers)")
+                        #expect(bench.disks.count == 1 && bench.replicas == 3 && bench.radosWriteMBps > 0 && bench.rbdWriteIOPS > 0)
+                        #expect(abs(bench.disksReadMBps - bench.disks[0].sequentialReadMBps * 3) < 0.001, "three hosts alike")
+                        #expect(try poolSizes(second)[bench.pool] == nil, "the scratch pool \(bench.pool) was left")
+                    }
 
                     // 1b. NFS through the floating address, from node 4 (a client on the public network): the rack's
                     // first monitor node (highest VRRP priority) holds it.
@@ -426,6 +440,16 @@ import Testing
                     // Each run ended healthy; placement groups may still peer after the other node's last step.
                     let settled = try healthOK(monitor)
                     #expect(settled.status == "HEALTH_OK", "\(settled.checks)")
+                    // The benchmark measures the round trip to the other host over IPv6.
+                    let benched = try monitor.host.command(try monitor.provisioner,
+                                                           ["bench", "--root", monitor.node.root, "--seconds", "1", "--json"])
+                        .run(acceptedStatuses: Set(0...255))
+                    #expect(benched.status == 0, "\(benched.errorOutput.suffix(2000))")
+                    if benched.status == 0 {
+                        let bench = try JSONDecoder().decode(ClusterBenchReport.self, from: benched.standardOutput)
+                        #expect(bench.peers.map(\.host) == [storage.host.name]
+                                && bench.peers.allSatisfy { $0.address.hasPrefix("[fd77::2]:") }, "\(bench.peers)")
+                    }
                 }
             }
         }
