@@ -56,38 +56,52 @@ enum NodeAddresses {
 public enum Ports {
     /// True when nothing listens on `port` (a bind to 127.0.0.1 succeeds).
     public static func isFree(_ port: Int) -> Bool {
-        withSocket(host: "127.0.0.1", port: port) { bind($0, $1, $2) } == 0
+        openSocket(host: "127.0.0.1", port: port) { bind($0, $1, $2) }.map { close($0) } != nil
     }
 
     /// True when something accepts connections on `host:port` (IPv4, or IPv6 with or without brackets).
     public static func isListening(host: String, port: Int) -> Bool {
-        withSocket(host: host, port: port) { connect($0, $1, $2) } == 0
+        openSocket(host: host, port: port) { connect($0, $1, $2) }.map { close($0) } != nil
     }
 
-    /// Runs `call` (bind or connect) on a new TCP socket with the address `host:port`; -1 when no socket was had or
-    /// `host` is not an address.
-    static func withSocket(host: String, port: Int, _ call: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32 {
+    /// A new TCP socket on which `call` (bind or connect) with `host:port` returned 0; nil when it did not (the socket
+    /// closed) or `host` is not an address (IPv4, or IPv6 with or without brackets). The caller closes it.
+    static func openSocket(host: String, port: Int, _ call: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32? {
+        guard var address = socketAddress(host: host, port: port) else { return nil }
+        let fd = socket(Int32(address.storage.ss_family), Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        let status = withUnsafePointer(to: &address.storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(fd, $0, address.length) }
+        }
+        guard status == 0 else {
+            close(fd)
+            return nil
+        }
+        return fd
+    }
+
+    /// `host:port` as a socket address: IPv6 when `host` has a colon (brackets allowed), else IPv4.
+    static func socketAddress(host: String, port: Int) -> (storage: sockaddr_storage, length: socklen_t)? {
         let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
-        let family = bare.contains(":") ? AF_INET6 : AF_INET
-        let fd = socket(family, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return -1 }
-        defer { close(fd) }
-        if family == AF_INET6 {
-            var address = sockaddr_in6()
-            address.sin6_family = sa_family_t(AF_INET6)
-            address.sin6_port = in_port_t(UInt16(port).bigEndian)
-            guard inet_pton(AF_INET6, bare, &address.sin6_addr) == 1 else { return -1 }
-            return withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+        guard let port = UInt16(exactly: port) else { return nil }
+        var storage = sockaddr_storage()
+        let valid = withUnsafeMutablePointer(to: &storage) { pointer -> Bool in
+            if bare.contains(":") {
+                return pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
+                    $0.pointee.sin6_family = sa_family_t(AF_INET6)
+                    $0.pointee.sin6_port = in_port_t(port.bigEndian)
+                    return inet_pton(AF_INET6, bare, &$0.pointee.sin6_addr) == 1
+                }
+            }
+            return pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
+                $0.pointee.sin_family = sa_family_t(AF_INET)
+                $0.pointee.sin_port = in_port_t(port.bigEndian)
+                return inet_pton(AF_INET, bare, &$0.pointee.sin_addr) == 1
             }
         }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        guard inet_pton(AF_INET, bare, &address.sin_addr) == 1 else { return -1 }
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
+        guard valid else { return nil }
+        let length = storage.ss_family == sa_family_t(AF_INET6) ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size
+        return (storage, socklen_t(length))
     }
 
     /// A base port with `count` free ports from it, searched from a pseudo-random start in 20000..<32700 (below

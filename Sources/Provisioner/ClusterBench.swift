@@ -8,8 +8,9 @@ import Logging
 
 /// `aquarium-provision bench`: what the cluster achieves against what its disks and network could give, measured
 /// without touching data. This node's OSD disks are only read (direct I/O, sequential and random); the network is
-/// the TCP round trip to every other host's OSDs; RADOS and RBD are measured in a scratch pool that is removed
-/// afterwards, whatever happens. Refused on a cluster that is not HEALTH_OK. The result is a cluster event.
+/// the TCP round trip to every other host's OSDs and one TCP stream to each (BenchNetwork.swift); RADOS and RBD are
+/// measured in a scratch pool that is removed afterwards, whatever happens. Refused on a cluster that is not
+/// HEALTH_OK. The result is a cluster event.
 public struct ClusterBenchReport: Codable, Equatable, Sendable {
     public struct DiskResult: Codable, Equatable, Sendable {
         public var osd: Int
@@ -25,6 +26,18 @@ public struct ClusterBenchReport: Codable, Equatable, Sendable {
         public var address: String
         /// Median TCP connect time, milliseconds.
         public var roundTripMs: Double
+        /// One TCP stream from this node to the host's `maintenance watch`, MB/s as the host received it; nil with
+        /// `problem` when the host did not take it.
+        public var streamMBps: Double?
+        public var problem: String?
+
+        public init(host: String, address: String, roundTripMs: Double, streamMBps: Double? = nil, problem: String? = nil) {
+            self.host = host
+            self.address = address
+            self.roundTripMs = roundTripMs
+            self.streamMBps = streamMBps
+            self.problem = problem
+        }
     }
 
     public var time: String
@@ -50,7 +63,9 @@ public struct ClusterBenchReport: Codable, Equatable, Sendable {
         "RADOS write \(Self.format(radosWriteMBps)) MB/s (\(Self.percent(writeEfficiency)) of the disks' \(Self.format(disksWriteMBps)) "
             + "at \(replicas) \(replicas == 1 ? "copy" : "copies")), read \(Self.format(radosReadMBps)) MB/s (\(Self.percent(readEfficiency)) of "
             + "\(Self.format(disksReadMBps))), RBD 4K random write \(Int(rbdWriteIOPS.rounded())) IOPS; \(disks.count) disk(s), "
-            + (peers.isEmpty ? "one host" : "\(peers.count) other host(s), round trip up to \(Self.format(peers.map(\.roundTripMs).max() ?? 0)) ms")
+            + (peers.isEmpty ? "one host" : "\(peers.count) other host(s), round trip up to \(Self.format(peers.map(\.roundTripMs).max() ?? 0)) ms"
+                + (peers.compactMap(\.streamMBps).min().map { ", TCP stream at least \(Self.format($0)) MB/s" } ?? "")
+                + (peers.contains { $0.streamMBps == nil } ? ", no stream to \(peers.filter { $0.streamMBps == nil }.map(\.host).joined(separator: ", "))" : ""))
     }
 
     static func format(_ value: Double) -> String { String(format: value >= 100 ? "%.0f" : "%.1f", value) }
@@ -70,8 +85,11 @@ extension ClusterBenchReport: CommandOutput {
         if peers.isEmpty {
             lines.append("network: one host, nothing between nodes to measure")
         } else {
-            lines.append("network (TCP round trip to each host's OSDs):")
-            for peer in peers { lines.append("  \(peer.host) \(peer.address): \(Self.format(peer.roundTripMs)) ms") }
+            lines.append("network (to each host's OSDs: TCP round trip; one TCP stream, as the host received it):")
+            for peer in peers {
+                lines.append("  \(peer.host) \(peer.address): \(Self.format(peer.roundTripMs)) ms, "
+                    + (peer.streamMBps.map { "\(Self.format($0)) MB/s" } ?? "no stream: \(peer.problem ?? "not measured")"))
+            }
         }
         lines += ["", "cluster (scratch pool \(pool), \(replicas) \(replicas == 1 ? "copy" : "copies"), removed afterwards):",
                   "                 achieved      the disks could give   efficiency",
@@ -176,7 +194,8 @@ public struct BenchCommand: ParsableCommand {
         discussion: """
             On a node with the admin key (a bootstrap or monitor node), with the cluster HEALTH_OK: reads this \
             node's OSD disks (sequential 4 MiB and random 4 KiB, direct I/O, nothing written), measures the TCP \
-            round trip to every other host's OSDs, then writes and reads a scratch pool with rados bench and rbd \
+            round trip to every other host's OSDs and one TCP stream to each (taken by that host's \
+            aquarium-maintenance service on port 7399 for those seconds), then writes and reads a scratch pool with rados bench and rbd \
             bench and removes it. Prints achieved against possible ("efficiency") and records a bench.finished \
             event in the cluster's event log. It loads the cluster while it runs: not during production peaks.
 
@@ -245,7 +264,7 @@ struct ClusterBenchRun {
                 osd: id, device: device, sequentialReadMBps: try ClusterBench.sequentialRead(device: device, seconds: diskSeconds),
                 randomReadIOPS: try ClusterBench.randomRead(device: device, seconds: diskSeconds)))
         }
-        let peers = try peerRoundTrips()
+        let peers = try peerNetwork(seconds: diskSeconds, progress: progress)
         // The scratch pool: made, measured, removed.
         let pool = "aquarium-bench-" + String(UUID().uuidString.prefix(8)).lowercased()
         progress("writing and reading the scratch pool \(pool) ...")
@@ -319,8 +338,8 @@ struct ClusterBenchRun {
     }
 
     /// The TCP round trip to one OSD of every other CRUSH host (`ceph osd tree`), at its front address (`ceph osd
-    /// metadata`).
-    func peerRoundTrips() throws(ProvisionError) -> [ClusterBenchReport.PeerResult] {
+    /// metadata`), and one TCP stream of `seconds` to that address, taken by the host's `maintenance watch`.
+    func peerNetwork(seconds: Double, progress: (String) -> Void) throws(ProvisionError) -> [ClusterBenchReport.PeerResult] {
         let tree = try tools.json(CephJSON.OSDTree.self, ["osd", "tree"], timeout: 30)
         let result = try tools.run("ceph", ["osd", "metadata", "--format", "json"], timeout: 30)
         let metadata = (try? JSONSerialization.jsonObject(with: result.standardOutput) as? [[String: Any]]) ?? []
@@ -328,15 +347,35 @@ struct ClusterBenchRun {
         for osd in metadata {
             if let id = osd["id"] as? Int, let address = osd["front_addr"] as? String { addresses[id] = address }
         }
-        var peers: [ClusterBenchReport.PeerResult] = []
+        var targets: [(host: String, address: (host: String, port: Int))] = []
         for node in tree?.nodes ?? [] where node.type == "host" && node.name != identity.daemonId {
             guard let host = node.name,
                   let address = (node.children ?? []).filter({ $0 >= 0 }).sorted().lazy
-                      .compactMap({ addresses[$0].flatMap(Self.address) }).first,
-                  let time = ClusterBench.roundTrip(host: address.host, port: address.port) else { continue }
-            peers.append(ClusterBenchReport.PeerResult(host: host, address: "\(address.host):\(address.port)", roundTripMs: time))
+                      .compactMap({ addresses[$0].flatMap(Self.address) }).first else { continue }
+            targets.append((host, address))
         }
-        return peers.sorted { $0.host < $1.host }
+        targets.sort { $0.host < $1.host }
+        guard !targets.isEmpty else { return [] }
+        let operations = Operations(layout: layout, identity: identity, tools: tools, logger: logger)
+        let requests = try operations.requestBenchStreams(targets.map { ($0.host, $0.address.host) }, seconds: seconds)
+        defer { operations.endBenchStreams(requests) }
+        var peers: [ClusterBenchReport.PeerResult] = []
+        for (target, request) in zip(targets, requests) {
+            guard let time = ClusterBench.roundTrip(host: target.address.host, port: target.address.port) else { continue }
+            var peer = ClusterBenchReport.PeerResult(host: target.host, address: "\(target.address.host):\(target.address.port)",
+                                                     roundTripMs: time)
+            progress("sending a TCP stream to \(target.host) (\(target.address.host)) ...")
+            do {
+                // Its watch looks every few seconds (5 by default).
+                let sent = try BenchStream.send(host: target.address.host, port: request.port, token: request.token,
+                                                seconds: seconds, connectBy: Date().addingTimeInterval(15))
+                peer.streamMBps = Double(sent.bytes) / sent.seconds / 1_000_000
+            } catch {
+                peer.problem = error.description
+            }
+            peers.append(peer)
+        }
+        return peers
     }
 
     /// `[v2:10.0.0.2:6802/1234,v1:10.0.0.2:6803/1234]` or `10.0.0.2:6803/1234`: the first address.

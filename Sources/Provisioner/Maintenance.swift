@@ -131,6 +131,8 @@ extension Operations {
         }
         let host = localHost
         func asked(_ kind: String) -> Bool { present.contains(Self.flagObject(kind, host: host)) }
+        // A bench on another node measuring the network to this one (a few seconds).
+        if asked("bench"), let served = serveBenchRequest() { say(served) }
         if asked("removed"), let removed = try readFlag("removed", host: localHost) {
             try stopLocalDaemons(removed)
             return "removed from the cluster by \(removed.by): daemons stopped for good"

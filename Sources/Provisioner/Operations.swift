@@ -29,6 +29,15 @@ public struct Operations {
         tools = CephTools(layout: layout, logger: logger, client: identity.client(in: layout))
     }
 
+    /// The operations with a client a command already has (its librados session, say).
+    init(layout: Layout, identity: ClusterIdentity, tools: CephTools, logger: Logger, say: @escaping (String) -> Void = { _ in }) {
+        self.layout = layout
+        self.identity = identity
+        self.tools = tools
+        self.logger = logger
+        self.say = say
+    }
+
     /// This node's name in Ceph (its monitor, manager and CRUSH host).
     public var localHost: String { identity.daemonId }
 

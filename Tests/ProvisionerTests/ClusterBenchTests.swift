@@ -91,18 +91,74 @@ struct ClusterBenchTests {
         #expect(ClusterBench.rbdOpsPerSecond("no result") == nil)
     }
 
+    /// The network stream over IPv4 and IPv6: the receiver drops a stranger's connection (wrong token) unread, counts
+    /// the bench's stream and answers with the count; the sender's figure is that count.
+    @Test(arguments: ["127.0.0.1", "[::1]"])
+    func streamCountsWhatArrived(host: String) throws {
+        let port = try #require(Ports.findFreeRange(count: 1))
+        let received = Slots<Result<UInt64, ProvisionError>>(count: 1)
+        let receiver = Thread {
+            received.set(0, Result { () throws(ProvisionError) in
+                try BenchStream.receive(address: host, port: port, token: "right-token-0123", until: Date().addingTimeInterval(20))
+            })
+        }
+        receiver.start()
+        // A stranger first: connects, sends something else, is dropped.
+        var stranger: Int32?
+        let by = Date().addingTimeInterval(10)
+        while stranger == nil && Date() < by {
+            stranger = Ports.openSocket(host: host, port: port) { connect($0, $1, $2) }
+            if stranger == nil { usleep(50_000) }
+        }
+        let fd = try #require(stranger, "the receiver never listened on \(host) port \(port)")
+        #expect(BenchStream.writeAll(fd, Array("wrong-token-0123".utf8) + [UInt8](repeating: 1, count: 4096)))
+        var nothing = [UInt8](repeating: 0, count: 8)
+        #expect(!BenchStream.readAll(fd, &nothing), "the stranger got an answer")
+        close(fd)
+        let sent = try BenchStream.send(host: host, port: port, token: "right-token-0123", seconds: 0.3,
+                                        connectBy: Date().addingTimeInterval(10))
+        received.waitUntilFull()
+        let count = try #require(received.values[0]).get()
+        #expect(sent.bytes == count && count >= UInt64(BenchStream.chunk), "sent \(sent), received \(count)")
+        #expect(sent.seconds >= 0.3)
+    }
+
+    /// No receiver (the host's watch is not running): the sender gives up at its time and says what to look at; a
+    /// receiver nobody sends to stops at its own.
+    @Test func streamWithoutTheOtherSide() throws {
+        let port = try #require(Ports.findFreeRange(count: 1))
+        do {
+            _ = try BenchStream.send(host: "127.0.0.1", port: port, token: "t", seconds: 1, connectBy: Date().addingTimeInterval(0.5))
+            Issue.record("a stream was sent to a port nobody listens on")
+        } catch {
+            #expect(error.description.contains("nothing listened on 127.0.0.1 port \(port)")
+                    && error.description.contains("aquarium-maintenance"), "\(error.description)")
+        }
+        do {
+            _ = try BenchStream.receive(address: "127.0.0.1", port: port, token: "t", until: Date().addingTimeInterval(0.5))
+            Issue.record("a receiver nobody sent to returned")
+        } catch {
+            #expect(error.description.contains("no stream with the bench's token came to 127.0.0.1 port \(port)"), "\(error.description)")
+        }
+        #expect(Ports.isFree(port), "the receiver left its port open")
+    }
+
     /// What an operator reads: achieved, possible, efficiency; and the event's one line.
     @Test func reportsEfficiency() {
         let report = ClusterBenchReport(
             time: "2026-11-30T05:00:00.000Z", seconds: 10,
             disks: [.init(osd: 0, device: "/dev/sdb", sequentialReadMBps: 200, randomReadIOPS: 150),
                     .init(osd: 1, device: "/dev/sdc", sequentialReadMBps: 200, randomReadIOPS: 150)],
-            peers: [.init(host: "node-02", address: "10.0.0.2:6800", roundTripMs: 0.4)], pool: "aquarium-bench-1",
+            peers: [.init(host: "node-02", address: "10.0.0.2:6800", roundTripMs: 0.4, streamMBps: 1170),
+                    .init(host: "node-03", address: "10.0.0.3:6800", roundTripMs: 0.3, problem: "nothing listened")],
+            pool: "aquarium-bench-1",
             replicas: 3, radosWriteMBps: 120, radosReadMBps: 400, rbdWriteIOPS: 900,
             disksReadMBps: 800, disksWriteMBps: 266.7, readEfficiency: 0.5, writeEfficiency: 0.45)
         #expect(report.text.contains("RADOS write      120 MB/s                267 MB/s          45%"), "\(report.text)")
-        #expect(report.text.contains("node-02 10.0.0.2:6800: 0.4 ms"))
+        #expect(report.text.contains("node-02 10.0.0.2:6800: 0.4 ms, 1170 MB/s\n"), "\(report.text)")
+        #expect(report.text.contains("node-03 10.0.0.3:6800: 0.3 ms, no stream: nothing listened\n"), "\(report.text)")
         #expect(report.summary == "RADOS write 120 MB/s (45% of the disks' 267 at 3 copies), read 400 MB/s (50% of 800), "
-            + "RBD 4K random write 900 IOPS; 2 disk(s), 1 other host(s), round trip up to 0.4 ms")
+            + "RBD 4K random write 900 IOPS; 2 disk(s), 2 other host(s), round trip up to 0.4 ms, TCP stream at least "
+            + "1170 MB/s, no stream to node-03")
     }
 }

@@ -143,15 +143,12 @@ import Testing
                         #expect((osd["public_addr"] as? String ?? "").hasPrefix("10.77.0."), "\(osd)")
                     }
                     // The cluster benchmark from a monitor node: its own OSD disk read, the round trip to the other two
-                    // hosts' OSDs on the public network, the scratch pool at 3 copies and gone afterwards.
-                    let benched = try second.host.command(try second.provisioner,
-                                                          ["bench", "--root", second.node.root, "--seconds", "1", "--json"])
-                        .run(acceptedStatuses: Set(0...255))
-                    #expect(benched.status == 0, "\(benched.errorOutput.suffix(2000))")
-                    if benched.status == 0 {
-                        let bench = try JSONDecoder().decode(ClusterBenchReport.self, from: benched.standardOutput)
+                    // hosts' OSDs on the public network and a TCP stream to each (taken by their maintenance watch), the
+                    // scratch pool at 3 copies and gone afterwards.
+                    if let bench = try Self.bench(from: second, watchers: [nodes[0], nodes[2]]) {
                         #expect(bench.peers.map(\.host) == ["node-1", "node-3"]
                                 && bench.peers.allSatisfy { $0.address.hasPrefix("10.77.0.") && $0.roundTripMs > 0 }, "\(bench.peers)")
+                        #expect(bench.peers.allSatisfy { ($0.streamMBps ?? 0) > 0 }, "\(bench.peers)")
                         #expect(bench.disks.count == 1 && bench.replicas == 3 && bench.radosWriteMBps > 0 && bench.rbdWriteIOPS > 0)
                         #expect(abs(bench.disksReadMBps - bench.disks[0].sequentialReadMBps * 3) < 0.001, "three hosts alike")
                         #expect(try poolSizes(second)[bench.pool] == nil, "the scratch pool \(bench.pool) was left")
@@ -440,19 +437,33 @@ import Testing
                     // Each run ended healthy; placement groups may still peer after the other node's last step.
                     let settled = try healthOK(monitor)
                     #expect(settled.status == "HEALTH_OK", "\(settled.checks)")
-                    // The benchmark measures the round trip to the other host over IPv6.
-                    let benched = try monitor.host.command(try monitor.provisioner,
-                                                           ["bench", "--root", monitor.node.root, "--seconds", "1", "--json"])
-                        .run(acceptedStatuses: Set(0...255))
-                    #expect(benched.status == 0, "\(benched.errorOutput.suffix(2000))")
-                    if benched.status == 0 {
-                        let bench = try JSONDecoder().decode(ClusterBenchReport.self, from: benched.standardOutput)
+                    // The benchmark measures the round trip and a stream to the other host over IPv6.
+                    if let bench = try Self.bench(from: monitor, watchers: [storage]) {
                         #expect(bench.peers.map(\.host) == [storage.host.name]
-                                && bench.peers.allSatisfy { $0.address.hasPrefix("[fd77::2]:") }, "\(bench.peers)")
+                                && bench.peers.allSatisfy { $0.address.hasPrefix("[fd77::2]:") && ($0.streamMBps ?? 0) > 0 },
+                                "\(bench.peers)")
                     }
                 }
             }
         }
+    }
+
+    /// `bench --seconds 1 --json` on `node` while `watchers` run their maintenance watch (as aquarium-maintenance
+    /// does; stopped afterwards); nil (recorded) when it failed.
+    static func bench(from node: RackNode, watchers: [RackNode]) throws -> ClusterBenchReport? {
+        var running: [ChildProcess] = []
+        defer { for watcher in running { _ = watcher.terminate(grace: 5) } }
+        for watcher in watchers {
+            running.append(try watcher.host.command(try watcher.provisioner, ["maintenance", "watch", "--interval", "1",
+                                                                             "--root", watcher.node.root]).start())
+        }
+        let benched = try node.host.command(try node.provisioner, ["bench", "--root", node.node.root, "--seconds", "1", "--json"])
+            .run(acceptedStatuses: Set(0...255))
+        #expect(benched.status == 0, "\(benched.errorOutput.suffix(2000))")
+        guard benched.status == 0 else { return nil }
+        let report = try JSONDecoder().decode(ClusterBenchReport.self, from: benched.standardOutput)
+        print("bench on \(node.host.name): \(report.summary)")
+        return report
     }
 
     static let nfsAddress = "10.77.0.100"
