@@ -1,7 +1,7 @@
 # Aquarium boot & provisioning — the README's two commands live here.
 SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 
-.PHONY: demo cluster-demo rolling-demo update-demo update-demo-secure-boot update-demo-systemd-boot inventory test build deps clean
+.PHONY: demo cluster-demo rolling-demo update-demo update-demo-secure-boot update-demo-systemd-boot inventory test build deps clean install
 
 ## demo: the main job: build the USB stick image, boot it in QEMU with a sample seed (scripts/demo)
 demo:
@@ -45,6 +45,12 @@ test: deps
 
 build:
 	$(SWIFT) build
+
+## install: the three tools (release, the Swift runtime linked in), a man page per command and bash/zsh/fish
+## completions under $(DESTDIR)$(PREFIX) (default PREFIX /usr/local); TOOLS=DIR installs tools already built
+PREFIX ?= /usr/local
+install:
+	./scripts/install --prefix "$(PREFIX)" $(if $(DESTDIR),--destdir "$(DESTDIR)") $(if $(TOOLS),--tools "$(TOOLS)")
 
 ## bench-rack: three nodes to HEALTH_OK in network namespaces, aquarium-provision vs a manual script (root; RUNS=N)
 .PHONY: bench-rack

@@ -67,7 +67,7 @@ let package = Package(
                                              .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         // Shared command-line plumbing: global options, logging bootstrap, exit codes, version.
-        .target(name: "CommandSupport", dependencies: ["JSONCoding", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .target(name: "CommandSupport", dependencies: ["JSONCoding", "FileLayer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                        .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
 
@@ -116,7 +116,8 @@ let package = Package(
         .testTarget(name: "EndToEndTests", dependencies: ["QEMU", "GPT", "Exec", "BootSlots", "TestSupport",
                                                          .product(name: "Crypto", package: "swift-crypto")],
                     swiftSettings: strict),
-        .testTarget(name: "CommandTests", dependencies: ["ImageBuilder", "FirstBoot", "Provisioner", "TestSupport"],
+        .testTarget(name: "CommandTests", dependencies: ["ImageBuilder", "FirstBoot", "Provisioner", "TestSupport", "CommandSupport",
+                                                        "FileLayer", "JSONCoding"],
                     swiftSettings: strict),
     ]
 )

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FileLayer
 import Foundation
 import Logging
 
@@ -47,10 +48,10 @@ public struct GlobalOptions: ParsableArguments, Sendable {
 /// usage errors exit 2 (not ArgumentParser's 64), `AquariumExitCoded` errors exit with their code.
 public enum AquariumMain {
     public static func run<Root: ParsableCommand>(_ root: Root.Type, arguments: [String]? = nil) -> Never {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = .trace  // each command's Logger sets its own level
-            return handler
+        LoggingSystem.bootstrap { label in LogLines(label: label, destination: destination) }
+        if let message = UnknownCommand.message(arguments ?? Array(CommandLine.arguments.dropFirst()), root: root) {
+            errorMessage(message)
+            exit(AquariumExit.invalidInput.rawValue)
         }
         do {
             var command = try root.parseAsRoot(arguments)
@@ -61,11 +62,25 @@ public enum AquariumMain {
         }
     }
 
+    /// Where standard error goes (the journal gets the error's priority in front of its message).
+    static let destination = LogLines.destination()
+
+    /// The message that ends a failed run, on standard error.
+    static func errorMessage(_ text: String) {
+        let lines = destination == .journal ? text.split(separator: "\n", omittingEmptySubsequences: false).map { "<3>" + $0 }.joined(separator: "\n") : text
+        FileHandle.standardError.write(Data((lines + "\n").utf8))
+    }
+
     /// Prints the message for `error` and returns the exit code it stands for.
     public static func report<Root: ParsableCommand>(_ error: Error, root: Root.Type) -> Int32 {
         if let coded = error as? AquariumExitCoded {
-            FileHandle.standardError.write(Data((String(describing: error) + "\n").utf8))
+            errorMessage(String(describing: error))
             return coded.exitCode.rawValue
+        }
+        // A file Foundation could not read or write, not caught on the way: one line, not NSError's dump.
+        if [NSCocoaErrorDomain, NSPOSIXErrorDomain].contains((error as NSError).domain) {
+            errorMessage("Error: " + FileProblem.describe(error))
+            return AquariumExit.runtimeFailure.rawValue
         }
         let code = root.exitCode(for: error)
         let message = root.fullMessage(for: error)
@@ -73,7 +88,7 @@ public enum AquariumMain {
             if !message.isEmpty { print(message) }  // --help, --version
             return 0
         }
-        if !message.isEmpty { FileHandle.standardError.write(Data((message + "\n").utf8)) }
+        if !message.isEmpty { errorMessage(message) }
         if code == .validationFailure { return AquariumExit.invalidInput.rawValue }
         if code.rawValue == AquariumExit.invalidInput.rawValue || code.rawValue == AquariumExit.refused.rawValue {
             return code.rawValue

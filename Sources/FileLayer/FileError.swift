@@ -1,3 +1,4 @@
+import Foundation
 import SystemPackage
 
 #if canImport(Glibc)
@@ -49,6 +50,47 @@ extension Result where Failure == Errno {
         switch self {
         case .success(let value): return value
         case .failure(let error): throw FileError(path: path, operation: operation, errno: error)
+        }
+    }
+}
+
+/// One line for a file that could not be read or written, whichever layer failed: "PATH: no such file" rather than
+/// Foundation's `Error Domain=NSCocoaErrorDomain Code=260 ... UserInfo={...}`.
+public enum FileProblem {
+    /// `path` (or the one the error names) and the reason in a few words.
+    public static func describe(_ error: any Error, path: String? = nil) -> String {
+        if let error = error as? FileError { return error.description }
+        let error = error as NSError
+        let named = path ?? (error.userInfo[NSFilePathErrorKey] as? String)
+            ?? (error.userInfo[NSURLErrorKey] as? URL)?.path ?? "the file"
+        var isDirectory: ObjCBool = false
+        if error.domain == NSCocoaErrorDomain, error.code == CocoaError.fileReadUnknown.rawValue,
+           FileManager.default.fileExists(atPath: named, isDirectory: &isDirectory), isDirectory.boolValue {
+            // Foundation reads a directory as an unknown failure, without errno.
+            return "\(named): \(reason(NSError(domain: NSPOSIXErrorDomain, code: Int(EISDIR))))"
+        }
+        return "\(named): \(reason(error))"
+    }
+
+    public static func reason(_ error: NSError) -> String {
+        var code: Int32?
+        if error.domain == NSPOSIXErrorDomain {
+            code = Int32(error.code)
+        } else if let underlying = error.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            code = Int32(underlying.code)
+        } else if error.domain == NSCocoaErrorDomain {
+            switch error.code {
+            case CocoaError.fileNoSuchFile.rawValue, CocoaError.fileReadNoSuchFile.rawValue: code = ENOENT
+            case CocoaError.fileReadNoPermission.rawValue, CocoaError.fileWriteNoPermission.rawValue: code = EACCES
+            default: break
+            }
+        }
+        switch code {
+        case ENOENT?: return "no such file"
+        case EACCES?: return "permission denied"
+        case EISDIR?: return "is a directory, not a file"
+        case let code?: return String(cString: strerror(code)).lowercased()
+        case nil: return error.localizedDescription
         }
     }
 }

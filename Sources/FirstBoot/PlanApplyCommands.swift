@@ -2,7 +2,9 @@ import ArgumentParser
 import CommandSupport
 import Disks
 import Exec
+import FileLayer
 import Foundation
+import JSONCoding
 import Seed
 
 /// Options `plan` and `apply` share for tests and the pre-install summary.
@@ -78,14 +80,17 @@ public struct PlanCommand: ParsableCommand {
         }
         let plan: Plan
         if let inventory {
-            guard let data = FileManager.default.contents(atPath: inventory) else {
-                throw ApplyError(.invalid, "cannot read the inventory \(inventory)")
+            let data: Data
+            do {
+                data = try Data(contentsOf: URL(fileURLWithPath: inventory))
+            } catch {
+                throw ApplyError(.invalid, "cannot read the inventory: \(FileProblem.describe(error, path: inventory))")
             }
             let document: Inventory
             do {
                 document = try JSONDecoder().decode(Inventory.self, from: data)
             } catch {
-                throw ApplyError(.invalid, "\(inventory) is not an inventory document (docs/inventory.md): \(error)")
+                throw ApplyError(.invalid, "\(inventory) is not an inventory document (docs/inventory.md): \(JSONCoding.problem(error))")
             }
             plan = SystemDiskPlanner.plan(seed: loaded.seed, inventory: document)
         } else {

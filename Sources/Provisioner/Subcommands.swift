@@ -39,22 +39,27 @@ public struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "The target root: / on a node, a directory for tests and development.")
     public var root: String = "/"
 
-    @Option(name: .long, help: "How daemons run: systemd (units) or process (children on 127.0.0.1).")
+    @Option(name: .long, help: ArgumentHelp("How daemons run: systemd (units) or process (children on 127.0.0.1; tests and development).",
+                                             visibility: .hidden))
     public var launcher: LauncherKind = .systemd
 
-    @Option(name: .long, help: "First of 100 ports this cluster uses (process launcher: chosen when omitted).")
+    @Option(name: .long, help: ArgumentHelp("Tests: first of 100 ports this cluster uses (process launcher: chosen when omitted).",
+                                             visibility: .hidden))
     public var basePort: Int?
 
-    @Option(name: .long, help: "Die at STEP[:before|mid|after] to test resuming (also AQUARIUM_FAULT_INJECT).")
+    @Option(name: .long, help: ArgumentHelp("Tests: die at STEP[:before|mid|after] to test resuming (also AQUARIUM_FAULT_INJECT).",
+                                             visibility: .hidden))
     public var faultInject: String?
 
     @Option(name: .long, help: "Seconds to wait for the cluster's health.")
     public var healthTimeout: Double = 300
 
-    @Option(name: .long, help: "role: join: the port of the monitor at cluster.join.address (default 3300; a process-launcher cluster listens on its base port).")
+    @Option(name: .long, help: ArgumentHelp("Tests: role join: the port of the monitor at cluster.join.address (default 3300; a process-launcher cluster listens on its base port).",
+                                             visibility: .hidden))
     public var monPort: Int?
 
-    @Flag(name: .long, help: "Process launcher: bind in the seed's public network (this host's address there) instead of 127.0.0.1, as on a node; for test hosts in network namespaces.")
+    @Flag(name: .long, help: ArgumentHelp("Tests: process launcher: bind in the seed's public network (this host's address there) instead of 127.0.0.1, as on a node; for test hosts in network namespaces.",
+                                          visibility: .hidden))
     public var seedNetwork = false
 
     @Option(name: .long, help: "Seconds to wait for this node's address in the public network (DHCP, or a static one being applied).")

@@ -1,3 +1,4 @@
+import FileLayer
 import Foundation
 import Yams
 
@@ -55,7 +56,7 @@ public enum SeedLoader {
             return try readFile(path)
         } catch {
             throw SeedValidationError(issues: [
-                SeedIssue(file: path, line: 1, column: 1, keyPath: "", message: "cannot read the file: \(error)"),
+                SeedIssue(file: path, line: 1, column: 1, keyPath: "", message: "cannot read the file: \(FileProblem.reason(error as NSError))"),
             ])
         }
     }

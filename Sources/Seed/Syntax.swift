@@ -448,7 +448,17 @@ enum SeedSyntax {
             return .failure(.init("'\(printable(text))' is not a size: give a number and a unit (\(units)), e.g. 10GiB"))
         }
         guard let multiplier = sizeUnits.first(where: { $0.0 == unit })?.1 else {
-            let hint = sizeUnits.first { $0.0.lowercased() == unit.lowercased() }.map { "; did you mean '\($0.0)'?" } ?? ""
+            let number = String(decoding: bytes[..<index], as: UTF8.self).trimmingCharacters(in: .whitespaces)
+            let prefixes: [String: String] = ["K": "k", "M": "M", "G": "G", "T": "T"]
+            let letter = unit.uppercased().hasSuffix("I") ? String(unit.uppercased().dropLast()) : unit.uppercased()
+            let hint: String
+            if let decimal = prefixes[letter] {
+                // `100G`, `100Gi`: binary or decimal is the operator's choice, both are offered.
+                let binary = (letter == "K" ? "Ki" : letter + "i") + "B"
+                hint = "; did you mean '\(number)\(binary)' or '\(number)\(decimal)B'?"
+            } else {
+                hint = sizeUnits.first { $0.0.lowercased() == unit.lowercased() }.map { "; did you mean '\(number)\($0.0)'?" } ?? ""
+            }
             return .failure(.init("'\(printable(text))' has no valid unit: use one of \(units)\(hint)"))
         }
         let (wholeBytes, overflow) = whole.multipliedReportingOverflow(by: multiplier)
