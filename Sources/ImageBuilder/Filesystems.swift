@@ -5,10 +5,11 @@ import Seed
 
 /// Runs `command`, turning a failure into an `ImageError` that names `subject`.
 @discardableResult
-func runTool(_ command: Command, subject: String, what: String, logger: Logger, input: Data? = nil) throws(ImageError) -> CommandResult {
+func runTool(_ command: Command, subject: String, what: String, logger: Logger, input: Data? = nil,
+             onLine: ((OutputChannel, String) -> Void)? = nil) throws(ImageError) -> CommandResult {
     logger.debug("running \(command)")
     do {
-        return try command.run(input: input)
+        return try command.run(input: input, onLine: onLine)
     } catch {
         throw .failure(subject, "\(what) failed: \(error)")
     }

@@ -144,7 +144,7 @@ struct OverlappedFlash {
                 }
                 if Date().timeIntervalSince(lastReport) >= 0.25 || written == total {
                     let verified = progress.read { $0.verified }
-                    flasher.reporter.progress("writing (verified \(verified * 100 / max(total, 1))%)", done: written, total: total,
+                    flasher.reporter.progress("writing", detail: "verified \(verified * 100 / max(total, 1))%", done: written, total: total,
                                               seconds: Date().timeIntervalSince(start))
                     lastReport = Date()
                 }

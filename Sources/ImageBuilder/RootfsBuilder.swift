@@ -46,10 +46,10 @@ public struct RootfsBuilder {
             stepStart = Date()
         }
         reporter.line("debootstrap \(description.suite)/\(description.architecture) (\(description.variant)) from \(mirror)")
-        try runTool(Command("debootstrap", ["--variant=\(description.variant)", "--arch=\(description.architecture)",
-                                            "--components=\(description.components.joined(separator: ","))",
-                                            description.suite, work, mirror]),
-                    subject: work, what: "debootstrap", logger: logger)
+        try runCounted(Command("debootstrap", ["--variant=\(description.variant)", "--arch=\(description.architecture)",
+                                               "--components=\(description.components.joined(separator: ","))",
+                                               description.suite, work, mirror]),
+                       subject: work, what: "debootstrap", label: "debootstrap")
         done("debootstrap")
         reporter.line("installing \(packages.count) packages with apt in the chroot")
         try withChrootMounts(work) { () throws(ImageError) in
@@ -60,9 +60,9 @@ public struct RootfsBuilder {
             let environment = ["DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C.UTF-8"]
             try runTool(Command("chroot", [work, "apt-get", "update", "-q"], environment: environment),
                         subject: work, what: "apt-get update in the chroot", logger: logger)
-            try runTool(Command("chroot", [work, "apt-get", "install", "-y", "-q", "--no-install-recommends"] + packages,
-                                environment: environment),
-                        subject: work, what: "installing the packages in the chroot", logger: logger)
+            try runCounted(Command("chroot", [work, "apt-get", "install", "-y", "-q", "--no-install-recommends"] + packages,
+                                   environment: environment),
+                           subject: work, what: "installing the packages in the chroot", label: "apt")
             try runTool(Command("chroot", [work, "apt-get", "clean"], environment: environment),
                         subject: work, what: "apt-get clean in the chroot", logger: logger)
         }
@@ -373,4 +373,51 @@ public struct RootfsBuilder {
             }
         }
     }
+}
+
+extension RootfsBuilder {
+    /// Runs debootstrap or apt with a progress line (elapsed time, packages retrieved, unpacked, configured) and, with
+    /// `-v`, each line of its output in the log.
+    func runCounted(_ command: Command, subject: String, what: String, label: String) throws(ImageError) {
+        var counter = PackageCounter()
+        let start = Date()
+        let reporter = reporter
+        let logger = logger
+        try runTool(command, subject: subject, what: what, logger: logger) { _, line in
+            logger.info("\(label): \(line)")
+            guard counter.take(line) else { return }
+            reporter.activity(label, counter.summary, seconds: Date().timeIntervalSince(start))
+        }
+        reporter.activity(label, counter.summary, seconds: Date().timeIntervalSince(start))
+        reporter.endProgress()
+    }
+}
+
+/// The packages debootstrap and apt have got through, counted from their output lines.
+struct PackageCounter: Equatable {
+    var retrieved = 0
+    var unpacked = 0
+    var configured = 0
+
+    /// Counts `line`; true when it was a package's step.
+    mutating func take(_ line: some StringProtocol) -> Bool {
+        if line.hasPrefix("I: Retrieving ") || line.hasPrefix("Get:") {
+            // debootstrap's Release/Packages files are not packages.
+            guard !line.hasPrefix("I: Retrieving Release") && !line.hasPrefix("I: Retrieving Packages")
+                    && !line.hasPrefix("I: Retrieving InRelease") else { return false }
+            retrieved += 1
+        } else if line.hasPrefix("I: Unpacking ") || line.hasPrefix("Unpacking ") {
+            // debootstrap's "I: Unpacking the base system..." is a phase, not a package.
+            guard !line.hasPrefix("I: Unpacking the base system") && !line.hasPrefix("I: Unpacking required packages") else { return false }
+            unpacked += 1
+        } else if line.hasPrefix("I: Configuring ") || line.hasPrefix("Setting up ") {
+            guard !line.hasPrefix("I: Configuring required packages") && !line.hasPrefix("I: Configuring the base system") else { return false }
+            configured += 1
+        } else {
+            return false
+        }
+        return true
+    }
+
+    var summary: String { "\(retrieved) packages retrieved, \(unpacked) unpacked, \(configured) configured" }
 }

@@ -48,6 +48,14 @@ struct FlashTests {
 
             let good = try Products.run("aquarium-image", ["verify", "--quiet", image, loop.path])
             #expect(good.status == 0, "verify: \(good.errorOutput)")
+            // Into a pipe (a log): plain lines, no carriage returns, the last one says it is done.
+            let logged = try Products.run("aquarium-image", ["verify", image, loop.path])
+            #expect(logged.status == 0 && !logged.errorOutput.contains("\r"), "\(logged.errorOutput.debugDescription)")
+            let progress = logged.errorOutput.split(separator: "\n").filter { $0.hasPrefix("verifying: ") }
+            #expect(!progress.isEmpty && progress.allSatisfy {
+                $0.range(of: #"^verifying: \d+%, [0-9.]+ [KMG]?i?B of [0-9.]+ [KMG]?i?B, [0-9.]+ MiB/s, "#, options: .regularExpression) != nil
+            }, "\(progress)")
+            #expect(progress.last?.hasPrefix("verifying: 100%") == true && progress.last?.contains(", done in ") == true, "\(progress)")
 
             // Flip one byte inside a mapped range in the middle of the image.
             let map = result.artifacts.blockMap
