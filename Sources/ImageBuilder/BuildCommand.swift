@@ -1,6 +1,7 @@
 import ArgumentParser
 import CommandSupport
 import Foundation
+import JSONCoding
 import Logging
 import BootSlots
 
@@ -156,6 +157,12 @@ public struct BuildCommand: ParsableCommand {
             a tool that links the Swift runtime dynamically is refused (exit 2) before anything slow starts. The Debian mirror comes from this host's apt sources unless --mirror is given. The root \
             filesystem is cached in --cache keyed by suite, architecture and packages, so a rebuild does not download \
             again. With SOURCE_DATE_EPOCH set, two builds from the same cache give a byte-identical NAME.raw.
+
+            Examples:
+              make install                          # static tools, which the image takes
+              aquarium-image build --output out     # tools from beside aquarium-image
+              aquarium-image build --profile minimal --compress --json
+              aquarium-image flash out/aquarium.raw /dev/sdX
             """)
 
     @OptionGroup public var global: GlobalOptions
@@ -192,8 +199,28 @@ public struct BuildCommand: ParsableCommand {
           help: "Generate the initramfs even when the cache holds one made from the same packages and /etc.")
     public var noInitramfsCache = false
     @Flag(name: .long, help: "No progress or summary.") public var quiet = false
+    @Flag(name: .long, help: "Print what was built as JSON (files, sizes, checksum, the steps' times) instead of the image's path.")
+    public var json = false
 
     public init() {}
+
+    /// `build --json`.
+    struct Report: Encodable {
+        struct Step: Encodable {
+            var step: String
+            var seconds: Double
+        }
+        var image: String
+        var bmap: String
+        var sums: String
+        var compressed: String?
+        var imageBytes: UInt64
+        var mappedBytes: UInt64
+        var sha256: String?
+        var rootArchive: String
+        var rootFromCache: Bool
+        var steps: [Step]
+    }
 
     public func validate() throws {
         if systemdBoot && (secureBoot || locked) {
@@ -222,6 +249,15 @@ public struct BuildCommand: ParsableCommand {
                                          locked: locked ? SigningIdentity(key: signingKey ?? "", certificate: signingCert ?? "") : nil)
         options.initramfsCache = !noInitramfsCache
         let result = try ImageBuild(logger: global.logger("aquarium.image.build"), reporter: Reporter(quiet: quiet)).run(options)
-        print(result.stick.artifacts.image)
+        let artifacts = result.stick.artifacts
+        guard json else {
+            print(artifacts.image)
+            return
+        }
+        print(try JSONCoding.text(Report(
+            image: artifacts.image, bmap: artifacts.bmap, sums: artifacts.sums, compressed: artifacts.compressed,
+            imageBytes: artifacts.blockMap.imageSize, mappedBytes: artifacts.blockMap.mappedBytes,
+            sha256: artifacts.blockMap.imageDigest, rootArchive: result.rootArchive, rootFromCache: result.rootFromCache,
+            steps: result.steps.map { Report.Step(step: $0.0, seconds: ($0.1 * 10).rounded() / 10) })))
     }
 }

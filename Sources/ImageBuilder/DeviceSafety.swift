@@ -99,14 +99,4 @@ public enum DeviceSafety {
         }
         return disk
     }
-
-    /// Refuses (exit 3) when the device must not be flashed; returns its record otherwise.
-    public static func check(_ path: String, imageBytes: UInt64, allowNonRemovable: Bool, logger: Logger) throws(ImageError) -> Disk {
-        let disk = try inspect(path, logger: logger)
-        let reasons = refusals(for: disk, imageBytes: imageBytes, allowNonRemovable: allowNonRemovable)
-        if !reasons.isEmpty {
-            throw .refused(path, reasons.map(\.description).joined(separator: "; "))
-        }
-        return disk
-    }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CommandSupport
 import Foundation
+import JSONCoding
 import Seed
 
 // `aquarium-image seed ...`: write, check and sign per-node seed files. The logic is in the Seed library; these
@@ -50,12 +51,19 @@ struct SeedFilesFailed: Error, AquariumExitCoded, CustomStringConvertible {
 public struct SeedValidateCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "validate",
-        abstract: "Check seed files; print 'FILE: valid' or every problem with file, line, column and key.")
+        abstract: "Check seed files; print 'FILE: valid' or every problem with file, line, column and key.",
+        discussion: """
+            Examples:
+              aquarium-image seed validate node-01.yaml
+              aquarium-image seed validate seeds/*.yaml --json      # every problem as JSON, for an editor or CI
+              aquarium-image seed validate node-01.yaml --effective > node-01.json   # defaults applied, secrets redacted
+            """)
 
-    @OptionGroup public var global: GlobalOptions
-
-    @Flag(name: .long, help: "Also print each valid seed with defaults applied and secrets redacted, as JSON.")
+    @Flag(name: .long, help: "Print each valid seed with defaults applied and secrets redacted, as JSON: the only thing on standard output (one file: its document; several: an object by file name).")
     public var effective = false
+
+    @Flag(name: .long, help: "Print the result as JSON: each file, valid or not, and its problems (file, line, column, key path, message).")
+    public var json = false
 
     @Argument(help: "Seed files to check ('-' reads standard input).")
     public var files: [String]
@@ -64,10 +72,31 @@ public struct SeedValidateCommand: ParsableCommand {
 
     public func validate() throws {
         if files.isEmpty { throw ValidationError("name at least one seed file") }
+        if json && effective { throw ValidationError("--json and --effective each print their own JSON: give one") }
+    }
+
+    /// `seed validate --json`: every file checked and what is wrong with it.
+    struct Report: Encodable {
+        struct File: Encodable {
+            var file: String
+            var valid: Bool
+            var problems: [Problem]
+        }
+        struct Problem: Encodable {
+            var file: String
+            var line: Int
+            var column: Int
+            var keyPath: String
+            var message: String
+        }
+        var valid: Bool
+        var files: [File]
     }
 
     public func run() throws {
         var failed = 0
+        var report = Report(valid: true, files: [])
+        var documents: [(String, String)] = []
         for file in files {
             do {
                 let seed: Seed
@@ -77,11 +106,33 @@ public struct SeedValidateCommand: ParsableCommand {
                 } else {
                     seed = try SeedLoader.load(path: file)
                 }
-                print("\(file): valid")
-                if effective { print(seed.redactedDescription) }
+                report.files.append(.init(file: file, valid: true, problems: []))
+                if effective {
+                    printError("\(file): valid")
+                    documents.append((file, seed.redactedDescription))
+                } else if !json {
+                    print("\(file): valid")
+                }
             } catch {
-                printError(error.description)
                 failed += 1
+                report.files.append(.init(file: file, valid: false, problems: error.issues.map {
+                    .init(file: $0.file, line: $0.line, column: $0.column, keyPath: $0.keyPath, message: $0.message)
+                }))
+                if !json { printError(error.description) }
+            }
+        }
+        report.valid = failed == 0
+        if json {
+            print(try JSONCoding.text(report))
+        } else if effective, !documents.isEmpty {
+            if files.count == 1 {
+                print(documents[0].1)
+            } else {
+                // One JSON object: each file's document under its name.
+                let body = documents.map { name, document in
+                    "  " + (try! JSONCoding.text(name, pretty: false)) + ": " + document.replacingOccurrences(of: "\n", with: "\n  ")
+                }
+                print("{\n" + body.joined(separator: ",\n") + "\n}")
             }
         }
         if failed > 0 {
@@ -93,9 +144,12 @@ public struct SeedValidateCommand: ParsableCommand {
 public struct SeedExampleCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "example",
-        abstract: "Print a commented example seed to start from.")
-
-    @OptionGroup public var global: GlobalOptions
+        abstract: "Print a commented example seed to start from.",
+        discussion: """
+            Examples:
+              aquarium-image seed example > node-01.yaml     # then edit it
+              aquarium-image seed validate node-01.yaml
+            """)
 
     public init() {}
 
@@ -108,9 +162,12 @@ public struct SeedSchemaCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "schema",
         abstract: "Print the JSON Schema of seed files, for editors.",
-        discussion: "`seed validate` checks more than the schema can express (subnets, sizes, time zones, key data).")
+        discussion: """
+            `seed validate` checks more than the schema can express (subnets, sizes, time zones, key data).
 
-    @OptionGroup public var global: GlobalOptions
+            Example:
+              aquarium-image seed schema > seed.schema.json    # point the editor's YAML support at it
+            """)
 
     public init() {}
 

@@ -124,6 +124,38 @@ struct OperatorMessageTests {
         #expect(missing.errorOutput.contains("cannot read the inventory: \(directory)/none.json: no such file"), "\(missing.errorOutput)")
     }
 
+    @Test("seed validate --json lists every problem with its place; --effective prints only JSON on standard output")
+    func seedValidateJSON() throws {
+        try withTemporaryDirectory { directory in
+            let good = directory + "/good.yaml"
+            let example = try Products.run("aquarium-image", ["seed", "example"])
+            try example.standardOutput.write(to: URL(fileURLWithPath: good))
+            let bad = directory + "/bad.yaml"
+            try Data("version: 1\nhost:\n  hostname: node-01\n  colour: blue\n".utf8).write(to: URL(fileURLWithPath: bad))
+            let result = try Products.run("aquarium-image", ["seed", "validate", "--json", good, bad])
+            #expect(result.status == 2)
+            let report = try #require(try JSONSerialization.jsonObject(with: result.standardOutput) as? [String: Any], "\(result.output)")
+            #expect(report["valid"] as? Bool == false)
+            let files = try #require(report["files"] as? [[String: Any]])
+            #expect(files.map { $0["file"] as? String } == [good, bad] && files.map { $0["valid"] as? Bool } == [true, false])
+            let problems = try #require(files[1]["problems"] as? [[String: Any]])
+            #expect(problems.contains {
+                $0["file"] as? String == bad && $0["line"] as? Int == 4 && $0["column"] as? Int == 3
+                    && $0["keyPath"] as? String == "host.colour" && ($0["message"] as? String)?.contains("unknown key") == true
+            }, "\(problems)")
+            #expect(problems.contains { $0["keyPath"] as? String == "cluster" }, "\(problems)")
+
+            let effective = try Products.run("aquarium-image", ["seed", "validate", "--effective", good])
+            #expect(effective.status == 0)
+            let document = try JSONSerialization.jsonObject(with: effective.standardOutput) as? [String: Any]
+            #expect(document?["version"] as? Int == 1 && document?["host"] != nil, "\(effective.output)")
+            #expect(effective.errorOutput == "\(good): valid\n")
+            let both = try Products.run("aquarium-image", ["seed", "validate", "--effective", good, good + ".none"])
+            #expect(both.status == 2 && (try? JSONSerialization.jsonObject(with: both.standardOutput)) is [String: Any],
+                    "stdout is one JSON document: \(both.output)")
+        }
+    }
+
     @Test("options that exist only for tests are not in --help", arguments: [
         ("aquarium-provision", ["run", "--help"], ["--fault-inject", "--base-port", "--seed-network", "--mon-port", "--fault-fail", "--launcher"]),
         ("aquarium-firstboot", ["apply", "--help"], ["--fault-inject"]),

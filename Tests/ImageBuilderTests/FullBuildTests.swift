@@ -45,9 +45,14 @@ struct FullBuildTests {
         try withTemporaryDirectory { directory in
             let first = try build(directory + "/one")
             try #require(first.status == 0, "build: \(first.errorOutput)")
-            let second = try build(directory + "/two")
+            let second = try build(directory + "/two", ["--json"])
             try #require(second.status == 0, "build: \(second.errorOutput)")
             #expect(second.errorOutput.contains("root filesystem from the cache"))
+            // --json: what was built, as JSON on standard output, nothing else there.
+            let built = try JSONSerialization.jsonObject(with: second.standardOutput) as? [String: Any]
+            #expect(built?["image"] as? String == directory + "/two/aquarium.raw" && built?["rootFromCache"] as? Bool == true
+                    && (built?["mappedBytes"] as? Int ?? 0) > 0 && (built?["steps"] as? [[String: Any]])?.isEmpty == false,
+                    "\(second.output)")
             #expect(second.errorOutput.contains("the initramfs from the cache"), "\(second.errorOutput)")
             let image = directory + "/one/aquarium.raw"
             #expect(try FileDigest.sha256(path: image) == FileDigest.sha256(path: directory + "/two/aquarium.raw"))
