@@ -11,6 +11,11 @@ public struct FirstBootCommand: ParsableCommand {
         discussion: """
             Exit codes: 0 success, 1 runtime failure, 2 usage or invalid input, 3 refused for safety \
             (the message names the device and the reason).
+
+            Examples:
+              aquarium-firstboot inventory                   # this machine's disks
+              aquarium-firstboot plan --seed node-01.yaml    # which disk, and why
+              aquarium-firstboot apply --yes                 # what the boot runs
             """,
         version: AquariumVersion.string,
         subcommands: [InventoryCommand.self, PlanCommand.self, ApplyCommand.self])
@@ -23,7 +28,14 @@ public struct InventoryCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "inventory",
         abstract: "List this machine's whole disks: identity, size, sector sizes, what is on them, and whether they are in use.",
-        discussion: "The --json document is described in docs/inventory.md.")
+        discussion: """
+            The --json document is described in docs/inventory.md.
+
+            Examples:
+              aquarium-firstboot inventory
+              aquarium-firstboot inventory --device sdb --device nvme0n1
+              aquarium-firstboot inventory --json > inventory.json   # for plan
+            """)
 
     @OptionGroup public var global: GlobalOptions
 

@@ -53,7 +53,16 @@ public struct PlanCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "plan",
         abstract: "Show which disk would become the system disk, which become storage disks, and why every other disk is rejected.",
-        discussion: "Exit 3 when no disk is eligible. The --json document is described in docs/plan.md.")
+        discussion: """
+            Exit 3 when no disk is eligible or the machine falls short of host.requirements (before anything is \
+            touched). The --json document is described in docs/plan.md.
+
+            Examples:
+              aquarium-firstboot plan                  # the seed apply would find
+              aquarium-firstboot plan --seed node-01.yaml --json
+              aquarium-firstboot plan --seed node-01.yaml --inventory inventory.json
+              aquarium-firstboot apply --yes           # then carry it out
+            """)
 
     @OptionGroup public var global: GlobalOptions
     @OptionGroup public var target: TargetOptions
@@ -115,6 +124,11 @@ public struct ApplyCommand: ParsableCommand {
         discussion: """
             Crash-safe: every disk step is journalled on the target disk; run it again after a crash and it converges. \
             A report is written to reports/ on the seed volume. See docs/firstboot.md.
+
+            Examples:
+              aquarium-firstboot plan --seed node-01.yaml        # look first
+              aquarium-firstboot apply --seed node-01.yaml --yes --no-handoff
+              aquarium-firstboot apply --yes                     # what the boot runs
             """)
 
     @OptionGroup public var global: GlobalOptions

@@ -12,6 +12,10 @@ public struct AssembleCommand: ParsableCommand {
         discussion: """
             Writes NAME.raw, NAME.raw.bmap and SHA256SUMS into --output. With SOURCE_DATE_EPOCH set, the same \
             inputs give a byte-identical NAME.raw.
+
+            Examples:
+              aquarium-image assemble --root rootfs --output out
+              aquarium-image assemble --root rootfs --output out --name test --compress
             """)
 
     @OptionGroup public var global: GlobalOptions

@@ -159,8 +159,8 @@ public struct BuildCommand: ParsableCommand {
             again. With SOURCE_DATE_EPOCH set, two builds from the same cache give a byte-identical NAME.raw.
 
             Examples:
-              make install                          # static tools, which the image takes
-              aquarium-image build --output out     # tools from beside aquarium-image
+              make install                        # static tools, which the image takes
+              aquarium-image build --output out   # tools from beside aquarium-image
               aquarium-image build --profile minimal --compress --json
               aquarium-image flash out/aquarium.raw /dev/sdX
             """)

@@ -21,10 +21,11 @@ public struct FlashCommand: ParsableCommand {
             the range.
 
             Examples:
-              lsblk -d -o NAME,MODEL,SERIAL,SIZE,TRAN                      # find the sticks
-              aquarium-image flash out/aquarium.raw /dev/sdX --dry-run     # what would happen, nothing written
+              lsblk -d -o NAME,MODEL,SERIAL,SIZE,TRAN               # find the sticks
+              aquarium-image flash out/aquarium.raw /dev/sdX --dry-run  # write nothing
               aquarium-image flash out/aquarium.raw /dev/sdX
-              aquarium-image flash out/aquarium.raw.zst /dev/sdX /dev/sdY --seeds-dir rack/seeds
+              aquarium-image flash out/aquarium.raw.zst /dev/sdX /dev/sdY    # at once
+              aquarium-image flash out/aquarium.raw /dev/sdX --seeds-dir rack/seeds
             """)
 
     @OptionGroup public var global: GlobalOptions
@@ -173,7 +174,14 @@ public struct BmapCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "bmap",
         abstract: "Write IMAGE.bmap (bmaptool format 2.0, SHA-256 per range) from the image's allocated extents.",
-        discussion: "IMAGE must be the raw image: a compressed one (zstd, xz, gzip, ...) is refused (exit 2); its bmap is the raw image's.")
+        discussion: """
+            IMAGE must be the raw image: a compressed one (zstd, xz, gzip, ...) is refused (exit 2); its bmap is the \
+            raw image's.
+
+            Examples:
+              aquarium-image bmap out/aquarium.raw              # out/aquarium.raw.bmap
+              aquarium-image bmap out/aquarium.raw --output -   # to standard output
+            """)
 
     @OptionGroup public var global: GlobalOptions
     @Argument(help: "The image file.") public var image: String

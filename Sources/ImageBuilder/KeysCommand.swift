@@ -91,6 +91,12 @@ public struct KeysCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "keys",
         abstract: "The operator's boot signing keys (locked mode).",
+        discussion: """
+            Examples:
+              aquarium-image keys init --output keys   # enrol keys/aquarium-db.cer
+              k=keys/aquarium-db                       # then build signed with it:
+              aquarium-image build --locked --signing-key $k.key --signing-cert $k.crt
+            """,
         subcommands: [KeysInitCommand.self])
 
     public init() {}
@@ -106,6 +112,10 @@ public struct KeysInitCommand: ParsableCommand {
             X.509, PEM: what the build signs with beside the key) and OUTPUT/aquarium-db.cer (the same certificate in \
             DER: enrol it in each node's UEFI db, in the firmware's setup menu or with KeyTool). RSA-2048 because it \
             is what UEFI firmware must support for db entries. Existing files are never replaced (exit 3).
+
+            Examples:
+              aquarium-image keys init --output keys   # enrol keys/aquarium-db.cer
+              aquarium-image keys init --output keys --name "Example Corp boot key"
             """)
 
     @OptionGroup public var global: GlobalOptions

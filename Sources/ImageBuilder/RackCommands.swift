@@ -15,6 +15,13 @@ public struct RackCommand: ParsableCommand {
             Write rack.yaml, check it with `rack validate`, make the seeds with `rack seeds rack.yaml --output rack/`, \
             then put them all on one image with `seed inject IMAGE --seeds-dir rack/seeds`. \
             Exit codes: 0 success, 1 runtime failure, 2 invalid rack file or usage, 3 refused.
+
+            Examples:
+              aquarium-image rack schema > rack.schema.json   # for the editor
+              aquarium-image rack validate rack.yaml          # where the monitors go
+              aquarium-image rack seeds rack.yaml --output rack/
+              aquarium-image seed inject out/aquarium.raw --seeds-dir rack/seeds
+              aquarium-image flash out/aquarium.raw /dev/sdX /dev/sdY
             """,
         subcommands: [RackSeedsCommand.self, RackValidateCommand.self, RackSchemaCommand.self])
 
@@ -30,6 +37,11 @@ public struct RackSeedsCommand: ParsableCommand {
             exists it is read and reused, so seeds made again (for a node added later) belong to the same cluster. \
             Monitor nodes' seeds hold every key, storage nodes' seeds only the join key. Each seed is read back and \
             validated before it is written; with --sign-key each is signed as `seed sign` does (FILE.sig).
+
+            Examples:
+              aquarium-image rack seeds rack.yaml --output rack/
+              aquarium-image rack seeds rack.yaml --output rack/ --sign-key ops
+              aquarium-image seed inject out/aquarium.raw --seeds-dir rack/seeds
             """)
 
     @OptionGroup public var global: GlobalOptions
@@ -60,7 +72,13 @@ public struct RackSeedsCommand: ParsableCommand {
 public struct RackValidateCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "validate",
-        abstract: "Check a rack file and print where the monitors go; writes nothing.")
+        abstract: "Check a rack file and print where the monitors go; writes nothing.",
+        discussion: """
+            Examples:
+              aquarium-image rack validate rack.yaml
+              aquarium-image rack validate rack.yaml --json
+              aquarium-image rack seeds rack.yaml --output rack/   # then the seeds
+            """)
 
     @OptionGroup public var global: GlobalOptions
 
@@ -82,7 +100,12 @@ public struct RackSchemaCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "schema",
         abstract: "Print the JSON Schema of rack files, for editors.",
-        discussion: "`rack validate` checks more than the schema can express (networks, duplicates, monitor names).")
+        discussion: """
+            `rack validate` checks more than the schema can express (networks, duplicates, monitor names).
+
+            Example:
+              aquarium-image rack schema > rack.schema.json   # for the editor
+            """)
 
     @OptionGroup public var global: GlobalOptions
 

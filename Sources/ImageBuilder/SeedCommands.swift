@@ -24,6 +24,14 @@ public struct SeedCommand: ParsableCommand {
             A seed file tells one node what to become on its first boot. Start from `seed example`, check with \
             `seed validate`, and sign with a key from `seed keygen` when the image trusts signing keys.
             Exit codes: 0 success, 1 runtime failure, 2 invalid seed or usage, 3 signature refused.
+
+            Examples:
+              aquarium-image seed example > node-01.yaml         # then edit it
+              aquarium-image seed validate node-01.yaml
+              aquarium-image seed keygen --output ops            # ops and ops.pub
+              aquarium-image seed sign --key ops node-01.yaml    # node-01.yaml.sig
+              aquarium-image seed verify --public-key ops.pub node-01.yaml
+              aquarium-image seed inject /dev/sdX node-01.yaml   # a flashed stick
             """,
         subcommands: [
             SeedValidateCommand.self,
@@ -55,8 +63,8 @@ public struct SeedValidateCommand: ParsableCommand {
         discussion: """
             Examples:
               aquarium-image seed validate node-01.yaml
-              aquarium-image seed validate seeds/*.yaml --json      # every problem as JSON, for an editor or CI
-              aquarium-image seed validate node-01.yaml --effective > node-01.json   # defaults applied, secrets redacted
+              aquarium-image seed validate seeds/*.yaml --json   # as JSON, for CI
+              aquarium-image seed validate node-01.yaml --effective > node-01.json
             """)
 
     @Flag(name: .long, help: "Print each valid seed with defaults applied and secrets redacted, as JSON: the only thing on standard output (one file: its document; several: an object by file name).")
@@ -166,7 +174,7 @@ public struct SeedSchemaCommand: ParsableCommand {
             `seed validate` checks more than the schema can express (subnets, sizes, time zones, key data).
 
             Example:
-              aquarium-image seed schema > seed.schema.json    # point the editor's YAML support at it
+              aquarium-image seed schema > seed.schema.json   # for the editor
             """)
 
     public init() {}
@@ -184,6 +192,10 @@ public struct SeedKeygenCommand: ParsableCommand {
             Writes the private key to PATH with mode 0600 (it is never printed) and the public key to PATH.pub. \
             Build images with the .pub file among the trusted seed keys to make nodes refuse unsigned seeds. \
             Existing files are never overwritten.
+
+            Examples:
+              aquarium-image seed keygen --output ops --comment "ops team"
+              aquarium-image seed sign --key ops node-01.yaml
             """)
 
     @OptionGroup public var global: GlobalOptions
@@ -207,7 +219,13 @@ public struct SeedKeygenCommand: ParsableCommand {
 public struct SeedSignCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "sign",
-        abstract: "Validate seed files and write a detached signature FILE.sig for each.")
+        abstract: "Validate seed files and write a detached signature FILE.sig for each.",
+        discussion: """
+            Examples:
+              aquarium-image seed sign --key ops node-01.yaml    # node-01.yaml.sig
+              aquarium-image seed sign --key ops rack/seeds/*.yaml
+              aquarium-image seed verify --public-key ops.pub node-01.yaml
+            """)
 
     @OptionGroup public var global: GlobalOptions
 
@@ -257,7 +275,12 @@ public enum SeedSigning {
 public struct SeedVerifyCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Check that seed files carry a valid signature FILE.sig from a trusted key.")
+        abstract: "Check that seed files carry a valid signature FILE.sig from a trusted key.",
+        discussion: """
+            Examples:
+              aquarium-image seed verify --public-key ops.pub node-01.yaml
+              aquarium-image seed verify --trusted-keys keys/ node-01.yaml  # keys/*.pub
+            """)
 
     @OptionGroup public var global: GlobalOptions
 

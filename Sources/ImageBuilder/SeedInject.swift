@@ -327,6 +327,11 @@ public struct SeedInjectCommand: ParsableCommand {
             leading '/') are refused (exit 2): name a MAC seed in the dash form, seeds/52-54-00-12-34-56.yaml. \
             With --seeds-dir DIR every DIR/NAME.yaml (and NAME.yaml.sig) goes to seeds/NAME.yaml, all validated (and \
             verified) before any is written; a directory without seeds or with other files is refused (exit 2).
+
+            Examples:
+              aquarium-image seed inject /dev/sdX node-01.yaml     # as seed.yaml
+              aquarium-image seed inject /dev/sdX node-01.yaml --as seeds/AQ-0001.yaml
+              aquarium-image seed inject out/aquarium.raw --seeds-dir rack/seeds
             """)
 
     @OptionGroup public var global: GlobalOptions

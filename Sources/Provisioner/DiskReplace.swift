@@ -53,7 +53,14 @@ extension Operations {
 
 public struct DiskCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "disk", abstract: "Replace a failed storage disk.", subcommands: [Replace.self])
+        commandName: "disk", abstract: "Replace a failed storage disk.",
+        discussion: """
+            Examples:
+              aquarium-provision status                 # which OSD is down
+              aquarium-provision disk replace 3 /dev/disk/by-id/wwn-0x5000c500a1b2c3d4
+              aquarium-provision run                    # or wait for the timer
+            """,
+        subcommands: [Replace.self])
 
     public init() {}
 

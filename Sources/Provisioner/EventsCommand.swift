@@ -19,9 +19,9 @@ public struct EventsCommand: ParsableCommand {
             the cluster does not answer, this node's own events are shown instead, and the output says so.
 
             Examples:
-              aquarium-provision events                 # every node's events, oldest first
-              aquarium-provision events --follow        # and new ones as they arrive
-              aquarium-provision events --json          # {"source": "cluster", "events": [...]}
+              aquarium-provision events             # every node's events, oldest first
+              aquarium-provision events --follow    # and new ones as they arrive
+              aquarium-provision events --json      # {"source": "cluster", ...}
             """)
 
     @OptionGroup public var global: GlobalOptions

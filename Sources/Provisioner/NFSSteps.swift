@@ -297,6 +297,10 @@ public struct NFSTakeoverCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "nfs-takeover",
         abstract: "Run by keepalived when this node takes the NFS floating address: evict the CephFS sessions of dead NFS peers.",
+        discussion: """
+            Example:
+              aquarium-provision nfs-takeover --peer node-2=192.0.2.12   # keepalived
+            """,
         shouldDisplay: false)
 
     @OptionGroup public var global: GlobalOptions

@@ -27,7 +27,8 @@ public struct MaintenanceCommand: ParsableCommand {
 
             Examples:
               aquarium-provision maintenance enter node-3    # on any monitor node
-              aquarium-provision maintenance exit node-3
+              aquarium-provision status                      # node-3's daemons down
+              aquarium-provision maintenance exit node-3     # when the work is done
             """,
         subcommands: [Enter.self, Exit.self, Watch.self])
 
@@ -35,7 +36,13 @@ public struct MaintenanceCommand: ParsableCommand {
 
     public struct Enter: ParsableCommand {
         public static let configuration = CommandConfiguration(
-            commandName: "enter", abstract: "Put HOST in maintenance: checks, noout for its OSDs, its daemons stopped.")
+            commandName: "enter", abstract: "Put HOST in maintenance: checks, noout for its OSDs, its daemons stopped.",
+            discussion: """
+                Examples:
+                  aquarium-provision maintenance enter node-3    # on any monitor node
+                  aquarium-provision maintenance enter node-3 --timeout 600
+                  aquarium-provision maintenance exit node-3     # when the work is done
+                """)
 
         @OptionGroup public var global: GlobalOptions
         @OptionGroup public var rootOptions: RootOptions
@@ -53,7 +60,12 @@ public struct MaintenanceCommand: ParsableCommand {
 
     public struct Exit: ParsableCommand {
         public static let configuration = CommandConfiguration(
-            commandName: "exit", abstract: "End HOST's maintenance: noout cleared, its daemons started again.")
+            commandName: "exit", abstract: "End HOST's maintenance: noout cleared, its daemons started again.",
+            discussion: """
+                Examples:
+                  aquarium-provision maintenance exit node-3
+                  aquarium-provision maintenance exit node-3 --timeout 600
+                """)
 
         @OptionGroup public var global: GlobalOptions
         @OptionGroup public var rootOptions: RootOptions
@@ -72,7 +84,12 @@ public struct MaintenanceCommand: ParsableCommand {
     public struct Watch: ParsableCommand {
         public static let configuration = CommandConfiguration(
             commandName: "watch",
-            abstract: "On each node (the aquarium-maintenance service): stop and start this node's daemons as the cluster asks.")
+            abstract: "On each node (the aquarium-maintenance service): stop and start this node's daemons as the cluster asks.",
+            discussion: """
+                Examples:
+                  aquarium-provision maintenance watch          # what the service runs
+                  aquarium-provision maintenance watch --once --verbose
+                """)
 
         @OptionGroup public var global: GlobalOptions
         @OptionGroup public var rootOptions: RootOptions
@@ -135,7 +152,14 @@ public struct RebootCommand: ParsableCommand {
 
 public struct NodeCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "node", abstract: "Remove a node from the cluster.", subcommands: [Remove.self])
+        commandName: "node", abstract: "Remove a node from the cluster.",
+        discussion: """
+            Examples:
+              aquarium-provision status                 # the cluster, before
+              aquarium-provision node remove node-4     # on a monitor, not node-4
+              aquarium-provision events                 # what happened
+            """,
+        subcommands: [Remove.self])
 
     public init() {}
 

@@ -202,9 +202,9 @@ public struct S3CredentialsCommand: ParsableCommand {
             reports, events or support bundles.
 
             Examples:
-              aquarium-provision s3-credentials backup          # endpoint, user, access key, secret key
-              aquarium-provision s3-credentials backup --json   # the same as JSON (for aws configure, s3cmd, rclone)
-              aquarium-provision s3-credentials                 # the Provisioner's own administrator (aquarium-admin)
+              aquarium-provision s3-credentials backup         # endpoint and keys
+              aquarium-provision s3-credentials backup --json  # for aws, s3cmd, rclone
+              aquarium-provision s3-credentials                # aquarium-admin
             """)
 
     @OptionGroup public var global: GlobalOptions

@@ -26,7 +26,14 @@ public struct RootOptions: ParsableArguments, Sendable {
 public struct RunCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Configure the host and bootstrap Ceph from the seed; safe to rerun, resumes after a crash.")
+        abstract: "Configure the host and bootstrap Ceph from the seed; safe to rerun, resumes after a crash.",
+        discussion: """
+            Examples:
+              aquarium-provision run                     # the node record's seed
+              aquarium-provision run --seed /var/lib/aquarium/seed.yaml --json
+              aquarium-provision run --attempts 3        # as the node's unit runs it
+              aquarium-provision status
+            """)
 
     @OptionGroup public var global: GlobalOptions
 
@@ -186,7 +193,13 @@ extension LauncherKind: ExpressibleByArgument {}
 
 public struct StatusCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "status", abstract: "Health, daemons, OSDs, services and their endpoints.")
+        commandName: "status", abstract: "Health, daemons, OSDs, services and their endpoints.",
+        discussion: """
+            Examples:
+              aquarium-provision status
+              aquarium-provision status --json      # docs/provisioner.md
+              aquarium-provision events             # how it came to be so
+            """)
 
     @OptionGroup public var global: GlobalOptions
     @OptionGroup public var rootOptions: RootOptions
@@ -214,9 +227,9 @@ public struct JoinTokenCommand: ParsableCommand {
             first reconcile after that.
 
             Examples:
-              aquarium-provision join-token                       # print the current token
-              aquarium-provision join-token --rotate --ttl 2h     # a new key for 2 hours; the old one stops working
-              aquarium-provision join-token --revoke              # no node can join until --rotate
+              aquarium-provision join-token                    # the current token
+              aquarium-provision join-token --rotate --ttl 2h  # the old one stops
+              aquarium-provision join-token --revoke           # until --rotate
             """)
 
     @OptionGroup public var global: GlobalOptions
@@ -280,7 +293,11 @@ public struct JoinTokenCommand: ParsableCommand {
 public struct SupportBundleCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "support-bundle",
-        abstract: "Write a .tar.gz with the node record, events, Ceph status and logs; secrets left out.")
+        abstract: "Write a .tar.gz with the node record, events, Ceph status and logs; secrets left out.",
+        discussion: """
+            Example:
+              aquarium-provision support-bundle --output /tmp/node-1-support.tar.gz
+            """)
 
     @OptionGroup public var global: GlobalOptions
     @OptionGroup public var rootOptions: RootOptions
@@ -313,7 +330,12 @@ public struct SupportBundleCommand: ParsableCommand {
 
 public struct StopCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "stop", abstract: "Stop the Ceph daemons this tool started under the root (only those).")
+        commandName: "stop", abstract: "Stop the Ceph daemons this tool started under the root (only those).",
+        discussion: """
+            Examples:
+              aquarium-provision stop
+              aquarium-provision stop --root /tmp/aquarium-dev    # a development root
+            """)
 
     @OptionGroup public var global: GlobalOptions
     @OptionGroup public var rootOptions: RootOptions

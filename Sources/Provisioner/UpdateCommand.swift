@@ -9,6 +9,14 @@ public struct UpdateCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "update",
         abstract: "Update the boot stick's inactive root slot from an image or go back to it; mark a new slot good; report rollbacks.",
+        discussion: """
+            Examples:
+              aquarium-provision update /var/lib/aquarium/aquarium.raw.zst  # on trial
+              aquarium-provision reboot                      # into the new slot
+              aquarium-provision update status               # which release runs
+              aquarium-provision update --rolling https://build.example/aquarium.raw.zst
+              aquarium-provision update rollback             # later, on purpose
+            """,
         subcommands: [UpdateInstallCommand.self, UpdateRollbackCommand.self, UpdateBlessCommand.self, UpdateCheckCommand.self, UpdateStatusCommand.self],
         defaultSubcommand: UpdateInstallCommand.self)
 
@@ -60,6 +68,11 @@ public struct UpdateInstallCommand: ParsableCommand {
             FirstBoot and the Provisioner succeed on it; otherwise the tries run out and the current slot boots again. \
             Refused (exit 3) on a stick made by an image without A/B slots (reflash it), for an image without them, for a \
             root that does not fit the slot, and while the running slot is itself still on trial.
+
+            Examples:
+              aquarium-provision update install /var/lib/aquarium/aquarium.raw.zst
+              aquarium-provision update /var/lib/aquarium/aquarium.raw --reboot
+              aquarium-provision update --rolling https://build.example/aquarium.raw.zst
             """)
 
     @OptionGroup public var global: GlobalOptions
@@ -117,7 +130,8 @@ public struct UpdateRollbackCommand: ParsableCommand {
 
             Examples:
               aquarium-provision update status        # which release each slot holds
-              aquarium-provision update rollback      # then: aquarium-provision reboot (maintenance, then reboot)
+              aquarium-provision update rollback      # boots next, on trial
+              aquarium-provision reboot               # maintenance, then the reboot
             """)
 
     @OptionGroup public var global: GlobalOptions
@@ -137,7 +151,11 @@ public struct UpdateRollbackCommand: ParsableCommand {
 public struct UpdateBlessCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "bless",
-        abstract: "Mark the running slot good when this is a counted (trial) boot (aquarium-slot-good.service).")
+        abstract: "Mark the running slot good when this is a counted (trial) boot (aquarium-slot-good.service).",
+        discussion: """
+            Example:
+              aquarium-provision update bless     # as aquarium-slot-good.service
+            """)
 
     @OptionGroup public var global: GlobalOptions
     @OptionGroup public var stickOptions: StickOptions
@@ -157,7 +175,11 @@ public struct UpdateBlessCommand: ParsableCommand {
 public struct UpdateCheckCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Report (once, as an event) an update whose tries ran out and the rollback to this slot (every boot).")
+        abstract: "Report (once, as an event) an update whose tries ran out and the rollback to this slot (every boot).",
+        discussion: """
+            Example:
+              aquarium-provision update check     # as aquarium-slot-check.service
+            """)
 
     @OptionGroup public var global: GlobalOptions
     @OptionGroup public var stickOptions: StickOptions
@@ -175,7 +197,12 @@ public struct UpdateCheckCommand: ParsableCommand {
 
 public struct UpdateStatusCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "status", abstract: "The stick's slots: release, state (good, on trial, failed, empty), which runs.")
+        commandName: "status", abstract: "The stick's slots: release, state (good, on trial, failed, empty), which runs.",
+        discussion: """
+            Examples:
+              aquarium-provision update status       # both slots, which one runs
+              aquarium-provision update rollback     # the other slot's release
+            """)
 
     @OptionGroup public var global: GlobalOptions
     @OptionGroup public var stickOptions: StickOptions

@@ -15,6 +15,14 @@ public struct BootCommand: ParsableCommand {
             --allow-outbound is given. With --tap the guest is on that tap device instead (several guests on one \
             bridge: run each boot inside the network namespace that holds the bridge and its taps). The machine \
             stops when the guest powers off, when --stop-on TEXT appears on the console, or after --timeout.
+
+            Examples:
+              cp --sparse=always out/aquarium.raw stick.raw   # keep the original
+              aquarium-image seed inject stick.raw node-01.yaml
+              truncate -s 12G ssd.raw                         # a blank system disk
+              aquarium-image boot stick.raw --disk ssd.raw:SSD1:ssd
+              aquarium-image boot stick.raw --disk ssd.raw:SSD1:ssd --forward 2222:22
+              aquarium-image boot stick.raw --bios --disk ssd.raw:SSD1:ssd
             """)
 
     @OptionGroup public var global: GlobalOptions
