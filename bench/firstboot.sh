@@ -126,6 +126,7 @@ cat >"$work/seed.yaml" <<'EOF'
 version: 1
 host:
   hostname: bench-node
+  requirements: {storage_disks: 0}   # one disk: the system disk only (a monitor-only bootstrap node)
 cluster:
   role: bootstrap
 EOF

@@ -81,6 +81,8 @@ public struct Disk: Codable, Equatable, Sendable {
     @Nullable public var vendor: String?
     @Nullable public var serial: String?
     @Nullable public var wwn: String?
+    /// The drive's firmware revision (udev `ID_REVISION`, sysfs `device/rev` or `device/firmware_rev`).
+    @Nullable public var firmware: String?
     /// "gpt", "dos", ... or null when the disk has no partition table.
     @Nullable public var partitionTable: String?
     /// Everything libblkid recognises on the whole disk, partition tables included (what `wipefs` lists).
@@ -108,7 +110,7 @@ public struct Disk: Codable, Equatable, Sendable {
                 logicalSectorSize: Int = 512, physicalSectorSize: Int = 512, rotational: Bool = false,
                 removable: Bool = false, readOnly: Bool = false, transport: Transport = .unknown,
                 model: String? = nil, vendor: String? = nil, serial: String? = nil, wwn: String? = nil,
-                partitionTable: String? = nil, signatures: [Signature] = [], partitions: [Partition] = [],
+                firmware: String? = nil, partitionTable: String? = nil, signatures: [Signature] = [], partitions: [Partition] = [],
                 mounted: Bool = false, holders: [String] = [], isBootMedia: Bool = false, isCdrom: Bool = false,
                 mountpoints: [String] = [], backingFile: String? = nil, probeError: String? = nil,
                 unrecognisedData: Bool = false) {
@@ -127,6 +129,7 @@ public struct Disk: Codable, Equatable, Sendable {
         self.vendor = vendor
         self.serial = serial
         self.wwn = wwn
+        self.firmware = firmware
         self.partitionTable = partitionTable
         self.signatures = signatures
         self.partitions = partitions
@@ -142,7 +145,7 @@ public struct Disk: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case name, path, byId, byPath, sizeBytes, logicalSectorSize, physicalSectorSize, rotational, removable, readOnly
-        case transport, model, vendor, serial, wwn, partitionTable, signatures, partitions, mounted, holders, isBootMedia
+        case transport, model, vendor, serial, wwn, firmware, partitionTable, signatures, partitions, mounted, holders, isBootMedia
         case isCdrom, mountpoints, backingFile, probeError, unrecognisedData
     }
 
@@ -165,6 +168,7 @@ public struct Disk: Codable, Equatable, Sendable {
         vendor = try c.decodeIfPresent(String.self, forKey: .vendor)
         serial = try c.decodeIfPresent(String.self, forKey: .serial)
         wwn = try c.decodeIfPresent(String.self, forKey: .wwn)
+        firmware = try c.decodeIfPresent(String.self, forKey: .firmware)
         partitionTable = try c.decodeIfPresent(String.self, forKey: .partitionTable)
         signatures = try c.decodeIfPresent([Signature].self, forKey: .signatures) ?? []
         partitions = try c.decodeIfPresent([Partition].self, forKey: .partitions) ?? []
@@ -195,8 +199,42 @@ public struct Disk: Codable, Equatable, Sendable {
 /// What `aquarium-firstboot inventory --json` prints.
 public struct Inventory: Codable, Equatable, Sendable {
     public var disks: [Disk]
+    /// The machine's CPU threads and memory (null in a document written without them: requirements are then not
+    /// checked against it).
+    @Nullable public var machine: MachineResources?
 
-    public init(disks: [Disk]) { self.disks = disks }
+    public init(disks: [Disk], machine: MachineResources? = nil) {
+        self.disks = disks
+        self.machine = machine
+    }
+
+    enum CodingKeys: String, CodingKey { case disks, machine }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        disks = try c.decode([Disk].self, forKey: .disks)
+        machine = try c.decodeIfPresent(MachineResources.self, forKey: .machine)
+    }
+}
+
+/// What the hardware requirements are checked against: the online CPU threads and the memory the kernel manages
+/// (`MemTotal`, a little less than what is installed).
+public struct MachineResources: Codable, Equatable, Sendable {
+    public var cpuThreads: Int
+    public var memoryBytes: UInt64
+
+    public init(cpuThreads: Int, memoryBytes: UInt64) {
+        self.cpuThreads = cpuThreads
+        self.memoryBytes = memoryBytes
+    }
+
+    /// `MemTotal:       24576000 kB` in /proc/meminfo, in KiB.
+    public static func memTotalKiB(_ meminfo: String) -> UInt64? {
+        guard let line = meminfo.split(separator: "\n").first(where: { $0.hasPrefix("MemTotal:") }) else { return nil }
+        let words = line.split(whereSeparator: \.isWhitespace)
+        guard words.count >= 2, words.count < 3 || words[2] == "kB" else { return nil }
+        return UInt64(words[1])
+    }
 }
 
 /// World Wide Names as udev, sysfs and seeds spell them.

@@ -76,7 +76,8 @@ public struct InventoryScanner: Sendable {
             disks += probed.all
             start += Self.probeBatch
         }
-        return Inventory(disks: disks.sorted { $0.name.localizedStandardCompare($1.name) == .orderedAscending })
+        return Inventory(disks: disks.sorted { $0.name.localizedStandardCompare($1.name) == .orderedAscending },
+                         machine: MachineResources.current())
     }
 
     /// How many disks are open at once while probing.
@@ -170,11 +171,13 @@ public struct InventoryScanner: Sendable {
             disk.wwn = device.property("ID_WWN_WITH_EXTENSION") ?? device.property("ID_WWN")
             disk.model = device.property("ID_MODEL_FROM_DATABASE") ?? device.property("ID_MODEL")
             disk.vendor = device.property("ID_VENDOR_FROM_DATABASE") ?? device.property("ID_VENDOR")
+            disk.firmware = device.property("ID_REVISION")
         }
         // What the kernel itself exposes, when udev did not say.
         disk.serial = disk.serial ?? sysfs(name, "serial") ?? sysfs(name, "device/serial")
         disk.model = disk.model ?? sysfs(name, "device/model")
         disk.vendor = disk.vendor ?? sysfs(name, "device/vendor")
+        disk.firmware = disk.firmware ?? sysfs(name, "device/rev") ?? sysfs(name, "device/firmware_rev")
         disk.wwn = disk.wwn ?? Self.wwnFromWWID(sysfs(name, "wwid") ?? sysfs(name, "device/wwid"))
 
         // Mounts: the disk, its partitions, and what is stacked on them.
@@ -399,4 +402,14 @@ func devnumString(_ rdev: UInt64) -> String {
     let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & ~UInt64(0xfff))
     let minor = (rdev & 0xff) | ((rdev >> 12) & ~UInt64(0xff))
     return "\(major):\(minor)"
+}
+
+extension MachineResources {
+    /// This machine's: the online processors and `MemTotal` of meminfo (path overridable for tests).
+    public static func current(meminfo: String = "/proc/meminfo") -> MachineResources? {
+        let threads = ProcessInfo.processInfo.activeProcessorCount
+        guard threads > 0, let text = try? String(contentsOfFile: meminfo, encoding: .utf8),
+              let kilobytes = memTotalKiB(text) else { return nil }
+        return MachineResources(cpuThreads: threads, memoryBytes: kilobytes * 1024)
+    }
 }

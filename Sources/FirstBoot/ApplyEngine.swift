@@ -110,6 +110,12 @@ public struct ApplyEngine {
                 + "put this machine's own seed on the stick (seeds/<DMI serial>.yaml or seeds/<MAC with dashes>.yaml)")
         }
         var (plan, inventory) = try plan(seed: seed)
+        if plan.systemDisk != nil, let refusal = plan.refusal {
+            throw ApplyError(.refused, "refused: \(refusal). " + SystemDiskPlanner.render(plan))
+        }
+        for check in plan.requirements where !check.met {
+            logger.warning("this node runs below its hardware requirements: \(check.description)")
+        }
         guard let system = plan.systemDisk, let mode = system.mode,
               let disk = inventory.disks.first(where: { $0.path == system.path }) else {
             throw ApplyError(.refused, "refused: no system disk. " + SystemDiskPlanner.render(plan))

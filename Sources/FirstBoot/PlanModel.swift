@@ -88,6 +88,25 @@ public struct RejectedDisk: Codable, Equatable, Sendable {
     public var reasons: [String]
 }
 
+/// One hardware requirement (`host.requirements`) against what the machine has.
+public struct RequirementCheck: Codable, Equatable, Sendable {
+    /// The seed key: `cpu_threads`, `memory`, `storage_disks`.
+    public var requirement: String
+    public var required: String
+    public var actual: String
+    public var met: Bool
+
+    public init(requirement: String, required: String, actual: String, met: Bool) {
+        self.requirement = requirement
+        self.required = required
+        self.actual = actual
+        self.met = met
+    }
+
+    /// `memory: needs 1.5 GiB (1 GiB + 2 OSDs × 256 MiB), has 1.9 GiB`.
+    public var description: String { "\(requirement): needs \(required), has \(actual)" }
+}
+
 /// The plan: `aquarium-firstboot plan --json` prints it (docs/plan.md), `apply` executes its actions.
 public struct Plan: Encodable, Equatable, Sendable {
     @Nullable public var systemDisk: PlannedDisk?
@@ -99,8 +118,11 @@ public struct Plan: Encodable, Equatable, Sendable {
     @Nullable public var refusal: String?
     /// The filesystem the state partition gets (or has).
     public var filesystem: String
+    /// The hardware requirements checked (none when the inventory has no machine section and no role needs disks).
+    public var requirements: [RequirementCheck] = []
 
-    public var isRefused: Bool { systemDisk == nil }
+    /// No system disk, or a requirement not met on a machine not installed yet.
+    public var isRefused: Bool { systemDisk == nil || refusal != nil }
 
-    enum CodingKeys: String, CodingKey { case systemDisk, storageDisks, rejected, actions, refusal, filesystem }
+    enum CodingKeys: String, CodingKey { case systemDisk, storageDisks, rejected, actions, refusal, filesystem, requirements }
 }

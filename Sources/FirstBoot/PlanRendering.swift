@@ -43,6 +43,10 @@ extension SystemDiskPlanner {
         for disk in plan.rejected {
             lines.append("rejected \(disk.path): " + disk.reasons.joined(separator: "; "))
         }
+        for check in plan.requirements {
+            lines.append("requirement \(check.met ? "met" : "NOT MET") \(check.description)")
+        }
+        if plan.systemDisk != nil, let refusal = plan.refusal { lines.append("refused: \(refusal)") }
         if !plan.actions.isEmpty {
             lines.append("actions:")
             for (index, action) in plan.actions.enumerated() { lines.append("  \(index + 1). \(action.description)") }

@@ -31,6 +31,8 @@ public enum SystemDiskPlanner {
             if mode == .reuse || mode == .resume { ownLayoutDisks.append(disk) }
             var reasons = usageReasons(disk, options: options, allowOwnMounts: mode != .create)
             reasons += matchReasons(disk, match: system.match, key: "disks.system.match")
+            // Known-bad models are kept out of what is set up now; a system disk this node already runs on stays.
+            if mode == .create, let model = modelReason(disk, seed.disks.models) { reasons.append(model) }
             if mode == .create, let content = DiskPolicy.contentRefusal(disk, use: .systemDisk, rule: system.wipe.rule,
                                                                         key: "disks.system.wipe", facts: facts[disk.path]!) {
                 reasons.append(content.description)
@@ -101,6 +103,7 @@ public enum SystemDiskPlanner {
             var storageReasons = usageReasons(disk, options: options, allowOwnMounts: false)
             storageReasons += matchReasons(disk, match: storageRule.match, key: "disks.storage.match")
             let ownOSD = options.knownStorageDisks.contains(disk.stableIdentity) && DiskPolicy.holdsOnlyBluestore(disk)
+            if !ownOSD, let model = modelReason(disk, seed.disks.models) { storageReasons.append(model) }
             if AquariumLayout.statePartition(of: disk)?.uuid?.lowercased() == expectedUUID {
                 storageReasons.append("carries this node's Aquarium system layout")
             } else if let content = DiskPolicy.contentRefusal(disk, use: .storage, rule: storageRule.wipe.rule,
@@ -142,8 +145,55 @@ public enum SystemDiskPlanner {
                                filesystem: resumed?.filesystem ?? system.filesystem.rawValue)
         } ?? []
         if chosen == nil && refusal == nil { refusal = "no disk is eligible as the system disk" }
-        return Plan(systemDisk: systemDisk, storageDisks: storage, rejected: rejected, actions: actions,
-                    refusal: refusal, filesystem: system.filesystem.rawValue)
+        let requirements = requirementChecks(seed: seed, machine: inventory.machine, storageDisks: storage.count)
+        let unmet = requirements.filter { !$0.met }
+        var plannedActions = actions
+        // Before anything is touched: a machine that is not installed yet and falls short is refused; one that runs
+        // this node already keeps running (the plan shows what is short).
+        if chosen?.mode == .create, !unmet.isEmpty {
+            refusal = "the machine does not meet the hardware requirements (host.requirements): "
+                + unmet.map(\.description).joined(separator: "; ")
+            plannedActions = []
+        }
+        var plan = Plan(systemDisk: systemDisk, storageDisks: storage, rejected: rejected, actions: plannedActions,
+                        refusal: refusal, filesystem: system.filesystem.rawValue)
+        plan.requirements = requirements
+        return plan
+    }
+
+    /// `host.requirements` against the machine (when the inventory says what it has) and the planned storage disks.
+    static func requirementChecks(seed: Seed, machine: MachineResources?, storageDisks: Int) -> [RequirementCheck] {
+        let wanted = seed.host.requirements
+        var checks: [RequirementCheck] = []
+        if let machine {
+            checks.append(RequirementCheck(requirement: "cpu_threads", required: "\(wanted.cpuThreads) CPU threads",
+                                           actual: "\(machine.cpuThreads)", met: machine.cpuThreads >= wanted.cpuThreads))
+            let memory = wanted.memory + wanted.memoryPerOSD * UInt64(storageDisks)
+            checks.append(RequirementCheck(
+                requirement: "memory",
+                required: "\(Seed.sizeText(memory)) (\(Seed.sizeText(wanted.memory)) + \(storageDisks) "
+                    + "OSD\(storageDisks == 1 ? "" : "s") × \(Seed.sizeText(wanted.memoryPerOSD)))",
+                actual: binarySize(machine.memoryBytes), met: machine.memoryBytes >= memory))
+        }
+        let disks = wanted.storageDisks(for: seed.cluster.role)
+        if disks > 0 {
+            checks.append(RequirementCheck(
+                requirement: "storage_disks",
+                required: "\(disks) storage disk\(disks == 1 ? "" : "s")" + (seed.cluster.role == .bootstrap && wanted.storageDisks == nil
+                    ? " (a bootstrap node's cluster needs an OSD)" : ""),
+                actual: "\(storageDisks)", met: storageDisks >= disks))
+        }
+        return checks
+    }
+
+    /// `1.9 GiB`: memory as the kernel counts it.
+    static func binarySize(_ bytes: UInt64) -> String {
+        String(format: "%.1f GiB", Double(bytes) / Double(1 << 30))
+    }
+
+    /// Why `disks.models` keeps `disk` out, or nil.
+    static func modelReason(_ disk: Disk, _ models: Seed.DiskModels) -> String? {
+        models.refusal(vendor: disk.vendor, model: disk.model, firmware: disk.firmware)
     }
 
     // MARK: - rules

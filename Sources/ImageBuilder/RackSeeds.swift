@@ -29,7 +29,8 @@ public enum RackSeeds {
         let role = rack.role(of: node)
         let isMonitor = role == .monitor
         let host = Seed.Host(hostname: node.hostname, timezone: rack.defaults.timezone,
-                             ntpServers: rack.defaults.ntpServers, users: rack.defaults.users, machine: node.machine)
+                             ntpServers: rack.defaults.ntpServers, users: rack.defaults.users, machine: node.machine,
+                             requirements: rack.defaults.requirements)
         let interface = Seed.Interface(selector: node.interfaceSelector,
                                        addresses: [node.address] + (node.clusterAddress.map { [$0] } ?? []),
                                        gateway: node.gateway)

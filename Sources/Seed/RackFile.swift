@@ -53,15 +53,18 @@ public struct RackFile: Sendable, Equatable {
         public var nameservers: [IPAddress]
         public var disks: Seed.Disks
         public var expires: SeedTime?
+        public var requirements: Seed.Requirements
 
         public init(timezone: String? = nil, ntpServers: [String] = [], users: [Seed.User] = [],
-                    nameservers: [IPAddress] = [], disks: Seed.Disks = Seed.Disks(), expires: SeedTime? = nil) {
+                    nameservers: [IPAddress] = [], disks: Seed.Disks = Seed.Disks(), expires: SeedTime? = nil,
+                    requirements: Seed.Requirements = Seed.Requirements()) {
             self.timezone = timezone
             self.ntpServers = ntpServers
             self.users = users
             self.nameservers = nameservers
             self.disks = disks
             self.expires = expires
+            self.requirements = requirements
         }
     }
 

@@ -117,6 +117,7 @@ final class RackReader: SeedReader {
                 defaults.timezone = shared.timezone
                 defaults.ntpServers = shared.ntpServers
                 defaults.users = shared.users
+                defaults.requirements = shared.requirements
             }
         }
         if let node = fields["network"] {
@@ -291,10 +292,11 @@ final class RackReader: SeedReader {
         }
         var disks = defaults.disks
         if let node = fields["disks"] {
-            // The node's system and storage sections replace those of defaults.disks; what it leaves out stays.
+            // The node's system, storage and models sections replace those of defaults.disks; what it leaves out stays.
             let own = readDisks(node, path.key("disks"))
             if node.mapping?["system"] != nil { disks.system = own.system }
             if node.mapping?["storage"] != nil { disks.storage = own.storage }
+            if node.mapping?["models"] != nil { disks.models = own.models }
         }
         guard let hostname, let address else { return nil }
         return RackFile.Node(hostname: hostname, serial: serial, mac: mac, address: address,

@@ -153,7 +153,8 @@ extension SeedReader {
 
     func readDisks(_ node: Node, _ path: KeyPath) -> Seed.Disks {
         var disks = Seed.Disks()
-        guard let fields = mapping(node, path, keys: ["system", "storage"]) else { return disks }
+        guard let fields = mapping(node, path, keys: ["system", "storage", "models"]) else { return disks }
+        if let node = fields["models"] { disks.models = readModels(node, path.key("models")) }
         if let node = fields["system"] {
             let systemPath = path.key("system")
             if let system = mapping(node, systemPath, keys: ["match", "prefer", "wipe", "filesystem"]) {
@@ -182,6 +183,37 @@ extension SeedReader {
             }
         }
         return disks
+    }
+
+    /// `disks.models`: `allow` and `deny`, lists of rules with vendor, model and firmware globs (at least one) and
+    /// a reason (required to deny).
+    func readModels(_ node: Node, _ path: KeyPath) -> Seed.DiskModels {
+        var models = Seed.DiskModels()
+        guard let fields = mapping(node, path, keys: ["allow", "deny"]) else { return models }
+        func rules(_ key: String) -> [Seed.DiskModelRule] {
+            guard let node = fields[key], let items = list(node, path.key(key), of: "disk model rules") else { return [] }
+            return items.enumerated().compactMap { index, item in
+                let itemPath = path.key(key).index(index)
+                guard let rule = mapping(item, itemPath, keys: ["vendor", "model", "firmware", "reason"]) else { return nil }
+                var result = Seed.DiskModelRule()
+                if let node = rule["vendor"] { result.vendor = checked(node, itemPath.key("vendor"), SeedSyntax.globProblem) }
+                if let node = rule["model"] { result.model = checked(node, itemPath.key("model"), SeedSyntax.globProblem) }
+                if let node = rule["firmware"] { result.firmware = checked(node, itemPath.key("firmware"), SeedSyntax.globProblem) }
+                if let node = rule["reason"] { result.reason = string(node, itemPath.key("reason")) }
+                if rule["vendor"] == nil && rule["model"] == nil && rule["firmware"] == nil {
+                    report(item.mark, itemPath, "names no disk: give vendor, model or firmware (shell globs)")
+                    return nil
+                }
+                if key == "deny", rule["reason"] == nil {
+                    report(item.mark, itemPath, "needs a reason: the plan shows it for every disk this rule keeps out")
+                    return nil
+                }
+                return result
+            }
+        }
+        models.allow = rules("allow")
+        models.deny = rules("deny")
+        return models
     }
 
     func size(_ node: Node, _ path: KeyPath) -> UInt64? {

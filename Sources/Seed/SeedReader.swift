@@ -68,11 +68,12 @@ class SeedReader: DiagnosingReader {
     // MARK: host
 
     /// The host keys that are not about one machine (a rack file's `defaults.host` takes only these).
-    static let sharedHostKeys = ["timezone", "ntp_servers", "users"]
+    static let sharedHostKeys = ["timezone", "ntp_servers", "users", "requirements"]
 
     func readHost(_ node: Node, _ path: KeyPath) -> Seed.Host {
         var host = Seed.Host(hostname: "")
-        guard let fields = mapping(node, path, keys: ["hostname", "timezone", "ntp_servers", "users", "machine", "reinstall"])
+        guard let fields = mapping(node, path, keys: ["hostname", "timezone", "ntp_servers", "users", "machine", "reinstall",
+                                                      "requirements"])
         else { return host }
         if let node = fields["machine"] { host.machine = readMachine(node, path.key("machine")) }
         if let node = fields["reinstall"] {
@@ -89,8 +90,37 @@ class SeedReader: DiagnosingReader {
         return host
     }
 
-    /// `timezone`, `ntp_servers` and `users` of a host section.
+    /// `host.requirements`: each at least Aquarium's minimum (a seed raises them, never lowers them).
+    func readRequirements(_ node: Node, _ path: KeyPath) -> Seed.Requirements {
+        typealias R = Seed.Requirements
+        var requirements = R()
+        guard let fields = mapping(node, path, keys: ["cpu_threads", "memory", "memory_per_osd", "storage_disks"]) else {
+            return requirements
+        }
+        if let node = fields["cpu_threads"] {
+            requirements.cpuThreads = integer(node, path.key("cpu_threads"), range: R.minimumCPUThreads...4096,
+                                              what: "a number of CPU threads") ?? R.minimumCPUThreads
+        }
+        func atLeast(_ key: String, _ minimum: UInt64) -> UInt64 {
+            guard let node = fields[key], let value = size(node, path.key(key)) else { return minimum }
+            if value < minimum {
+                report(node.mark, path.key(key), "\(SeedSyntax.describeSize(value)) is below Aquarium's minimum "
+                       + "\(SeedSyntax.describeSize(minimum)): a seed may raise a requirement, not lower it")
+                return minimum
+            }
+            return value
+        }
+        requirements.memory = atLeast("memory", R.minimumMemory)
+        requirements.memoryPerOSD = atLeast("memory_per_osd", R.minimumMemoryPerOSD)
+        if let node = fields["storage_disks"] {
+            requirements.storageDisks = integer(node, path.key("storage_disks"), range: 0...4096, what: "a number of disks")
+        }
+        return requirements
+    }
+
+    /// `timezone`, `ntp_servers`, `users` and `requirements` of a host section.
     func readSharedHostFields(_ fields: Fields, _ path: KeyPath, into host: inout Seed.Host) {
+        if let node = fields["requirements"] { host.requirements = readRequirements(node, path.key("requirements")) }
         if let node = fields["timezone"] {
             host.timezone = checked(node, path.key("timezone")) {
                 SeedSyntax.timezoneProblem($0, zoneinfoDirectory: options.zoneinfoDirectory)

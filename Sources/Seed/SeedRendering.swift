@@ -40,6 +40,18 @@ extension Seed {
             if let mac = machine.mac { yaml.entry(2, "mac", mac) }
         }
         if let reinstall = host.reinstall { yaml.entry(1, "reinstall", reinstall) }
+        let requirements = host.requirements
+        if requirements != Requirements() {
+            yaml.key(1, "requirements")
+            if requirements.cpuThreads != Requirements.minimumCPUThreads { yaml.key(2, "cpu_threads", "\(requirements.cpuThreads)") }
+            if requirements.memory != Requirements.minimumMemory {
+                yaml.entry(2, "memory", SeedSyntax.describeSize(requirements.memory))
+            }
+            if requirements.memoryPerOSD != Requirements.minimumMemoryPerOSD {
+                yaml.entry(2, "memory_per_osd", SeedSyntax.describeSize(requirements.memoryPerOSD))
+            }
+            if let disks = requirements.storageDisks { yaml.key(2, "storage_disks", "\(disks)") }
+        }
     }
 
     private func renderNetwork(_ yaml: inout YAMLText) {
@@ -83,6 +95,16 @@ extension Seed {
             yaml.key(1, "storage")
             if !storage.match.isEmpty { render(storage.match, indent: 2, into: &yaml) }
             if storage.wipe != .never { yaml.key(2, "wipe", storage.wipe.rawValue) }
+        }
+        if !disks.models.isEmpty {
+            yaml.key(1, "models")
+            for (key, rules) in [("allow", disks.models.allow), ("deny", disks.models.deny)] where !rules.isEmpty {
+                yaml.key(2, key)
+                for rule in rules {
+                    let pairs = [("vendor", rule.vendor), ("model", rule.model), ("firmware", rule.firmware), ("reason", rule.reason)]
+                    yaml.item(3, YAMLText.flowMapping(pairs.compactMap { name, value in value.map { (name, $0) } }))
+                }
+            }
         }
     }
 

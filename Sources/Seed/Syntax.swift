@@ -509,3 +509,8 @@ extension DiskMatch {
         fnmatch(pattern, value, 0) == 0
     }
 }
+
+extension Seed {
+    /// A size as a seed writes it (`10GiB`, `1.92TB`), for messages in other modules.
+    public static func sizeText(_ bytes: UInt64) -> String { SeedSyntax.describeSize(bytes) }
+}

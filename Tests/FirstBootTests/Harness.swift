@@ -19,6 +19,11 @@ enum Harness {
 
             """
         let systemLines = disks.isEmpty ? ["  system:", "    match: {min_size: 512MiB}"] : disks
+        // These tests are about the system disk: without a storage section the bootstrap node is monitor-only, as a
+        // seed says explicitly (a bootstrap node needs one storage disk by default).
+        if !systemLines.contains(where: { $0.hasPrefix("  storage") }) && !secretToken {
+            text += "  requirements: {storage_disks: 0}\n"
+        }
         text += "disks:\n" + systemLines.joined(separator: "\n") + "\n"
         if secretToken {
             text += "cluster:\n  role: join\n  join:\n    address: 10.0.0.1\n    token: AQBsecretTOKENvalue==\n"

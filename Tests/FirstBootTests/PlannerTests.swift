@@ -29,11 +29,13 @@ struct PlannerTests {
     }
 
     static func seed(_ disks: String, hostname: String = "node1", host: String = "") throws -> Seed {
+        // The selection cases are about disks: a monitor-only bootstrap node unless the case sets requirements.
+        let requirements = host.contains("requirements:") ? "" : "  requirements: {storage_disks: 0}\n"
         let text = """
             version: 1
             host:
               hostname: \(hostname)
-            \(host)cluster:
+            \(requirements)\(host)cluster:
               role: bootstrap
             \(disks.isEmpty ? "" : "disks:\n" + disks)
             """
@@ -306,11 +308,88 @@ struct PlannerTests {
         #expect(text.contains("rejected /dev/sdb: holds xfs 'data' (disks.system.wipe is never)"))
     }
 
+    /// A 2-thread, 1.9 GiB machine with an SSD and two HDDs (as the end-to-end QEMU nodes are).
+    static let machineInventory = #"""
+        {"machine": {"cpuThreads": 2, "memoryBytes": 2040000000},
+         "disks": [{"name": "sda", "sizeBytes": 240000000000, "serial": "S-1", "model": "Samsung SSD 870 QVO 1TB", "firmware": "SVQ01B6Q"},
+                   {"name": "sdb", "sizeBytes": 4000000000000, "serial": "H-1", "rotational": true, "vendor": "ATA", "model": "ST4000NM0035"},
+                   {"name": "sdc", "sizeBytes": 4000000000000, "serial": "H-2", "rotational": true, "vendor": "ATA", "model": "WDC WD40EFRX", "firmware": "82.00A82"}]}
+        """#
+
+    @Test("hardware requirements: what the machine has against the seed's (or Aquarium's) minimums, before anything is touched",
+          arguments: [
+            // host.requirements, the system disk chosen, the refusal's text (nil: planned), each check's line.
+            ("  requirements: {}\n", "sda", nil, ["cpu_threads: needs 2 CPU threads, has 2", "memory: needs 1536MiB (1GiB + 2 OSDs × 256MiB), has 1.9 GiB",
+                              "storage_disks: needs 1 storage disk (a bootstrap node's cluster needs an OSD), has 2"]),
+            ("  requirements: {cpu_threads: 4}\n", "sda",
+             "the machine does not meet the hardware requirements (host.requirements): cpu_threads: needs 4 CPU threads, has 2", []),
+            ("  requirements: {memory_per_osd: 4GiB}\n", "sda",
+             "memory: needs 9GiB (1GiB + 2 OSDs × 4GiB), has 1.9 GiB", []),
+            ("  requirements: {storage_disks: 3}\n", "sda", "storage_disks: needs 3 storage disks, has 2", []),
+            ("  requirements: {storage_disks: 0}\n", "sda", nil, []),
+          ] as [(String, String, String?, [String])])
+    func requirements(host: String, system: String, refusal: String?, checks: [String]) throws {
+        let seed = try Self.seed("", host: host)
+        let plan = SystemDiskPlanner.plan(seed: seed, inventory: try Self.inventory(Self.machineInventory))
+        #expect(plan.systemDisk?.name == system)
+        if let refusal {
+            #expect(plan.isRefused && plan.actions.isEmpty && plan.refusal?.contains(refusal) == true, "\(plan.refusal ?? "none")")
+            #expect(SystemDiskPlanner.render(plan).contains("refused: "), "\(SystemDiskPlanner.render(plan))")
+        } else {
+            #expect(!plan.isRefused && !plan.actions.isEmpty, "\(plan.refusal ?? "")")
+        }
+        for check in checks {
+            #expect(plan.requirements.contains { $0.met && $0.description == check }, "\(plan.requirements.map(\.description))")
+        }
+    }
+
+    @Test("requirements are not checked against an inventory without its machine; a node already installed is not refused")
+    func requirementsWithoutMachineOrInstalled() throws {
+        let seed = try Self.seed("", host: "  requirements: {cpu_threads: 64, storage_disks: 0}\n")
+        let noMachine = SystemDiskPlanner.plan(seed: seed, inventory: try Self.inventory(#"{"disks":[{"name":"sda","sizeBytes":480103981056,"serial":"SN-sda"}]}"#))
+        #expect(!noMachine.isRefused && noMachine.requirements.isEmpty)
+        // sda carries this node's layout: the node keeps booting; the plan shows what is short.
+        let installed = #"{"machine": {"cpuThreads": 2, "memoryBytes": 2040000000}, "disks":[{"name":"sda","sizeBytes":480103981056,"serial":"SN-sda","partitionTable":"gpt","partitions":[{"number":1,"startBytes":1048576,"sizeBytes":480000000000,"name":"aquarium-state","typeGuid":"4d21b016-b534-45c2-a9fb-5c16e091fd2d","uuid":"\#(Self.stateUUID)","fsType":"xfs"}]}]}"#
+        let plan = SystemDiskPlanner.plan(seed: seed, inventory: try Self.inventory(installed))
+        #expect(plan.systemDisk?.mode == .reuse && !plan.isRefused, "\(plan.refusal ?? "")")
+        #expect(plan.requirements.contains { !$0.met && $0.requirement == "cpu_threads" })
+    }
+
+    @Test("disk models: a denied model is never used, with its reason; an allow list keeps out every other model", arguments: [
+        ("  models:\n    deny:\n      - {model: \"Samsung SSD 870 QVO*\", reason: \"QLC: slow under sustained writes\"}\n",
+         "sdb" as String?, ["sdc"], "sda",
+         "its model is denied by disks.models.deny[0] (model Samsung SSD 870 QVO*): QLC: slow under sustained writes"),
+        ("  models:\n    deny:\n      - {vendor: ATA, model: \"WDC*\", firmware: \"82.00A8*\", reason: \"firmware 82.00A82 loses the cache on power loss\"}\n",
+         "sda", ["sdb"], "sdc",
+         "its model is denied by disks.models.deny[0] (vendor ATA, model WDC*, firmware 82.00A8*): firmware 82.00A82 loses the cache on power loss"),
+        ("  models:\n    deny:\n      - {firmware: \"OTHER\", reason: \"another firmware\"}\n", "sda", ["sdb", "sdc"], nil, ""),
+        ("  models:\n    allow:\n      - {model: \"Samsung*\"}\n      - {model: \"ST4000*\"}\n",
+         "sda", ["sdb"], "sdc", "its model (ATA WDC WD40EFRX firmware 82.00A82) is not in disks.models.allow"),
+    ] as [(String, String?, [String], String?, String)])
+    func diskModels(disks: String, system: String?, storage: [String], rejected: String?, reason: String) throws {
+        let seed = try Self.seed(disks, host: "  requirements: {storage_disks: 1}\n")
+        let plan = SystemDiskPlanner.plan(seed: seed, inventory: try Self.inventory(Self.machineInventory))
+        #expect(plan.systemDisk?.name == system, "\(SystemDiskPlanner.render(plan))")
+        #expect(plan.storageDisks.map(\.name) == storage, "\(SystemDiskPlanner.render(plan))")
+        if let rejected {
+            let reasons = plan.rejected.first { $0.name == rejected }?.reasons.joined(separator: "; ") ?? ""
+            #expect(reasons.contains(reason), "\(reasons)")
+        }
+    }
+
+    @Test("MemTotal from /proc/meminfo", arguments: [
+        ("MemTotal:       24576000 kB\nMemFree:  1 kB\n", UInt64(24_576_000) as UInt64?),
+        ("MemFree: 1 kB\n", nil), ("MemTotal: many kB\n", nil), ("MemTotal: 5 MB\n", nil),
+    ] as [(String, UInt64?)])
+    func memTotal(text: String, kib: UInt64?) {
+        #expect(MachineResources.memTotalKiB(text) == kib)
+    }
+
     @Test("plan JSON has the documented keys and nulls")
     func json() throws {
         let refused = SystemDiskPlanner.plan(seed: try Self.seed(""), inventory: try Self.inventory(#"{"disks":[{"name":"sda","sizeBytes":1000}]}"#))
         let object = try #require(try JSONSerialization.jsonObject(with: Data(try refused.json().utf8)) as? [String: Any])
-        #expect(Set(object.keys) == ["systemDisk", "storageDisks", "rejected", "actions", "refusal", "filesystem"])
+        #expect(Set(object.keys) == ["systemDisk", "storageDisks", "rejected", "actions", "refusal", "filesystem", "requirements"])
         #expect(object["systemDisk"] is NSNull)
         let rejected = try #require(object["rejected"] as? [[String: Any]])
         #expect(rejected.first?["path"] as? String == "/dev/sda")

@@ -136,6 +136,40 @@ struct SafetyTests {
     }
 
     /// `seed sign` refuses a seed that may wipe any disk and names no machine, unless --unbound.
+    /// Hardware requirements (upstream Aquarium checked them before anything else): a machine short of what the seed
+    /// asks is refused (exit 3) before a disk is touched, the reason in the error and in the report on the stick; a
+    /// known-bad disk model is kept out with the seed's reason.
+    @Test(.requires(programs: SafetyTests.tools)) func requirementsAndDeniedModelsRefuseBeforeTouching() throws {
+        try Harness.withRoot { root in
+            try LoopDevice.with(.init(sizeBytes: 1 << 30)) { disk in
+                let work = root + "/.."
+                let volume = work + "/volume"
+                let threads = ProcessInfo.processInfo.activeProcessorCount
+                _ = try Harness.writeSeed(volume, Harness.seedText(hostname: "node-r")
+                    .replacingOccurrences(of: "  requirements: {storage_disks: 0}\n",
+                                          with: "  requirements: {cpu_threads: \(threads + 62), storage_disks: 0}\n"))
+                let before = try Harness.sha256(disk.path)
+                let short = try Harness.apply(seed: volume, root: root, devices: [disk])
+                #expect(short.status == 3, "\(short.errorOutput)")
+                #expect(short.errorOutput.contains("does not meet the hardware requirements (host.requirements): cpu_threads: needs "
+                    + "\(threads + 62) CPU threads, has \(threads)"), "\(short.errorOutput)")
+                #expect(try Harness.sha256(disk.path) == before, "a disk was touched")
+                let reports = try FileManager.default.contentsOfDirectory(atPath: volume + "/reports").filter { $0.hasSuffix(".txt") }
+                let report = try String(contentsOfFile: volume + "/reports/" + (reports.first ?? "none"), encoding: .utf8)
+                #expect(report.contains("refused (exit 3)") && report.contains("cpu_threads: needs \(threads + 62) CPU threads"),
+                        "\(reports): \(report)")
+
+                // The loop device's model is unknown: an allow list keeps it out, with what the plan says.
+                let allowOnly = try Harness.writeSeed(work, Harness.seedText(hostname: "node-r",
+                    disks: ["  system:", "    match: {min_size: 512MiB}", "  models:", "    allow:", "      - {model: \"Micron*\"}"]),
+                    name: "allow.yaml")
+                let kept = try Harness.apply(seed: allowOnly, root: root, devices: [disk])
+                #expect(kept.status == 3 && kept.errorOutput.contains("is not in disks.models.allow"), "\(kept.errorOutput)")
+                #expect(try Harness.sha256(disk.path) == before)
+            }
+        }
+    }
+
     @Test func signingAnUnboundWipingSeedIsRefused() throws {
         try withTemporaryDirectory { directory in
             let image = try Products.path("aquarium-image")

@@ -48,6 +48,31 @@ enum RackFiles {
 
 @Suite("rack seeds: secrets, one seed per node, signing", .serialized)
 struct RackSeedsTests {
+    @Test("the rack's hardware requirements and disk model rules reach every node's seed; a node's own models replace them")
+    func requirementsAndModels() throws {
+        try withTemporaryDirectory { directory in
+            let rackFile = directory + "/rack.yaml"
+            let text = RackFiles.rack(nodes: 2)
+                .replacingOccurrences(of: "    timezone: Etc/UTC\n",
+                                      with: "    timezone: Etc/UTC\n    requirements: {cpu_threads: 8, memory: 16GiB, memory_per_osd: 4GiB}\n")
+                .replacingOccurrences(of: "  disks: {storage: {match: {rotational: true}, wipe: aquarium}}\n",
+                                      with: "  disks:\n    storage: {match: {rotational: true}, wipe: aquarium}\n"
+                                        + "    models: {deny: [{model: \"Samsung SSD 870 QVO*\", reason: \"QLC: slow under load\"}]}\n")
+                + "    disks: {models: {allow: [{vendor: ATA, model: \"Micron*\"}]}}\n"
+            try RackFiles.write(text, rackFile)
+            let report = try RackSeedWriter().write(rackFile: rackFile, outputDirectory: directory + "/rack", signingKey: nil)
+            let seeds = try report.nodes.map { try SeedLoader.load(path: try #require($0.file)) }
+            #expect(seeds.count == 2)
+            for seed in seeds {
+                #expect(seed.host.requirements == Seed.Requirements(cpuThreads: 8, memory: 16 << 30, memoryPerOSD: 4 << 30))
+                #expect(seed.disks.storage.wipe == .aquarium)
+            }
+            #expect(seeds[0].disks.models.deny == [Seed.DiskModelRule(model: "Samsung SSD 870 QVO*", reason: "QLC: slow under load")])
+            #expect(seeds[1].disks.models == Seed.DiskModels(allow: [Seed.DiskModelRule(vendor: "ATA", model: "Micron*")]),
+                    "the second node's own models replace the rack's")
+        }
+    }
+
     @Test("secrets and one seed per node: modes 0700/0600, every seed loads back, the keys each role needs and no other")
     func writesSeeds() throws {
         try withTemporaryDirectory { directory in

@@ -254,6 +254,33 @@ enum SeedCases {
                     keyPath: "disks.system.match.min_size", line: 9, column: 17, message: "500 is a size without a unit: write 500GB or 500GiB", schema: .rejects),
         InvalidCase(name: "size with a wrong-case unit", yaml: Fixture.minimal(plus: "disks:\n  system:\n    match:\n      min_size: 10gib\n"),
                     keyPath: "disks.system.match.min_size", line: 9, column: 17, message: "did you mean '10GiB'?", schema: .rejects),
+        InvalidCase(name: "requirements: fewer CPU threads than the minimum",
+                    yaml: Fixture.withHost("  hostname: node-01\n  requirements:\n    cpu_threads: 1\n"),
+                    keyPath: "host.requirements.cpu_threads", line: 5, column: 18,
+                    message: "1 is out of range: expected a number of CPU threads from 2 to 4096", schema: .rejects),
+        InvalidCase(name: "requirements: less memory than the minimum",
+                    yaml: Fixture.withHost("  hostname: node-01\n  requirements:\n    memory: 512MiB\n"),
+                    keyPath: "host.requirements.memory", line: 5, column: 13,
+                    message: "512MiB is below Aquarium's minimum 1GiB: a seed may raise a requirement, not lower it",
+                    schema: .beyondSchema),
+        InvalidCase(name: "requirements: memory without a unit",
+                    yaml: Fixture.withHost("  hostname: node-01\n  requirements:\n    memory_per_osd: 4\n"),
+                    keyPath: "host.requirements.memory_per_osd", line: 5, column: 21,
+                    message: "4 is a size without a unit: write 4GB or 4GiB", schema: .rejects),
+        InvalidCase(name: "requirements: an unknown key",
+                    yaml: Fixture.withHost("  hostname: node-01\n  requirements:\n    ram: 8GiB\n"),
+                    keyPath: "host.requirements.ram", line: 5, column: 5, message: "unknown key", schema: .rejects),
+        InvalidCase(name: "disk models: a deny rule without a reason",
+                    yaml: Fixture.minimal(plus: "disks:\n  models:\n    deny:\n      - {model: \"ST4000*\"}\n"),
+                    keyPath: "disks.models.deny[0]", line: 9, column: 9,
+                    message: "needs a reason: the plan shows it for every disk this rule keeps out", schema: .rejects),
+        InvalidCase(name: "disk models: a rule that names no disk",
+                    yaml: Fixture.minimal(plus: "disks:\n  models:\n    allow:\n      - {reason: tested}\n"),
+                    keyPath: "disks.models.allow[0]", line: 9, column: 9,
+                    message: "names no disk: give vendor, model or firmware (shell globs)", schema: .rejects),
+        InvalidCase(name: "disk models: a misspelt key",
+                    yaml: Fixture.minimal(plus: "disks:\n  models:\n    deny:\n      - {modle: \"ST4000*\", reason: bad}\n"),
+                    keyPath: "disks.models.deny[0].modle", line: 9, column: 10, message: "did you mean 'model'?", schema: .rejects),
         InvalidCase(name: "size with a bare prefix", yaml: Fixture.minimal(plus: "disks:\n  system:\n    match:\n      min_size: 100G\n"),
                     keyPath: "disks.system.match.min_size", line: 9, column: 17,
                     message: "'100G' has no valid unit: use one of B, kB, MB, GB, TB, KiB, MiB, GiB, TiB; did you mean '100GiB' or '100GB'?",
@@ -487,6 +514,22 @@ enum SeedCases {
     static let valid: [ValidCase] = [
         ValidCase(name: "minimal", yaml: m),
         ValidCase(name: "fully qualified host name", yaml: Fixture.withHost("  hostname: node-01.rack-3.example.org\n")),
+        ValidCase(name: "raised hardware requirements and disk model rules", yaml: """
+            version: 1
+            host:
+              hostname: node-01
+              requirements: {cpu_threads: 8, memory: 8GiB, memory_per_osd: 4GiB, storage_disks: 4}
+            disks:
+              models:
+                allow:
+                  - {vendor: "ATA", model: "Micron_5300*"}
+                  - {model: "ST4000NM*", reason: tested here}
+                deny:
+                  - {model: "Samsung SSD 870 QVO*", firmware: "SVQ01B6Q", reason: "QLC: slow under sustained writes"}
+            cluster:
+              role: bootstrap
+
+            """),
         ValidCase(name: "time zones", yaml: Fixture.withHost("  hostname: node-01\n  timezone: Europe/Berlin\n")),
         ValidCase(name: "NTP servers by name and address", yaml: Fixture.withHost("  hostname: node-01\n  ntp_servers: [ntp.example.org, 10.0.0.1, \"fd00::1\"]\n")),
         ValidCase(name: "users with hashes and keys", yaml: Fixture.withHost("""
