@@ -9,6 +9,23 @@ import TestSupport
 struct FlashTests {
     static let programs = ImageFixtures.programs + ["losetup", "partx", "bmaptool", "mount", "umount"]
 
+    /// A stick that loses the byte at `target` right after it was written: once the chunk holding it is on the
+    /// device, that byte changes in the loop device's backing file, below the block device and its page cache, so
+    /// only a read from the medium can see it (a `Flasher.afterWrite` hook).
+    static func loseByte(_ target: UInt64, backing: String) -> @Sendable (String, UInt64, Int) -> Void {
+        { _, offset, count in
+            guard (offset..<offset + UInt64(count)).contains(target) else { return }
+            let fd = open(backing, O_RDWR | O_CLOEXEC)
+            guard fd >= 0 else { return }
+            defer { close(fd) }
+            var byte: UInt8 = 0
+            _ = pread(fd, &byte, 1, off_t(target))
+            byte ^= 0xFF
+            _ = pwrite(fd, &byte, 1, off_t(target))
+            _ = fsync(fd)
+        }
+    }
+
     func flash(_ image: String, _ device: String, _ extra: [String] = []) throws -> CommandResult {
         try Products.run("aquarium-image", ["flash", "--quiet"] + extra + [image, device])
     }
@@ -84,20 +101,7 @@ struct FlashTests {
             let range = map.ranges[map.ranges.count / 2]
             let target = range.first * map.blockSize + 10
             var flasher = Flasher()
-            let backing = loop.backingFile
-            // Once the chunk holding `target` is on the device, change that byte in the loop's backing file,
-            // below the block device and its page cache: only a read from the medium can see it.
-            flasher.afterWrite = { _, offset, count in
-                guard (offset..<offset + UInt64(count)).contains(target) else { return }
-                let fd = open(backing, O_RDWR | O_CLOEXEC)
-                guard fd >= 0 else { return }
-                defer { close(fd) }
-                var byte: UInt8 = 0
-                _ = pread(fd, &byte, 1, off_t(target))
-                byte ^= 0xFF
-                _ = pwrite(fd, &byte, 1, off_t(target))
-                _ = fsync(fd)
-            }
+            flasher.afterWrite = Self.loseByte(target, backing: loop.backingFile)
             let sectors = try #require(UInt64(try String(contentsOfFile: "/sys/block/\(loop.name)/size", encoding: .utf8)
                 .trimmingCharacters(in: .whitespacesAndNewlines)))
             do {

@@ -42,17 +42,7 @@ struct MultiFlashTests {
                     run.flasher = { device, reporter in
                         var flasher = Flasher(reporter: reporter)
                         guard device == badPath else { return flasher }
-                        flasher.afterWrite = { _, offset, count in
-                            guard (offset..<offset + UInt64(count)).contains(target) else { return }
-                            let fd = open(backing, O_RDWR | O_CLOEXEC)
-                            guard fd >= 0 else { return }
-                            defer { close(fd) }
-                            var byte: UInt8 = 0
-                            _ = pread(fd, &byte, 1, off_t(target))
-                            byte ^= 0xFF
-                            _ = pwrite(fd, &byte, 1, off_t(target))
-                            _ = fsync(fd)
-                        }
+                        flasher.afterWrite = FlashTests.loseByte(target, backing: backing)
                         return flasher
                     }
                     let checked = try run.check()
