@@ -216,13 +216,8 @@ public struct BenchCommand: ParsableCommand {
     }
 
     public func run() throws {
-        let layout = Layout(root: rootOptions.root, cluster: rootOptions.cluster)
+        let (layout, state, identity) = try rootOptions.provisioned()
         let logger = global.logger("aquarium.provision")
-        let state = try ProvisionState.load(layout.stateFile)
-        guard let identity = state.identity else {
-            throw ProvisionError.invalidInput("\(layout.stateFile) names no cluster: this node was not provisioned yet "
-                + "(`aquarium-provision run`)")
-        }
         guard identity.join == nil else {
             throw ProvisionError.refused("bench makes and removes a scratch pool, which needs the admin key: run it on a "
                 + "bootstrap or monitor node")

@@ -36,12 +36,7 @@ public struct EventsCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        let layout = Layout(root: rootOptions.root, cluster: rootOptions.cluster)
-        let state = try ProvisionState.load(layout.stateFile)
-        guard let identity = state.identity else {
-            throw ProvisionError.invalidInput("\(layout.stateFile) names no cluster: this node was not provisioned yet "
-                + "(`aquarium-provision run`)")
-        }
+        let (layout, _, identity) = try rootOptions.provisioned()
         let tools = CephTools(layout: layout, logger: global.logger("aquarium.provision"), client: identity.client(in: layout))
         let log = ClusterEventLog(tools: tools)
         let output = OutputFormatter(json: json)

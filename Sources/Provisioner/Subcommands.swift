@@ -21,6 +21,16 @@ public struct RootOptions: ParsableArguments, Sendable {
         let state = try? ProvisionState.load(Layout(root: root).stateFile)
         return state?.identity?.name ?? "ceph"
     }
+
+    /// The layout, the state and the cluster this root was provisioned for; refused (bad input) when it was not.
+    func provisioned() throws(ProvisionError) -> (layout: Layout, state: ProvisionState, identity: ClusterIdentity) {
+        let layout = Layout(root: root, cluster: cluster)
+        let state = try ProvisionState.load(layout.stateFile)
+        guard let identity = state.identity else {
+            throw .invalidInput("\(layout.stateFile) names no cluster: this node was not provisioned yet (`aquarium-provision run`)")
+        }
+        return (layout, state, identity)
+    }
 }
 
 public struct RunCommand: ParsableCommand {

@@ -156,6 +156,16 @@ struct OperatorMessageTests {
         }
     }
 
+    @Test("a command that needs a provisioned node says so on a root that is not one", arguments: [["events"], ["bench"]])
+    func notProvisioned(command: [String]) throws {
+        try withTemporaryDirectory { root in
+            let result = try Products.run("aquarium-provision", command + ["--root", root])
+            #expect(result.status == 2)
+            #expect(result.errorOutput == "\(root)/var/lib/aquarium/provision-state.json names no cluster: this node was not "
+                + "provisioned yet (`aquarium-provision run`)\n", "\(result.errorOutput)")
+        }
+    }
+
     @Test("options that exist only for tests are not in --help", arguments: [
         ("aquarium-provision", ["run", "--help"], ["--fault-inject", "--base-port", "--seed-network", "--mon-port", "--fault-fail", "--launcher"]),
         ("aquarium-firstboot", ["apply", "--help"], ["--fault-inject"]),
