@@ -58,6 +58,12 @@ bench-rack:
 	$(SWIFT) build --product aquarium-provision
 	./bench/rack.sh --tool .build/debug/aquarium-provision $(if $(RUNS),--runs $(RUNS))
 
+## bench-build: the minimal image from a warm cache, the root tree in memory against on disk, median of RUNS
+## (default 5) builds each (root)
+.PHONY: bench-build
+bench-build:
+	./bench/build.sh $(if $(RUNS),--runs $(RUNS))
+
 ## bench-boot: the minimal image booted in QEMU to FirstBoot's handoff, median of RUNS (default 3) boots (root)
 .PHONY: bench-boot
 bench-boot:

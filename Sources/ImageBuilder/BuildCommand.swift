@@ -16,6 +16,8 @@ public struct ImageBuild {
         public var tools: [String]
         public var compress: Bool
         public var keepRoot: Bool
+        /// The root tree in a tmpfs when the memory allows (`--root-on-disk` turns it off).
+        public var rootInMemory = true
         /// Overrides the description's `release`.
         public var release: String?
         /// Boot through Debian's signed shim and GRUB instead of systemd-boot (Secure Boot with the stock keys).
@@ -91,9 +93,13 @@ public struct ImageBuild {
         }
         let output = URL(fileURLWithPath: options.outputDirectory).standardized.path
         let root = output + "/.rootfs-\(description.name)"
-        defer { if !options.keepRoot { try? rootfs.removeTree(root) } }
+        // The tree in memory when there is room (about 3 times the archive, twice over), on disk otherwise.
+        let archiveBytes = (try? FileManager.default.attributesOfItem(atPath: archive)[.size] as? UInt64) ?? nil
+        let scratch = try RootScratch.prepare(root, neededBytes: (archiveBytes ?? 1 << 30) * 4,
+                                              allowMemory: !options.keepRoot && options.rootInMemory, logger: logger)
+        defer { if !options.keepRoot { scratch.remove() } }
         try timed("extract root filesystem") { () throws(ImageError) in
-            reporter.line("extracting \(archive)")
+            reporter.line("extracting \(archive)" + (scratch.inMemory ? " (into memory: a tmpfs)" : ""))
             try rootfs.extract(archive, to: root)
         }
         let keys = description.trustedSeedKeys.map { options.descriptionDirectory + "/" + $0 }
@@ -195,6 +201,9 @@ public struct BuildCommand: ParsableCommand {
     public var signingCert: String?
     @Flag(name: .long, help: "Also write NAME.raw.zst.") public var compress = false
     @Flag(name: .customLong("keep-root"), help: "Keep the customised root tree (OUTPUT/.rootfs-NAME) for inspection.") public var keepRoot = false
+    @Flag(name: .customLong("root-on-disk"),
+          help: "Build the root tree in the output directory even when there is memory for a tmpfs (the default when it fits).")
+    public var rootOnDisk = false
     @Flag(name: .customLong("no-initramfs-cache"),
           help: "Generate the initramfs even when the cache holds one made from the same packages and /etc.")
     public var noInitramfsCache = false
@@ -248,6 +257,7 @@ public struct BuildCommand: ParsableCommand {
                                          secureBoot: !systemdBoot && !locked,
                                          locked: locked ? SigningIdentity(key: signingKey ?? "", certificate: signingCert ?? "") : nil)
         options.initramfsCache = !noInitramfsCache
+        options.rootInMemory = !rootOnDisk
         let result = try ImageBuild(logger: global.logger("aquarium.image.build"), reporter: Reporter(quiet: quiet)).run(options)
         let artifacts = result.stick.artifacts
         guard json else {

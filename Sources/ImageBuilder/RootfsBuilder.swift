@@ -88,9 +88,9 @@ public struct RootfsBuilder {
         return (archive, false)
     }
 
-    /// Extracts the cached archive into `root` (replaced).
+    /// Extracts the cached archive into `root` (replaced; a tmpfs mounted there stays, it is empty).
     public func extract(_ archive: String, to root: String) throws(ImageError) {
-        try? removeTree(root)
+        if !RootScratch.isMountPoint(root) { try? removeTree(root) }
         do {
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
             try ArchiveReader(path: archive).extract(to: root)
