@@ -75,7 +75,7 @@ let package = Package(
         .target(name: "ImageFormat", dependencies: ["CommandSupport", "FileLayer", "Archive",
                                                     .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: strict),
-        .target(name: "ImageBuilder", dependencies: ["ImageFormat", "BootSlots", "CommandSupport", "JSONCoding", "Seed", "Disks", "FileLayer", "Parted", "GPT", "Archive", "Exec", "QEMU",
+        .target(name: "ImageBuilder", dependencies: ["ImageFormat", "BootSlots", "CommandSupport", "JSONCoding", "Seed", "Disks", "FirstBoot", "FileLayer", "Parted", "GPT", "Archive", "Exec", "QEMU",
                                                      .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                                      .product(name: "Crypto", package: "swift-crypto"),
                                                      .product(name: "Logging", package: "swift-log"),

@@ -36,6 +36,7 @@ public struct SeedCommand: ParsableCommand {
         subcommands: [
             SeedValidateCommand.self,
             SeedExampleCommand.self,
+            SeedNewCommand.self,
             SeedSchemaCommand.self,
             SeedKeygenCommand.self,
             SeedSignCommand.self,
