@@ -171,23 +171,7 @@ struct SeedWizardDraft: Sendable {
     }
 
     /// A YAML double-quoted scalar holding `text` exactly.
-    static func quoted(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\\": out += "\\\\"
-            case "\"": out += "\\\""
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7f || (scalar.value >= 0x80 && scalar.value < 0xa0)
-                    || scalar.value == 0x2028 || scalar.value == 0x2029 || scalar.value == 0xfeff {
-                    out += String(format: "\\u%04X", scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
+    static func quoted(_ text: String) -> String { Seed.yamlQuoted(text) }
 
     func text(header: [String] = []) -> String {
         let q = Self.quoted

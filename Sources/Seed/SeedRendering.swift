@@ -268,6 +268,11 @@ struct YAMLText {
            case .string = ScalarValue(plain: text) {
             return text
         }
+        return doubleQuoted(text)
+    }
+
+    /// `text` as a YAML double-quoted scalar that reads back exactly: backslash, quote and control characters escaped.
+    static func doubleQuoted(_ text: String) -> String {
         var out = "\""
         for scalar in text.unicodeScalars {
             switch scalar {
@@ -294,4 +299,9 @@ struct YAMLText {
     static func flowMapping(_ pairs: [(String, String)]) -> String {
         "{" + pairs.map { "\($0.0): \(scalar($0.1))" }.joined(separator: ", ") + "}"
     }
+}
+
+extension Seed {
+    /// `text` as a YAML double-quoted scalar, escaped as the seeds this library writes are (for other writers of seeds).
+    public static func yamlQuoted(_ text: String) -> String { YAMLText.doubleQuoted(text) }
 }
