@@ -65,6 +65,11 @@ struct FlashTests {
 
             let good = try Products.run("aquarium-image", ["verify", "--quiet", image, loop.path])
             #expect(good.status == 0, "verify: \(good.errorOutput)")
+            let goodJSON = try Products.run("aquarium-image", ["verify", "--json", image, loop.path])
+            let matched = try JSONSerialization.jsonObject(with: goodJSON.standardOutput) as? [String: Any]
+            #expect(goodJSON.status == 0 && matched?["match"] as? Bool == true
+                    && matched?["rangesChecked"] as? Int == result.artifacts.blockMap.ranges.count
+                    && goodJSON.errorOutput.isEmpty, "\(goodJSON.output) \(goodJSON.errorOutput)")
             // Into a pipe (a log): plain lines, no carriage returns, the last one says it is done.
             let logged = try Products.run("aquarium-image", ["verify", image, loop.path])
             #expect(logged.status == 0 && !logged.errorOutput.contains("\r"), "\(logged.errorOutput.debugDescription)")
@@ -89,6 +94,11 @@ struct FlashTests {
             #expect(bad.status == 1)
             #expect(bad.errorOutput.contains("range \(range.first)-\(range.last)"), "\(bad.errorOutput)")
             #expect(bad.errorOutput.contains("bytes \(range.first * map.blockSize)-"))
+            // --json: the same answer as a document on standard output, the exit status unchanged.
+            let badJSON = try Products.run("aquarium-image", ["verify", "--json", image, loop.path])
+            let report = try JSONSerialization.jsonObject(with: badJSON.standardOutput) as? [String: Any]
+            #expect(badJSON.status == 1 && report?["match"] as? Bool == false && report?["device"] as? String == loop.path
+                    && (report?["error"] as? String)?.contains("range \(range.first)-\(range.last)") == true, "\(badJSON.output)")
         }
     }
 
