@@ -39,6 +39,8 @@ public struct StickReport: Codable, Equatable, Sendable {
     public var writeSeconds: Double?
     public var verifySeconds: Double?
     public var rangesVerified: Int?
+    /// The backup GPT was moved to the stick's last sectors (the stick is larger than the image).
+    public var gptRelocated: Bool?
     /// Seeds written to the stick's AQUASEED volume after it verified (`--seeds-dir`).
     public var seeds: Int?
 
@@ -53,8 +55,9 @@ public struct StickReport: Codable, Equatable, Sendable {
             return "\(device): FAILED: \(error ?? "unknown error")"
         case .flashed:
             let rate = (writeSeconds ?? 0) > 0 ? Double(bytesWritten ?? 0) / writeSeconds! / 1_048_576 : 0
-            return String(format: "%@: flashed %@ in %.1f s (%.1f MiB/s), %d ranges read back and verified", device,
-                          BlockMap.humanSize(bytesWritten ?? 0), writeSeconds ?? 0, rate, rangesVerified ?? 0)
+            return String(format: "%@: flashed %@ in %.1f s (%.1f MiB/s), %@%d ranges read back and verified", device,
+                          BlockMap.humanSize(bytesWritten ?? 0), writeSeconds ?? 0, rate,
+                          gptRelocated == true ? "backup GPT moved to the end, " : "", rangesVerified ?? 0)
                 + (seeds.map { ", \($0) seed\($0 == 1 ? "" : "s") written to seeds/" } ?? "")
         }
     }
@@ -202,6 +205,7 @@ public struct MultiFlash: Sendable {
             stick.writeSeconds = flashed.writeSeconds
             stick.verifySeconds = flashed.verifySeconds
             stick.rangesVerified = flashed.rangesVerified
+            stick.gptRelocated = flashed.gptRelocated
             if let seedsDirectory {
                 let injected = try SeedInjector(logger: logger).injectDirectory(target: stick.device, directory: seedsDirectory)
                 stick.seeds = injected.seeds.count

@@ -98,7 +98,8 @@ struct MultiFlashTests {
                     #expect(flashed.status == 0, "\(flashed.errorOutput)")
                     for device in [first.path, second.path] {
                         #expect(flashed.errorOutput.contains("\(device): flashed ") && flashed.errorOutput.contains(
-                            "ranges read back and verified, 2 seeds written to seeds/\n"), "\(flashed.errorOutput)")
+                            "backup GPT moved to the end, \(result.artifacts.blockMap.ranges.count) ranges read back and verified, "
+                            + "2 seeds written to seeds/\n"), "\(flashed.errorOutput)")
                         #expect(flashed.errorOutput.contains("\(device): writing"), "no progress for \(device)")
                         for node in seeds.nodes {
                             let copy = try Command("mtype", ["-i", "\(device)@@\(offset)", "::/" + node.seed],
