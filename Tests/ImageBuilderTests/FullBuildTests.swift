@@ -45,6 +45,14 @@ struct FullBuildTests {
         try withTemporaryDirectory { directory in
             let first = try build(directory + "/one")
             try #require(first.status == 0, "build: \(first.errorOutput)")
+            // A build that fills the cache (a fresh machine: every CI run) says how far debootstrap and apt got.
+            if !first.errorOutput.contains("root filesystem from the cache") {
+                let progress = first.errorOutput.split(separator: "\n").filter {
+                    ($0.hasPrefix("debootstrap: ") || $0.hasPrefix("apt: ")) && $0.contains(" packages retrieved, ")
+                }
+                #expect(progress.contains { $0.hasPrefix("debootstrap: ") } && progress.contains { $0.hasPrefix("apt: ") },
+                        "no debootstrap/apt progress lines: \(first.errorOutput.prefix(3000))")
+            }
             let second = try build(directory + "/two", ["--json"])
             try #require(second.status == 0, "build: \(second.errorOutput)")
             #expect(second.errorOutput.contains("root filesystem from the cache"))
