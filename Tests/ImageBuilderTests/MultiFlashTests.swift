@@ -12,12 +12,6 @@ import TestSupport
 struct MultiFlashTests {
     static let programs = ImageFixtures.programs + ["losetup", "partx"]
 
-    func rackSeeds(in directory: String) throws -> RackSeedsReport {
-        let rackFile = directory + "/rack.yaml"
-        try RackFiles.write(RackFiles.rack(nodes: 2), rackFile)
-        return try RackSeedWriter().write(rackFile: rackFile, outputDirectory: directory + "/rack", signingKey: nil)
-    }
-
     func sha256(_ path: String, bytes: Int) throws -> String {
         let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
         defer { try? handle.close() }
@@ -68,7 +62,7 @@ struct MultiFlashTests {
             let result = try ImageFixtures.assemble(in: directory, tag: "cmd")
             let image = result.artifacts.image
             let offset = try #require(result.assembly.partition(.seed)).offsetBytes
-            let seeds = try rackSeeds(in: directory)
+            let seeds = try SeedsDirectoryInjectTests().rackSeeds(in: directory, nodes: 2)
             try LoopDevice.with(.init(sizeBytes: 192 << 20)) { first in
                 try LoopDevice.with(.init(sizeBytes: 192 << 20)) { second in
                     let before = try sha256(first.path, bytes: 8 << 20)
