@@ -9,7 +9,8 @@ import Seed
 /// rbd-target-api keeps the target's configuration in the cluster (object `gateway.conf` in the first RBD pool) and
 /// builds it in the kernel's LIO target; tcmu-runner serves each image to LIO through librbd (backstore `user:rbd`).
 /// The Provisioner drives rbd-target-api through its REST API on 127.0.0.1 and converges the target, this node's
-/// portal, the disks, their LUNs and the target's CHAP credentials (made here, kept 0600, never in the seed).
+/// portal, the disks, their LUNs and who may log in (the target's CHAP credentials, or per-initiator ACLs each with
+/// its own; mutual CHAP on request; all made here, kept 0600, never in the seed).
 extension Provisioner {
     func iscsi() throws(ProvisionError) -> StepOutcome {
         guard let service = seed.cluster.services.iscsi else { return StepOutcome(changed: false, detail: "not in the seed") }
@@ -65,29 +66,45 @@ extension Provisioner {
         }
     }
 
-    /// The node's CHAP credentials and rbd-target-api password: made once, then kept (mode 0600).
+    /// The node's CHAP credentials and rbd-target-api password: made once, then kept (mode 0600). The target's own
+    /// (mutual CHAP) credentials when the seed asks for mutual CHAP, and each initiator's of `clients`, are made when
+    /// first needed; an initiator taken out of the seed loses its credentials with its ACL.
     func iscsiCredentials(_ service: Seed.ISCSI) throws(ProvisionError) -> (ISCSICredentials, Bool) {
         let path = layout.iscsiCredentialsFile
+        let portal = "\(identity.address.description):\(Seed.ISCSI.port)"
+        var credentials: ISCSICredentials
+        var made = false
         if let data = FileManager.default.contents(atPath: path) {
-            guard var credentials = try? JSONDecoder().decode(ISCSICredentials.self, from: data) else {
+            guard let read = try? JSONDecoder().decode(ISCSICredentials.self, from: data) else {
                 throw .failed("\(path) is not an iSCSI credentials file: move it away and run again to make new ones "
                     + "(initiators must then log in with the new ones)")
             }
-            let portal = "\(identity.address.description):\(Seed.ISCSI.port)"
-            if credentials.target != service.target || credentials.portals != [portal] {
-                credentials.target = service.target
-                credentials.portals = [portal]
-                try writeISCSICredentials(credentials)
-            }
-            return (credentials, false)
+            credentials = read
+        } else {
+            credentials = ISCSICredentials(
+                target: service.target, portals: [portal], username: Self.iscsiUser(),
+                password: Self.iscsiSecret(length: 16), apiPassword: Self.iscsiSecret(length: 24))
+            made = true
         }
-        let credentials = ISCSICredentials(
-            target: service.target, portals: ["\(identity.address.description):\(Seed.ISCSI.port)"],
-            username: "aquarium-" + String(Self.iscsiSecret(length: 8).lowercased()),
-            password: Self.iscsiSecret(length: 16), apiPassword: Self.iscsiSecret(length: 24))
-        try writeISCSICredentials(credentials)
-        return (credentials, true)
+        let before = credentials
+        credentials.target = service.target
+        credentials.portals = [portal]
+        if (service.mutualChap || service.clients.contains(where: \.mutualChap)), credentials.mutualUsername == nil {
+            credentials.mutualUsername = Self.iscsiUser(prefix: "aquarium-target-")
+            credentials.mutualPassword = Self.iscsiSecret(length: 16)
+        }
+        let known = credentials.clients ?? []
+        let clients = service.clients.map { client in
+            known.first { $0.iqn == client.iqn }
+                ?? ISCSIClientCredentials(iqn: client.iqn, username: Self.iscsiUser(), password: Self.iscsiSecret(length: 16))
+        }
+        credentials.clients = clients.isEmpty ? nil : clients
+        if made || credentials != before { try writeISCSICredentials(credentials) }
+        return (credentials, made)
     }
+
+    /// A CHAP user name: the prefix and 8 random letters and digits (ceph-iscsi allows 8 to 64 of `[0-9a-zA-Z.:@_-]`).
+    static func iscsiUser(prefix: String = "aquarium-") -> String { prefix + iscsiSecret(length: 8).lowercased() }
 
     func writeISCSICredentials(_ credentials: ISCSICredentials) throws(ProvisionError) {
         guard let data = try? JSONCoding.encoder().encode(credentials) else { throw .failed("cannot encode the iSCSI credentials") }
@@ -101,8 +118,9 @@ extension Provisioner {
         return String((0..<length).map { _ in characters.randomElement(using: &generator)! })
     }
 
-    /// The target as the seed says: made, this node's portal, each disk made (grown, never shrunk) and mapped, the
-    /// target's CHAP credentials in force. Returns what changed.
+    /// The target as the seed says: made, this node's portal, each disk made (grown, never shrunk), then who logs in
+    /// and what each initiator sees (`ISCSIAccess`: the target's CHAP credentials or per-initiator ACLs, LUNs mapped
+    /// only under credentials already in force). Returns what changed.
     func convergeTarget(_ service: Seed.ISCSI, credentials: ISCSICredentials,
                         client: ISCSIAPI) throws(ProvisionError) -> [String] {
         var actions: [String] = []
@@ -140,25 +158,35 @@ extension Provisioner {
             }
         }
         config = try client.config()
-        let mapped = Set(config.targets[target]?.disks.keys.map { $0 } ?? [])
-        for disk in service.disks where !mapped.contains(disk.image) {
-            try client.put("/api/targetlun/\(target)", ["disk": disk.image], "map \(disk.image) as a LUN of \(target)")
-            actions.append("mapped \(disk.image)")
+        guard let current = config.targets[target].map({ ISCSIAccess.Current($0) }) else {
+            throw .failed("rbd-target-api's configuration has no target \(target) after creating it")
         }
-        config = try client.config()
-        // ceph-iscsi refuses target CHAP while per-initiator ACLs are on (a new target's default): ACLs off first, then
-        // the credentials, two requests.
-        if config.targets[target]?.aclEnabled ?? true {
-            try client.put("/api/targetauth/\(target)", ["action": "disable_acl"], "turn off the per-initiator ACLs of \(target)")
-            actions.append("turned off per-initiator ACLs")
-        }
-        let auth = config.targets[target]?.auth
-        if auth?.username != credentials.username || auth?.password != credentials.password {
-            try client.put("/api/targetauth/\(target)", ["username": credentials.username, "password": credentials.password],
-                           "set the CHAP credentials of \(target)")
-            actions.append("set the target's CHAP credentials")
+        for action in ISCSIAccess.plan(from: current, to: Self.iscsiWanted(service, credentials: credentials)) {
+            try client.apply(action, target: target)
+            actions.append(action.description)
         }
         return actions
+    }
+
+    /// The seed's access with the node's credentials: the target's, or each initiator's of `clients`; mutual CHAP
+    /// with the target's own credentials where the seed asks for it.
+    static func iscsiWanted(_ service: Seed.ISCSI, credentials: ISCSICredentials) -> ISCSIAccess.Wanted {
+        func auth(_ username: String, _ password: String, mutual: Bool) -> ISCSIAccess.Auth {
+            guard mutual, let mutualUsername = credentials.mutualUsername, let mutualPassword = credentials.mutualPassword else {
+                return ISCSIAccess.Auth(username: username, password: password)
+            }
+            return ISCSIAccess.Auth(username: username, password: password, mutualUsername: mutualUsername,
+                                    mutualPassword: mutualPassword)
+        }
+        let known = credentials.clients ?? []
+        return ISCSIAccess.Wanted(
+            images: service.disks.map(\.image),
+            auth: auth(credentials.username, credentials.password, mutual: service.mutualChap),
+            clients: service.clients.compactMap { client in
+                known.first { $0.iqn == client.iqn }.map {
+                    (iqn: client.iqn, auth: auth($0.username, $0.password, mutual: client.mutualChap), images: client.disks)
+                }
+            })
     }
 
     /// The RBD image's size in bytes, or nil when it does not exist.
@@ -234,20 +262,54 @@ struct ISCSIAPI {
         var disks: [String: Mapping]
         var auth: Auth
         var aclEnabled: Bool
+        var clients: [String: Client]
 
         enum CodingKeys: String, CodingKey {
-            case portals, disks, auth
+            case portals, disks, auth, clients
             case aclEnabled = "acl_enabled"
+        }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            portals = try container.decode([String: Portal].self, forKey: .portals)
+            disks = try container.decode([String: Mapping].self, forKey: .disks)
+            auth = try container.decode(Auth.self, forKey: .auth)
+            aclEnabled = try container.decode(Bool.self, forKey: .aclEnabled)
+            clients = try container.decodeIfPresent([String: Client].self, forKey: .clients) ?? [:]
         }
     }
 
     struct Portal: Decodable {}
-    struct Mapping: Decodable {}
     struct Disk: Decodable {}
+
+    /// A LUN: its number on the target.
+    struct Mapping: Decodable {
+        var lunID: Int?
+
+        enum CodingKeys: String, CodingKey { case lunID = "lun_id" }
+    }
+
+    struct Client: Decodable {
+        var auth: Auth
+        var luns: [String: Mapping]
+    }
 
     struct Auth: Decodable {
         var username: String?
         var password: String?
+        var mutualUsername: String?
+        var mutualPassword: String?
+
+        enum CodingKeys: String, CodingKey {
+            case username, password
+            case mutualUsername = "mutual_username"
+            case mutualPassword = "mutual_password"
+        }
+
+        var access: ISCSIAccess.Auth {
+            ISCSIAccess.Auth(username: username ?? "", password: password ?? "", mutualUsername: mutualUsername ?? "",
+                             mutualPassword: mutualPassword ?? "")
+        }
     }
 
     func request(_ method: String, _ path: String, form: [String: String] = [:]) throws(ProvisionError) -> Response {
@@ -268,7 +330,11 @@ struct ISCSIAPI {
     }
 
     func put(_ path: String, _ form: [String: String], _ what: String) throws(ProvisionError) {
-        let response = try request("PUT", path, form: form)
+        try send("PUT", path, form, what)
+    }
+
+    func send(_ method: String, _ path: String, _ form: [String: String], _ what: String) throws(ProvisionError) {
+        let response = try request(method, path, form: form)
         guard response.code == 200 else {
             throw .failed("rbd-target-api could not \(what): HTTP \(response.code) \(Self.message(response.body)); "
                 + "see `journalctl -u aquarium-ceph-CLUSTER-rbd-target-api`")
@@ -281,6 +347,39 @@ struct ISCSIAPI {
             throw .failed("rbd-target-api did not return its configuration: HTTP \(response.code) \(Self.message(response.body))")
         }
         return config
+    }
+
+    /// One request of an access plan.
+    func apply(_ action: ISCSIAccess.Action, target: String) throws(ProvisionError) {
+        func credentials(_ auth: ISCSIAccess.Auth) -> [String: String] {
+            ["username": auth.username, "password": auth.password, "mutual_username": auth.mutualUsername,
+             "mutual_password": auth.mutualPassword]
+        }
+        switch action {
+        case .unmapTargetLUN(let image):
+            try send("DELETE", "/api/targetlun/\(target)", ["disk": image], "take \(image) out of \(target)")
+        case .disableACL:
+            try put("/api/targetauth/\(target)", ["action": "disable_acl"], "turn off the per-initiator ACLs of \(target)")
+        case .enableACL:
+            try put("/api/targetauth/\(target)", ["action": "enable_acl"], "turn on the per-initiator ACLs of \(target)")
+        case .setTargetAuth(let auth):
+            try put("/api/targetauth/\(target)", credentials(auth), "set the CHAP credentials of \(target)")
+        case .deleteClient(let iqn):
+            try send("DELETE", "/api/client/\(target)/\(iqn)", [:],
+                     "remove initiator \(iqn) (it must be logged out: `iscsiadm -m node -T \(target) --logout` on it)")
+        case .createClient(let iqn):
+            try put("/api/client/\(target)/\(iqn)", [:], "allow initiator \(iqn)")
+        case .setClientAuth(let iqn, let auth):
+            try put("/api/clientauth/\(target)/\(iqn)", credentials(auth), "set the CHAP credentials of \(iqn)")
+        case .mapTargetLUN(let image, let lun):
+            var form = ["disk": image]
+            if let lun { form["lun_id"] = String(lun) }
+            try put("/api/targetlun/\(target)", form, "map \(image) as a LUN of \(target)")
+        case .mapClientLUN(let iqn, let image):
+            try put("/api/clientlun/\(target)/\(iqn)", ["disk": image], "give \(iqn) the LUN \(image)")
+        case .unmapClientLUN(let iqn, let image):
+            try send("DELETE", "/api/clientlun/\(target)/\(iqn)", ["disk": image], "take the LUN \(image) from \(iqn)")
+        }
     }
 
     /// The name rbd-target-api knows this host by.
@@ -310,19 +409,42 @@ struct ISCSIAPI {
 public struct ISCSICredentials: Codable, Equatable, Sendable {
     public var target: String
     public var portals: [String]
+    /// The target-wide CHAP credentials (without `clients`).
     public var username: String
     public var password: String
     public var apiPassword: String
+    /// The target's own credentials, which it proves itself with to initiators (mutual CHAP); made when first needed.
+    public var mutualUsername: String?
+    public var mutualPassword: String?
+    /// Each initiator's of `services.iscsi.clients` (per-initiator ACLs).
+    public var clients: [ISCSIClientCredentials]?
+}
+
+/// One initiator's CHAP credentials.
+public struct ISCSIClientCredentials: Codable, Equatable, Sendable {
+    public var iqn: String
+    public var username: String
+    public var password: String
+}
+
+extension ISCSIAccess.Current {
+    /// What rbd-target-api's configuration says about the target's access.
+    init(_ target: ISCSIAPI.Target) {
+        self.init(aclEnabled: target.aclEnabled, auth: target.auth.access,
+                  luns: target.disks.reduce(into: [:]) { $0[$1.key] = $1.value.lunID ?? 0 },
+                  clients: target.clients.mapValues { Client(auth: $0.auth.access, images: Set($0.luns.keys)) })
+    }
 }
 
 /// `aquarium-provision iscsi-credentials`: the target, its portals and the CHAP credentials initiators log in with.
 public struct ISCSICredentialsCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "iscsi-credentials",
-        abstract: "Print the iSCSI target, its portals and the CHAP user and password initiators log in with (a secret).",
+        abstract: "Print the iSCSI target, its portals and the CHAP users and passwords initiators log in with (secrets).",
         discussion: """
             Made by the Provisioner on the node that runs the services (cluster.services.iscsi in the seed) and kept \
-            there, mode 0600; never in the seed, reports or events.
+            there, mode 0600; never in the seed, reports or events. With clients in the seed (per-initiator ACLs), each \
+            initiator's; with mutual_chap, also the target's own, which initiators check.
 
             Examples:
               aquarium-provision iscsi-credentials
@@ -340,17 +462,42 @@ public struct ISCSICredentialsCommand: ParsableCommand {
         let credentials = try ServiceSecrets.read(ISCSICredentials.self, at: layout.iscsiCredentialsFile,
                                                   service: "iSCSI", seedKey: "iscsi")
         if json {
-            struct Login: Encodable { var target: String; var portals: [String]; var username: String; var password: String }
-            let shown = Login(target: credentials.target, portals: credentials.portals, username: credentials.username,
-                              password: credentials.password)
+            struct Login: Encodable {
+                var target: String
+                var portals: [String]
+                var username: String?
+                var password: String?
+                var mutualUsername: String?
+                var mutualPassword: String?
+                var clients: [ISCSIClientCredentials]?
+            }
+            let targetWide = credentials.clients == nil
+            let shown = Login(target: credentials.target, portals: credentials.portals,
+                              username: targetWide ? credentials.username : nil,
+                              password: targetWide ? credentials.password : nil,
+                              mutualUsername: credentials.mutualUsername, mutualPassword: credentials.mutualPassword,
+                              clients: credentials.clients)
             print(String(decoding: try JSONCoding.encoder().encode(shown), as: UTF8.self))
         } else {
-            print("""
-                target:   \(credentials.target)
-                portals:  \(credentials.portals.joined(separator: ", "))
-                user:     \(credentials.username)
-                password: \(credentials.password)
-                """)
+            print(Self.text(credentials))
         }
+    }
+
+    /// The target and portals, then either the target's CHAP credentials or each initiator's (per-initiator ACLs),
+    /// then the target's own for mutual CHAP.
+    static func text(_ credentials: ISCSICredentials) -> String {
+        var lines = ["target:   \(credentials.target)", "portals:  \(credentials.portals.joined(separator: ", "))"]
+        if let clients = credentials.clients {
+            for client in clients {
+                lines += ["initiator \(client.iqn):", "  user:     \(client.username)", "  password: \(client.password)"]
+            }
+        } else {
+            lines += ["user:     \(credentials.username)", "password: \(credentials.password)"]
+        }
+        if let user = credentials.mutualUsername, let password = credentials.mutualPassword {
+            lines += ["mutual CHAP (the target's own, for initiators to check):",
+                      "  user:     \(user)", "  password: \(password)"]
+        }
+        return lines.joined(separator: "\n")
     }
 }

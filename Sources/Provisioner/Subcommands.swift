@@ -64,7 +64,7 @@ public struct RunCommand: ParsableCommand {
                                              visibility: .hidden))
     public var basePort: Int?
 
-    @Option(name: .long, help: ArgumentHelp("Tests: die at STEP[:before|mid|after] to test resuming (also AQUARIUM_FAULT_INJECT).",
+    @Option(name: .long, help: ArgumentHelp("Tests: die at STEP[:before|mid|after] to test resuming (also AQUARIUM_PROVISION_FAULT_INJECT or AQUARIUM_FAULT_INJECT).",
                                              visibility: .hidden))
     public var faultInject: String?
 
@@ -111,7 +111,10 @@ public struct RunCommand: ParsableCommand {
                 throw ProvisionError.invalidInput("--fault-fail \(faultFail): not a step (one of \(names.sorted().joined(separator: ", ")))")
             }
         }
-        let faultText = faultInject ?? ProcessInfo.processInfo.environment["AQUARIUM_FAULT_INJECT"]
+        // AQUARIUM_PROVISION_FAULT_INJECT is the Provisioner's alone: a test boot sets it for every unit
+        // (`systemd.setenv=` on the kernel command line) without FirstBoot, which reads AQUARIUM_FAULT_INJECT, taking it.
+        let environment = ProcessInfo.processInfo.environment
+        let faultText = faultInject ?? environment["AQUARIUM_PROVISION_FAULT_INJECT"] ?? environment["AQUARIUM_FAULT_INJECT"]
         var fault: FaultPoint?
         if let faultText, !faultText.isEmpty {
             guard let parsed = FaultPoint(faultText) else {

@@ -29,7 +29,8 @@ extension Redactor {
         }
         if let data = FileManager.default.contents(atPath: layout.iscsiCredentialsFile),
            let credentials = try? JSONDecoder().decode(ISCSICredentials.self, from: data) {
-            redactor.add([credentials.password, credentials.apiPassword])
+            redactor.add([credentials.password, credentials.apiPassword] + [credentials.mutualPassword].compactMap { $0 }
+                         + (credentials.clients ?? []).map(\.password))
         }
         for line in (Files.read(layout.path("/etc/shadow")) ?? "").split(separator: "\n") {
             let fields = line.split(separator: ":", omittingEmptySubsequences: false)

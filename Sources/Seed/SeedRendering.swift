@@ -197,6 +197,16 @@ extension Seed {
                     yaml.item(4, "{name: " + YAMLText.scalar(disk.name) + ", pool: " + YAMLText.scalar(disk.pool)
                               + ", size: " + SeedSyntax.describeSize(disk.size) + "}")
                 }
+                if iscsi.mutualChap { yaml.key(3, "mutual_chap", "true") }
+                if !iscsi.clients.isEmpty {
+                    yaml.key(3, "clients")
+                    for client in iscsi.clients {
+                        var parts = ["iqn: " + YAMLText.scalar(client.iqn)]
+                        if client.disks != iscsi.disks.map(\.image) { parts.append("disks: " + YAMLText.flowList(client.disks)) }
+                        if client.mutualChap != iscsi.mutualChap { parts.append("mutual_chap: \(client.mutualChap)") }
+                        yaml.item(4, "{" + parts.joined(separator: ", ") + "}")
+                    }
+                }
             }
             if let dashboard = services.dashboard {
                 if let certificate = dashboard.certificate, let key = dashboard.privateKey {

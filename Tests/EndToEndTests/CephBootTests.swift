@@ -36,7 +36,26 @@ extension EndToEndTests {
         var portals: [String]
         var username: String
         var password: String
+        var mutualUsername: String?
+        var mutualPassword: String?
+        var clients: [Client]?
+
+        struct Client: Decodable {
+            var iqn: String
+            var username: String
+            var password: String
+        }
+
+        func client(_ iqn: String) throws -> Client {
+            try #require(clients?.first { $0.iqn == iqn }, "iscsi.json has no credentials for \(iqn): \(clients?.map(\.iqn) ?? [])")
+        }
     }
+
+    /// The initiators of the ACL boots: A (qemu-io, no mutual CHAP) gets vol1, B (iscsi-inq, mutual CHAP) gets vol2; C
+    /// is in no ACL.
+    static let initiatorA = "iqn.2026-01.local.aquarium-e2e:initiator-a"
+    static let initiatorB = "iqn.2026-01.local.aquarium-e2e:initiator-b"
+    static let initiatorC = "iqn.2026-01.local.aquarium-e2e:initiator-c"
 
     /// The seed's default target name (services.iscsi.target left out).
     static let defaultTarget = "iqn.2026-01.local.aquarium:storage"
@@ -44,8 +63,8 @@ extension EndToEndTests {
     /// Seconds each iSCSI client command (qemu-io with libiscsi, rbd export) may take.
     static let iscsiProbeLimit = 180
 
-    @Test("Ceph: the node bootstraps Ceph from its seed, keeps its cluster across a reboot, answers S3, and serves an RBD image over iSCSI with CHAP",
-          .requires(root: true, programs: ["qemu-system-x86_64", "qemu-io", "dnsmasq", "rbd", "ip", "mtype", "sfdisk", "debugfs",
+    @Test("Ceph: the node bootstraps Ceph from its seed through kills in and after its iscsi step, keeps its cluster across a reboot, answers S3, and serves RBD images over iSCSI with CHAP, then with per-initiator ACLs and mutual CHAP",
+          .requires(root: true, programs: ["qemu-system-x86_64", "qemu-io", "iscsi-inq", "dnsmasq", "rbd", "ip", "mtype", "sfdisk", "debugfs",
                                            "blkid", "python3"]))
     func cephBootstrapRebootAndS3() throws {
         let env = E2E.shared
@@ -82,15 +101,43 @@ extension EndToEndTests {
         let done = "]: done: "
 
         try GuestNetwork.with(directory: dir) { net in
-            // First boot: FirstBoot, then the Provisioner with the systemd launcher; the node powers off when it is done.
+            // First boot: FirstBoot, then the Provisioner with the systemd launcher, killed (SIGKILL) in the middle of
+            // the iscsi step (tcmu-runner started, rbd-target-api not); the node powers off when the run has ended.
+            // AQUARIUM_PROVISION_FAULT_INJECT reaches every unit through systemd's environment; only the Provisioner
+            // reads it.
+            let dying = "fault injection: dying at "
+            let killedMid = try seededStick("ceph-kill-mid", seed: seed, profile: .full,
+                                            kernelArguments: "aquarium.poweroff systemd.setenv=AQUARIUM_PROVISION_FAULT_INJECT=iscsi:mid")
+            let mid = try env.boot("ceph-kill-mid", stick: killedMid, disks: disks, timeout: 1500, watchMarkers: [dying], network: net)
+            E2E.expectPoweredOff(mid, "ceph-kill-mid")
+            try #require(mid.console.contains(dying + "iscsi:mid"), "the run did not die in the iscsi step; console tail: \(mid.console.suffix(4000))")
+            #expect(!mid.console.contains("created the target"), "the target was made before rbd-target-api started")
+            env.note("ceph boot 1 (killed at iscsi:mid): handoff at \(mid.markerTimes[E2E.handoffMarker].map { Int($0) } ?? -1) s, killed at \(mid.markerTimes[dying].map { Int($0) } ?? -1) s")
+
+            // Second boot: the run resumes at the iscsi step, makes the target and dies once the step's work is done,
+            // before its completion is recorded (so before its result is printed: the third boot's shows the work done).
+            let killedAfter = try seededStick("ceph-kill-after", seed: seed, profile: .full,
+                                              kernelArguments: "aquarium.poweroff systemd.setenv=AQUARIUM_PROVISION_FAULT_INJECT=iscsi:after")
+            let after = try env.boot("ceph-kill-after", stick: killedAfter, disks: disks, timeout: 900, watchMarkers: [dying], network: net)
+            E2E.expectPoweredOff(after, "ceph-kill-after")
+            try #require(after.console.contains(dying + "iscsi:after"), "the run did not die after the iscsi step; console tail: \(after.console.suffix(4000))")
+            // The killed run fails its unit, and nothing else fails.
+            for killed in [mid, after] {
+                let failed = E2E.failedUnits(killed.console).filter { !$0.contains("aquarium-p") }
+                #expect(failed.isEmpty, "a unit failed: \(failed)")
+            }
+
+            // Third boot, without a fault: the run finishes, the iscsi step finds its work done, the cluster is healthy.
             let stick = try seededStick("ceph", seed: seed, profile: .full, kernelArguments: "aquarium.poweroff")
-            let first = try env.boot("ceph-1", stick: stick, disks: disks, timeout: 1500, watchMarkers: [done], network: net)
+            let first = try env.boot("ceph-1", stick: stick, disks: disks, timeout: 900, watchMarkers: [done], network: net)
             E2E.expectPoweredOff(first, "ceph-1")
-            try #require(first.console.contains("]: done: changed, HEALTH_OK"), "no healthy cluster; console tail: \(first.console.suffix(4000))")
+            try #require(first.console.contains("HEALTH_OK") && first.console.contains(done),
+                         "no healthy cluster; console tail: \(first.console.suffix(4000))")
+            #expect(!first.console.contains(dying), "a fault point is still set")
             #expect(first.console.contains("mon [v2:\(address):3300"), "the monitor is not on the seed's address")
+            #expect(first.console.contains("\(Self.defaultTarget) with 1 disk(s) as in the seed"), "the iscsi step redid work; console tail: \(first.console.suffix(4000))")
             #expect(!first.console.contains("Failed to start"), "a unit failed: \(E2E.failedUnits(first.console))")
-            #expect(first.console.contains("created the target \(Self.defaultTarget)"), "no iSCSI target was made")
-            env.note("ceph boot 1: handoff at \(first.markerTimes[E2E.handoffMarker].map { Int($0) } ?? -1) s, HEALTH_OK at \(first.markerTimes[done].map { Int($0) } ?? -1) s")
+            env.note("ceph boot 3: handoff at \(first.markerTimes[E2E.handoffMarker].map { Int($0) } ?? -1) s, HEALTH_OK at \(first.markerTimes[done].map { Int($0) } ?? -1) s")
 
             // Read from the system disk without mounting: the S3 keys and iSCSI credentials (mode 0600), the events,
             // the OSD on the HDD, the admin keyring (in /etc's overlay, on the system disk) for the RBD check.
@@ -116,7 +163,7 @@ extension EndToEndTests {
             try adminKeyring.write(toFile: keyring, atomically: true, encoding: .utf8)
             chmod(keyring, 0o600)
 
-            // Second boot, from a stick that does not power off: systemd starts the daemons from their units, the
+            // Fourth boot, from a stick that does not power off: systemd starts the daemons from their units, the
             // Provisioner changes nothing, and the clients on the node's network use S3 and iSCSI while it is up.
             let again = try seededStick("ceph-2", seed: seed, profile: .full, kernelArguments: "")
             let script = dir + "/s3.py"
@@ -147,8 +194,135 @@ extension EndToEndTests {
             #expect(probe.writtenAndReadBack, "the pattern written over iSCSI did not read back")
             #expect(probe.imageHoldsPattern, "the RBD image rbd/vol1 does not hold what the initiator wrote")
             #expect(probe.imageSize == 64 << 20, "rbd/vol1 is \(probe.imageSize) bytes")
-            env.note("ceph boot 2: handoff at \(second.markerTimes[E2E.handoffMarker].map { Int($0) } ?? -1) s, provisioner done at \(second.markerTimes[done].map { Int($0) } ?? -1) s")
+            env.note("ceph boot 4: handoff at \(second.markerTimes[E2E.handoffMarker].map { Int($0) } ?? -1) s, provisioner done at \(second.markerTimes[done].map { Int($0) } ?? -1) s")
+
+            // Per-initiator ACLs and mutual CHAP, switched on in the running cluster: a second disk, initiator A with
+            // vol1, initiator B with vol2 and mutual CHAP. Fifth boot (powers off): the switch, then the new
+            // credentials are read from the disk; sixth boot: the initiators.
+            let aclServices = """
+                  services:
+                    rbd: {pools: [rbd]}
+                    rgw: {port: 7480}
+                    iscsi:
+                      disks:
+                        - {name: vol1, size: 64MiB}
+                        - {name: vol2, size: 16MiB}
+                      clients:
+                        - {iqn: \(Self.initiatorA), disks: [vol1]}
+                        - {iqn: \(Self.initiatorB), disks: [vol2], mutual_chap: true}
+
+                """
+            let aclSeed = E2E.seed(hostname: "e2e-ceph", filesystem: "ext4", services: aclServices, network: network)
+            let switchStick = try seededStick("ceph-acl", seed: aclSeed, profile: .full, kernelArguments: "aquarium.poweroff")
+            let switched = try env.boot("ceph-acl", stick: switchStick, disks: disks, timeout: 900, watchMarkers: [done], network: net)
+            E2E.expectPoweredOff(switched, "ceph-acl")
+            #expect(switched.console.contains("]: done: changed, HEALTH_OK"), "console tail: \(switched.console.suffix(4000))")
+            for line in ["took rbd/vol1 out of the target while its access changes", "turned on per-initiator ACLs",
+                         "allowed initiator \(Self.initiatorA)", "set the CHAP credentials of \(Self.initiatorB) (mutual)",
+                         "gave \(Self.initiatorB) rbd/vol2"] {
+                #expect(switched.console.contains(line), "the iscsi step did not say '\(line)'; console tail: \(switched.console.suffix(4000))")
+            }
+            let acl = try JSONDecoder().decode(ISCSIKeys.self, from: Data(try stateFile(ssd, "state/aquarium/iscsi.json").utf8))
+            let (a, b) = (try acl.client(Self.initiatorA), try acl.client(Self.initiatorB))
+            let mutualUser = try #require(acl.mutualUsername), mutualPassword = try #require(acl.mutualPassword)
+            let secrets = [a.password, b.password, mutualPassword]
+            #expect(Set(secrets).count == 3 && !secrets.contains(iscsi.password), "the credentials are not each their own")
+            #expect(secrets.allSatisfy { !switched.console.contains($0) }, "the console shows a CHAP password")
+            let aclEvents = try stateFile(ssd, "state/aquarium/events.jsonl")
+            #expect(secrets.allSatisfy { !aclEvents.contains($0) }, "the events hold a CHAP password")
+
+            let aclStick = try seededStick("ceph-acl-2", seed: aclSeed, profile: .full, kernelArguments: "")
+            var aclProbe: Result<ISCSIACLProbe, Error> = .failure(MissingCapability(what: "the ACL probe (the Provisioner never finished)"))
+            let last = try env.boot("ceph-acl-2", stick: aclStick, disks: disks, timeout: 900, stopMarkers: [done], network: net) { _ in
+                aclProbe = Result {
+                    try Self.iscsiACLProbe(net, address: address, keys: acl, a: a, b: b, mutual: (mutualUser, mutualPassword),
+                                           oldPassword: iscsi.password, directory: dir)
+                }
+            }
+            #expect(last.ending == .marker(done), "console tail: \(last.console.suffix(3000))")
+            #expect(last.console.contains("]: done: nothing changed, HEALTH_OK"), "console tail: \(last.console.suffix(4000))")
+            let acls = try aclProbe.get()
+            #expect(acls.patternKeptThroughSwitch, "LUN 0 of initiator A does not hold what was written before the switch")
+            #expect(acls.aWritesAndReads, "initiator A could not write and read its LUN")
+            #expect(acls.aDoesNotSeeVol2, "initiator A reached LUN 1 (vol2, initiator B's)")
+            #expect(acls.unlistedRefused, "an initiator in no ACL logged in with A's credentials")
+            #expect(acls.oldCredentialsRefused, "the target's former credentials still log in")
+            #expect(acls.bWithMutual, "initiator B, checking the target, could not read LUN 1")
+            #expect(acls.bWrongTargetSecretRefused, "initiator B accepted a target that does not know the mutual secret it expects")
+            #expect(acls.bDoesNotSeeVol1, "initiator B reached LUN 0 (vol1, initiator A's)")
+            env.note("ceph boot 6: with mutual CHAP configured, an initiator that does not check the target is \(acls.bOneWayLetIn ? "let in (LIO leaves mutual CHAP to the initiator)" : "refused")")
         }
+    }
+
+    struct ISCSIACLProbe {
+        var patternKeptThroughSwitch: Bool
+        var aWritesAndReads: Bool
+        var aDoesNotSeeVol2: Bool
+        var unlistedRefused: Bool
+        var oldCredentialsRefused: Bool
+        var bWithMutual: Bool
+        var bWrongTargetSecretRefused: Bool
+        var bDoesNotSeeVol1: Bool
+        var bOneWayLetIn: Bool
+    }
+
+    /// Initiators against the target with per-initiator ACLs. A through qemu-io (its password in a 0600 file QEMU
+    /// reads as a secret object, its initiator name set): LUN 0 still holds the 0x5a written before the switch, 1 MiB
+    /// of 0xa5 written after it reads back, LUN 1 is not there for it; the same credentials from initiator C, and the
+    /// target's former credentials from A, are refused. B through libiscsi's iscsi-inq, checking the target with the
+    /// mutual credentials (libiscsi's environment variables): INQUIRY of LUN 1 answers with a connected device, of LUN
+    /// 0 with none (peripheral qualifier 3), and a wrong target secret fails the login.
+    static func iscsiACLProbe(_ net: GuestNetwork, address: String, keys: ISCSIKeys, a: ISCSIKeys.Client, b: ISCSIKeys.Client,
+                              mutual: (user: String, password: String), oldPassword: String,
+                              directory: String) throws -> ISCSIACLProbe {
+        func qemuIO(_ initiator: String, user: String, password: String, lun: Int, _ commands: [String]) throws -> CommandResult {
+            let secret = directory + "/chap-\(UUID().uuidString)"
+            _ = FileManager.default.createFile(atPath: secret, contents: Data(password.utf8), attributes: [.posixPermissions: 0o600])
+            defer { try? FileManager.default.removeItem(atPath: secret) }
+            let options = "driver=iscsi,transport=tcp,portal=\(address):3260,target=\(keys.target),lun=\(lun),"
+                + "initiator-name=\(initiator),user=\(user),password-secret=chap"
+            return try net.command("qemu-io", ["--object", "secret,id=chap,file=\(secret)", "--image-opts", options]
+                                   + commands.flatMap { ["-c", $0] })
+                .timeLimited(iscsiProbeLimit).run(acceptedStatuses: Set(0...255))
+        }
+        func inquiry(lun: Int, targetPassword: String?) throws -> CommandResult {
+            var environment = ["LIBISCSI_CHAP_USERNAME": b.username, "LIBISCSI_CHAP_PASSWORD": b.password]
+            if let targetPassword {
+                environment["LIBISCSI_CHAP_TARGET_USERNAME"] = mutual.user
+                environment["LIBISCSI_CHAP_TARGET_PASSWORD"] = targetPassword
+            }
+            return try net.command("iscsi-inq", ["-i", initiatorB, "iscsi://\(address)/\(keys.target)/\(lun)"], environment: environment)
+                .timeLimited(iscsiProbeLimit).run(acceptedStatuses: Set(0...255))
+        }
+        func show(_ name: String, _ result: CommandResult) {
+            print("e2e: \(name): status \(result.status): \(result.output.suffix(400)) \(result.errorOutput.suffix(400))")
+        }
+        let kept = try qemuIO(initiatorA, user: a.username, password: a.password, lun: 0, ["read -P 0x5a 0 1M"])
+        let io = try qemuIO(initiatorA, user: a.username, password: a.password, lun: 0,
+                            ["write -P 0xa5 1M 1M", "read -P 0xa5 1M 1M"])
+        let other = try qemuIO(initiatorA, user: a.username, password: a.password, lun: 1, ["read 0 512"])
+        let unlisted = try qemuIO(initiatorC, user: a.username, password: a.password, lun: 0, ["read 0 512"])
+        let old = try qemuIO(initiatorA, user: keys.username, password: oldPassword, lun: 0, ["read 0 512"])
+        let withMutual = try inquiry(lun: 1, targetPassword: mutual.password)
+        let wrongTarget = try inquiry(lun: 1, targetPassword: "wrong" + String(mutual.password.dropFirst(5)))
+        let vol1 = try inquiry(lun: 0, targetPassword: mutual.password)
+        let oneWay = try inquiry(lun: 1, targetPassword: nil)
+        // INQUIRY of a LUN the initiator has no mapping for still answers, with peripheral qualifier 3 ("not connected").
+        func connected(_ result: CommandResult) -> Bool {
+            result.status == 0 && result.output.contains("Peripheral Qualifier:CONNECTED")
+        }
+        func readOK(_ result: CommandResult) -> Bool {
+            result.status == 0 && result.output.contains("read 1048576/1048576") && !result.output.contains("verification failed")
+        }
+        for (name, result) in [("A keeps", kept), ("A writes", io), ("A LUN 1", other), ("C", unlisted), ("old", old),
+                               ("B mutual", withMutual), ("B wrong target", wrongTarget), ("B LUN 0", vol1), ("B one-way", oneWay)] {
+            show(name, result)
+        }
+        return ISCSIACLProbe(
+            patternKeptThroughSwitch: readOK(kept), aWritesAndReads: readOK(io), aDoesNotSeeVol2: other.status != 0,
+            unlistedRefused: unlisted.status != 0, oldCredentialsRefused: old.status != 0,
+            bWithMutual: connected(withMutual), bWrongTargetSecretRefused: wrongTarget.status != 0,
+            bDoesNotSeeVol1: !connected(vol1), bOneWayLetIn: connected(oneWay))
     }
 
     struct ISCSIProbe {

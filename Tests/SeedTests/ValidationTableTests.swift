@@ -414,6 +414,28 @@ enum SeedCases {
                     schema: .beyondSchema),
         InvalidCase(name: "iSCSI disk without a size", yaml: Fixture.withCluster(Self.iscsi("      disks:\n        - {name: vol1}\n")),
                     keyPath: "cluster.services.iscsi.disks[0].size", line: 10, column: 11, message: "required key is missing", schema: .rejects),
+        InvalidCase(name: "iSCSI initiator name in capitals", yaml: Fixture.withCluster(Self.iscsi(
+            "      disks: [{name: vol1, size: 1GiB}]\n      clients:\n        - {iqn: iqn.1994-05.com.Example:host1}\n")),
+                    keyPath: "cluster.services.iscsi.clients[0].iqn", line: 11, column: 17, message: "is not an iSCSI name", schema: .rejects),
+        InvalidCase(name: "iSCSI initiator with a disk the target does not have", yaml: Fixture.withCluster(Self.iscsi(
+            "      disks: [{name: vol1, size: 1GiB}]\n      clients:\n        - {iqn: iqn.1994-05.com.example:host1, disks: [vol9]}\n")),
+                    keyPath: "cluster.services.iscsi.clients[0].disks[0]", line: 11, column: 56,
+                    message: "'vol9' is not one of services.iscsi.disks (vol1)", schema: .beyondSchema),
+        InvalidCase(name: "iSCSI initiator listed twice", yaml: Fixture.withCluster(Self.iscsi(
+            "      disks: [{name: vol1, size: 1GiB}]\n      clients:\n        - {iqn: iqn.1994-05.com.example:host1}\n"
+            + "        - {iqn: iqn.1994-05.com.example:host1}\n")),
+                    keyPath: "cluster.services.iscsi.clients[1].iqn", line: 12, column: 17,
+                    message: "initiator 'iqn.1994-05.com.example:host1' is listed twice", schema: .beyondSchema),
+        InvalidCase(name: "iSCSI initiator with the target's name", yaml: Fixture.withCluster(Self.iscsi(
+            "      disks: [{name: vol1, size: 1GiB}]\n      clients:\n        - {iqn: iqn.2026-01.local.aquarium:storage}\n")),
+                    keyPath: "cluster.services.iscsi.clients[0].iqn", line: 11, column: 17, message: "is the target's own name",
+                    schema: .beyondSchema),
+        InvalidCase(name: "iSCSI with an empty list of initiators", yaml: Fixture.withCluster(Self.iscsi(
+            "      disks: [{name: vol1, size: 1GiB}]\n      clients: []\n")),
+                    keyPath: "cluster.services.iscsi.clients", line: 10, column: 16, message: "is empty", schema: .rejects),
+        InvalidCase(name: "iSCSI mutual_chap not a boolean", yaml: Fixture.withCluster(Self.iscsi(
+            "      disks: [{name: vol1, size: 1GiB}]\n      mutual_chap: sometimes\n")),
+                    keyPath: "cluster.services.iscsi.mutual_chap", line: 10, column: 20, message: "true or false", schema: .rejects),
         InvalidCase(name: "iSCSI without rbd", yaml: Fixture.withCluster(
             "cluster:\n  role: bootstrap\n  services:\n    iscsi:\n      disks: [{name: vol1, size: 1GiB}]\n"),
                     keyPath: "cluster.services.iscsi", line: 7, column: 5, message: "serves RBD images: add rbd", schema: .beyondSchema),
@@ -596,6 +618,10 @@ enum SeedCases {
         ValidCase(name: "iSCSI with a target and disks in two pools", yaml: Fixture.withCluster(Self.iscsi(
             "      target: iqn.2026-11.com.example:rack-1\n      disks:\n        - {name: vol1, size: 100GiB}\n"
             + "        - {name: vol2, pool: fast, size: 1.5TB}\n"))),
+        ValidCase(name: "iSCSI with per-initiator ACLs and mutual CHAP", yaml: Fixture.withCluster(Self.iscsi(
+            "      disks:\n        - {name: vol1, size: 100GiB}\n        - {name: vol2, pool: fast, size: 1TiB}\n"
+            + "      mutual_chap: true\n      clients:\n        - {iqn: iqn.1994-05.com.example:db1, disks: [fast/vol2]}\n"
+            + "        - iqn: iqn.1991-05.com.microsoft:backup\n          mutual_chap: false\n"))),
         ValidCase(name: "dashboard on another port", yaml: Fixture.withCluster("cluster:\n  role: bootstrap\n  services:\n    dashboard: {port: 9443}\n")),
         ValidCase(name: "S3 users with buckets and quotas", yaml: Fixture.withCluster(Self.s3(
             "        - {name: backup, buckets: [backups, archive.2026], quota: {max_size: 500GiB, max_objects: 1000000}}\n"
