@@ -51,6 +51,18 @@ extension EndToEndTests {
         }
     }
 
+    /// The Ceph boot's services (under `cluster:`): RBD, RGW and iSCSI with `iscsi` as its body (indented by six).
+    static func cephServices(iscsi: String) -> String {
+        """
+          services:
+            rbd: {pools: [rbd]}
+            rgw: {port: 7480}
+            iscsi:
+        \(iscsi)
+
+        """
+    }
+
     /// The initiators of the ACL boots: A (qemu-io, no mutual CHAP) gets vol1, B (iscsi-inq, mutual CHAP) gets vol2; C
     /// is in no ACL.
     static let initiatorA = "iqn.2026-01.local.aquarium-e2e:initiator-a"
@@ -88,15 +100,10 @@ extension EndToEndTests {
                   gateway: \(GuestNetwork.hostAddress)
               public_network: 10.0.2.0/24
             """
-        let services = """
-              services:
-                rbd: {pools: [rbd]}
-                rgw: {port: 7480}
-                iscsi:
+        let services = Self.cephServices(iscsi: """
                   disks:
                     - {name: vol1, size: 64MiB}
-
-            """
+            """)
         let seed = E2E.seed(hostname: "e2e-ceph", filesystem: "ext4", services: services, network: network)
         let done = "]: done: "
 
@@ -199,19 +206,14 @@ extension EndToEndTests {
             // Per-initiator ACLs and mutual CHAP, switched on in the running cluster: a second disk, initiator A with
             // vol1, initiator B with vol2 and mutual CHAP. Fifth boot (powers off): the switch, then the new
             // credentials are read from the disk; sixth boot: the initiators.
-            let aclServices = """
-                  services:
-                    rbd: {pools: [rbd]}
-                    rgw: {port: 7480}
-                    iscsi:
+            let aclServices = Self.cephServices(iscsi: """
                       disks:
                         - {name: vol1, size: 64MiB}
                         - {name: vol2, size: 16MiB}
                       clients:
                         - {iqn: \(Self.initiatorA), disks: [vol1]}
                         - {iqn: \(Self.initiatorB), disks: [vol2], mutual_chap: true}
-
-                """
+                """)
             let aclSeed = E2E.seed(hostname: "e2e-ceph", filesystem: "ext4", services: aclServices, network: network)
             let switchStick = try seededStick("ceph-acl", seed: aclSeed, profile: .full, kernelArguments: "aquarium.poweroff")
             let switched = try env.boot("ceph-acl", stick: switchStick, disks: disks, timeout: 900, watchMarkers: [done], network: net)
