@@ -45,7 +45,8 @@ public struct GlobalOptions: ParsableArguments, Sendable {
 }
 
 /// Runs a root command the way every Aquarium executable does: logs go to standard error,
-/// usage errors exit 2 (not ArgumentParser's 64), `AquariumExitCoded` errors exit with their code.
+/// usage errors exit 2 (not ArgumentParser's 64), `AquariumExitCoded` errors exit with their code, a run stopped by a
+/// signal it caught 128 + its number.
 public enum AquariumMain {
     public static func run<Root: ParsableCommand>(_ root: Root.Type, arguments: [String]? = nil) -> Never {
         LoggingSystem.bootstrap { label in LogLines(label: label, destination: destination) }
@@ -93,6 +94,9 @@ public enum AquariumMain {
         if code.rawValue == AquariumExit.invalidInput.rawValue || code.rawValue == AquariumExit.refused.rawValue {
             return code.rawValue
         }
+        // A run that stopped because it was told to (it caught SIGTERM, SIGINT or SIGHUP and cleaned up) exits as a
+        // shell reports a signal's end: 128 + its number.
+        if (129...159).contains(code.rawValue) { return code.rawValue }
         return AquariumExit.runtimeFailure.rawValue
     }
 }

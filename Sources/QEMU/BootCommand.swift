@@ -14,7 +14,8 @@ public struct BootCommand: ParsableCommand {
             network is restricted (restrict=on): DHCP and --forward work, nothing leaves this machine unless \
             --allow-outbound is given. With --tap the guest is on that tap device instead (several guests on one \
             bridge: run each boot inside the network namespace that holds the bridge and its taps). The machine \
-            stops when the guest powers off, when --stop-on TEXT appears on the console, or after --timeout.
+            stops when the guest powers off, when --stop-on TEXT appears on the console, after --timeout, or \
+            with this command (SIGTERM, SIGINT, SIGHUP: exit 128 + the signal's number).
 
             Examples:
               cp --sparse=always out/aquarium.raw stick.raw   # keep the original
@@ -105,10 +106,12 @@ public struct BootCommand: ParsableCommand {
         machine.allowReboot = allowReboot
         machine.secureBoot = secureBoot
         machine.legacyBIOS = legacyBIOS
+        VirtualMachineRunner.stopOnSignals()
         let result = try VirtualMachineRunner(logger: global.logger("aquarium.vm"))
             .run(machine, timeoutSeconds: timeout, stopMarkers: stopOn)
         printError("boot ended after \(Int(result.seconds)) s: \(result.ending); console saved to \(consoleLog)")
         if result.ending == .timedOut { throw ExitCode(AquariumExit.runtimeFailure.rawValue) }
+        if case .interrupted(let signal) = result.ending { throw ExitCode(128 + signal) }
     }
 
     /// Parses PATH:SERIAL[:ssd|hdd][:virtio].

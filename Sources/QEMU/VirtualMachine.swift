@@ -151,6 +151,9 @@ public struct VirtualMachineRun: Sendable {
         /// The console printed one of the markers asked for; the machine was then stopped.
         case marker(String)
         case timedOut
+        /// This process was told to stop (SIGTERM, SIGINT or SIGHUP, after `stopOnSignals()`): the machine was stopped
+        /// with it.
+        case interrupted(signal: Int32)
     }
 
     public var ending: Ending
@@ -219,11 +222,24 @@ public struct VirtualMachineRunner {
             } else if elapsed > timeoutSeconds {
                 process.terminate(grace: 10)
                 ending = .timedOut
+            } else if pendingStopSignal != 0 {
+                // In a process group of its own QEMU would outlive us: it stops first.
+                logger.notice("signal \(pendingStopSignal): stopping the machine")
+                process.terminate(grace: 10)
+                ending = .interrupted(signal: pendingStopSignal)
             }
         }
         _ = console.readNew()
         return VirtualMachineRun(ending: ending ?? .timedOut, seconds: Date().timeIntervalSince(start),
                                  markerTimes: markerTimes, console: console.finish())
+    }
+
+    /// From now on SIGTERM, SIGINT and SIGHUP stop the running machine and make `run` return `.interrupted` instead of
+    /// ending this process at once, which would leave QEMU (in a process group of its own) running with its disks.
+    public static func stopOnSignals() {
+        for number in [SIGTERM, SIGINT, SIGHUP] {
+            _ = signal(number) { pendingStopSignal = $0 }
+        }
     }
 
     /// The console so far, decoded leniently: a stray byte (firmware output, a garbled line) becomes U+FFFD instead of
@@ -233,3 +249,6 @@ public struct VirtualMachineRunner {
         return String(decoding: data, as: UTF8.self)
     }
 }
+
+/// The signal `VirtualMachineRunner.stopOnSignals()` caught, 0 while none came; written by the handler only.
+nonisolated(unsafe) private var pendingStopSignal: Int32 = 0

@@ -1,4 +1,5 @@
 import Foundation
+import Exec
 import QEMU
 import Testing
 import TestSupport
@@ -126,6 +127,49 @@ struct QEMUTests {
             let run = try VirtualMachineRunner().run(vm, timeoutSeconds: 120, stopMarkers: ["Shell>"])
             #expect(run.ending == .marker("Shell>"), "console: \(run.console.suffix(2000))")
             #expect(run.markerTimes["Shell>"] != nil)
+        }
+    }
+
+    /// Seen with `aquarium-image boot --quiet` (QEMU in a process group of its own): SIGTERM ended the tool and left
+    /// QEMU running, its disks still open. Replayed: the tool gets SIGTERM while OVMF runs; it stops QEMU and exits 143.
+    @Test("aquarium-image boot stops its QEMU when it is told to stop (SIGTERM), and exits 143",
+          .requires(root: false, programs: ["qemu-system-x86_64"]))
+    func bootStopsQEMUOnSIGTERM() throws {
+        try withTemporaryDirectory { dir in
+            let stick = dir + "/stick.raw", disk = dir + "/disk.raw", console = dir + "/console.log"
+            for path in [stick, disk] {
+                #expect(FileManager.default.createFile(atPath: path, contents: nil))
+                #expect(truncate(path, 64 << 20) == 0)
+            }
+            // QEMU is found by its command line, which names this test's console log (and nothing else does).
+            func qemuPIDs() -> [pid_t] {
+                ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
+                    guard let pid = pid_t(entry), let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { return nil }
+                    let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+                    return arguments.first?.hasSuffix("qemu-system-x86_64") == true && arguments.contains { $0.contains(console) } ? pid : nil
+                }
+            }
+            let tool = try Command(try Products.path("aquarium-image"),
+                                   ["boot", stick, "--disk", disk + ":BLANK1", "--quiet", "--console-log", console,
+                                    "--memory", "512", "--cpus", "1", "--timeout", "300"])
+                .start(standardOutput: .null, standardError: .file(dir + "/boot.err", append: false))
+            defer {
+                // Whatever happens above, nothing this test started keeps running.
+                _ = tool.terminate(grace: 5)
+                for pid in qemuPIDs() { kill(pid, SIGKILL) }
+            }
+            var started = false
+            for _ in 0..<120 where !started {
+                started = !qemuPIDs().isEmpty && ((try? FileManager.default.attributesOfItem(atPath: console)[.size] as? Int) ?? 0) > 0
+                if !started { usleep(250_000) }
+            }
+            try #require(started, "QEMU did not start: \(String(decoding: FileManager.default.contents(atPath: dir + "/boot.err") ?? Data(), as: UTF8.self))")
+            kill(tool.pid, SIGTERM)
+            let ended = tool.wait(timeout: 30)
+            #expect(ended == .exited(143), "\(String(describing: ended))")
+            #expect(qemuPIDs().isEmpty, "QEMU still runs after the tool stopped: \(qemuPIDs())")
+            let errors = String(decoding: FileManager.default.contents(atPath: dir + "/boot.err") ?? Data(), as: UTF8.self)
+            #expect(errors.contains("interrupted(signal: 15)"), "\(errors)")
         }
     }
 }
