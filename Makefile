@@ -58,6 +58,18 @@ bench-rack:
 	$(SWIFT) build --product aquarium-provision
 	./bench/rack.sh --tool .build/debug/aquarium-provision $(if $(RUNS),--runs $(RUNS))
 
+## kiwi-image: the same appliance built with KIWI NG from kiwi/ (Debian's kiwi package; root; the host's Debian
+## mirror): out-kiwi/ gets the raw OEM disk, its bmap and SHA256SUMS (scripts/kiwi-build; OUTPUT=DIR, TOOLS=DIR)
+.PHONY: kiwi-image
+kiwi-image:
+	./scripts/kiwi-build $(if $(OUTPUT),--output "$(OUTPUT)") $(if $(TOOLS),--tools "$(TOOLS)")
+
+## kiwi-check: the KIWI image (make kiwi-image) and ours booted in QEMU with the same seed and blank disks: FirstBoot's
+## report, plan and system disk layout must be the same on both (scripts/kiwi-check; about 5 min under TCG)
+.PHONY: kiwi-check
+kiwi-check:
+	./scripts/kiwi-check $(if $(TOOLS),--tools "$(TOOLS)")
+
 ## bench-build: the minimal image from a warm cache, the root tree in memory against on disk, median of RUNS
 ## (default 5) builds each (root)
 .PHONY: bench-build
