@@ -340,11 +340,18 @@ public struct NFSTakeoverCommand: ParsableCommand {
                 let result = try Command("timeout", ["30", "ceph", "--cluster", layout.cluster, "-c", layout.cephConf, "tell",
                                                      "mds.\(filesystem):0", "client", "evict", "auth_name=nfs.\(name)"])
                     .run(acceptedStatuses: Set(0...255))
-                if result.status == 0 {
-                    lastFailure = ""
-                    break
+                // An evict the MDS accepts while it is still taking the rank over can leave the session in place (seen
+                // in RackTests: the command succeeded, node 1's session stayed "reconnecting" and the new MDS waited
+                // in up:clientreplay for it): done only once the rank's session list no longer has it.
+                if result.status == 0, let remaining = Self.sessions(of: "nfs.\(name)", layout: layout, filesystem: filesystem) {
+                    if remaining == 0 {
+                        lastFailure = ""
+                        break
+                    }
+                    lastFailure = "the MDS accepted the eviction but still lists \(remaining) session(s) of nfs.\(name)"
+                } else {
+                    lastFailure = "status \(result.status): \(result.errorOutput.suffix(300))"
                 }
-                lastFailure = "status \(result.status): \(result.errorOutput.suffix(300))"
                 logger.info("evicting nfs.\(name) failed (\(lastFailure)); trying again (the MDS may be failing over)")
                 sleep(5)
             } while Date() < deadline
@@ -360,6 +367,24 @@ public struct NFSTakeoverCommand: ParsableCommand {
         if !failed.isEmpty { detail += "; could not evict the NFS sessions of " + failed.joined(separator: ", ") }
         events.append(ProvisionEvent(event: "nfs.takeover", changed: !evicted.isEmpty, detail: detail))
         print(evicted.isEmpty ? "no NFS peer to evict" : "evicted the NFS sessions of " + evicted.joined(separator: ", "))
+    }
+
+    /// How many sessions of `entity` (`client_metadata.entity_id`) rank 0 of `filesystem` lists; nil when it cannot
+    /// tell.
+    static func sessions(of entity: String, layout: Layout, filesystem: String) -> Int? {
+        struct Session: Decodable {
+            struct Metadata: Decodable {
+                var entityID: String?
+                enum CodingKeys: String, CodingKey { case entityID = "entity_id" }
+            }
+            var clientMetadata: Metadata?
+            enum CodingKeys: String, CodingKey { case clientMetadata = "client_metadata" }
+        }
+        guard let result = try? Command("timeout", ["30", "ceph", "--cluster", layout.cluster, "-c", layout.cephConf, "tell",
+                                                    "mds.\(filesystem):0", "session", "ls", "--format", "json"])
+                .run(acceptedStatuses: Set(0...255)), result.status == 0,
+              let sessions = try? JSONDecoder().decode([Session].self, from: Data(result.output.utf8)) else { return nil }
+        return sessions.filter { $0.clientMetadata?.entityID == entity }.count
     }
 
     /// True when `address` accepts a connection on the NFS port within three tries (IPv6: assumed, Ports is IPv4).

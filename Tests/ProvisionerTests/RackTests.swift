@@ -211,8 +211,17 @@ import Testing
                     let holderRoot = nodes.first { $0.host.name == holders.first }?.node.root ?? ""
                     let fsDump = (try? second.host.command("timeout", ["30", "ceph", "-c", second.node.conf, "fs", "dump"]).run().output) ?? "?"
                     let holderLog = ganeshaLog(holderRoot)
+                    // Seen once in CI: rank 0's new MDS stayed in up:clientreplay past the deadline (node 1's NFS
+                    // session evicted); its sessions and the health say which client it waits for, next time.
+                    var sessions = "", health = ""
+                    if failedOver != "written through the floating address" {
+                        sessions = (try? second.host.command("timeout", ["30", "ceph", "-c", second.node.conf, "tell", "mds.cephfs:0",
+                                                                         "session", "ls"]).run(acceptedStatuses: Set(0...255)).output) ?? "?"
+                        health = (try? second.host.command("timeout", ["30", "ceph", "-c", second.node.conf, "health", "detail"])
+                            .run(acceptedStatuses: Set(0...255)).output) ?? "?"
+                    }
                     #expect(failedOver == "written through the floating address",
-                            "last error: \(lastError); \(holders)'s NFS-Ganesha: \(holderLog)\nfs dump: \(fsDump)")
+                            "last error: \(lastError); \(holders)'s NFS-Ganesha: \(holderLog)\nfs dump: \(fsDump)\nMDS sessions: \(sessions)\nhealth: \(health)")
                     // The new holder evicted node 1's NFS session, retrying while the MDS rank node 1 also held failed
                     // over (a CI run: the one try failed during that failover, the session stayed, the read hung).
                     let takeovers = EventLog(path: holderRoot + "/var/lib/aquarium/events.jsonl").read()
