@@ -86,7 +86,11 @@ extension ApplyEngine {
         // (read-only) /etc.
         try writeUnits(filesystemUUID: filesystemUUID, filesystem: filesystem)
         if root.isEmpty {
-            // On the node itself: let journald move to the persistent /var/log/journal now on the system disk.
+            // On the node itself: move journald to /var/log/journal on the system disk. It has been writing to the
+            // image's /var/log/journal since early boot and keeps that file open under the bind mount, where a flush
+            // alone left it: the system disk's journal of a first boot ended at this step (seen on a QEMU boot).
+            // Relinquishing /var closes those files; the flush then opens the system disk's and copies /run into it.
+            _ = try? Command("journalctl", ["--relinquish-var"]).run()
             _ = try? Command("journalctl", ["--flush"]).run()
         }
     }

@@ -71,8 +71,21 @@ struct EndToEndTests {
         return try Command("debugfs", ["-R", "cat /\(path)", "\(disk.path)?offset=\(identity.start * 512)"]).run().output
     }
 
+    /// The journal on the ext4 state filesystem (`state/log/journal`), copied out with debugfs and read with journalctl.
+    func stateJournal(_ disk: DiskImage) throws -> String {
+        let identity = try stateIdentity(disk)
+        return try withTemporaryDirectory { work in
+            try Command("debugfs", ["-R", "rdump /state/log/journal \(work)", "\(disk.path)?offset=\(identity.start * 512)"]).run()
+            let files = (FileManager.default.enumerator(atPath: work)?.allObjects as? [String] ?? [])
+                .filter { $0.hasSuffix(".journal") || $0.hasSuffix(".journal~") }.map { "--file=" + work + "/" + $0 }
+            #expect(!files.isEmpty, "no journal files under state/log/journal")
+            guard !files.isEmpty else { return "" }
+            return try Command("journalctl", files + ["-o", "short-monotonic", "--no-pager"]).run().output
+        }
+    }
+
     @Test("happy path, second boot, and a replaced stick: the node selects the small SSD, provisions it and keeps its identity",
-          .requires(root: false, programs: ["qemu-system-x86_64", "mtype", "sfdisk", "debugfs"]))
+          .requires(root: false, programs: ["qemu-system-x86_64", "mtype", "sfdisk", "debugfs", "journalctl"]))
     func happyPathSecondBootReplacedStick() throws {
         let env = E2E.shared
         let node = try blankNode("happy")
@@ -99,6 +112,11 @@ struct EndToEndTests {
         #expect(record["hostname"] as? String == "e2e-node-01")
         let nodeUUID = try #require(record["nodeUUID"] as? String)
         #expect(try node.hdds.map { try $0.fingerprint() } == hddBefore, "the storage disks changed")
+        // The node's journal is on its system disk up to the power-off, not only up to FirstBoot's layout step (journald
+        // kept writing to the image's /var/log/journal under the bind mount; the system disk had a copy that ended there).
+        let journal = try stateJournal(node.ssd)
+        #expect(journal.contains("node record written to /var/lib/aquarium/node.json"), "journal tail: \(journal.suffix(2000))")
+        #expect(journal.contains("aquarium-poweroff.service"), "journal tail: \(journal.suffix(2000))")
         env.note("first boot to handoff: \(first.markerTimes[E2E.handoffMarker].map { String(format: "%.1f s", $0) } ?? "n/a"), whole run \(Int(first.seconds)) s")
 
         // Second boot of the same node: mount only. The first boot's report is removed, so the one read afterwards
