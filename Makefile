@@ -76,10 +76,11 @@ kiwi-check:
 bench-build:
 	./bench/build.sh $(if $(RUNS),--runs $(RUNS))
 
-## bench-boot: the minimal image booted in QEMU to FirstBoot's handoff, median of RUNS (default 3) boots (root)
+## bench-boot: the minimal image booted in QEMU to FirstBoot's handoff, median of RUNS (default 3) boots (root);
+## BASELINE=OTHER.raw boots an earlier image alternately with it and compares
 .PHONY: bench-boot
 bench-boot:
-	./bench/boot.sh $(if $(RUNS),--runs $(RUNS))
+	./bench/boot.sh $(if $(RUNS),--runs $(RUNS)) $(if $(BASELINE),--baseline $(BASELINE))
 
 deps:
 	./scripts/install-deps

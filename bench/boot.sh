@@ -4,13 +4,16 @@
 # handoff line. Prints, as the median of --runs runs (default 3), the wall time from QEMU's start to the kernel
 # ("Linux version"), to systemd ("running in system mode"), to FirstBoot's first line and to the handoff
 # ("]: handoff: "), against the goal of 20 s to the handoff. Any run without a handoff fails the benchmark.
+# With --baseline OTHER.raw (an image of an earlier commit), the two images boot alternately, --runs times each, so a
+# machine that gets slower or faster during the run weighs on both alike; the table has a column for each.
 # Needs root (nothing else than QEMU, OVMF, mtools, sfdisk). Everything it creates is removed on exit.
-# Usage: bench/boot.sh [--tool PATH] [--image NAME.raw] [--runs N] [--seed FILE] [--keep-logs DIR]
+# Usage: bench/boot.sh [--tool PATH] [--image NAME.raw] [--baseline OTHER.raw] [--runs N] [--seed FILE] [--keep-logs DIR]
 #   --image: default: build the `minimal` profile of image/ with the node tools (scripts/build-node-tools).
 set -euo pipefail
 
 tool=""
 image=""
+baseline=""
 runs=3
 seed="docs/examples/demo-node.yaml"
 keep=""
@@ -18,10 +21,11 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --tool) tool="$2"; shift 2 ;;
     --image) image="$(realpath "$2")"; shift 2 ;;
+    --baseline) baseline="$(realpath "$2")"; shift 2 ;;
     --runs) runs="$2"; shift 2 ;;
     --seed) seed="$(realpath "$2")"; shift 2 ;;
     --keep-logs) keep="$(realpath -m "$2")"; shift 2 ;;
-    *) echo "usage: $0 [--tool PATH-TO-aquarium-image] [--image NAME.raw] [--runs N] [--seed FILE] [--keep-logs DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--tool PATH-TO-aquarium-image] [--image NAME.raw] [--baseline OTHER.raw] [--runs N] [--seed FILE] [--keep-logs DIR]" >&2; exit 2 ;;
   esac
 done
 cd "$(dirname "$0")/.."
@@ -44,6 +48,7 @@ if [ -z "$image" ]; then
   image=$(ls "$work"/out/*.raw | head -n 1)
 fi
 [ -f "$image" ] || { echo "no image at $image" >&2; exit 2; }
+[ -z "$baseline" ] || [ -f "$baseline" ] || { echo "no baseline image at $baseline" >&2; exit 2; }
 
 offset() { sfdisk --json "$1" | python3 -c 'import json,sys; print(next(p["start"] * 512 for p in json.load(sys.stdin)["partitiontable"]["partitions"] if p["type"] == sys.argv[1]))' "$2"; }
 ESP=C12A7328-F81F-11D2-BA4B-00A0C93EC93B
@@ -82,38 +87,58 @@ PY
 }
 
 declare -A samples=()
-for i in $(seq 1 "$runs"); do
-  run="$work/run-$i"
+# boot_once LABEL IMAGE N: one boot of a fresh copy of IMAGE; adds its times to samples[LABEL:POINT].
+boot_once() {
+  local label=$1 source=$2 i=$3 run="$work/run-$1-$3" name seconds
   mkdir -p "$run"
-  cp --sparse=always "$image" "$run/stick.raw"
+  cp --sparse=always "$source" "$run/stick.raw"
   truncate -s 12G "$run/ssd.raw"; truncate -s 20G "$run/hdd1.raw"; truncate -s 20G "$run/hdd2.raw"
   "$tool" seed inject "$run/stick.raw" "$seed" >/dev/null
   "$tool" boot "$run/stick.raw" --disk "$run/ssd.raw:AQ-SSD-0001:ssd" --disk "$run/hdd1.raw:AQ-HDD-0001:hdd" \
     --disk "$run/hdd2.raw:AQ-HDD-0002:hdd" --system-serial AQ-BENCH-0001 --console-log "$run/console.log" \
     --stop-on "]: handoff: " --timeout 600 >"$run/boot.out" 2>&1 &
-  pid=$!
+  local pid=$!
   watch "$run/console.log" "$pid" >"$run/times"
   wait "$pid" || true
   if ! grep -q '^handoff [0-9]' "$run/times"; then
-    echo "run $i: no handoff; console tail:" >&2
+    echo "$label run $i: no handoff; console tail:" >&2
     tail -c 3000 "$run/console.log" >&2 || true
     exit 1
   fi
-  while read -r name seconds; do samples[$name]+="$seconds "; done <"$run/times"
-  if [ -n "$keep" ]; then mkdir -p "$keep"; cp "$run/console.log" "$keep/boot-$i.console.log"; fi
+  while read -r name seconds; do samples[$label:$name]+="$seconds "; done <"$run/times"
+  if [ -n "$keep" ]; then mkdir -p "$keep"; cp "$run/console.log" "$keep/$label-boot-$i.console.log"; fi
   rm -f "$run"/*.raw
-  echo "run $i: $(tr '\n' ' ' <"$run/times")" >&2
+  echo "$label run $i: $(tr '\n' ' ' <"$run/times")" >&2
+}
+
+labels=(image)
+[ -z "$baseline" ] || labels=(baseline image)
+for i in $(seq 1 "$runs"); do
+  [ -z "$baseline" ] || boot_once baseline "$baseline" "$i"
+  boot_once image "$image" "$i"
 done
 
 echo
-echo "image: $image; $(nproc) cores, QEMU TCG; median of $runs boots, seconds from QEMU's start"
-printf '%-44s %8s\n' "point" "s"
+echo "image: $image${baseline:+; baseline: $baseline}"
+echo "$(nproc) cores, QEMU TCG; median of $runs boots each, seconds from QEMU's start"
+if [ -n "$baseline" ]; then printf '%-44s %9s %9s\n' "point" "baseline" "image"; else printf '%-44s %8s\n' "point" "s"; fi
 for name in kernel systemd firstboot handoff; do
-  # shellcheck disable=SC2086
-  printf '%-44s %8s\n' "$(case $name in kernel) echo "kernel starts (firmware + boot loader)";;
+  label_text="$(case $name in kernel) echo "kernel starts (firmware + boot loader)";;
     systemd) echo "systemd starts (kernel + initramfs)";; firstboot) echo "FirstBoot's first line";;
-    handoff) echo "FirstBoot hands off";; esac)" "$(median ${samples[$name]})"
+    handoff) echo "FirstBoot hands off";; esac)"
+  # shellcheck disable=SC2086
+  if [ -n "$baseline" ]; then
+    printf '%-44s %9s %9s\n' "$label_text" "$(median ${samples[baseline:$name]})" "$(median ${samples[image:$name]})"
+  else
+    printf '%-44s %8s\n' "$label_text" "$(median ${samples[image:$name]})"
+  fi
 done
 # shellcheck disable=SC2086
-awk -v h="$(median ${samples[handoff]})" 'BEGIN { printf "\nhandoff / goal (20 s): %.2fx\n", h / 20 }'
-echo "samples (s): handoff ${samples[handoff]}" >&2
+awk -v h="$(median ${samples[image:handoff]})" 'BEGIN { printf "\nhandoff / goal (20 s): %.2fx\n", h / 20 }'
+if [ -n "$baseline" ]; then
+  # shellcheck disable=SC2086
+  awk -v b="$(median ${samples[baseline:handoff]})" -v h="$(median ${samples[image:handoff]})" \
+    'BEGIN { printf "image / baseline (handoff): %.2fx\n", h / b }'
+  echo "samples (s): baseline handoff ${samples[baseline:handoff]}" >&2
+fi
+echo "samples (s): image handoff ${samples[image:handoff]}" >&2

@@ -142,7 +142,7 @@ extension ApplyEngine {
         case .complete:
             try journal.complete(at: timestamp())
         case .handoff:
-            run.handoff = options.handoff ? Handoff.start(logger: logger) : "handoff skipped (--no-handoff)"
+            run.handoff = options.handoff ? Handoff.start(logger: logger, freshState: run.mode == .create) : "handoff skipped (--no-handoff)"
         }
     }
 }

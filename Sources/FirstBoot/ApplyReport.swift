@@ -113,14 +113,10 @@ public struct ApplyReport: Encodable, Equatable, Sendable {
     public func write(fatDevice device: String, seed: Seed?) throws -> [String] {
         let staging = FileManager.default.temporaryDirectory.appendingPathComponent("aquarium-report-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: staging) }
-        let files = try write(to: staging, seed: seed)
-        _ = try Mtools.command("mmd", ["-i", device, "::reports"]).run(acceptedStatuses: Set(0...255))
-        var written: [String] = []
-        for file in files {
-            let name = "reports/" + (file as NSString).lastPathComponent
-            try Mtools.command("mcopy", ["-o", "-i", device, file, "::" + name]).run()
-            written.append("\(device):\(name)")
-        }
-        return written
+        let files = try write(to: staging + "/reports", seed: seed)
+        // One mtools run (each is a process start, slow on a first boot): `mcopy -s` makes ::/reports when it is not
+        // there yet and, with -o, replaces this node's two files in it.
+        try Mtools.command("mcopy", ["-s", "-o", "-i", device, staging + "/reports", "::"]).run()
+        return files.map { "\(device):reports/" + ($0 as NSString).lastPathComponent }
     }
 }

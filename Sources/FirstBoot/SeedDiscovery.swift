@@ -184,8 +184,13 @@ public struct SeedFinder {
             try Command("mount", ["-o", "ro,nodev,nosuid,noexec", device, directory]).run()
             return (directory, nil)
         }
+        // One listing of the volume, then one read per file that is there: every mtools run is a process start, and a
+        // node's first boot (an emulated one even more) pays for each; probing every candidate name took 8 of them.
+        // Without a listing (an empty or unreadable volume), every name is tried as before.
+        let present = Self.listing(device: device)
         for file in files {
             for name in [file, file + SeedSignature.signatureSuffix] {
+                if let present, !Self.listed(name, in: present) { continue }
                 // At most one byte more than a seed may hold: an oversized file is refused by the loader, never read whole.
                 guard let result = try? Mtools.command("mtype", ["-i", device, "::" + name])
                     .run(outputLimit: SeedLoader.maximumFileSize + 1)
@@ -201,6 +206,27 @@ public struct SeedFinder {
         }
         logger.info("read the seed volume \(device) with mtools into \(directory)")
         return (directory, device)
+    }
+
+    /// Every file on the FAT volume `device` (`mdir -/ -b`: one `::/DIR/NAME` per line, directories end in `/`), as
+    /// FAT compares names: ASCII case folded. Nil when the listing failed (mdir also fails on an empty volume).
+    static func listing(device: String) -> Set<String>? {
+        guard let result = try? Mtools.command("mdir", ["-/", "-b", "-i", device, "::"]).run() else { return nil }
+        return Set(String(decoding: result.standardOutput, as: UTF8.self).split(separator: "\n").map { line in
+            asciiLowercased(line.hasPrefix("::/") ? String(line.dropFirst(3)) : String(line))
+        })
+    }
+
+    /// Whether `name` (relative, `/`-separated) is in a listing. A name with non-ASCII characters counts as listed:
+    /// mtools' character set need not be ours, and a read that finds nothing costs only time.
+    static func listed(_ name: String, in listing: Set<String>) -> Bool {
+        !name.unicodeScalars.allSatisfy(\.isASCII) || listing.contains(asciiLowercased(name))
+    }
+
+    private static func asciiLowercased(_ text: String) -> String {
+        String(String.UnicodeScalarView(text.unicodeScalars.map { scalar in
+            ("A"..."Z").contains(scalar) ? Unicode.Scalar(scalar.value + 32)! : scalar
+        }))
     }
 
     func load(fromPathOrVolume path: String, via: String, sink: inout ReportSink) throws -> LoadedSeed {

@@ -142,16 +142,7 @@ struct SeedDiscoveryTests {
                 let net = work + "/net/eth0"
                 try FileManager.default.createDirectory(atPath: net, withIntermediateDirectories: true)
                 try Data("52:54:00:12:34:57\n".utf8).write(to: URL(fileURLWithPath: net + "/address"))
-                var finder = SeedFinder()
-                finder.commandLinePath = "/nonexistent/cmdline"
-                finder.dmiSerialPath = "/nonexistent/serial"
-                finder.netDirectory = work + "/net"
-                finder.root = work
-                finder.onlyDevices = [stick.name]
-                var mounts: [String] = []
-                var sink = ReportSink()
-                defer { for directory in mounts { try? FileManager.default.removeItem(atPath: directory) } }
-                let loaded = try finder.find(explicitPath: nil, mounts: &mounts, sink: &sink)
+                try Self.findSeed(stick: stick, work: work, dmiSerialPath: "/nonexistent/serial", netDirectory: work + "/net") { loaded, mounts in
                 #expect(loaded.path == "LABEL=AQUASEED:/seeds/52-54-00-12-34-57.yaml")
                 let copy = try #require(mounts.first)
                 func mode(_ path: String) throws -> Int {
@@ -160,7 +151,105 @@ struct SeedDiscoveryTests {
                 #expect(try mode(copy) == 0o700)
                 #expect(try mode(copy + "/seeds") == 0o700)
                 #expect(try mode(copy + "/seeds/52-54-00-12-34-57.yaml") == 0o600)
+                }
             }
+        }
+    }
+
+    /// mtools on a FAT image file, as FirstBoot runs them on the stick.
+    /// Finds the seed as `apply` does, on the loop device `stick` only (no kernel command line), and hands `body` the
+    /// seed and the temporary copies of the volume, removed afterwards.
+    static func findSeed(stick: LoopDevice, work: String, dmiSerialPath: String, netDirectory: String,
+                         _ body: (LoadedSeed, [String]) throws -> Void) throws {
+        var finder = SeedFinder()
+        finder.commandLinePath = "/nonexistent/cmdline"
+        finder.dmiSerialPath = dmiSerialPath
+        finder.netDirectory = netDirectory
+        finder.root = work
+        finder.onlyDevices = [stick.name]
+        var mounts: [String] = []
+        var sink = ReportSink()
+        defer { for directory in mounts { try? FileManager.default.removeItem(atPath: directory) } }
+        let loaded = try finder.find(explicitPath: nil, mounts: &mounts, sink: &sink)
+        try body(loaded, mounts)
+    }
+
+    /// A 16 MiB FAT image file labelled AQUASEED, with no files.
+    static func emptySeedVolume(in work: String) throws -> String {
+        let volume = work + "/seed.img"
+        try Command("truncate", ["-s", "16M", volume]).run()
+        try Command("mkfs.vfat", ["-n", "AQUASEED", volume]).run()
+        return volume
+    }
+
+    @discardableResult
+    static func mtools(_ tool: String, _ arguments: [String]) throws -> CommandResult {
+        try Command(tool, arguments, environment: ["MTOOLS_SKIP_CHECK": "1"]).run()
+    }
+
+    @Test("the seed volume is listed once: names match in any case and in directories; an empty volume gives no listing",
+          .requires(programs: ["mkfs.vfat", "mcopy", "mmd", "mdir"]))
+    func volumeListing() throws {
+        try withTemporaryDirectory { work in
+            let volume = try Self.emptySeedVolume(in: work)
+            // mdir fails on a volume without files: then every candidate name is read, as before the listing.
+            #expect(SeedFinder.listing(device: volume) == nil)
+            let file = try Harness.writeSeed(work, Harness.seedText(), name: "node.yaml")
+            try Self.mtools("mmd", ["-i", volume, "::SEEDS"])
+            try Self.mtools("mcopy", ["-i", volume, file, "::SEEDS/AQ-NODE-7.YAML"])
+            try Self.mtools("mcopy", ["-i", volume, file, "::seed.yaml"])
+            try Self.mtools("mcopy", ["-i", volume, file, "::seed.yaml.sig"])
+            let listing = try #require(SeedFinder.listing(device: volume))
+            for name in ["seeds/AQ-NODE-7.yaml", "seeds/aq-node-7.yaml", "SEED.YAML", "seed.yaml.sig", "seeds/"] {
+                #expect(SeedFinder.listed(name, in: listing), "\(name) should be listed in \(listing)")
+            }
+            for name in ["seeds/52-54-00-12-34-56.yaml", "aq-node-7.yaml", "seeds/seed.yaml", "seed.yml"] {
+                #expect(!SeedFinder.listed(name, in: listing), "\(name) should not be listed in \(listing)")
+            }
+            // A name mtools may spell in another character set is read rather than skipped.
+            #expect(SeedFinder.listed("seeds/nœud.yaml", in: listing))
+        }
+    }
+
+    @Test("a per-node seed stored in capitals (a FAT short name) is found through the listing",
+          .requires(programs: ["mkfs.vfat", "mcopy", "mtype", "mmd", "mdir"]))
+    func seedInCapitals() throws {
+        try withTemporaryDirectory { work in
+            let seed = try Harness.writeSeed(work, Harness.seedText(hostname: "capitals"), name: "node.yaml")
+            let shared = try Harness.writeSeed(work, Harness.seedText(hostname: "shared"), name: "shared.yaml")
+            let prepare: (String) throws -> Void = { file in
+                try Command("mkfs.vfat", ["-n", "AQUASEED", file]).run()
+                try Self.mtools("mmd", ["-i", file, "::SEEDS"])
+                try Self.mtools("mcopy", ["-i", file, seed, "::SEEDS/CZNODE42.YAM"])
+                try Self.mtools("mcopy", ["-i", file, seed, "::SEEDS/CZNODE42.YAML"])
+                try Self.mtools("mcopy", ["-i", file, shared, "::SEED.YAML"])
+            }
+            try LoopDevice.with(.init(sizeBytes: 64 * Harness.mib), prepare: prepare) { stick in
+                let serial = work + "/serial"
+                try Data("CZNODE42\n".utf8).write(to: URL(fileURLWithPath: serial))
+                try Self.findSeed(stick: stick, work: work, dmiSerialPath: serial, netDirectory: "/nonexistent/net") { loaded, _ in
+                    #expect(loaded.path == "LABEL=AQUASEED:/seeds/CZNODE42.yaml")
+                    #expect(loaded.seed.host.hostname == "capitals")
+                }
+            }
+        }
+    }
+
+    @Test("the report goes to the seed volume in one mtools run: reports/ made when missing, a rerun's report replaces it",
+          .requires(programs: ["mkfs.vfat", "mcopy", "mtype", "mdir"]))
+    func reportOnFATVolume() throws {
+        try withTemporaryDirectory { work in
+            let volume = try Self.emptySeedVolume(in: work)
+            let first = ApplyReport(outcome: "failed", exitCode: 3, hostname: "node-9", message: "refused: first run")
+            #expect(try first.write(fatDevice: volume, seed: nil) == ["\(volume):reports/node-9.txt", "\(volume):reports/node-9.json"])
+            #expect(try Self.mtools("mtype", ["-i", volume, "::reports/node-9.txt"]).output.contains("refused: first run"))
+            let second = ApplyReport(outcome: "success", exitCode: 0, hostname: "node-9", message: "second run")
+            _ = try second.write(fatDevice: volume, seed: nil)
+            let text = try Self.mtools("mtype", ["-i", volume, "::reports/node-9.txt"]).output
+            #expect(text.contains("second run") && !text.contains("first run"))
+            #expect(try Self.mtools("mtype", ["-i", volume, "::reports/node-9.json"]).output.contains("\"outcome\" : \"success\""))
+            let files = try Self.mtools("mdir", ["-/", "-b", "-i", volume, "::"]).output.split(separator: "\n").sorted()
+            #expect(files == ["::/reports/", "::/reports/node-9.json", "::/reports/node-9.txt"])
         }
     }
 

@@ -131,6 +131,14 @@ struct FullBuildTests {
                     }
                 }
             }
+            // The boot's critical path (docs/image.md, Performance: boot): generators and a unit the appliance does not use
+            // are masked, and the XFS module FirstBoot mounts with is loaded early.
+            for masked in ["system-generators/systemd-sysv-generator", "system-generators/systemd-gpt-auto-generator",
+                           "system/systemd-sysusers.service"] {
+                let link = try Command("debugfs", ["-R", "stat /etc/systemd/\(masked)", ext4]).run().output
+                #expect(link.contains("Fast link dest: \"/dev/null\""), "\(masked) is not masked: \(link)")
+            }
+            #expect(try cat("/etc/modules-load.d/aquarium.conf").output.split(separator: "\n").contains("xfs"))
             let runDirectory = try Command("debugfs", ["-R", "ls -p /run", ext4]).run().output
             #expect(runDirectory.split(separator: "\n").count == 2, "only . and .. in /run: \(runDirectory)")
 
