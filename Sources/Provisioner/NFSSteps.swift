@@ -87,9 +87,10 @@ extension Provisioner {
                            detail: actions.isEmpty ? "\(exports) on \(shown)" : actions.joined(separator: "; "))
     }
 
-    /// Closes the CephFS sessions of this node's NFS entity (none of its processes runs when this is called).
+    /// Closes the CephFS sessions of this node's NFS entity (none of its processes runs when this is called). Found by
+    /// the entity its client names: a session an MDS rebuilt from its journal has no auth name (see `nfs-takeover`).
     func evictNFSSessions(_ filesystem: String) {
-        _ = try? tools.run("ceph", ["tell", "mds.\(filesystem):0", "client", "evict", "auth_name=nfs.\(identity.daemonId)"],
+        _ = try? tools.run("ceph", ["tell", "mds.\(filesystem):0", "client", "evict", "client_metadata.entity_id=nfs.\(identity.daemonId)"],
                            timeout: 30)
     }
 
@@ -164,10 +165,11 @@ extension Provisioner {
         let monitors = rack?.monitors.map(\.shortName) ?? [identity.daemonId]
         let rank = monitors.firstIndex(of: identity.daemonId) ?? 0
         // Taking the address over: NFS-Ganesha on a node that died keeps its CephFS session (and the capabilities of
-        // the files it had open) for 300 s; the new holder evicts the sessions of the peers that no longer answer.
+        // the files it had open) for minutes, and for as long as it takes when an MDS took a rank over meanwhile
+        // (NFSRecovery); the new holder evicts the sessions of the peers that no longer answer.
         let peers = (rack?.monitors ?? []).filter { $0.shortName != identity.daemonId }.map { "\($0.shortName)=\($0.address)" }
         var takeover = [NFSConfig.selfExecutable, "nfs-takeover", "--root", layout.root.isEmpty ? "/" : layout.root, "--cluster", layout.cluster,
-                        "--filesystem", seed.cluster.services.cephfs?.name ?? "cephfs"]
+                        "--filesystem", seed.cluster.services.cephfs?.name ?? "cephfs", "--verbose", "--log", layout.nfsTakeoverLog]
         for peer in peers { takeover += ["--peer", peer] }
         let config = NFSConfig.keepalived(address: address, prefixLength: link.prefixLength, interface: link.name,
                                           routerID: NFSConfig.routerID(fsid: identity.fsid), priority: 200 - 10 * rank,
@@ -290,7 +292,8 @@ public enum NFSConfig {
 
 /// `aquarium-provision nfs-takeover`: run by keepalived on the node that has just taken the NFS floating address
 /// (`notify_master`). NFS-Ganesha keeps its CephFS session 300 s after its node died, and with it the capabilities of
-/// the files it had open: clients of the new holder would wait that long for them. Every peer whose NFS port does not
+/// the files it had open: clients of the new holder would wait that long for them, and an MDS that took a rank over
+/// meanwhile waits for the session until it is evicted (NFSRecovery). Every peer whose NFS port does not
 /// answer (three tries, two seconds apart) has the sessions of its NFS entity evicted (and blocklisted: a peer that was
 /// only cut off cannot write behind the new holder's back). Peers that answer are left alone.
 public struct NFSTakeoverCommand: ParsableCommand {
@@ -312,13 +315,24 @@ public struct NFSTakeoverCommand: ParsableCommand {
     @Option(name: .customLong("peer"), help: "Another NFS node as NAME=ADDRESS (repeatable).")
     public var peers: [String] = []
 
-    /// How long a dead peer's eviction is retried: NFS-Ganesha's CephFS sessions time out after 300 s anyway.
+    @Option(help: ArgumentHelp("Append the log to this file (keepalived discards a notify script's output).", valueName: "file"))
+    public var log: String?
+
+    /// How long a dead peer's eviction is retried; the NFS nodes' `maintenance watch` keeps looking afterwards.
     static let evictionDeadline: Double = 300
 
     public init() {}
 
     public func run() throws {
         let layout = Layout(root: rootOptions.root, cluster: rootOptions.cluster)
+        if let log {
+            try Files.makeDirectory((log as NSString).deletingLastPathComponent)
+            let descriptor = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+            guard descriptor >= 0 else { throw ValidationError("--log \(log): \(String(cString: strerror(errno)))") }
+            dup2(descriptor, STDERR_FILENO)
+            close(descriptor)
+            FileHandle.standardError.write(Data("\(ISO8601DateFormatter().string(from: Date())) nfs-takeover \(peers.joined(separator: " "))\n".utf8))
+        }
         let logger = global.logger("aquarium.provision")
         let events = EventLog(path: layout.eventsFile)
         var evicted: [String] = [], failed: [String] = []
@@ -328,32 +342,38 @@ public struct NFSTakeoverCommand: ParsableCommand {
                 throw ValidationError("--peer \(peer): expected NAME=ADDRESS")
             }
             let (name, address) = (parts[0], parts[1])
-            if Self.answers(address) { continue }
+            if NFSRecovery.answers(address) { continue }
             logger.notice("NFS peer \(name) (\(address)) does not answer on port \(Seed.NFS.port): evicting the sessions of nfs.\(name)")
             // The dead peer often held the active MDS too: then rank 0 is failing over while this runs and the eviction
             // fails until a standby has taken the rank; the peer's session survives the failover and keeps this
             // node's clients waiting (seen in RackTests: the read through the floating address hung for 240 s, and
-            // evicting by hand released it at once). Try again until the session's own timeout would have closed it.
+            // evicting by hand released it at once). Try again for a while.
             let deadline = Date().addingTimeInterval(Self.evictionDeadline)
             var lastFailure = ""
             repeat {
-                let result = try Command("timeout", ["30", "ceph", "--cluster", layout.cluster, "-c", layout.cephConf, "tell",
-                                                     "mds.\(filesystem):0", "client", "evict", "auth_name=nfs.\(name)"])
-                    .run(acceptedStatuses: Set(0...255))
-                // An evict the MDS accepts while it is still taking the rank over can leave the session in place (seen
-                // in RackTests: the command succeeded, node 1's session stayed "reconnecting" and the new MDS waited
-                // in up:clientreplay for it): done only once the rank's session list no longer has it.
-                if result.status == 0, let remaining = Self.sessions(of: "nfs.\(name)", layout: layout, filesystem: filesystem) {
-                    if remaining == 0 {
-                        lastFailure = ""
-                        break
-                    }
-                    lastFailure = "the MDS accepted the eviction but still lists \(remaining) session(s) of nfs.\(name)"
-                } else {
-                    lastFailure = "status \(result.status): \(result.errorOutput.suffix(300))"
+                // By session id: a session the MDS rebuilt from its journal while taking the rank over has no auth name
+                // (the journal's session events do not carry it), so `client evict auth_name=...` matched nothing and
+                // succeeded (seen in RackTests: node 1's session stayed and the new MDS waited in up:clientreplay for
+                // it, NFS-Ganesha's sessions being kept for a reclaim).
+                guard let sessions = Self.sessions(of: "nfs.\(name)", layout: layout, filesystem: filesystem) else {
+                    lastFailure = "cannot list the sessions of rank 0 of \(filesystem)"
+                    logger.info("evicting nfs.\(name): \(lastFailure); trying again (the MDS may be failing over)")
+                    sleep(5)
+                    continue
                 }
-                logger.info("evicting nfs.\(name) failed (\(lastFailure)); trying again (the MDS may be failing over)")
-                sleep(5)
+                if sessions.isEmpty {
+                    lastFailure = ""
+                    break
+                }
+                for id in sessions {
+                    let result = try Command("timeout", ["30", "ceph", "--cluster", layout.cluster, "-c", layout.cephConf, "tell",
+                                                         "mds.\(filesystem):0", "client", "evict", "id=\(id)"])
+                        .run(acceptedStatuses: Set(0...255))
+                    lastFailure = result.status == 0 ? "the MDS accepted the eviction of session \(id) but still lists it"
+                        : "status \(result.status): \(result.errorOutput.suffix(300))"
+                    logger.info("evicting session \(id) of nfs.\(name): status \(result.status)")
+                }
+                sleep(2)
             } while Date() < deadline
             if lastFailure.isEmpty {
                 evicted.append(name)
@@ -369,31 +389,12 @@ public struct NFSTakeoverCommand: ParsableCommand {
         print(evicted.isEmpty ? "no NFS peer to evict" : "evicted the NFS sessions of " + evicted.joined(separator: ", "))
     }
 
-    /// How many sessions of `entity` (`client_metadata.entity_id`) rank 0 of `filesystem` lists; nil when it cannot
-    /// tell.
-    static func sessions(of entity: String, layout: Layout, filesystem: String) -> Int? {
-        struct Session: Decodable {
-            struct Metadata: Decodable {
-                var entityID: String?
-                enum CodingKeys: String, CodingKey { case entityID = "entity_id" }
-            }
-            var clientMetadata: Metadata?
-            enum CodingKeys: String, CodingKey { case clientMetadata = "client_metadata" }
-        }
+    /// The ids of the sessions of `entity` (`client_metadata.entity_id`) that rank 0 of `filesystem` lists; nil when it
+    /// cannot tell.
+    static func sessions(of entity: String, layout: Layout, filesystem: String) -> [Int]? {
         guard let result = try? Command("timeout", ["30", "ceph", "--cluster", layout.cluster, "-c", layout.cephConf, "tell",
                                                     "mds.\(filesystem):0", "session", "ls", "--format", "json"])
-                .run(acceptedStatuses: Set(0...255)), result.status == 0,
-              let sessions = try? JSONDecoder().decode([Session].self, from: Data(result.output.utf8)) else { return nil }
-        return sessions.filter { $0.clientMetadata?.entityID == entity }.count
-    }
-
-    /// True when `address` accepts a connection on the NFS port within three tries (IPv6: assumed, Ports is IPv4).
-    static func answers(_ address: String) -> Bool {
-        guard IPAddress(address)?.family == .v4 else { return true }
-        for attempt in 0..<3 {
-            if Ports.isListening(host: address, port: Seed.NFS.port) { return true }
-            if attempt < 2 { sleep(2) }
-        }
-        return false
+                .run(acceptedStatuses: Set(0...255)), result.status == 0 else { return nil }
+        return NFSRecovery.sessionIDs(of: entity, sessionList: result.output)
     }
 }

@@ -96,16 +96,25 @@ public struct MaintenanceCommand: ParsableCommand {
         @Option(name: .long, help: "Seconds between looks.") public var interval: Double = 5
         @Flag(name: .long, help: "Look once and exit.") public var once = false
 
+        /// Seconds between looks for an MDS that waits for a dead NFS server's session.
+        static let nfsInterval: Double = 30
+
         public init() {}
 
         public func run() throws {
             let logger = global.logger("aquarium.provision")
             var reported = ""
+            var nfsLook = Date.distantPast
             while true {
                 do throws(ProvisionError) {
                     // A node not provisioned yet has nothing to watch.
                     let operations = try Operations(root: rootOptions.root, cluster: rootOptions.cluster, logger: logger,
                                                     say: operatorLine)
+                    // An MDS waiting for the session of an NFS server that died (every 30 s: `ceph fs dump` is a process).
+                    if Date().timeIntervalSince(nfsLook) >= Self.nfsInterval {
+                        nfsLook = Date()
+                        if let released = operations.releaseKeptNFSSessions() { logger.notice("\(released)") }
+                    }
                     if let done = try operations.syncOnce() { logger.notice("\(done)") }
                     reported = ""
                 } catch {

@@ -1,0 +1,135 @@
+import Foundation
+import Seed
+
+/// NFS-Ganesha asks the MDS to keep its CephFS session for a reclaim (it gives the session a uuid and a 300 s timeout),
+/// so that the same server, restarted, takes its clients' state back. An MDS that takes a rank over keeps such a
+/// session through its reconnect phase even when its client never reconnects, then waits in `up:clientreplay`, and
+/// every client of the file system with it, until the session is reclaimed or evicted: nothing times it out in that
+/// state (seen in RackTests: node 1, holding the active MDS and serving NFS, lost power, and the MDS that took its
+/// rank waited for node 1's session until the test gave up). The sessions of NFS servers that no longer answer are
+/// evicted: by `nfs-takeover` when keepalived moves the floating address, and by each NFS node's `maintenance watch`
+/// (without a floating address, or when the takeover could not).
+public enum NFSRecovery {
+    /// A rank of a file system that waits in `up:clientreplay`.
+    public struct WaitingRank: Equatable, Sendable {
+        public var filesystem: String
+        public var rank: Int
+        public var daemon: String
+    }
+
+    /// A session the MDS keeps for a reclaim, and where its client was.
+    public struct KeptSession: Equatable, Sendable {
+        public var id: Int
+        public var entity: String
+        public var address: String
+    }
+
+    /// The ranks in `up:clientreplay`, from `ceph fs dump --format json`.
+    public static func ranksInClientReplay(fsDump json: String) -> [WaitingRank] {
+        struct Dump: Decodable {
+            struct FileSystem: Decodable { var mdsmap: MDSMap }
+            struct MDSMap: Decodable {
+                var fsName: String
+                var info: [String: Daemon]
+                enum CodingKeys: String, CodingKey { case fsName = "fs_name", info }
+            }
+            struct Daemon: Decodable { var name: String; var rank: Int; var state: String }
+            var filesystems: [FileSystem]
+        }
+        guard let dump = try? JSONDecoder().decode(Dump.self, from: Data(json.utf8)) else { return [] }
+        return dump.filesystems.flatMap { filesystem in
+            filesystem.mdsmap.info.values.filter { $0.state == "up:clientreplay" && $0.rank >= 0 }
+                .map { WaitingRank(filesystem: filesystem.mdsmap.fsName, rank: $0.rank, daemon: $0.name) }
+        }.sorted { ($0.filesystem, $0.rank) < ($1.filesystem, $1.rank) }
+    }
+
+    /// The sessions an MDS keeps for a reclaim (a timeout in their client's metadata) whose client has not reconnected,
+    /// from `ceph tell mds.FS:RANK session ls --format json`.
+    public static func keptSessions(sessionList json: String) -> [KeptSession] {
+        guard let sessions = try? JSONDecoder().decode([Session].self, from: Data(json.utf8)) else { return [] }
+        return sessions.compactMap { session in
+            guard session.reconnecting == true, let metadata = session.clientMetadata, metadata["timeout"] != nil,
+                  case .string(let entity)? = metadata["entity_id"], let address = session.inst.flatMap(address(inst:))
+            else { return nil }
+            return KeptSession(id: session.id, entity: entity, address: address)
+        }
+    }
+
+    /// The ids of the sessions whose client says it is `entity` (`client_metadata.entity_id`, which an MDS keeps
+    /// through a failover; the session's auth name it does not), from `session ls`; nil when `json` is not a list.
+    public static func sessionIDs(of entity: String, sessionList json: String) -> [Int]? {
+        guard let sessions = try? JSONDecoder().decode([Session].self, from: Data(json.utf8)) else { return nil }
+        return sessions.filter { $0.clientMetadata?["entity_id"] == .string(entity) }.map(\.id)
+    }
+
+    /// A session of `session ls`, as far as it is needed here.
+    struct Session: Decodable {
+        var id: Int
+        var reconnecting: Bool?
+        var inst: String?
+        var clientMetadata: [String: JSONScalar]?
+        enum CodingKeys: String, CodingKey { case id, reconnecting, inst, clientMetadata = "client_metadata" }
+    }
+
+    /// The client's address in a session's `inst` (`client.4258 10.77.0.1:0/4077150794`, `client.7 v1:[fd77::1]:0/9`).
+    public static func address(inst: String) -> String? {
+        guard var text = inst.split(separator: " ").last.map(String.init), inst.contains(" ") else { return nil }
+        for prefix in ["v1:", "v2:", "any:"] where text.hasPrefix(prefix) { text.removeFirst(prefix.count) }
+        if let slash = text.lastIndex(of: "/") { text = String(text[..<slash]) }
+        if text.hasPrefix("["), let end = text.firstIndex(of: "]") {
+            text = String(text[text.index(after: text.startIndex)..<end])
+        } else if let colon = text.lastIndex(of: ":") {
+            text = String(text[..<colon])
+        }
+        return IPAddress(text) != nil ? text : nil
+    }
+
+    /// True when `address` accepts a connection on the NFS port within three tries, two seconds apart.
+    static func answers(_ address: String) -> Bool {
+        for attempt in 0..<3 {
+            if Ports.isListening(host: address, port: Seed.NFS.port) { return true }
+            if attempt < 2 { sleep(2) }
+        }
+        return false
+    }
+
+    /// A string, number or bool of a JSON object whose other values are not needed.
+    enum JSONScalar: Decodable, Equatable {
+        case string(String)
+        case other
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            self = (try? container.decode(String.self)).map(JSONScalar.string) ?? .other
+        }
+    }
+}
+
+extension Operations {
+    /// On an NFS node with the admin key (a `maintenance watch` round): the sessions a rank in `up:clientreplay` keeps
+    /// for NFS servers that no longer answer are evicted (and their clients blocklisted). What it did; nil when nothing.
+    func releaseKeptNFSSessions() -> String? {
+        guard identity.runsMonitor, FileManager.default.fileExists(atPath: layout.ganeshaConf),
+              let dump = try? tools.run("ceph", ["fs", "dump", "--format", "json"], timeout: 30, accepted: Set(0...255)),
+              dump.status == 0 else { return nil }
+        var done: [String] = []
+        for rank in NFSRecovery.ranksInClientReplay(fsDump: dump.output) {
+            let target = "mds.\(rank.filesystem):\(rank.rank)"
+            guard let list = try? tools.run("ceph", ["tell", target, "session", "ls", "--format", "json"], timeout: 30,
+                                            accepted: Set(0...255)), list.status == 0 else { continue }
+            for session in NFSRecovery.keptSessions(sessionList: list.output) where !NFSRecovery.answers(session.address) {
+                let evicted = try? tools.run("ceph", ["tell", target, "client", "evict", "id=\(session.id)"], timeout: 30,
+                                             accepted: Set(0...255))
+                guard evicted?.status == 0 else {
+                    logger.warning("could not evict session \(session.id) of \(session.entity) from \(target): \(evicted?.errorOutput ?? "")")
+                    continue
+                }
+                let line = "evicted session \(session.id) of \(session.entity) (\(session.address), its NFS port does not answer): "
+                    + "rank \(rank.rank) of \(rank.filesystem) (mds.\(rank.daemon)) waited for it in up:clientreplay"
+                record("nfs.session.evicted", line)
+                done.append(line)
+            }
+        }
+        return done.isEmpty ? nil : done.joined(separator: "; ")
+    }
+}
