@@ -1,7 +1,7 @@
 # Aquarium boot & provisioning — the README's two commands live here.
 SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 
-.PHONY: demo cluster-demo rolling-demo update-demo update-demo-secure-boot update-demo-systemd-boot inventory test build deps clean install
+.PHONY: demo cluster-demo iscsi-demo rolling-demo update-demo update-demo-secure-boot update-demo-systemd-boot inventory test build deps clean install
 
 ## demo: the main job: build the USB stick image, boot it in QEMU with a sample seed (scripts/demo)
 demo:
@@ -11,6 +11,12 @@ demo:
 ## three monitors; node 1 is stopped and a client still writes and reads (scripts/cluster-demo; 15-40 min under TCG)
 cluster-demo:
 	./scripts/cluster-demo
+
+## iscsi-demo: the cluster-demo rack with an iSCSI target on all three monitor nodes, a gateway each: a real initiator
+## (libiscsi) on the bridge finds the three portals, writes through node 1's, reads through the others', and after
+## node 1 is stopped writes and reads through node 2's (scripts/cluster-demo --iscsi; 20-45 min under TCG)
+iscsi-demo:
+	./scripts/cluster-demo --iscsi
 
 ## rolling-demo: the cluster-demo rack, then `update --rolling` to a second image: each node in turn updates its stick,
 ## reboots into the new slot and is marked good, HEALTH_OK in between (scripts/cluster-demo --rolling-update). Needs

@@ -95,6 +95,11 @@ public struct HostConfigurator {
         } else {
             for address in addresses { text += "\(address)\t\(names)\n" }
         }
+        // The rack's other monitor nodes by name: their iSCSI gateways call each other by host name (ceph-iscsi).
+        for monitor in seed.cluster.rack?.monitors ?? [] where monitor.shortName != short {
+            let other = monitor.host == monitor.shortName ? monitor.host : "\(monitor.host) \(monitor.shortName)"
+            text += "\(monitor.address.description)\t\(other)\n"
+        }
         text += "::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
         return text
     }

@@ -33,7 +33,8 @@ public struct ISCSICredentialsCommand: ParsableCommand {
         abstract: "Print the iSCSI target, its portals and the CHAP users and passwords initiators log in with (secrets).",
         discussion: """
             Made by the Provisioner on the node that runs the services (cluster.services.iscsi in the seed) and kept \
-            there, mode 0600; never in the seed, reports or events. With clients in the seed (per-initiator ACLs), each \
+            there, mode 0600; in a rack, every monitor node is a gateway and keeps a copy (shared through the \
+            monitors' config-key store). Never in the seed, reports or events. With clients in the seed (per-initiator ACLs), each \
             initiator's; with mutual_chap, also the target's own, which initiators check.
 
             Examples:

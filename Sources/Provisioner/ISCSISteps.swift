@@ -4,7 +4,8 @@ import Foundation
 import JSONCoding
 import Seed
 
-/// `services.iscsi`: RBD images served as the LUNs of one iSCSI target, on the node that runs the services. ceph-iscsi's
+/// `services.iscsi`: RBD images served as the LUNs of one iSCSI target, on the node that runs the services and, in a
+/// rack, on every monitor node (`ISCSIGateways`: a gateway each, with its own portal, ALUA). ceph-iscsi's
 /// rbd-target-api keeps the target's configuration in the cluster (object `gateway.conf` in the first RBD pool) and
 /// builds it in the kernel's LIO target; tcmu-runner serves each image to LIO through librbd (backstore `user:rbd`).
 /// The Provisioner drives rbd-target-api through its REST API on 127.0.0.1 and converges the target, this node's
@@ -13,16 +14,23 @@ import Seed
 extension Provisioner {
     func iscsi() throws(ProvisionError) -> StepOutcome {
         guard let service = seed.cluster.services.iscsi else { return StepOutcome(changed: false, detail: "not in the seed") }
-        guard runsServices else {
-            return StepOutcome(changed: false, detail: "runs on \(rack?.monitors.first?.shortName ?? "the services node")")
-        }
+        guard runsISCSI else { return StepOutcome(changed: false, detail: "runs on the monitor nodes") }
         var actions: [String] = []
         try ensureLIO()
-        let (credentials, made) = try iscsiCredentials(service)
-        if made { actions.append("made the CHAP credentials (\(layout.iscsiCredentialsFile))") }
+        let credentials: ISCSICredentials
+        if runsServices {
+            let made: Bool
+            (credentials, made) = try iscsiCredentials(service)
+            if made { actions.append("made the CHAP credentials (\(layout.iscsiCredentialsFile))") }
+        } else {
+            let changed: Bool
+            (credentials, changed) = try sharedISCSICredentials(service)
+            if changed { actions.append("took the target's credentials from the first monitor node (\(layout.iscsiCredentialsFile))") }
+        }
         let pool = seed.cluster.services.rbd?.pools.first ?? "rbd"
         let config = ISCSIGatewayConfig.render(cluster: layout.cluster, pool: pool, credentials: credentials,
-                                               trusted: ["127.0.0.1", "::1", identity.address.description])
+                                               trusted: ISCSIGatewayConfig.trusted(own: identity.address.description,
+                                                                                   gateways: iscsiGatewayAddresses))
         // Both use the cluster when they stop (rbd-target-api takes the target out of LIO, which waits for tcmu-runner
         // to close each image): ordered after this node's Ceph daemons, and rbd-target-api after tcmu-runner, systemd
         // stops them first. Unordered, a shutdown waited the whole stop timeout for rbd-target-api.
@@ -40,7 +48,15 @@ extension Provisioner {
         try CephTools.wait("rbd-target-api to answer on 127.0.0.1:\(ISCSIGatewayConfig.apiPort)", seconds: 120) {
             (try? client.request("GET", "/api/_ping"))?.code == 200
         }
-        actions += try convergeTarget(service, credentials: credentials, client: client)
+        if runsServices {
+            actions += try convergeTarget(service, credentials: credentials, client: client)
+            // Only now, with the target made: the other gateways wait for this to add themselves.
+            if try shareISCSICredentials(credentials) {
+                actions.append("shared the credentials with the other gateways (config-key \(Self.iscsiCredentialsKey))")
+            }
+        } else {
+            actions += try joinISCSITarget(service, client: client)
+        }
         let address = identity.address.description
         try CephTools.wait("the iSCSI portal \(address):\(Seed.ISCSI.port) to listen", seconds: 60) {
             Ports.isListening(host: address, port: Seed.ISCSI.port)
@@ -70,7 +86,7 @@ extension Provisioner {
     /// first needed; an initiator taken out of the seed loses its credentials with its ACL.
     func iscsiCredentials(_ service: Seed.ISCSI) throws(ProvisionError) -> (ISCSICredentials, Bool) {
         let path = layout.iscsiCredentialsFile
-        let portal = "\(identity.address.description):\(Seed.ISCSI.port)"
+        let portals = iscsiGatewayAddresses.map(Self.iscsiPortal)
         var credentials: ISCSICredentials
         var made = false
         if let data = FileManager.default.contents(atPath: path) {
@@ -81,13 +97,13 @@ extension Provisioner {
             credentials = read
         } else {
             credentials = ISCSICredentials(
-                target: service.target, portals: [portal], username: Self.iscsiUser(),
+                target: service.target, portals: portals, username: Self.iscsiUser(),
                 password: Self.iscsiSecret(length: 16), apiPassword: Self.iscsiSecret(length: 24))
             made = true
         }
         let before = credentials
         credentials.target = service.target
-        credentials.portals = [portal]
+        credentials.portals = portals
         if (service.mutualChap || service.clients.contains(where: \.mutualChap)), credentials.mutualUsername == nil {
             credentials.mutualUsername = Self.iscsiUser(prefix: "aquarium-target-")
             credentials.mutualPassword = Self.iscsiSecret(length: 16)
@@ -218,6 +234,13 @@ extension Provisioner {
 enum ISCSIGatewayConfig {
     static let apiUser = "aquarium"
     static let apiPort = 5000
+
+    /// Who may call the API: this host, and every gateway (ceph-iscsi's gateways call each other's API), once each.
+    static func trusted(own: String, gateways: [String]) -> [String] {
+        var trusted = ["127.0.0.1", "::1"]
+        for address in [own] + gateways where !trusted.contains(address) { trusted.append(address) }
+        return trusted
+    }
 
     static func render(cluster: String, pool: String, credentials: ISCSICredentials, trusted: [String]) -> String {
         """

@@ -1,3 +1,4 @@
+import Exec
 import Foundation
 import Seed
 
@@ -24,8 +25,16 @@ public enum NFSRecovery {
         public var address: String
     }
 
-    /// The ranks in `up:clientreplay`, from `ceph fs dump --format json`.
-    public static func ranksInClientReplay(fsDump json: String) -> [WaitingRank] {
+    /// A rank of a file system, the daemon holding it and its state (`up:replay`, `up:active`, ...).
+    public struct RankState: Equatable, Sendable {
+        public var filesystem: String
+        public var rank: Int
+        public var daemon: String
+        public var state: String
+    }
+
+    /// Every rank held by a daemon, from `ceph fs dump --format json`, by file system and rank.
+    public static func rankStates(fsDump json: String) -> [RankState] {
         struct Dump: Decodable {
             struct FileSystem: Decodable { var mdsmap: MDSMap }
             struct MDSMap: Decodable {
@@ -38,9 +47,24 @@ public enum NFSRecovery {
         }
         guard let dump = try? JSONDecoder().decode(Dump.self, from: Data(json.utf8)) else { return [] }
         return dump.filesystems.flatMap { filesystem in
-            filesystem.mdsmap.info.values.filter { $0.state == "up:clientreplay" && $0.rank >= 0 }
-                .map { WaitingRank(filesystem: filesystem.mdsmap.fsName, rank: $0.rank, daemon: $0.name) }
+            filesystem.mdsmap.info.values.filter { $0.rank >= 0 }
+                .map { RankState(filesystem: filesystem.mdsmap.fsName, rank: $0.rank, daemon: $0.name, state: $0.state) }
         }.sorted { ($0.filesystem, $0.rank) < ($1.filesystem, $1.rank) }
+    }
+
+    /// The ranks in `up:clientreplay`, from `ceph fs dump --format json`.
+    public static func ranksInClientReplay(fsDump json: String) -> [WaitingRank] {
+        rankStates(fsDump: json).filter { $0.state == "up:clientreplay" }
+            .map { WaitingRank(filesystem: $0.filesystem, rank: $0.rank, daemon: $0.daemon) }
+    }
+
+    /// The states of an MDS that has replayed its journal. Before (`up:replay`), its session list lacks the sessions
+    /// only the journal holds: an empty list then does not mean a session is gone.
+    static let replayedStates: Set<String> = ["up:reconnect", "up:rejoin", "up:clientreplay", "up:active", "up:stopping"]
+
+    /// True when a daemon holds `rank` of `filesystem` and has replayed its journal (`ceph fs dump --format json`).
+    public static func hasReplayed(fsDump json: String, filesystem: String, rank: Int) -> Bool {
+        rankStates(fsDump: json).contains { $0.filesystem == filesystem && $0.rank == rank && replayedStates.contains($0.state) }
     }
 
     /// The sessions an MDS keeps for a reclaim (a timeout in their client's metadata) whose client has not reconnected,
@@ -105,6 +129,28 @@ public enum NFSRecovery {
     }
 }
 
+extension NFSRecovery {
+    /// `ceph tell mds.FS:RANK session ls`; nil when the rank's MDS does not answer.
+    static func sessionList(_ target: String, tools: CephTools) -> String? {
+        guard let list = try? tools.run("ceph", ["tell", target, "session", "ls", "--format", "json"], timeout: 30,
+                                        accepted: Set(0...255)), list.status == 0 else { return nil }
+        return list.output
+    }
+
+    /// Evicts (and blocklists) one session by id: a session an MDS rebuilt from its journal has no auth name, so
+    /// `client evict auth_name=...` would match nothing and succeed. The tool's result; nil when it did not run.
+    static func evict(session id: Int, from target: String, tools: CephTools) -> CommandResult? {
+        try? tools.run("ceph", ["tell", target, "client", "evict", "id=\(id)"], timeout: 30, accepted: Set(0...255))
+    }
+
+    /// True when rank `rank` of `filesystem` is held by an MDS that has replayed its journal.
+    static func hasReplayed(filesystem: String, rank: Int, tools: CephTools) -> Bool {
+        guard let dump = try? tools.run("ceph", ["fs", "dump", "--format", "json"], timeout: 30, accepted: Set(0...255)),
+              dump.status == 0 else { return false }
+        return hasReplayed(fsDump: dump.output, filesystem: filesystem, rank: rank)
+    }
+}
+
 extension Operations {
     /// On an NFS node with the admin key (a `maintenance watch` round): the sessions a rank in `up:clientreplay` keeps
     /// for NFS servers that no longer answer are evicted (and their clients blocklisted). What it did; nil when nothing.
@@ -115,11 +161,9 @@ extension Operations {
         var done: [String] = []
         for rank in NFSRecovery.ranksInClientReplay(fsDump: dump.output) {
             let target = "mds.\(rank.filesystem):\(rank.rank)"
-            guard let list = try? tools.run("ceph", ["tell", target, "session", "ls", "--format", "json"], timeout: 30,
-                                            accepted: Set(0...255)), list.status == 0 else { continue }
-            for session in NFSRecovery.keptSessions(sessionList: list.output) where !NFSRecovery.answers(session.address) {
-                let evicted = try? tools.run("ceph", ["tell", target, "client", "evict", "id=\(session.id)"], timeout: 30,
-                                             accepted: Set(0...255))
+            guard let list = NFSRecovery.sessionList(target, tools: tools) else { continue }
+            for session in NFSRecovery.keptSessions(sessionList: list) where !NFSRecovery.answers(session.address) {
+                let evicted = NFSRecovery.evict(session: session.id, from: target, tools: tools)
                 guard evicted?.status == 0 else {
                     logger.warning("could not evict session \(session.id) of \(session.entity) from \(target): \(evicted?.errorOutput ?? "")")
                     continue

@@ -335,6 +335,8 @@ public struct NFSTakeoverCommand: ParsableCommand {
         }
         let logger = global.logger("aquarium.provision")
         let events = EventLog(path: layout.eventsFile)
+        let tools = CephTools(layout: layout, logger: logger)
+        let target = "mds.\(filesystem):0"
         var evicted: [String] = [], failed: [String] = []
         for peer in peers {
             let parts = peer.split(separator: "=", maxSplits: 1).map(String.init)
@@ -351,27 +353,32 @@ public struct NFSTakeoverCommand: ParsableCommand {
             let deadline = Date().addingTimeInterval(Self.evictionDeadline)
             var lastFailure = ""
             repeat {
-                // By session id: a session the MDS rebuilt from its journal while taking the rank over has no auth name
-                // (the journal's session events do not carry it), so `client evict auth_name=...` matched nothing and
-                // succeeded (seen in RackTests: node 1's session stayed and the new MDS waited in up:clientreplay for
-                // it, NFS-Ganesha's sessions being kept for a reclaim).
-                guard let sessions = Self.sessions(of: "nfs.\(name)", layout: layout, filesystem: filesystem) else {
+                // By session id, found by `client_metadata.entity_id` (see `NFSRecovery.evict`): the MDS that took rank
+                // 0 over rebuilt node 1's session from its journal without its auth name (seen in RackTests).
+                guard let list = NFSRecovery.sessionList(target, tools: tools),
+                      let sessions = NFSRecovery.sessionIDs(of: "nfs.\(name)", sessionList: list) else {
                     lastFailure = "cannot list the sessions of rank 0 of \(filesystem)"
                     logger.info("evicting nfs.\(name): \(lastFailure); trying again (the MDS may be failing over)")
                     sleep(5)
                     continue
                 }
                 if sessions.isEmpty {
-                    lastFailure = ""
-                    break
+                    // Complete only once the MDS has replayed its journal: in up:replay the sessions only the journal
+                    // holds are not listed yet.
+                    if NFSRecovery.hasReplayed(filesystem: filesystem, rank: 0, tools: tools) {
+                        lastFailure = ""
+                        break
+                    }
+                    lastFailure = "rank 0 of \(filesystem) has not replayed its journal yet"
+                    logger.info("evicting nfs.\(name): no session listed, but \(lastFailure); looking again")
+                    sleep(3)
+                    continue
                 }
                 for id in sessions {
-                    let result = try Command("timeout", ["30", "ceph", "--cluster", layout.cluster, "-c", layout.cephConf, "tell",
-                                                         "mds.\(filesystem):0", "client", "evict", "id=\(id)"])
-                        .run(acceptedStatuses: Set(0...255))
-                    lastFailure = result.status == 0 ? "the MDS accepted the eviction of session \(id) but still lists it"
-                        : "status \(result.status): \(result.errorOutput.suffix(300))"
-                    logger.info("evicting session \(id) of nfs.\(name): status \(result.status)")
+                    let result = NFSRecovery.evict(session: id, from: target, tools: tools)
+                    lastFailure = result?.status == 0 ? "the MDS accepted the eviction of session \(id) but still lists it"
+                        : "status \(result?.status ?? -1): \(result?.errorOutput.suffix(300) ?? "ceph did not run")"
+                    logger.info("evicting session \(id) of nfs.\(name): status \(result?.status ?? -1)")
                 }
                 sleep(2)
             } while Date() < deadline
@@ -387,14 +394,5 @@ public struct NFSTakeoverCommand: ParsableCommand {
         if !failed.isEmpty { detail += "; could not evict the NFS sessions of " + failed.joined(separator: ", ") }
         events.append(ProvisionEvent(event: "nfs.takeover", changed: !evicted.isEmpty, detail: detail))
         print(evicted.isEmpty ? "no NFS peer to evict" : "evicted the NFS sessions of " + evicted.joined(separator: ", "))
-    }
-
-    /// The ids of the sessions of `entity` (`client_metadata.entity_id`) that rank 0 of `filesystem` lists; nil when it
-    /// cannot tell.
-    static func sessions(of entity: String, layout: Layout, filesystem: String) -> [Int]? {
-        guard let result = try? Command("timeout", ["30", "ceph", "--cluster", layout.cluster, "-c", layout.cephConf, "tell",
-                                                    "mds.\(filesystem):0", "session", "ls", "--format", "json"])
-                .run(acceptedStatuses: Set(0...255)), result.status == 0 else { return nil }
-        return NFSRecovery.sessionIDs(of: entity, sessionList: result.output)
     }
 }

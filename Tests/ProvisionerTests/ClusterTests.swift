@@ -368,6 +368,26 @@ import Testing
                     #expect(Int32(code) == tool.status && code == ENOENT, "\(words): librados \(code), the tool \(tool.status)")
                 }
             }
+            // The lock several iSCSI gateways take turns with (`ClusterLock`, real `rados lock`): one holder at a time,
+            // released by its holder; a lock a killed run left (taken, never released) keeps others out until the
+            // same owner's next run takes it back. And `config-key set KEY -i -` (the shared credentials) stores stdin.
+            let tools = CephTools(layout: Layout(root: fixture.root), logger: .init(label: "test"))
+            let lockA = ClusterLock(tools: tools, pool: ClusterEventLog.pool, object: "test.lock", owner: "node-a")
+            let lockB = ClusterLock(tools: tools, pool: ClusterEventLog.pool, object: "test.lock", owner: "node-b")
+            try lockA.holding("test", seconds: 20) { () throws(ProvisionError) in
+                #expect(try !lockB.take())
+                #expect(try lockA.lockers().map(\.cookie) == ["node-a"])
+            }
+            #expect(try lockB.lockers().isEmpty)
+            #expect(try lockB.take())
+            #expect(throws: ProvisionError.self) { try lockA.holding("test", seconds: 4) { () throws(ProvisionError) in } }
+            try lockB.holding("test", seconds: 20) { () throws(ProvisionError) in
+                #expect(try lockB.lockers().map(\.cookie) == ["node-b"])
+            }
+            #expect(try lockA.lockers().isEmpty)
+            let sharedText = #"{"target":"iqn.2026-01.local.aquarium:t","password":"a b"}"#
+            try tools.run("ceph", ["config-key", "set", "aquarium/test-stdin", "-i", "-"], input: Data(sharedText.utf8))
+            #expect(try tools.run("ceph", ["config-key", "get", "aquarium/test-stdin"]).output == sharedText)
             let managerQuery = try #require(RadosSession.monitorQuery(["telemetry", "status"]))
             if case .output(let telemetry, _) = try #require(rados.monitorCommand(managerQuery, manager: true)) {
                 #expect(try JSONDecoder().decode(CephJSON.TelemetryStatus.self, from: telemetry).enabled != nil)

@@ -139,4 +139,19 @@ import Testing
             #expect(!FileManager.default.fileExists(atPath: root + "/etc/resolv.conf"))
         }
     }
+
+    /// In a rack, /etc/hosts also names the other monitor nodes (ceph-iscsi's gateways call each other by host name),
+    /// never the node itself twice; a storage node lists them too.
+    @Test(arguments: [("monitor", "node-2"), ("storage", "node-4")])
+    func rackHostsNameTheMonitorNodes(role: String, hostname: String) throws {
+        try withTemporaryDirectory { root in
+            let seed = try RackTimeTests.seed(role: role, hostname: hostname)
+            _ = try HostConfigurator(layout: Layout(root: root), seed: seed).apply()
+            let hosts = read(root, "/etc/hosts")
+            for n in 1...3 where "node-\(n)" != hostname {
+                #expect(hosts.contains("10.77.0.\(n)\tnode-\(n)\n"), "\(hosts)")
+            }
+            #expect(hosts.components(separatedBy: "\t\(hostname)\n").count == 2, "\(hosts)")
+        }
+    }
 }

@@ -52,6 +52,19 @@ import Testing
         #expect(!text.contains(credentials.password), "the CHAP password does not belong in the gateway's configuration")
     }
 
+    /// Several gateways (a rack): each trusts every gateway's address (they call each other's API); portals are
+    /// `ADDRESS:3260`, an IPv6 address in brackets.
+    @Test("trusted addresses and portals of one or several gateways", arguments: [
+        ("10.0.0.11", ["10.0.0.11"], ["127.0.0.1", "::1", "10.0.0.11"], ["10.0.0.11:3260"]),
+        ("10.77.0.2", ["10.77.0.1", "10.77.0.2", "10.77.0.3"], ["127.0.0.1", "::1", "10.77.0.2", "10.77.0.1", "10.77.0.3"],
+         ["10.77.0.1:3260", "10.77.0.2:3260", "10.77.0.3:3260"]),
+        ("fd77::1", ["fd77::1", "fd77::2"], ["127.0.0.1", "::1", "fd77::1", "fd77::2"], ["[fd77::1]:3260", "[fd77::2]:3260"]),
+    ])
+    func gateways(own: String, gateways: [String], trusted: [String], portals: [String]) {
+        #expect(ISCSIGatewayConfig.trusted(own: own, gateways: gateways) == trusted)
+        #expect(gateways.map(Provisioner.iscsiPortal) == portals)
+    }
+
     @Test("rbd-target-api's error messages are shown, or the start of the body")
     func apiMessages() {
         #expect(ISCSIAPI.message(#"{"message":"Gateway already exists in configuration"}"#) == "Gateway already exists in configuration")

@@ -69,4 +69,26 @@ import Testing
         #expect(NFSRecovery.ranksInClientReplay(fsDump: dump) == [NFSRecovery.WaitingRank(filesystem: "cephfs", rank: 0, daemon: "node-2")])
         #expect(NFSRecovery.ranksInClientReplay(fsDump: "{}").isEmpty)
     }
+
+    /// The takeover counts "no session of the dead peer" only once rank 0's MDS has replayed its journal: in
+    /// up:replay, sessions only the journal holds are not listed yet. No daemon on the rank, or another rank or file
+    /// system replayed, does not count.
+    @Test(arguments: [
+        ("up:replay", "cephfs", 0, false),
+        ("up:reconnect", "cephfs", 0, true),
+        ("up:rejoin", "cephfs", 0, true),
+        ("up:clientreplay", "cephfs", 0, true),
+        ("up:active", "cephfs", 0, true),
+        ("up:active", "cephfs", 1, false),
+        ("up:active", "media", 0, false),
+    ])
+    func hasReplayed(state: String, filesystem: String, rank: Int, replayed: Bool) {
+        let dump = """
+            {"epoch": 12, "standbys": [{"gid": 4171, "name": "node-3", "rank": -1, "state": "up:standby"}],
+             "filesystems": [{"mdsmap": {"fs_name": "cephfs", "info": {
+                "gid_4175": {"gid": 4175, "name": "node-2", "rank": 0, "state": "\(state)"}}}}]}
+            """
+        #expect(NFSRecovery.hasReplayed(fsDump: dump, filesystem: filesystem, rank: rank) == replayed)
+        #expect(!NFSRecovery.hasReplayed(fsDump: "{}", filesystem: filesystem, rank: rank))
+    }
 }
