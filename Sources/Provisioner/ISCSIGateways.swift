@@ -40,9 +40,8 @@ extension Provisioner {
         let first = rack?.monitors.first?.shortName ?? "the first monitor node"
         try CephTools.wait("the iSCSI target \(service.target) (made by \(first), which shares its credentials in "
                            + "config-key \(Self.iscsiCredentialsKey))", seconds: options.rackTimeout, interval: 5) {
-            let result = try tools.run("ceph", ["config-key", "get", Self.iscsiCredentialsKey], timeout: 30, accepted: [0, 2])
-            guard result.status == 0 else { return false }
-            guard let read = try? JSONDecoder().decode(ISCSICredentials.self, from: result.standardOutput) else {
+            guard let stored = try storedISCSICredentials() else { return false }
+            guard let read = stored else {
                 throw ProvisionError.failed("config-key \(Self.iscsiCredentialsKey) holds no iSCSI credentials; "
                     + "`aquarium-provision` on \(first) writes them again")
             }
@@ -61,12 +60,16 @@ extension Provisioner {
     /// The first monitor node shares its credentials (a rack only); true when it wrote them.
     func shareISCSICredentials(_ credentials: ISCSICredentials) throws(ProvisionError) -> Bool {
         guard rack != nil, let text = try? JSONCoding.text(credentials, pretty: false) else { return false }
-        let stored = try tools.run("ceph", ["config-key", "get", Self.iscsiCredentialsKey], timeout: 30, accepted: [0, 2])
-        if stored.status == 0, (try? JSONDecoder().decode(ISCSICredentials.self, from: stored.standardOutput)) == credentials {
-            return false
-        }
+        if try storedISCSICredentials() == .some(credentials) { return false }
         try tools.run("ceph", ["config-key", "set", Self.iscsiCredentialsKey, "-i", "-"], input: Data(text.utf8), timeout: 30)
         return true
+    }
+
+    /// The shared credentials: nil when the key is not there yet, `.some(nil)` when it holds something else.
+    func storedISCSICredentials() throws(ProvisionError) -> ISCSICredentials?? {
+        let result = try tools.run("ceph", ["config-key", "get", Self.iscsiCredentialsKey], timeout: 30, accepted: [0, 2])
+        guard result.status == 0 else { return nil }
+        return .some(try? JSONDecoder().decode(ISCSICredentials.self, from: result.standardOutput))
     }
 
     /// This node's gateway in the target (a rack's monitor node other than the first): added through the local
