@@ -12,6 +12,9 @@ public struct DaemonSpec: Sendable, Equatable {
     public var configPath: String
     /// Daemons of the same cluster this one starts after and stops before (systemd launcher: `After=` their units).
     public var after: [String] = []
+    /// Started again at boot (systemd launcher: the unit is enabled). False for a daemon that something else starts
+    /// and stops (keepalived: the NFS server of the floating address runs only where the address is).
+    public var atBoot = true
 
     public var argv: [String] { [executable] + arguments }
 
@@ -311,6 +314,7 @@ public struct SystemdLauncher: DaemonLauncher {
             argument.contains(" ") ? "\"" + argument + "\"" : argument
         }.joined(separator: " ")
         let after = daemon.after.map { " aquarium-ceph-\(cluster)-\($0).service" }.joined()
+        let install = daemon.atBoot ? "\n[Install]\nWantedBy=multi-user.target\n" : ""
         return """
         # Written by aquarium-provision.
         [Unit]
@@ -325,10 +329,7 @@ public struct SystemdLauncher: DaemonLauncher {
         RestartSec=5
         LimitNOFILE=1048576
         TimeoutStopSec=60
-
-        [Install]
-        WantedBy=multi-user.target
-
+        \(install)
         """
     }
 
@@ -366,8 +367,12 @@ public struct SystemdLauncher: DaemonLauncher {
             if changed {
                 // A new or different unit: load it, enable it for later boots, (re)start it once.
                 try Command("systemctl", ["daemon-reload"]).run()
-                try Command("systemctl", ["enable", unit]).run()
+                if daemon.atBoot { try Command("systemctl", ["enable", unit]).run() }
                 try Command("systemctl", ["restart", unit]).run()
+                return true
+            }
+            if !daemon.atBoot {
+                try Command("systemctl", ["start", unit]).run()
                 return true
             }
             if isEnabled(unit) {

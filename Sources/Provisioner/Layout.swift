@@ -60,13 +60,15 @@ public struct Layout: Sendable, Equatable {
     public var dashboardCertificate: String { path("/etc/ceph/\(cluster).dashboard.crt") }
     public var dashboardPrivateKey: String { path("/etc/ceph/\(cluster).dashboard.key") }
     public var ganeshaConf: String { path("/etc/ganesha/ganesha.conf") }
+    /// The NFS server of the floating address (`services.nfs.virtual_ip`): runs where keepalived put the address.
+    public var floatingGaneshaConf: String { path("/etc/ganesha/ganesha-floating.conf") }
     public var keepalivedConf: String { path("/etc/keepalived/keepalived.conf") }
     /// What `nfs-takeover` logs when keepalived runs it.
     public var nfsTakeoverLog: String { path("/var/log/ceph/nfs-takeover.log") }
     /// ceph-iscsi's configuration (rbd-target-api reads it from this fixed path), mode 0600.
     public var iscsiGatewayConf: String { path("/etc/ceph/iscsi-gateway.cfg") }
     /// The configuration files our daemons are started with: how a process is recognised as ours.
-    public var daemonConfigs: [String] { [cephConf, ganeshaConf, keepalivedConf, iscsiGatewayConf] }
+    public var daemonConfigs: [String] { [cephConf, ganeshaConf, floatingGaneshaConf, keepalivedConf, iscsiGatewayConf] }
     public var systemdUnitDir: String { path("/etc/systemd/system") }
 }
 

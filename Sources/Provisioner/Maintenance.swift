@@ -81,7 +81,9 @@ extension Operations {
     func stopLocalDaemons(_ flag: MaintenanceFlag) throws(ProvisionError) {
         let launcher = launcher
         var stopped = LocalMaintenance.load(layout)?.stopped ?? []
-        for daemon in launcher.running() where daemon.running && !stopped.contains(where: { $0.name == daemon.name }) {
+        // Not the floating address's NFS server: keepalived starts it again where the address is.
+        for daemon in launcher.running() where daemon.running && daemon.name != NFSConfig.floatingUser
+            && !stopped.contains(where: { $0.name == daemon.name }) {
             stopped.append(LocalMaintenance.Stopped(name: daemon.name,
                                                     argv: daemon.pid.map { ProcessLauncher.commandLine($0) },
                                                     unit: daemon.unit))

@@ -82,8 +82,21 @@ public enum NFSRecovery {
     /// The ids of the sessions whose client says it is `entity` (`client_metadata.entity_id`, which an MDS keeps
     /// through a failover; the session's auth name it does not), from `session ls`; nil when `json` is not a list.
     public static func sessionIDs(of entity: String, sessionList json: String) -> [Int]? {
+        sessions(of: entity, sessionList: json)?.map(\.id)
+    }
+
+    /// The sessions of `entity` (as `sessionIDs`), with the address each client had.
+    public static func sessions(of entity: String, sessionList json: String) -> [(id: Int, address: String?)]? {
         guard let sessions = try? JSONDecoder().decode([Session].self, from: Data(json.utf8)) else { return nil }
-        return sessions.filter { $0.clientMetadata?["entity_id"] == .string(entity) }.map(\.id)
+        return sessions.filter { $0.clientMetadata?["entity_id"] == .string(entity) }.map { ($0.id, $0.inst.flatMap(address(inst:))) }
+    }
+
+    /// The sessions of a dead NFS node `name` at `address`: its own server's (`nfs.NAME`), and the floating address's
+    /// server's when that ran there.
+    public static func deadNodeSessions(name: String, address: String, sessionList json: String) -> [Int]? {
+        guard let own = sessionIDs(of: "nfs.\(name)", sessionList: json),
+              let floating = sessions(of: NFSConfig.floatingUser, sessionList: json) else { return nil }
+        return own + floating.filter { $0.address.flatMap(IPAddress.init) == IPAddress(address) }.map(\.id)
     }
 
     /// A session of `session ls`, as far as it is needed here.
@@ -141,6 +154,17 @@ extension NFSRecovery {
     /// `client evict auth_name=...` would match nothing and succeed. The tool's result; nil when it did not run.
     static func evict(session id: Int, from target: String, tools: CephTools) -> CommandResult? {
         try? tools.run("ceph", ["tell", target, "client", "evict", "id=\(id)"], timeout: 30, accepted: Set(0...255))
+    }
+
+    /// Evicts the floating address's NFS server's sessions from `address` (that server is not running there). The ids
+    /// evicted; nil when rank 0 does not answer.
+    static func evictFloating(at address: String, filesystem: String, tools: CephTools) -> [Int]? {
+        let target = "mds.\(filesystem):0"
+        guard let list = sessionList(target, tools: tools),
+              let sessions = sessions(of: NFSConfig.floatingUser, sessionList: list) else { return nil }
+        let stale = sessions.filter { $0.address.flatMap(IPAddress.init) == IPAddress(address) }.map(\.id)
+        for id in stale { _ = evict(session: id, from: target, tools: tools) }
+        return stale
     }
 
     /// True when rank `rank` of `filesystem` is held by an MDS that has replayed its journal.

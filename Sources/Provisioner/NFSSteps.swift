@@ -3,6 +3,7 @@ import CommandSupport
 import Exec
 import Foundation
 import JSONCoding
+import Logging
 import Seed
 
 /// `services.nfs`: CephFS subvolumes exported over NFSv4 by NFS-Ganesha (FSAL_CEPH), on the node that runs the services
@@ -42,12 +43,12 @@ extension Provisioner {
             actions += changes
         }
         fault("nfs", .mid)
-        // CephFS, and NFS-Ganesha's client recovery records in the cluster's own pool (namespace nfs).
-        let osdCaps = "allow rw tag cephfs data=\(cephfs.name), allow rw pool=\(ClusterEventLog.pool) namespace=\(NFSConfig.recoveryNamespace)"
-        if try ensureKeyring(nfsEntity, caps: ["mon", "allow r", "mds", "allow rw", "osd", osdCaps], at: layout.keyring(nfsEntity)) {
+        if try ensureKeyring(nfsEntity, caps: NFSConfig.caps(filesystem: cephfs.name), at: layout.keyring(nfsEntity)) {
             actions.append("created the key of \(nfsEntity)")
         }
-        let bind: String? = service.virtualIP != nil || options.launcher == .systemd ? nil : identity.address.description
+        // With a floating address this node's own server listens on the node's address only: the floating address is
+        // the floating server's.
+        let bind: String? = service.virtualIP == nil && options.launcher == .systemd ? nil : identity.address.description
         let config = NFSConfig.ganesha(service, filesystem: cephfs.name, paths: paths, node: identity.daemonId,
                                        cephConf: layout.cephConf, bind: bind)
         try Files.makeDirectory(layout.path("/var/log/ganesha"))
@@ -79,6 +80,7 @@ extension Provisioner {
             actions.append("started NFS-Ganesha")
         }
         if let address = service.virtualIP {
+            actions += try floatingServer(service, address: address, filesystem: cephfs.name, paths: paths)
             actions += try virtualAddress(address)
         }
         let exports = service.exports.map { "/" + $0.name }.joined(separator: ", ")
@@ -92,6 +94,33 @@ extension Provisioner {
     func evictNFSSessions(_ filesystem: String) {
         _ = try? tools.run("ceph", ["tell", "mds.\(filesystem):0", "client", "evict", "client_metadata.entity_id=nfs.\(identity.daemonId)"],
                            timeout: 30)
+    }
+
+    /// The NFS server of the floating address: its key and configuration on every NFS node; it runs on the node that
+    /// holds the address, started by keepalived (`nfs-takeover`) and stopped when the address leaves (`nfs-release`).
+    /// Here it is restarted when its configuration changed, and started when this node holds the address without it.
+    func floatingServer(_ service: Seed.NFS, address: IPAddress, filesystem: String,
+                        paths: [String: String]) throws(ProvisionError) -> [String] {
+        var actions: [String] = []
+        let entity = "client.\(NFSConfig.floatingUser)"
+        if try ensureKeyring(entity, caps: NFSConfig.caps(filesystem: filesystem), at: layout.keyring(entity)) {
+            actions.append("created the key of \(entity)")
+        }
+        let config = NFSConfig.ganesha(service, filesystem: filesystem, paths: paths, node: NFSConfig.floatingNode,
+                                       cephConf: layout.cephConf, bind: address.description)
+        let daemon = NFSConfig.floatingDaemon(layout)
+        let lock = try FloatingServerLock(layout)
+        defer { lock.release() }
+        if try Files.write(config, to: layout.floatingGaneshaConf), launcher.isRunning(daemon) {
+            try launcher.stop(daemon)
+            actions.append("wrote \(layout.floatingGaneshaConf)")
+        }
+        if NFSConfig.holds(address) && !launcher.isRunning(daemon) {
+            // Its session from before (stopped above, or exited) holds capabilities until it is evicted.
+            _ = NFSRecovery.evictFloating(at: identity.address.description, filesystem: filesystem, tools: tools)
+            if try launcher.ensureRunning(daemon) { actions.append("started the NFS server of \(address)") }
+        }
+        return actions
     }
 
     var ganeshaLog: String { layout.path("/var/log/ganesha/ganesha.log") }
@@ -167,13 +196,17 @@ extension Provisioner {
         // Taking the address over: NFS-Ganesha on a node that died keeps its CephFS session (and the capabilities of
         // the files it had open) for minutes, and for as long as it takes when an MDS took a rank over meanwhile
         // (NFSRecovery); the new holder evicts the sessions of the peers that no longer answer.
+        // It then starts the floating address's NFS server, which its clients reclaim their locks from; whoever loses
+        // the address stops its own.
         let peers = (rack?.monitors ?? []).filter { $0.shortName != identity.daemonId }.map { "\($0.shortName)=\($0.address)" }
-        var takeover = [NFSConfig.selfExecutable, "nfs-takeover", "--root", layout.root.isEmpty ? "/" : layout.root, "--cluster", layout.cluster,
-                        "--filesystem", seed.cluster.services.cephfs?.name ?? "cephfs", "--verbose", "--log", layout.nfsTakeoverLog]
+        let common = ["--root", layout.root.isEmpty ? "/" : layout.root, "--cluster", layout.cluster, "--verbose", "--log", layout.nfsTakeoverLog,
+                      "--filesystem", seed.cluster.services.cephfs?.name ?? "cephfs"]
+        var takeover = [NFSConfig.selfExecutable, "nfs-takeover"] + common + ["--floating-address", address.description]
         for peer in peers { takeover += ["--peer", peer] }
         let config = NFSConfig.keepalived(address: address, prefixLength: link.prefixLength, interface: link.name,
                                           routerID: NFSConfig.routerID(fsid: identity.fsid), priority: 200 - 10 * rank,
-                                          name: identity.daemonId, takeover: peers.isEmpty ? nil : takeover)
+                                          name: identity.daemonId, takeover: takeover,
+                                          release: [NFSConfig.selfExecutable, "nfs-release"] + common)
         try Files.makeDirectory((layout.keepalivedConf as NSString).deletingLastPathComponent)
         let keepalived = keepalivedDaemon
         if try Files.write(config, to: layout.keepalivedConf), launcher.isRunning(keepalived) {
@@ -182,9 +215,10 @@ extension Provisioner {
         }
         if try launcher.ensureRunning(keepalived) { actions.append("started keepalived for \(address) on \(link.name)") }
         // Whoever holds it (this node after about three advertisement intervals, or another NFS node), the
-        // address must answer on the NFS port.
+        // address must answer on the NFS port: its holder's `nfs-takeover` starts the floating server, after giving
+        // the previous holder's up to 30 s to stop.
         if address.family == .v4 {
-            try CephTools.wait("the NFS virtual address \(address) to answer on port \(Seed.NFS.port)", seconds: 60) {
+            try CephTools.wait("the NFS virtual address \(address) to answer on port \(Seed.NFS.port)", seconds: 120) {
                 Ports.isListening(host: address.description, port: Seed.NFS.port)
             }
         }
@@ -196,6 +230,29 @@ extension Provisioner {
 public enum NFSConfig {
     /// Where NFS-Ganesha keeps its client recovery records: the `.aquarium` pool, this namespace, one object per node.
     public static let recoveryNamespace = "nfs"
+
+    /// The recovery node id of the floating address's NFS server, the same on every NFS node: the server that takes
+    /// the address over reads its predecessor's client records and gives those clients a grace period to reclaim
+    /// their opens and locks. Not a possible host name (`_`), so never a node's own id.
+    public static let floatingNode = "virtual_ip"
+    /// Its Ceph user, shared by the NFS nodes: the MDS hands a session over (NFS-Ganesha's reclaim) only to the same user.
+    public static let floatingUser = "nfs.\(floatingNode)"
+
+    /// The capabilities of an NFS server's Ceph user: CephFS, and its client recovery records in the cluster's own pool.
+    static func caps(filesystem: String) -> [String] {
+        ["mon", "allow r", "mds", "allow rw", "osd",
+         "allow rw tag cephfs data=\(filesystem), allow rw pool=\(ClusterEventLog.pool) namespace=\(recoveryNamespace)"]
+    }
+
+    /// The floating address's NFS server. Not started at boot: keepalived starts it where the address is.
+    public static func floatingDaemon(_ layout: Layout) -> DaemonSpec {
+        var daemon = DaemonSpec(name: floatingUser, executable: "ganesha.nfsd",
+                                arguments: ["-F", "-f", layout.floatingGaneshaConf, "-L", layout.path("/var/log/ganesha/ganesha-floating.log"),
+                                            "-p", layout.path("/run/ganesha-floating.pid"), "-N", "NIV_EVENT"],
+                                configPath: layout.floatingGaneshaConf)
+        daemon.atBoot = false
+        return daemon
+    }
 
     /// NFS-Ganesha's configuration on node `node` (its Ceph user is `nfs.NODE`). The node's name is also its recovery
     /// node id, which NFS-Ganesha otherwise takes from the host name and uses in the CephFS session identity
@@ -237,9 +294,12 @@ public enum NFSConfig {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/usr/bin/aquarium-provision"
     }
 
+    /// `takeover` runs when this node takes the address, `release` when it loses it (or keepalived stops).
     public static func keepalived(address: IPAddress, prefixLength: Int, interface: String, routerID: Int, priority: Int,
-                                  name: String, takeover: [String]? = nil) -> String {
-        let notify = takeover.map { "\n    notify_master \"\($0.joined(separator: " "))\"" } ?? ""
+                                  name: String, takeover: [String], release: [String]) -> String {
+        let run = release.joined(separator: " ")
+        let notify = "\n    notify_master \"\(takeover.joined(separator: " "))\"" + "\n    notify_backup \"\(run)\""
+            + "\n    notify_fault \"\(run)\"" + "\n    notify_stop \"\(run)\""
         return """
         # Written by aquarium-provision from the seed's services.nfs.virtual_ip; rewritten on every run.
         global_defs {
@@ -271,6 +331,11 @@ public enum NFSConfig {
         public var prefixLength: Int
     }
 
+    /// True when an interface of this node holds `address` (keepalived put it here).
+    static func holds(_ address: IPAddress) -> Bool {
+        interface(holding: address, in: (try? Command("ip", ["-j", "address", "show"]).run())?.output ?? "") != nil
+    }
+
     /// The interface holding `address`, from `ip -j address show`.
     public static func interface(holding address: IPAddress, in json: String) -> Link? {
         guard let links = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]] else { return nil }
@@ -283,6 +348,17 @@ public enum NFSConfig {
             }
         }
         return nil
+    }
+
+    /// Sends standard error to `path` (appended; keepalived discards a notify script's output), after a dated line.
+    static func appendLog(to path: String?, _ line: String) throws {
+        guard let path else { return }
+        try Files.makeDirectory((path as NSString).deletingLastPathComponent)
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+        guard descriptor >= 0 else { throw ValidationError("--log \(path): \(String(cString: strerror(errno)))") }
+        dup2(descriptor, STDERR_FILENO)
+        close(descriptor)
+        FileHandle.standardError.write(Data("\(ISO8601DateFormatter().string(from: Date())) \(line)\n".utf8))
     }
 
     static func quoted(_ text: String) -> String {
@@ -318,21 +394,20 @@ public struct NFSTakeoverCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Append the log to this file (keepalived discards a notify script's output).", valueName: "file"))
     public var log: String?
 
+    @Option(help: ArgumentHelp("The floating address: start its NFS server on this node once the dead peers' sessions are gone.",
+                               valueName: "address"))
+    public var floatingAddress: String?
+
     /// How long a dead peer's eviction is retried; the NFS nodes' `maintenance watch` keeps looking afterwards.
     static let evictionDeadline: Double = 300
+    /// How long a live previous holder of the address has to stop its floating server (keepalived told it to).
+    static let handOverDeadline: Double = 30
 
     public init() {}
 
     public func run() throws {
         let layout = Layout(root: rootOptions.root, cluster: rootOptions.cluster)
-        if let log {
-            try Files.makeDirectory((log as NSString).deletingLastPathComponent)
-            let descriptor = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
-            guard descriptor >= 0 else { throw ValidationError("--log \(log): \(String(cString: strerror(errno)))") }
-            dup2(descriptor, STDERR_FILENO)
-            close(descriptor)
-            FileHandle.standardError.write(Data("\(ISO8601DateFormatter().string(from: Date())) nfs-takeover \(peers.joined(separator: " "))\n".utf8))
-        }
+        try NFSConfig.appendLog(to: log, "nfs-takeover \(peers.joined(separator: " "))")
         let logger = global.logger("aquarium.provision")
         let events = EventLog(path: layout.eventsFile)
         let tools = CephTools(layout: layout, logger: logger)
@@ -356,7 +431,7 @@ public struct NFSTakeoverCommand: ParsableCommand {
                 // By session id, found by `client_metadata.entity_id` (see `NFSRecovery.evict`): the MDS that took rank
                 // 0 over rebuilt node 1's session from its journal without its auth name (seen in RackTests).
                 guard let list = NFSRecovery.sessionList(target, tools: tools),
-                      let sessions = NFSRecovery.sessionIDs(of: "nfs.\(name)", sessionList: list) else {
+                      let sessions = NFSRecovery.deadNodeSessions(name: name, address: address, sessionList: list) else {
                     lastFailure = "cannot list the sessions of rank 0 of \(filesystem)"
                     logger.info("evicting nfs.\(name): \(lastFailure); trying again (the MDS may be failing over)")
                     sleep(5)
@@ -392,7 +467,135 @@ public struct NFSTakeoverCommand: ParsableCommand {
         var detail = evicted.isEmpty ? "took the floating address" : "took the floating address; evicted the NFS sessions of "
             + evicted.joined(separator: ", ")
         if !failed.isEmpty { detail += "; could not evict the NFS sessions of " + failed.joined(separator: ", ") }
-        events.append(ProvisionEvent(event: "nfs.takeover", changed: !evicted.isEmpty, detail: detail))
+        var started = false
+        if let floatingAddress {
+            guard let address = IPAddress(floatingAddress) else { throw ValidationError("--floating-address \(floatingAddress): not an IP address") }
+            do {
+                started = try startFloatingServer(address, layout: layout, tools: tools, logger: logger)
+                if started { detail += "; started its NFS server (its clients reclaim their opens and locks in the grace period)" }
+            } catch {
+                detail += "; could not start its NFS server: \(error)"
+                events.append(ProvisionEvent(event: "nfs.takeover", changed: !evicted.isEmpty, detail: detail))
+                throw error
+            }
+        }
+        events.append(ProvisionEvent(event: "nfs.takeover", changed: !evicted.isEmpty || started, detail: detail))
         print(evicted.isEmpty ? "no NFS peer to evict" : "evicted the NFS sessions of " + evicted.joined(separator: ", "))
     }
+
+    /// Starts the floating address's NFS server here, unless it runs. Its sessions elsewhere go first: a dead holder's
+    /// were evicted with its node; a live one (the address moved back to a node of higher priority) stops its server
+    /// when keepalived tells it (`nfs-release`), and what is left after `handOverDeadline` is evicted. Then the server
+    /// reads the recovery records its predecessor wrote (the same node id) and opens its grace period.
+    func startFloatingServer(_ address: IPAddress, layout: Layout, tools: CephTools, logger: Logger) throws -> Bool {
+        guard let identity = try ProvisionState.load(layout.stateFile).identity else {
+            throw ValidationError("\(layout.stateFile) has no cluster identity: this node was never provisioned")
+        }
+        let launcher = Launchers.make(identity.launcher, layout: layout, logger: logger)
+        let daemon = NFSConfig.floatingDaemon(layout)
+        // keepalived runs `nfs-takeover` and `nfs-release` at once when the address comes and goes within a moment
+        // (seen in RackTests: two nodes forming the rack, the second with the higher priority): one at a time, and the
+        // server is started only while the address is still here.
+        let lock = try FloatingServerLock(layout)
+        defer { lock.release() }
+        if launcher.isRunning(daemon) { return false }
+        guard NFSConfig.holds(address) else {
+            logger.notice("\(address) left this node before its NFS server started; not starting it")
+            return false
+        }
+        let target = "mds.\(filesystem):0"
+        let deadline = Date().addingTimeInterval(Self.handOverDeadline)
+        var left: [(id: Int, address: String?)] = []
+        repeat {
+            guard let list = NFSRecovery.sessionList(target, tools: tools),
+                  let sessions = NFSRecovery.sessions(of: NFSConfig.floatingUser, sessionList: list) else {
+                sleep(2)
+                continue
+            }
+            left = sessions
+            if left.isEmpty { break }
+            logger.info("the floating NFS server still has sessions at \(left.map { $0.address ?? "?" }); waiting for them to close")
+            sleep(2)
+        } while Date() < deadline
+        for session in left {
+            logger.notice("evicting session \(session.id) of \(NFSConfig.floatingUser) at \(session.address ?? "?")")
+            _ = NFSRecovery.evict(session: session.id, from: target, tools: tools)
+        }
+        let started = try launcher.ensureRunning(daemon)
+        try launcher.confirmStarted()
+        try CephTools.wait("the floating NFS server to listen on \(address):\(Seed.NFS.port)", seconds: 60) {
+            Ports.isListening(host: address.description, port: Seed.NFS.port)
+        }
+        logger.notice("started the floating NFS server on \(address)")
+        return started
+    }
+}
+
+/// `aquarium-provision nfs-release`: run by keepalived when this node loses the NFS floating address (or keepalived
+/// stops): stops the floating address's NFS server here, so that the new holder's takes its clients over.
+public struct NFSReleaseCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "nfs-release",
+        abstract: "Run by keepalived when this node loses the NFS floating address: stop its NFS server here.",
+        shouldDisplay: false)
+
+    @OptionGroup public var global: GlobalOptions
+    @OptionGroup public var rootOptions: RootOptions
+
+    @Option(help: ArgumentHelp("Append the log to this file (keepalived discards a notify script's output).", valueName: "file"))
+    public var log: String?
+
+    @Option(help: "The CephFS file system the exports are on.")
+    public var filesystem: String = "cephfs"
+
+    public init() {}
+
+    public func run() throws {
+        let layout = Layout(root: rootOptions.root, cluster: rootOptions.cluster)
+        try NFSConfig.appendLog(to: log, "nfs-release")
+        let logger = global.logger("aquarium.provision")
+        guard let identity = try ProvisionState.load(layout.stateFile).identity else { return }
+        let launcher = Launchers.make(identity.launcher, layout: layout, logger: logger)
+        let daemon = NFSConfig.floatingDaemon(layout)
+        let lock = try FloatingServerLock(layout)
+        defer { lock.release() }
+        guard launcher.isRunning(daemon) else { return }
+        try launcher.stop(daemon)
+        // NFS-Ganesha keeps its CephFS session after it stopped (for a reclaim by itself): the new holder's server
+        // would wait for it. Evicted here at once (the new holder's takeover evicts it after 30 s otherwise).
+        let evicted = NFSRecovery.evictFloating(at: identity.address.description, filesystem: filesystem,
+                                                tools: CephTools(layout: layout, logger: logger)) ?? []
+        logger.notice("stopped the floating NFS server; evicted its sessions \(evicted)")
+        EventLog(path: layout.eventsFile).append(ProvisionEvent(event: "nfs.release", changed: true,
+                                                                detail: "lost the floating address; stopped its NFS server"))
+        print("stopped the floating NFS server")
+    }
+}
+
+/// Held while the floating address's NFS server is started or stopped on this node (an exclusive `flock` on
+/// `ROOT/run/aquarium/nfs-floating.lock`): by the `nfs` step, `nfs-takeover` and `nfs-release`.
+final class FloatingServerLock {
+    private var descriptor: Int32
+
+    init(_ layout: Layout) throws(ProvisionError) {
+        let path = layout.pidDir + "/nfs-floating.lock"
+        try Files.makeDirectory(layout.pidDir)
+        descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw .failed("cannot open \(path): \(String(cString: strerror(errno)))") }
+        while flock(descriptor, LOCK_EX) != 0 {
+            guard errno == EINTR else {
+                let reason = String(cString: strerror(errno))
+                close(descriptor)
+                throw .failed("cannot lock \(path): \(reason)")
+            }
+        }
+    }
+
+    func release() {
+        guard descriptor >= 0 else { return }
+        close(descriptor)
+        descriptor = -1
+    }
+
+    deinit { release() }
 }

@@ -18,7 +18,7 @@ public struct ProvisionCommand: ParsableCommand {
             """,
         version: AquariumVersion.string,
         subcommands: [RunCommand.self, StatusCommand.self, EventsCommand.self, JoinTokenCommand.self, SupportBundleCommand.self,
-                      StopCommand.self, NFSTakeoverCommand.self, MaintenanceCommand.self, RebootCommand.self, NodeCommand.self,
+                      StopCommand.self, NFSTakeoverCommand.self, NFSReleaseCommand.self, MaintenanceCommand.self, RebootCommand.self, NodeCommand.self,
                       DiskCommand.self, UpdateCommand.self, S3CredentialsCommand.self,
                       DashboardPasswordCommand.self, ISCSICredentialsCommand.self, BenchCommand.self])
 

@@ -150,7 +150,10 @@ public enum StatusCollector {
         lines.append("health    \(report.health)")
         for (name, message) in report.checks.sorted(by: { $0.key < $1.key }) { lines.append("          \(name): \(message)") }
         lines.append("mons      \(report.monitors.isEmpty ? "-" : report.monitors.joined(separator: ", "))")
-        let daemonText = report.daemons.map { "\($0.name)\($0.running ? "" : " (not running)")" }
+        // The floating address's NFS server runs only where the address is.
+        let daemonText = report.daemons.map {
+            "\($0.name)\($0.running ? "" : $0.name == NFSConfig.floatingUser ? " (standby: the address is elsewhere)" : " (not running)")"
+        }
         lines.append("daemons   \(daemonText.isEmpty ? "-" : daemonText.joined(separator: ", ")) [\(report.launcher ?? "-")]")
         let osdText = report.osds.map { "osd.\($0.id) \($0.up ? "up" : "down")/\($0.in ? "in" : "out")\($0.disk.map { " on \($0)" } ?? "")" }
         lines.append("osds      \(osdText.isEmpty ? "-" : osdText.joined(separator: ", "))")

@@ -88,16 +88,19 @@ public struct SupportBundle {
                 }
             }
         }
-        let logs = ((try? FileManager.default.contentsOfDirectory(atPath: layout.cephLog)) ?? []).sorted()
-        for name in logs {
-            let path = layout.cephLog + "/" + name
+        // Ceph's logs (the NFS takeovers' too), and NFS-Ganesha's (the node's own server and the floating address's).
+        let logDirectories = [(layout.cephLog, "var/log/ceph/"), (layout.path("/var/log/ganesha"), "var/log/ganesha/")]
+        let logs = logDirectories.flatMap { directory, prefix in
+            ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted().map { (directory + "/" + $0, prefix + $0) }
+        }
+        for (path, name) in logs {
             guard let handle = FileHandle(forReadingAtPath: path) else { continue }
             defer { try? handle.close() }
             let size = (try? handle.seekToEnd()) ?? 0
             let start = size > UInt64(logTailBytes) ? size - UInt64(logTailBytes) : 0
             try? handle.seek(toOffset: start)
             let data = (try? handle.readToEnd()) ?? Data()
-            files.append(("var/log/ceph/" + name, String(decoding: data, as: UTF8.self)))
+            files.append((name, String(decoding: data, as: UTF8.self)))
         }
         do {
             let writer = try ArchiveWriter(path: output, compression: .gzip)

@@ -700,7 +700,7 @@ import Testing
             #expect(written.status == 0, "\(written.errorOutput)")
             let listing = try Command("tar", ["-tzf", bundle]).run().output
             for name in ["node-record.json", "events.jsonl", "status.json", "ceph-status.txt", "ceph-mon.node-01.log",
-                         "seed.redacted.json"] {
+                         "seed.redacted.json", "var/log/ganesha/ganesha.log"] {
                 #expect(listing.contains(name), "\(name) missing from the bundle")
             }
             #expect(!listing.contains("keyring"))

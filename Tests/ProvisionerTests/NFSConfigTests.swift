@@ -1,5 +1,6 @@
 import Foundation
 import Seed
+import TestSupport
 import Testing
 @testable import Provisioner
 
@@ -45,24 +46,44 @@ import Testing
         #expect(render(Seed.NFS(versions: versions, exports: [Seed.NFSExport(name: "shared")])).contains(line))
     }
 
-    @Test func noBindAddressWithAVirtualAddress() {
-        // With a floating address NFS-Ganesha listens on every address, the virtual one included.
+    @Test func noBindAddressOnASystemdNodeWithoutAVirtualAddress() {
+        // Without a floating address a node's server listens on every address (on a node: systemd launcher).
         let text = render(Seed.NFS(exports: [Seed.NFSExport(name: "shared")]), bind: nil)
         #expect(!text.contains("Bind_addr"))
+    }
+
+    /// The floating address's server: every NFS node renders the same recovery node id and Ceph user (the next holder
+    /// reads its predecessor's client records; the MDS hands a session over only to the same user), bound to the
+    /// floating address, and not started at boot (keepalived starts it where the address is).
+    @Test func floatingServer() throws {
+        let text = NFSConfig.ganesha(Seed.NFS(exports: [Seed.NFSExport(name: "shared")]), filesystem: "cephfs", paths: Self.paths,
+                                     node: NFSConfig.floatingNode, cephConf: "/etc/ceph/ceph.conf", bind: "10.77.0.100")
+        #expect(text.contains("nodeid = \"virtual_ip\";") && text.contains("userid = \"nfs.virtual_ip\";")
+                && text.contains("User_Id = \"nfs.virtual_ip\";") && text.contains("Bind_addr = 10.77.0.100;"), "\(text)")
+        let layout = Layout(root: "/tmp/r")
+        let daemon = NFSConfig.floatingDaemon(layout)
+        #expect(daemon.configPath == "/tmp/r/etc/ganesha/ganesha-floating.conf" && !daemon.atBoot
+                && daemon.arguments.contains("/tmp/r/run/ganesha-floating.pid") && layout.daemonConfigs.contains(daemon.configPath))
+        let unit = SystemdLauncher.renderUnit(daemon, cluster: "ceph")
+        #expect(!unit.contains("[Install]") && unit.contains("ExecStart="), "\(unit)")
+        var own = daemon
+        own.atBoot = true
+        #expect(SystemdLauncher.renderUnit(own, cluster: "ceph").hasSuffix("TimeoutStopSec=60\n\n[Install]\nWantedBy=multi-user.target\n"))
     }
 
     @Test func keepalived() throws {
         let text = NFSConfig.keepalived(address: try #require(IPAddress("10.77.0.100")), prefixLength: 24, interface: "eth0",
                                         routerID: 42, priority: 190, name: "node-2",
-                                        takeover: ["/usr/bin/aquarium-provision", "nfs-takeover", "--root", "/", "--peer", "node-1=10.77.0.1"])
+                                        takeover: ["/usr/bin/aquarium-provision", "nfs-takeover", "--root", "/", "--peer", "node-1=10.77.0.1"],
+                                        release: ["/usr/bin/aquarium-provision", "nfs-release", "--root", "/"])
         for line in ["virtual_router_id 42", "priority 190", "interface eth0", "10.77.0.100/24 dev eth0", "state BACKUP",
                      "router_id aquarium-node-2", "script_user root",
-                     "notify_master \"/usr/bin/aquarium-provision nfs-takeover --root / --peer node-1=10.77.0.1\""] {
+                     "notify_master \"/usr/bin/aquarium-provision nfs-takeover --root / --peer node-1=10.77.0.1\"",
+                     "notify_backup \"/usr/bin/aquarium-provision nfs-release --root /\"",
+                     "notify_fault \"/usr/bin/aquarium-provision nfs-release --root /\"",
+                     "notify_stop \"/usr/bin/aquarium-provision nfs-release --root /\""] {
             #expect(text.contains(line), "\(line) in \(text)")
         }
-        // A single NFS node has no peer to take over from.
-        #expect(!NFSConfig.keepalived(address: try #require(IPAddress("10.77.0.100")), prefixLength: 24, interface: "eth0",
-                                      routerID: 42, priority: 200, name: "node-1").contains("notify"))
     }
 
     @Test func routerIDIsStableAndInRange() {
@@ -84,5 +105,31 @@ import Testing
         #expect(NFSConfig.interface(holding: try #require(IPAddress("fd77::2")), in: json) == NFSConfig.Link(name: "eth0", prefixLength: 64))
         #expect(NFSConfig.interface(holding: try #require(IPAddress("10.77.0.9")), in: json) == nil)
         #expect(NFSConfig.interface(holding: try #require(IPAddress("10.77.0.2")), in: "not json") == nil)
+    }
+}
+
+/// `nfs-takeover` and `nfs-release` (run by keepalived at once when the address comes and goes) start and stop the
+/// floating server one at a time.
+@Suite struct FloatingServerLockTests {
+    @Test func oneHolderAtATime() throws {
+        try withTemporaryDirectory { directory in
+            let layout = Layout(root: directory)
+            let first = try FloatingServerLock(layout)
+            let taken = Slots<Date>(count: 1)
+            let thread = Thread {
+                if let second = try? FloatingServerLock(layout) {
+                    taken.set(0, Date())
+                    second.release()
+                }
+            }
+            thread.start()
+            sleep(1)
+            let released = Date()
+            first.release()
+            taken.waitUntilFull()
+            let when = try #require(taken.values[0])
+            #expect(when >= released, "the second holder got the lock while the first held it")
+            #expect(FileManager.default.fileExists(atPath: directory + "/run/aquarium/nfs-floating.lock"))
+        }
     }
 }

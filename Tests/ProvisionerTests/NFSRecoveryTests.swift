@@ -29,6 +29,27 @@ import Testing
         #expect(NFSRecovery.sessionIDs(of: entity, sessionList: Self.sessions) == ids)
     }
 
+    /// `session ls` with the floating address's server on node 1 (dead) and on node 2 (the previous holder, alive).
+    static let floatingSessions = """
+        [{"id": 4258, "inst": "client.4258 10.77.0.1:0/4077150794", "client_metadata": {"entity_id": "nfs.node-1"}},
+         {"id": 4259, "inst": "client.4259 10.77.0.1:0/4077150795", "client_metadata": {"entity_id": "nfs.virtual_ip"}},
+         {"id": 4260, "inst": "client.4260 10.77.0.2:0/3", "client_metadata": {"entity_id": "nfs.virtual_ip"}},
+         {"id": 4232, "inst": "client.4232 10.77.0.2:0/3863000764", "client_metadata": {"entity_id": "nfs.node-2"}},
+         {"id": 4261, "client_metadata": {"entity_id": "nfs.virtual_ip"}}]
+        """
+
+    /// A dead NFS node's sessions: its own server's and the floating server's from its address, nobody else's.
+    @Test(arguments: [
+        ("node-1", "10.77.0.1", [4258, 4259] as [Int]?),
+        ("node-2", "10.77.0.2", [4232, 4260]),
+        ("node-3", "10.77.0.3", []),
+        ("node-1", "10.77.0.9", [4258]),
+    ])
+    func deadNodeSessions(_ name: String, _ address: String, _ ids: [Int]?) {
+        #expect(NFSRecovery.deadNodeSessions(name: name, address: address, sessionList: Self.floatingSessions) == ids)
+        #expect(NFSRecovery.deadNodeSessions(name: name, address: address, sessionList: "Error EAGAIN") == nil)
+    }
+
     @Test func sessionIDsOfNoList() {
         #expect(NFSRecovery.sessionIDs(of: "nfs.node-1", sessionList: "Error ENOENT: ...") == nil)
         #expect(NFSRecovery.sessionIDs(of: "nfs.node-1", sessionList: "[]") == [])

@@ -167,8 +167,17 @@ import Testing
                     try "written through the floating address".write(toFile: nfsPayload, atomically: true, encoding: .utf8)
                     let nfsCopy = try nodes[3].host.command("timeout", ["60", "nfs-cp", nfsPayload, Self.nfsURL("/shared/file")])
                         .run(acceptedStatuses: Set(0...255))
-                    #expect(nfsCopy.status == 0, "\(nfsCopy.output) \(nfsCopy.errorOutput); node 1's NFS-Ganesha: \(ganeshaLog(nodes[0].node.root))")
+                    #expect(nfsCopy.status == 0, "\(nfsCopy.output) \(nfsCopy.errorOutput); node 1's NFS-Ganesha: \(ganeshaLog(nodes[0].node.root, floating: true))")
                     #expect(try nfsRead(nodes[3], "/shared/file") == "written through the floating address")
+                    // A client on node 4 holds a write lock on a file through the floating address, renewing its lease
+                    // and reclaiming the lock when its server restarts (Tests/Tools/nfs4-lock.py: NFSv4.0, as a
+                    // kernel client does it; libnfs does not reclaim). Another client is denied the lock.
+                    let lockLog = directory + "/nfs-lock.log"
+                    let lockHolder = try nodes[3].host.command("python3", [Self.lockTool, "hold", Self.nfsAddress, "/shared/lockfile", lockLog])
+                        .start()
+                    defer { _ = lockHolder.terminate(grace: 5) }
+                    #expect(try waitForLine(in: lockLog, containing: "locked /shared/lockfile", seconds: 60), "\(Files.read(lockLog) ?? "")")
+                    #expect(try lockTest(nodes[3]) == "denied")
 
                     // 2. Objects written from node 2, read back from node 3.
                     let payload = directory + "/payload"
@@ -204,7 +213,9 @@ import Testing
                     #expect(holders == ["node-2"] || holders == ["node-3"], "\(holders)")
                     var failedOver = ""
                     var lastError = ""
-                    let nfsDeadline = Date().addingTimeInterval(240)
+                    // (The new holder's floating server opens a grace period once node 1's sessions are evicted: the
+                    // read's new open waits it out.)
+                    let nfsDeadline = Date().addingTimeInterval(360)
                     repeat {
                         do {
                             failedOver = try nfsRead(nodes[3], "/shared/file")
@@ -216,7 +227,7 @@ import Testing
                     } while Date() < nfsDeadline
                     let holderRoot = nodes.first { $0.host.name == holders.first }?.node.root ?? ""
                     let fsDump = (try? second.host.command("timeout", ["30", "ceph", "-c", second.node.conf, "fs", "dump"]).run().output) ?? "?"
-                    let holderLog = ganeshaLog(holderRoot)
+                    let holderLog = ganeshaLog(holderRoot, floating: true)
                     // Seen once in CI: rank 0's new MDS stayed in up:clientreplay past the deadline (node 1's NFS
                     // session evicted); its sessions and the health say which client it waits for, next time.
                     var sessions = "", health = ""
@@ -250,7 +261,14 @@ import Testing
                         sleep(2)
                     } while Date() < takeoverDeadline
                     let takeoverLog = (try? String(contentsOfFile: holderRoot + "/var/log/ceph/nfs-takeover.log", encoding: .utf8)) ?? ""
-                    #expect(takeovers.contains { $0.contains("evicted the NFS sessions of node-1") }, "\(takeovers)\n\(takeoverLog)")
+                    #expect(takeovers.contains { $0.contains("evicted the NFS sessions of node-1") && $0.contains("started its NFS server") },
+                            "\(takeovers)\n\(takeoverLog)")
+                    // The lock survived the move: its holder reclaimed it from the new holder's floating server (which
+                    // read node 1's server's client records: one recovery node id for the address), and another
+                    // client is still denied it. Without those records the reclaim is refused (NFS4ERR_NO_GRACE).
+                    #expect(try waitForLine(in: lockLog, containing: "reclaimed the lock", seconds: 120),
+                            "\(Files.read(lockLog) ?? "")\n\(holders)'s floating NFS-Ganesha: \(ganeshaLog(holderRoot, floating: true))")
+                    #expect(try lockTest(nodes[3]) == "denied", "\(Files.read(lockLog) ?? "")")
 
                     // 4. Reconcile from node 2 with node 1 gone: a pool made at size 1 grows to 3/2; only health fails.
                     try second.host.command("timeout", ["60", "ceph", "-c", second.node.conf, "osd", "pool", "create", "late", "8"]).run()
@@ -270,6 +288,17 @@ import Testing
                         #expect(try nodes[0].rados(["-p", "rbd", "get", name, file]).status == 0)
                         #expect(FileManager.default.contents(atPath: file) == FileManager.default.contents(atPath: payload), "\(name)")
                     }
+
+                    // 5b. Node 1, back, takes the floating address back (the highest VRRP priority): the node that held
+                    // it stops its floating server when keepalived tells it, node 1 starts its own, and the lock holder
+                    // reclaims its lock a second time, now from node 1.
+                    #expect(try nfsAddressHolders(nodes, until: { $0 == ["node-1"] }) == ["node-1"])
+                    #expect(try waitForLine(in: lockLog, containing: "reclaimed the lock", seconds: 180, count: 2),
+                            "\(Files.read(lockLog) ?? "")\nnode 1's floating NFS-Ganesha: \(ganeshaLog(nodes[0].node.root, floating: true))")
+                    #expect(try lockTest(nodes[3]) == "denied", "\(Files.read(lockLog) ?? "")")
+                    let releases = EventLog(path: holderRoot + "/var/lib/aquarium/events.jsonl").read().filter { $0.event == "nfs.release" }
+                    #expect(!releases.isEmpty, "\(holders) did not stop its floating NFS server")
+                    _ = lockHolder.terminate(grace: 5)
 
                     // 6. A storage seed of another cluster (same key, foreign fsid) is refused; nothing is created.
                     let fourth = nodes[3]
@@ -534,9 +563,41 @@ import Testing
     static let nfsAddress = "10.77.0.100"
     static func nfsURL(_ path: String) -> String { "nfs://\(nfsAddress)\(path)?version=4" }
 
-    /// The last lines of a node's NFS-Ganesha log that say something (for failure messages).
-    func ganeshaLog(_ root: String) -> String {
-        ((try? String(contentsOfFile: root + "/var/log/ganesha/ganesha.log", encoding: .utf8)) ?? "")
+    /// The NFSv4.0 lock client (hold, reclaim, test).
+    static let lockTool = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Tools/nfs4-lock.py").path
+
+    /// Whether another client may take a write lock on /shared/lockfile through the floating address: free, denied,
+    /// grace (the server's grace period), or what failed.
+    /// Asked again while the server is in its grace period (up to 150 s): it refuses every new lock then.
+    func lockTest(_ client: RackNode) throws -> String {
+        var answer = ""
+        let deadline = Date().addingTimeInterval(150)
+        repeat {
+            answer = try client.host.command("timeout", ["60", "python3", Self.lockTool, "test", Self.nfsAddress, "/shared/lockfile"])
+                .run(acceptedStatuses: Set(0...255)).output.trimmingCharacters(in: .whitespacesAndNewlines)
+            if answer != "grace" { break }
+            sleep(3)
+        } while Date() < deadline
+        return answer
+    }
+
+    /// Waits until `file` has `count` lines containing `text`; false after `seconds`.
+    func waitForLine(in file: String, containing text: String, seconds: Double, count: Int = 1) throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        repeat {
+            let lines = (Files.read(file) ?? "").split(separator: "\n").filter { $0.contains(text) }
+            if lines.count >= count { return true }
+            if (Files.read(file) ?? "").contains("the lock is lost") { return false }
+            sleep(2)
+        } while Date() < deadline
+        return false
+    }
+
+    /// The last lines of a node's NFS-Ganesha log (its own server's, or the floating address's) that say something
+    /// (for failure messages).
+    func ganeshaLog(_ root: String, floating: Bool = false) -> String {
+        ((try? String(contentsOfFile: root + "/var/log/ganesha/ganesha\(floating ? "-floating" : "").log", encoding: .utf8)) ?? "")
             .split(separator: "\n").filter { !$0.contains("DBUS") && !$0.contains("krb5") && !$0.contains("keytab") }
             .suffix(30).joined(separator: "\n")
     }
