@@ -1,7 +1,7 @@
 # Aquarium boot & provisioning — the README's two commands live here.
 SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 
-.PHONY: demo cluster-demo iscsi-demo rolling-demo update-demo update-demo-secure-boot update-demo-systemd-boot inventory test build deps clean install
+.PHONY: demo cluster-demo iscsi-demo nfs-demo rolling-demo update-demo update-demo-secure-boot update-demo-systemd-boot inventory test build deps clean install
 
 ## demo: the main job: build the USB stick image, boot it in QEMU with a sample seed (scripts/demo)
 demo:
@@ -17,6 +17,12 @@ cluster-demo:
 ## node 1 is stopped writes and reads through node 2's (scripts/cluster-demo --iscsi; 20-45 min under TCG)
 iscsi-demo:
 	./scripts/cluster-demo --iscsi
+
+## nfs-demo: the cluster-demo rack with NFS on all three monitor nodes and a floating address: a client on the bridge
+## holds a lock through the address; node 1, its holder, is stopped; the lock is reclaimed from the new holder and
+## the file reads back through the same address (scripts/cluster-demo --nfs; 20-45 min under TCG)
+nfs-demo:
+	./scripts/cluster-demo --nfs
 
 ## rolling-demo: the cluster-demo rack, then `update --rolling` to a second image: each node in turn updates its stick,
 ## reboots into the new slot and is marked good, HEALTH_OK in between (scripts/cluster-demo --rolling-update). Needs

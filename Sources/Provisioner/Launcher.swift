@@ -315,6 +315,10 @@ public struct SystemdLauncher: DaemonLauncher {
         }.joined(separator: " ")
         let after = daemon.after.map { " aquarium-ceph-\(cluster)-\($0).service" }.joined()
         let install = daemon.atBoot ? "\n[Install]\nWantedBy=multi-user.target\n" : ""
+        // What starts a daemon that is not started at boot starts it again (seen: systemd restarting the floating NFS
+        // server on a node the address had left, every 5 s, each start taking the CephFS session of the node that held
+        // the address).
+        let restart = daemon.atBoot ? "on-failure" : "no"
         return """
         # Written by aquarium-provision.
         [Unit]
@@ -325,7 +329,7 @@ public struct SystemdLauncher: DaemonLauncher {
         [Service]
         Type=simple
         ExecStart=\(exec)
-        Restart=on-failure
+        Restart=\(restart)
         RestartSec=5
         LimitNOFILE=1048576
         TimeoutStopSec=60

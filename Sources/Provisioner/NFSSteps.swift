@@ -63,7 +63,7 @@ extension Provisioner {
             throw .failed("port \(Seed.NFS.port) on \(checked) is taken by another program (a kernel NFS server?); "
                 + "NFS-Ganesha cannot listen there. Stop it, or remove services.nfs from the seed")
         }
-        let logStart = ((try? FileManager.default.attributesOfItem(atPath: ganeshaLog))?[.size] as? NSNumber)?.intValue ?? 0
+        let logStart = NFSConfig.logSize(ganeshaLog)
         let started = try launcher.ensureRunning(ganesha)
         try CephTools.wait("NFS-Ganesha to listen on \(checked):\(Seed.NFS.port)", seconds: 60) {
             Ports.isListening(host: checked, port: Seed.NFS.port)
@@ -71,11 +71,8 @@ extension Provisioner {
         if started {
             // NFS-Ganesha listens even when an export could not be made (CephFS not mounted): clients would get
             // NFS4ERR_NOENT. Its log since this start says so.
-            let log = (Files.read(ganeshaLog) ?? "").utf8.dropFirst(logStart)
-            if let failure = String(decoding: log, as: UTF8.self).split(separator: "\n")
-                .first(where: { $0.contains("Could not create export") || $0.contains("Unable to mount Ceph cluster") }) {
-                throw .failed("NFS-Ganesha started without an export: \(failure.split(separator: "]", maxSplits: 1).last ?? failure); "
-                    + "see \(ganeshaLog)")
+            if let failure = NFSConfig.exportFailure(log: ganeshaLog, from: logStart) {
+                throw .failed("NFS-Ganesha started without an export: \(failure); see \(ganeshaLog)")
             }
             actions.append("started NFS-Ganesha")
         }
@@ -244,10 +241,25 @@ public enum NFSConfig {
          "allow rw tag cephfs data=\(filesystem), allow rw pool=\(ClusterEventLog.pool) namespace=\(recoveryNamespace)"]
     }
 
+    static func floatingLog(_ layout: Layout) -> String { layout.path("/var/log/ganesha/ganesha-floating.log") }
+
+    static func logSize(_ path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
+    }
+
+    /// NFS-Ganesha listens even when an export could not be made (CephFS not mounted): clients get NFS4ERR_NOENT or
+    /// NFS4ERR_SERVERFAULT. Its log from byte `offset` (its size before this start) says so: the line, or nil.
+    static func exportFailure(log path: String, from offset: Int) -> String? {
+        let log = (Files.read(path) ?? "").utf8.dropFirst(offset)
+        guard let line = String(decoding: log, as: UTF8.self).split(separator: "\n")
+            .first(where: { $0.contains("Could not create export") || $0.contains("Unable to mount Ceph cluster") }) else { return nil }
+        return String(line.split(separator: "]", maxSplits: 1).last ?? line)
+    }
+
     /// The floating address's NFS server. Not started at boot: keepalived starts it where the address is.
     public static func floatingDaemon(_ layout: Layout) -> DaemonSpec {
         var daemon = DaemonSpec(name: floatingUser, executable: "ganesha.nfsd",
-                                arguments: ["-F", "-f", layout.floatingGaneshaConf, "-L", layout.path("/var/log/ganesha/ganesha-floating.log"),
+                                arguments: ["-F", "-f", layout.floatingGaneshaConf, "-L", floatingLog(layout),
                                             "-p", layout.path("/run/ganesha-floating.pid"), "-N", "NIV_EVENT"],
                                 configPath: layout.floatingGaneshaConf)
         daemon.atBoot = false
@@ -331,6 +343,26 @@ public enum NFSConfig {
         public var prefixLength: Int
     }
 
+    /// The `Bind_addr` of an NFS-Ganesha configuration this program wrote (the floating server's: its address).
+    static func bindAddress(in config: String) -> IPAddress? {
+        value("Bind_addr", in: config).flatMap(IPAddress.init)
+    }
+
+    /// The CephFS file system of the first export of a configuration this program wrote.
+    static func filesystem(in config: String) -> String? {
+        value("Filesystem", in: config).map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
+    }
+
+    /// `KEY = VALUE;` on a line of its own (the first).
+    static func value(_ key: String, in config: String) -> String? {
+        for line in config.split(separator: "\n") {
+            let text = line.trimmingCharacters(in: .whitespaces)
+            guard text.hasPrefix(key + " = "), text.hasSuffix(";") else { continue }
+            return String(text.dropFirst(key.count + 3).dropLast())
+        }
+        return nil
+    }
+
     /// True when an interface of this node holds `address` (keepalived put it here).
     static func holds(_ address: IPAddress) -> Bool {
         interface(holding: address, in: (try? Command("ip", ["-j", "address", "show"]).run())?.output ?? "") != nil
@@ -411,6 +443,11 @@ public struct NFSTakeoverCommand: ParsableCommand {
         let logger = global.logger("aquarium.provision")
         let events = EventLog(path: layout.eventsFile)
         let tools = CephTools(layout: layout, logger: logger)
+        // Held from here: an `nfs-release` keepalived runs meanwhile (the address left again) waits, then stops what
+        // this started (seen in the QEMU rack: node 2 took the address, node 1 took it back a second later, and node
+        // 2's release ran before its takeover started the server).
+        let lock = floatingAddress == nil ? nil : try FloatingServerLock(layout)
+        defer { lock?.release() }
         let target = "mds.\(filesystem):0"
         var evicted: [String] = [], failed: [String] = []
         for peer in peers {
@@ -494,15 +531,51 @@ public struct NFSTakeoverCommand: ParsableCommand {
         let launcher = Launchers.make(identity.launcher, layout: layout, logger: logger)
         let daemon = NFSConfig.floatingDaemon(layout)
         // keepalived runs `nfs-takeover` and `nfs-release` at once when the address comes and goes within a moment
-        // (seen in RackTests: two nodes forming the rack, the second with the higher priority): one at a time, and the
-        // server is started only while the address is still here.
-        let lock = try FloatingServerLock(layout)
-        defer { lock.release() }
+        // (seen while a rack forms): one at a time (the caller holds FloatingServerLock), and the server is started
+        // only while the address is still here.
         if launcher.isRunning(daemon) { return false }
-        guard NFSConfig.holds(address) else {
-            logger.notice("\(address) left this node before its NFS server started; not starting it")
-            return false
+        for attempt in 1...Self.startAttempts {
+            waitForOtherFloatingServers(tools: tools, logger: logger)
+            guard NFSConfig.holds(address) else {
+                logger.notice("\(address) left this node before its NFS server started; not starting it")
+                return false
+            }
+            let logStart = NFSConfig.logSize(NFSConfig.floatingLog(layout))
+            let started = try launcher.ensureRunning(daemon)
+            try launcher.confirmStarted()
+            var gone = false
+            try CephTools.wait("the floating NFS server to listen on \(address):\(Seed.NFS.port)", seconds: 60) {
+                gone = !NFSConfig.holds(address)
+                return gone || Ports.isListening(host: address.description, port: Seed.NFS.port)
+            }
+            if gone {
+                // The address left while the server started: a second floating server would take the new holder's
+                // CephFS session (NFS-Ganesha's reclaim of its predecessor's session).
+                logger.notice("\(address) left this node while its NFS server started; stopping it")
+                try launcher.stop(daemon)
+                _ = NFSRecovery.evictFloating(at: identity.address.description, filesystem: filesystem, tools: tools)
+                return false
+            }
+            // Seen in the QEMU rack: the floating server of a node the address had just left was still starting, with
+            // the same session id, and this one could not mount CephFS ("Unable to mount Ceph cluster"); it listened
+            // without its exports. Stopped, and started again once the other one is gone.
+            if let failure = NFSConfig.exportFailure(log: NFSConfig.floatingLog(layout), from: logStart) {
+                logger.warning("the floating NFS server started without its exports (attempt \(attempt) of \(Self.startAttempts)): \(failure)")
+                try launcher.stop(daemon)
+                _ = NFSRecovery.evictFloating(at: identity.address.description, filesystem: filesystem, tools: tools)
+                continue
+            }
+            logger.notice("started the floating NFS server on \(address)")
+            return started
         }
+        throw ProvisionError.failed("the floating NFS server started without its exports \(Self.startAttempts) times; "
+            + "see \(NFSConfig.floatingLog(layout))")
+    }
+
+    static let startAttempts = 3
+
+    /// Waits up to `handOverDeadline` for the floating server's sessions elsewhere to go, then evicts what is left.
+    func waitForOtherFloatingServers(tools: CephTools, logger: Logger) {
         let target = "mds.\(filesystem):0"
         let deadline = Date().addingTimeInterval(Self.handOverDeadline)
         var left: [(id: Int, address: String?)] = []
@@ -521,13 +594,6 @@ public struct NFSTakeoverCommand: ParsableCommand {
             logger.notice("evicting session \(session.id) of \(NFSConfig.floatingUser) at \(session.address ?? "?")")
             _ = NFSRecovery.evict(session: session.id, from: target, tools: tools)
         }
-        let started = try launcher.ensureRunning(daemon)
-        try launcher.confirmStarted()
-        try CephTools.wait("the floating NFS server to listen on \(address):\(Seed.NFS.port)", seconds: 60) {
-            Ports.isListening(host: address.description, port: Seed.NFS.port)
-        }
-        logger.notice("started the floating NFS server on \(address)")
-        return started
     }
 }
 
@@ -537,6 +603,10 @@ public struct NFSReleaseCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "nfs-release",
         abstract: "Run by keepalived when this node loses the NFS floating address: stop its NFS server here.",
+        discussion: """
+            Example:
+              aquarium-provision nfs-release --filesystem cephfs   # keepalived
+            """,
         shouldDisplay: false)
 
     @OptionGroup public var global: GlobalOptions

@@ -114,6 +114,7 @@ public struct MaintenanceCommand: ParsableCommand {
                     if Date().timeIntervalSince(nfsLook) >= Self.nfsInterval {
                         nfsLook = Date()
                         if let released = operations.releaseKeptNFSSessions() { logger.notice("\(released)") }
+                        if let restarted = operations.keepFloatingNFSServer() { logger.notice("\(restarted)") }
                     }
                     if let done = try operations.syncOnce() { logger.notice("\(done)") }
                     reported = ""

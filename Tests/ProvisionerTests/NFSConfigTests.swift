@@ -60,12 +60,15 @@ import Testing
                                      node: NFSConfig.floatingNode, cephConf: "/etc/ceph/ceph.conf", bind: "10.77.0.100")
         #expect(text.contains("nodeid = \"virtual_ip\";") && text.contains("userid = \"nfs.virtual_ip\";")
                 && text.contains("User_Id = \"nfs.virtual_ip\";") && text.contains("Bind_addr = 10.77.0.100;"), "\(text)")
+        // What a `maintenance watch` round reads back from it.
+        #expect(NFSConfig.bindAddress(in: text) == IPAddress("10.77.0.100") && NFSConfig.filesystem(in: text) == "cephfs")
+        #expect(NFSConfig.bindAddress(in: render(Seed.NFS(exports: [Seed.NFSExport(name: "shared")]), bind: nil)) == nil)
         let layout = Layout(root: "/tmp/r")
         let daemon = NFSConfig.floatingDaemon(layout)
         #expect(daemon.configPath == "/tmp/r/etc/ganesha/ganesha-floating.conf" && !daemon.atBoot
                 && daemon.arguments.contains("/tmp/r/run/ganesha-floating.pid") && layout.daemonConfigs.contains(daemon.configPath))
         let unit = SystemdLauncher.renderUnit(daemon, cluster: "ceph")
-        #expect(!unit.contains("[Install]") && unit.contains("ExecStart="), "\(unit)")
+        #expect(!unit.contains("[Install]") && unit.contains("Restart=no\n") && unit.contains("ExecStart="), "\(unit)")
         var own = daemon
         own.atBoot = true
         #expect(SystemdLauncher.renderUnit(own, cluster: "ceph").hasSuffix("TimeoutStopSec=60\n\n[Install]\nWantedBy=multi-user.target\n"))
@@ -130,6 +133,27 @@ import Testing
             let when = try #require(taken.values[0])
             #expect(when >= released, "the second holder got the lock while the first held it")
             #expect(FileManager.default.fileExists(atPath: directory + "/run/aquarium/nfs-floating.lock"))
+        }
+    }
+}
+
+/// NFS-Ganesha listens even when it could not make an export; its log since the start says so (lines from a QEMU rack).
+@Suite struct NFSExportFailureTests {
+    @Test func onlyTheLogSinceThisStartCounts() throws {
+        try withTemporaryDirectory { directory in
+            let log = directory + "/ganesha-floating.log"
+            let earlier = "01/12/2026 02:10:00 : epoch 1 : rack-node-1 : ganesha.nfsd-9[main] create_export :FSAL :CRIT :Unable to mount Ceph cluster for /volumes/a.\n"
+            try earlier.write(toFile: log, atomically: true, encoding: .utf8)
+            let offset = NFSConfig.logSize(log)
+            #expect(offset == earlier.utf8.count)
+            #expect(NFSConfig.exportFailure(log: log, from: 0)?.contains("Unable to mount Ceph cluster") == true)
+            let fine = "01/12/2026 02:11:21 : epoch 2 : rack-node-1 : ganesha.nfsd-10[main] nfs_start :NFS STARTUP :EVENT :NFS SERVER INITIALIZED\n"
+            try (earlier + fine).write(toFile: log, atomically: true, encoding: .utf8)
+            #expect(NFSConfig.exportFailure(log: log, from: offset) == nil)
+            let failed = "01/12/2026 02:11:20 : epoch 2 : rack-node-1 : ganesha.nfsd-10[main] fsal_cfg_commit :CONFIG :CRIT :Could not create export for (/shared)\n"
+            try (earlier + failed + fine).write(toFile: log, atomically: true, encoding: .utf8)
+            #expect(NFSConfig.exportFailure(log: log, from: offset) == " fsal_cfg_commit :CONFIG :CRIT :Could not create export for (/shared)")
+            #expect(NFSConfig.exportFailure(log: directory + "/missing.log", from: 0) == nil)
         }
     }
 }

@@ -325,6 +325,15 @@ struct RackFileTests {
         #expect(rack.monitors == ["node1", "node2", "node3"])
     }
 
+    /// The demos' rack files (`make cluster-demo`, `iscsi-demo`, `nfs-demo`): a demo that boots three nodes for half an
+    /// hour should not find a typo at its first step.
+    @Test("the demos' rack files validate", arguments: ["cluster-demo-rack.yaml", "cluster-demo-iscsi-rack.yaml",
+                                                        "cluster-demo-nfs-rack.yaml"])
+    func demoRack(_ name: String) throws {
+        let rack = try RackLoader.load(path: Fixture.root + "/docs/examples/" + name)
+        #expect(rack.monitors == ["rack-node-1", "rack-node-2", "rack-node-3"])
+    }
+
     @Test("the rack file shown in docs/rack.md validates")
     func documentedRack() throws {
         let text = try Fixture.read("docs/rack.md")
