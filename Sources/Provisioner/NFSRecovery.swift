@@ -176,30 +176,6 @@ extension NFSRecovery {
 }
 
 extension Operations {
-    /// On an NFS node (a `maintenance watch` round): the floating address's server started again when this node holds
-    /// the address and the server is not running (it exited; systemd does not restart it: only where the address is).
-    /// What it did; nil when nothing.
-    func keepFloatingNFSServer() -> String? {
-        guard let config = Files.read(layout.floatingGaneshaConf), let address = NFSConfig.bindAddress(in: config),
-              NFSConfig.holds(address), let lock = try? FloatingServerLock(layout) else { return nil }
-        defer { lock.release() }
-        let launcher = launcher
-        let daemon = NFSConfig.floatingDaemon(layout)
-        guard NFSConfig.holds(address), !launcher.isRunning(daemon) else { return nil }
-        let filesystem = NFSConfig.filesystem(in: config) ?? "cephfs"
-        _ = NFSRecovery.evictFloating(at: identity.address.description, filesystem: filesystem, tools: tools)
-        do {
-            guard try launcher.ensureRunning(daemon) else { return nil }
-            try launcher.confirmStarted()
-        } catch {
-            logger.warning("could not start the NFS server of \(address): \(error)")
-            return nil
-        }
-        let line = "started the NFS server of \(address) again: this node holds the address and the server was not running"
-        record("nfs.floating.restarted", line)
-        return line
-    }
-
     /// On an NFS node with the admin key (a `maintenance watch` round): the sessions a rank in `up:clientreplay` keeps
     /// for NFS servers that no longer answer are evicted (and their clients blocklisted). What it did; nil when nothing.
     func releaseKeptNFSSessions() -> String? {

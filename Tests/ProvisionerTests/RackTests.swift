@@ -298,6 +298,29 @@ import Testing
                     #expect(try lockTest(nodes[3]) == "denied", "\(Files.read(lockLog) ?? "")")
                     let releases = EventLog(path: holderRoot + "/var/lib/aquarium/events.jsonl").read().filter { $0.event == "nfs.release" }
                     #expect(!releases.isEmpty, "\(holders) did not stop its floating NFS server")
+
+                    // 5c. Node 1's floating server dies (kill -9) while node 1 keeps the address: nothing restarts it
+                    // (its unit has Restart=no: it may run only where the address is) until node 1's maintenance watch
+                    // starts it again, the same way keepalived's takeover does; the lock holder reclaims its lock a
+                    // third time, and another client is still denied it.
+                    let floatingPidFile = nodes[0].node.root + "/run/aquarium/ceph-\(NFSConfig.floatingUser).pid"
+                    let floatingPid = Int32((Files.read(floatingPidFile) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+                    #expect(floatingPid > 0, "no pid in \(floatingPidFile)")
+                    if floatingPid > 0 { kill(floatingPid, SIGKILL) }
+                    #expect(try waitForLine(in: lockLog, containing: "lost the server", seconds: 60, count: 3), "\(Files.read(lockLog) ?? "")")
+                    let restart = try nodes[0].host.command(try nodes[0].provisioner, ["maintenance", "watch", "--once", "--root", nodes[0].node.root])
+                        .run(acceptedStatuses: Set(0...255))
+                    #expect(restart.status == 0, "\(restart.errorOutput.suffix(2000))")
+                    // (The watch records its events in the cluster's log.)
+                    let listed = try nodes[0].host.command(try nodes[0].provisioner, ["events", "--root", nodes[0].node.root, "--json"])
+                        .run(acceptedStatuses: Set(0...255))
+                    let restarts = ((try? JSONDecoder().decode(ClusterEventsReport.self, from: listed.standardOutput))?.events ?? [])
+                        .filter { $0.event == "nfs.floating.restarted" }
+                    #expect(restarts.contains { $0.host == "node-1" && ($0.detail ?? "").contains("started the NFS server of \(Self.nfsAddress) again") },
+                            "\(restarts.map { $0.detail ?? "" }); the watch said: \(restart.errorOutput.suffix(2000))")
+                    #expect(try waitForLine(in: lockLog, containing: "reclaimed the lock", seconds: 180, count: 3),
+                            "\(Files.read(lockLog) ?? "")\nnode 1's floating NFS-Ganesha: \(ganeshaLog(nodes[0].node.root, floating: true))")
+                    #expect(try lockTest(nodes[3]) == "denied", "\(Files.read(lockLog) ?? "")")
                     _ = lockHolder.terminate(grace: 5)
 
                     // 6. A storage seed of another cluster (same key, foreign fsid) is refused; nothing is created.
