@@ -14,7 +14,8 @@ cluster-demo:
 
 ## iscsi-demo: the cluster-demo rack with an iSCSI target on all three monitor nodes, a gateway each: a real initiator
 ## (libiscsi) on the bridge finds the three portals, writes through node 1's, reads through the others', and after
-## node 1 is stopped writes and reads through node 2's (scripts/cluster-demo --iscsi; 20-45 min under TCG)
+## node 1 is stopped writes and reads through node 2's; node 2 then removes node 1 (node remove), its gateway leaves
+## the target, and the initiator writes through node 3's (scripts/cluster-demo --iscsi; 20-45 min under TCG)
 iscsi-demo:
 	./scripts/cluster-demo --iscsi
 

@@ -152,3 +152,45 @@ struct ClusterLock {
         }
     }
 }
+
+extension Operations {
+    /// `node remove HOST` on a gateway (in a rack every monitor node is one): HOST's gateway taken out of the iSCSI
+    /// target through this node's rbd-target-api, once HOST's daemons are down. ceph-iscsi's forced deletion (HOST
+    /// does not answer): the configuration changed here, every other gateway drops HOST's portal group, and the LUNs
+    /// HOST owned get another owner. Under the lock the gateways take when they add themselves (each gateway's portal
+    /// list is built from the configuration it read). What it did; nil when HOST is no gateway or there is no target.
+    func removeISCSIGateway(_ host: String, timeout: Double) throws(ProvisionError) -> String? {
+        guard let data = FileManager.default.contents(atPath: layout.iscsiCredentialsFile),
+              let credentials = try? JSONDecoder().decode(ISCSICredentials.self, from: data) else { return nil }
+        let client = ISCSIAPI(user: ISCSIGatewayConfig.apiUser, password: credentials.apiPassword)
+        let target = credentials.target
+        func gateway() throws(ProvisionError) -> String? {
+            let config: ISCSIAPI.Config
+            do { config = try client.config() } catch {
+                throw .failed("\(host) may still be a gateway of the iSCSI target \(target), and this node's rbd-target-api "
+                    + "did not answer (\(error)); start it (`aquarium-provision` here), then run `node remove \(host)` again")
+            }
+            return config.targets[target]?.portals.keys.first { Self.isGatewayName($0, of: host) }
+        }
+        guard try gateway() != nil else { return nil }
+        let lock = ClusterLock(tools: tools, pool: ClusterEventLog.pool, object: Provisioner.iscsiGatewayLock, owner: localHost)
+        return try lock.holding("remove the iSCSI gateway of \(host)", seconds: timeout) { () throws(ProvisionError) -> String? in
+            guard let name = try gateway() else { return nil }
+            try client.send("DELETE", "/api/gateway/\(target)/\(name)", ["force": "true"],
+                            "take the gateway \(name) of the removed node out of \(target)")
+            let left = try client.config().targets[target]?.portals ?? [:]
+            guard left[name] == nil else {
+                throw .failed("rbd-target-api accepted the deletion of the gateway \(name) but its configuration still lists it")
+            }
+            let line = "took the gateway \(name) out of the iSCSI target \(target) (\(left.count) gateway(s) left: "
+                + left.keys.sorted().joined(separator: ", ") + ")"
+            record("iscsi.gateway.removed", line)
+            return line
+        }
+    }
+
+    /// True when rbd-target-api's gateway name `name` (the host's name, possibly fully qualified) is `host`'s.
+    static func isGatewayName(_ name: String, of host: String) -> Bool {
+        name == host || name.hasPrefix(host + ".")
+    }
+}

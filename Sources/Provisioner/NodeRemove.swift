@@ -42,6 +42,9 @@ extension Operations {
         // The node stops its daemons for good (its own `maintenance watch`); a dead node's are down already.
         try writeFlag("removed", MaintenanceFlag(host: host, reason: "removed", by: localHost))
         try waitForHost(host, osds: osds, up: false, seconds: timeout)
+        // Its iSCSI gateway leaves the target while this can still be done again (a failed run is run again: the host
+        // is still in CRUSH then).
+        if let done = try removeISCSIGateway(host, timeout: timeout) { say(done) }
         for id in osds {
             try tools.run("ceph", ["osd", "purge", String(id), "--yes-i-really-mean-it"], timeout: 60)
             say("purged osd.\(id)")
@@ -63,7 +66,7 @@ extension Operations {
         try removeFlag(NodeKey.objectKind, host: host)
         try forgetDownHost(host)
         record("node.removed", "\(host): OSDs " + (osds.isEmpty ? "none" : osds.map { "osd.\($0)" }.joined(separator: ", "))
-            + " purged after their data moved, monitor, manager, keys and CRUSH host removed")
+            + " purged after their data moved, monitor, manager, keys and CRUSH host removed (and its iSCSI gateway, if any)")
     }
 
     /// Waits until every placement group is active+clean and Ceph says the OSDs hold nothing the cluster needs

@@ -65,6 +65,19 @@ import Testing
         #expect(gateways.map(Provisioner.iscsiPortal) == portals)
     }
 
+    /// `node remove HOST` finds HOST's gateway by the name rbd-target-api gave it: the host name, maybe qualified.
+    @Test("a removed host's gateway name", arguments: [
+        ("rack-node-1", "rack-node-1", true),
+        ("rack-node-1.example.net", "rack-node-1", true),
+        ("rack-node-10", "rack-node-1", false),
+        ("rack-node-1x.example.net", "rack-node-1", false),
+        ("rack-node-2", "rack-node-1", false),
+        ("node", "rack-node-1", false),
+    ])
+    func gatewayName(name: String, host: String, matches: Bool) {
+        #expect(Operations.isGatewayName(name, of: host) == matches)
+    }
+
     @Test("rbd-target-api's error messages are shown, or the start of the body")
     func apiMessages() {
         #expect(ISCSIAPI.message(#"{"message":"Gateway already exists in configuration"}"#) == "Gateway already exists in configuration")
