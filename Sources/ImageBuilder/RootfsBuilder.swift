@@ -177,6 +177,12 @@ public struct RootfsBuilder {
             try? FileManager.default.removeItem(atPath: root + "/etc/ssh/" + name)
             try? FileManager.default.removeItem(atPath: root + "/etc/ssh/" + name + ".pub")
         }
+        if FileManager.default.fileExists(atPath: root + "/etc/iscsi/initiatorname.iscsi") {
+            // open-iscsi's postinst made an initiator name at build time, which every node would share (an iSCSI
+            // target's ACLs tell initiators apart by it): its startup check makes a new one when iscsid first starts
+            // on the node, in /etc's overlay on the system disk.
+            try write("GenerateName=yes\n", to: root + "/etc/iscsi/initiatorname.iscsi", mode: 0o600)
+        }
         try write(custom.release.keys.sorted().map { "\($0)=\(custom.release[$0] ?? "")\n" }.joined(),
                   to: root + "/etc/aquarium/image-release")
 

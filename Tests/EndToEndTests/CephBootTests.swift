@@ -1,3 +1,4 @@
+import Crypto
 import Exec
 import Foundation
 import QEMU
@@ -6,8 +7,8 @@ import TestSupport
 
 /// The appliance image (profile "full", with Ceph) on a real boot: FirstBoot hands off, the Provisioner bootstraps
 /// Ceph with systemd units from the seed, and after a reboot the cluster comes back by itself, answers S3 and serves
-/// an RBD image over iSCSI, to clients on the node's private network (GuestNetwork). In the same (serialized) suite
-/// as the other boots: one VM at a time.
+/// an RBD image over iSCSI, to clients on the node's private network (GuestNetwork) and to open-iscsi in the node
+/// itself. In the same (serialized) suite as the other boots: one VM at a time.
 extension EndToEndTests {
     struct S3Keys: Decodable {
         var accessKey: String
@@ -72,10 +73,95 @@ extension EndToEndTests {
     /// The seed's default target name (services.iscsi.target left out).
     static let defaultTarget = "iqn.2026-01.local.aquarium:storage"
 
+    /// The test-only unit of the fourth boot: open-iscsi inside the node (this machine's kernel has no iscsi_tcp, the
+    /// node's Debian kernel has it and LIO) logs in to the node's own target at its public address with the CHAP
+    /// credentials the Provisioner made, following docs/services.md's commands; a wrong password is refused first. It
+    /// writes 1 MiB of random bytes at 8 MiB of LUN 0 and reads them back (O_DIRECT), logs out, and prints the bytes'
+    /// SHA-256, which the host then finds in the RBD image. Its lines start with `openISCSIMarker`.
+    static let openISCSIMarker = "aquarium-e2e-open-iscsi: "
+    static let openISCSIProgram = """
+    #!/usr/bin/python3
+    # Test only (CephBootTests, fourth boot): open-iscsi logs in to this node's own iSCSI target with CHAP.
+    import hashlib, json, os, subprocess, sys, time
+
+    def say(text):
+        print("\(openISCSIMarker)" + text, flush=True)
+
+    def run(argv, accepted=(0,)):
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=180)
+        if result.returncode not in accepted:
+            say("failed: " + " ".join(argv[:5]) + " exited " + str(result.returncode) + ": "
+                + (result.stderr + result.stdout).strip()[-600:])
+            sys.exit(1)
+        return result
+
+    keys = json.load(open("/var/lib/aquarium/iscsi.json"))
+    target, portal = keys["target"], keys["portals"][0]
+    address = portal.rsplit(":", 1)[0]
+    run(["systemctl", "start", "iscsid.service"])
+    names = [line.split("=", 1)[1].strip() for line in open("/etc/iscsi/initiatorname.iscsi").read().splitlines()
+             if line.startswith("InitiatorName=")]
+    say("initiator " + (names[0] if names else "none"))
+    found = run(["iscsiadm", "-m", "discovery", "-t", "sendtargets", "-p", address]).stdout
+    if portal not in found or target not in found:
+        say("failed: discovery through " + address + " does not list " + portal + " " + target + ": " + found.strip())
+        sys.exit(1)
+    node = ["iscsiadm", "-m", "node", "-T", target, "-p", address]
+    def update(name, value):
+        run(node + ["-o", "update", "-n", name, "-v", value])
+    update("node.session.auth.authmethod", "CHAP")
+    update("node.session.auth.username", keys["username"])
+    update("node.session.auth.password", "wrong-" + keys["password"])
+    refused = run(node + ["--login"], accepted=range(256))
+    if refused.returncode != 24:
+        say("failed: the login with a wrong CHAP password ended with " + str(refused.returncode) + ", not 24 (authentication failure)")
+        sys.exit(1)
+    say("a wrong CHAP password is refused (iscsiadm exit 24)")
+    update("node.session.auth.password", keys["password"])
+    run(node + ["--login"])
+    device = "/dev/disk/by-path/ip-" + portal + "-iscsi-" + target + "-lun-0"
+    for _ in range(60):
+        run(["udevadm", "settle"])
+        if os.path.exists(device):
+            break
+        time.sleep(1)
+    else:
+        say("failed: no " + device + " after the login: " + " ".join(sorted(os.listdir("/dev/disk/by-path"))))
+        sys.exit(1)
+    size = int(run(["blockdev", "--getsize64", device]).stdout)
+    pattern = os.urandom(1 << 20)
+    with open("/run/aquarium-e2e-pattern", "wb") as f:
+        f.write(pattern)
+    run(["dd", "if=/run/aquarium-e2e-pattern", "of=" + device, "bs=1M", "seek=8", "count=1", "oflag=direct", "conv=fsync"])
+    run(["dd", "if=" + device, "of=/run/aquarium-e2e-back", "bs=1M", "skip=8", "count=1", "iflag=direct"])
+    back = open("/run/aquarium-e2e-back", "rb").read()
+    run(node + ["--logout"])
+    run(node + ["-o", "delete"])
+    if back != pattern:
+        say("failed: the 1 MiB read back at 8 MiB of " + device + " is not what was written")
+        sys.exit(1)
+    say("passed: wrote and read back 1 MiB at 8 MiB of LUN 0 (" + str(size) + " bytes) through " + portal
+        + ", logged out, sha256 " + hashlib.sha256(pattern).hexdigest())
+
+    """
+    static let openISCSIUnit = """
+    [Unit]
+    Description=Aquarium end-to-end test only: open-iscsi logs in to this node's iSCSI target
+    After=aquarium-provision.service
+    [Service]
+    Type=oneshot
+    ExecStart=/usr/local/bin/aquarium-e2e-open-iscsi
+    StandardOutput=journal+console
+    StandardError=journal+console
+    [Install]
+    WantedBy=multi-user.target
+
+    """
+
     /// Seconds each iSCSI client command (qemu-io with libiscsi, rbd export) may take.
     static let iscsiProbeLimit = 180
 
-    @Test("Ceph: the node bootstraps Ceph from its seed through kills in and after its iscsi step, keeps its cluster across a reboot, answers S3, and serves RBD images over iSCSI with CHAP, then with per-initiator ACLs and mutual CHAP",
+    @Test("Ceph: the node bootstraps Ceph from its seed through kills in and after its iscsi step, keeps its cluster across a reboot, answers S3, and serves RBD images over iSCSI with CHAP (to open-iscsi in the node and libiscsi on its network), then with per-initiator ACLs and mutual CHAP",
           .requires(root: true, programs: ["qemu-system-x86_64", "qemu-io", "iscsi-inq", "dnsmasq", "rbd", "ip", "mtype", "sfdisk", "debugfs",
                                            "blkid", "python3"]))
     func cephBootstrapRebootAndS3() throws {
@@ -172,14 +258,23 @@ extension EndToEndTests {
 
             // Fourth boot, from a stick that does not power off: systemd starts the daemons from their units, the
             // Provisioner changes nothing, and the clients on the node's network use S3 and iSCSI while it is up.
+            // Its stick also has the open-iscsi test unit (openISCSIProgram); the image ships open-iscsi with no
+            // initiator name of its own: each node makes one when iscsid first starts.
             let again = try seededStick("ceph-2", seed: seed, profile: .full, kernelArguments: "")
+            let shippedName = try again.rootAFile("/etc/iscsi/initiatorname.iscsi")
+            #expect(shippedName == "GenerateName=yes\n", "the image's /etc/iscsi/initiatorname.iscsi: \(shippedName ?? "missing")")
+            try again.addTestUnit("aquarium-e2e-open-iscsi", program: Self.openISCSIProgram, unit: Self.openISCSIUnit)
+            let consoleLog = try env.directory("logs") + "/ceph-2.console.log"
             let script = dir + "/s3.py"
             try Self.s3Script.write(toFile: script, atomically: true, encoding: .utf8)
             let payload = "aquarium end to end \(UUID().uuidString)"
             var s3: Result<String, Error> = .failure(MissingCapability(what: "the S3 request (the Provisioner never finished)"))
             var lun: Result<ISCSIProbe, Error> = .failure(MissingCapability(what: "the iSCSI probe (the Provisioner never finished)"))
+            var guestInitiator = ""
             let second = try env.boot("ceph-2", stick: again, disks: disks, timeout: 900, stopMarkers: [done], network: net) { _ in
-                // Bounded: the probes run while the boot loop waits, before its timeout check, and boto3 retries.
+                // First the node's own open-iscsi (its unit starts when the Provisioner has ended), then the host's
+                // clients. Bounded: the probes run while the boot loop waits, before its timeout check, and boto3 retries.
+                guestInitiator = Self.waitForLine(Self.openISCSIMarker, ending: ["passed: ", "failed: "], in: consoleLog, seconds: 420)
                 s3 = Result {
                     let probe = try net.command("/usr/bin/python3", [script, "http://\(address):7480", keys.accessKey, keys.secretKey, payload])
                         .timeLimited(Self.s3ProbeLimit).run(acceptedStatuses: Set(0...255))
@@ -201,6 +296,18 @@ extension EndToEndTests {
             #expect(probe.writtenAndReadBack, "the pattern written over iSCSI did not read back")
             #expect(probe.imageHoldsPattern, "the RBD image rbd/vol1 does not hold what the initiator wrote")
             #expect(probe.imageSize == 64 << 20, "rbd/vol1 is \(probe.imageSize) bytes")
+            // open-iscsi inside the node: refused with a wrong password, then logged in with the node's credentials
+            // under an initiator name made on the node, and the RBD image holds the bytes it wrote.
+            let guest = guestInitiator.split(whereSeparator: \.isNewline).map(String.init)
+            let passed = guest.first { $0.hasPrefix("passed: ") } ?? ""
+            #expect(passed.contains("(\(64 << 20) bytes) through \(address):3260"), "open-iscsi in the node: \(guest)")
+            #expect(guest.contains("a wrong CHAP password is refused (iscsiadm exit 24)"), "open-iscsi in the node: \(guest)")
+            let initiatorName = guest.first { $0.hasPrefix("initiator ") }.map { String($0.dropFirst("initiator ".count)) } ?? ""
+            #expect(initiatorName.hasPrefix("iqn.1993-08.org.debian:01:") && initiatorName.count > 30,
+                    "the node's initiator name was not made on the node: \(guest)")
+            let digest = passed.split(separator: " ").last.map(String.init) ?? "none"
+            #expect(probe.sha256At8MiB == digest, "rbd/vol1 at 8 MiB does not hold the bytes open-iscsi wrote in the node (\(digest)): \(probe.sha256At8MiB)")
+            env.note("ceph boot 4: open-iscsi in the node as \(initiatorName): \(passed.prefix(60))")
             env.note("ceph boot 4: handoff at \(second.markerTimes[E2E.handoffMarker].map { Int($0) } ?? -1) s, provisioner done at \(second.markerTimes[done].map { Int($0) } ?? -1) s")
 
             // Per-initiator ACLs and mutual CHAP, switched on in the running cluster: a second disk, initiator A with
@@ -332,6 +439,24 @@ extension EndToEndTests {
         var writtenAndReadBack: Bool
         var imageHoldsPattern: Bool
         var imageSize: Int
+        /// The SHA-256 of rbd/vol1's bytes from 8 MiB to 9 MiB (where open-iscsi in the node wrote).
+        var sha256At8MiB: String
+    }
+
+    /// The lines of `path` (the console) that start with `marker`, without it, once one of them starts with one of
+    /// `ending`, or when `seconds` have passed.
+    static func waitForLine(_ marker: String, ending: [String], in path: String, seconds: Double) -> String {
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            let lines = VirtualMachineRunner.readConsole(path).split(whereSeparator: \.isNewline).compactMap { line -> String? in
+                guard let range = line.range(of: marker) else { return nil }
+                return String(line[range.upperBound...]).trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            if lines.contains(where: { line in ending.contains { line.hasPrefix($0) } }) || Date() >= deadline {
+                return lines.joined(separator: "\n")
+            }
+            Thread.sleep(forTimeInterval: 2)
+        }
     }
 
     /// A real initiator (libiscsi, through qemu-io: this machine's kernel has no iscsi_tcp for open-iscsi) on the node's
@@ -361,6 +486,7 @@ extension EndToEndTests {
             wrongPasswordRefused: wrong.status != 0 && (wrong.output + wrong.errorOutput).contains("Authentication failure"),
             writtenAndReadBack: written,
             imageHoldsPattern: image.map { $0.count >= 1 << 20 && $0.prefix(1 << 20).allSatisfy { $0 == 0x5a } } ?? false,
-            imageSize: image?.count ?? -1)
+            imageSize: image?.count ?? -1,
+            sha256At8MiB: image.map { $0.count >= 9 << 20 ? SHA256.hash(data: $0[(8 << 20)..<(9 << 20)]).map { String(format: "%02x", $0) }.joined() : "short" } ?? "none")
     }
 }

@@ -88,6 +88,47 @@ struct Stick {
         if try seedVolumeFile(name) != nil { throw MissingCapability(what: "deleting \(name) from the seed volume of \(path)") }
     }
 
+    /// The ext4 root of slot A (partition AQUA-ROOT-A), for debugfs.
+    var rootA: String {
+        get throws {
+            let editor = try GPTEditor(path: path)
+            guard let entry = editor.entries.first(where: { $0.name == "AQUA-ROOT-A" }) else {
+                throw MissingCapability(what: "a partition named AQUA-ROOT-A on \(path)")
+            }
+            return "\(path)?offset=\(entry.firstLBA * 512)"
+        }
+    }
+
+    /// A file of slot A's root, read with debugfs, or nil when it is not there.
+    func rootAFile(_ file: String) throws -> String? {
+        let result = try Command("debugfs", ["-R", "cat \(file)", try rootA]).run(acceptedStatuses: Set(0...255))
+        return result.status == 0 && !result.errorOutput.contains("File not found") ? result.output : nil
+    }
+
+    /// Adds a test-only program and its unit, enabled for multi-user.target, to slot A's root (written with debugfs,
+    /// without mounting): `/usr/local/bin/NAME` and `/etc/systemd/system/NAME.service`. Only this copy of the stick
+    /// has them; the image is not changed.
+    func addTestUnit(_ name: String, program: String, unit: String) throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("unit-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try Data(program.utf8).write(to: URL(fileURLWithPath: directory + "/program"))
+        try Data(unit.utf8).write(to: URL(fileURLWithPath: directory + "/unit"))
+        let (binary, service) = ("/usr/local/bin/\(name)", "/etc/systemd/system/\(name).service")
+        let commands = """
+            write \(directory)/program \(binary)
+            sif \(binary) mode 0100755
+            write \(directory)/unit \(service)
+            symlink /etc/systemd/system/multi-user.target.wants/\(name).service \(service)
+
+            """
+        try Data(commands.utf8).write(to: URL(fileURLWithPath: directory + "/commands"))
+        try Command("debugfs", ["-w", "-f", directory + "/commands", try rootA]).run()
+        guard try rootAFile(service) == unit, try rootAFile(binary) == program else {
+            throw MissingCapability(what: "\(name) written into slot A's root on \(path) with debugfs")
+        }
+    }
+
     func seedVolumeListing() throws -> String {
         try Command("mdir", ["-/", "-b", "-i", "\(path)@@\(try seedOffset)", "::"]).run(acceptedStatuses: [0, 1]).output
     }

@@ -23,7 +23,7 @@ struct DescriptionTests {
             #expect(minimal.contains(package), "\(package)")
         }
         for package in ["ceph-mon", "ceph-mgr", "ceph-osd", "ceph-common", "radosgw", "ceph-mds", "nfs-ganesha", "nfs-ganesha-ceph", "keepalived",
-                        "ceph-mgr-dashboard", "ceph-iscsi", "tcmu-runner"] {
+                        "ceph-mgr-dashboard", "ceph-iscsi", "tcmu-runner", "open-iscsi"] {
             #expect(full.contains(package) && !minimal.contains(package), "\(package)")
         }
         #expect(description.layout.espMiB >= 36)
