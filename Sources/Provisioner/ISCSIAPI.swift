@@ -6,6 +6,8 @@ import Foundation
 struct ISCSIAPI {
     var user: String
     var password: String
+    /// Seconds one request may take (curl's --max-time).
+    var maxTime = 300
 
     struct Response {
         var code: Int
@@ -39,7 +41,18 @@ struct ISCSIAPI {
         }
     }
 
-    struct Portal: Decodable {}
+    /// A gateway's portal group: the addresses its portal listens on.
+    struct Portal: Decodable {
+        var addresses: [String]
+
+        enum CodingKeys: String, CodingKey { case addresses = "portal_ip_addresses" }
+
+        init(addresses: [String]) { self.addresses = addresses }
+
+        init(from decoder: any Decoder) throws {
+            addresses = try decoder.container(keyedBy: CodingKeys.self).decodeIfPresent([String].self, forKey: .addresses) ?? []
+        }
+    }
     struct Disk: Decodable {}
 
     /// A LUN: its number on the target.
@@ -81,7 +94,7 @@ struct ISCSIAPI {
         let result: CommandResult
         do {
             result = try Command("curl", ["--silent", "--show-error", "--write-out", "\n%{http_code}", "-K", "-",
-                                          "--request", method, "--max-time", "300", "--", url])
+                                          "--request", method, "--max-time", String(maxTime), "--", url])
                 .run(input: Data(config.utf8), acceptedStatuses: Set(0...255))
         } catch { throw .failedBecause("curl did not run for \(method) \(path): \(error)", cause: error) }
         let lines = result.output.split(separator: "\n", omittingEmptySubsequences: false)

@@ -50,8 +50,17 @@ public struct ISCSICredentialsCommand: ParsableCommand {
 
     public func run() throws {
         let layout = Layout(root: rootOptions.root, cluster: rootOptions.cluster)
-        let credentials = try ServiceSecrets.read(ISCSICredentials.self, at: layout.iscsiCredentialsFile,
+        var credentials = try ServiceSecrets.read(ISCSICredentials.self, at: layout.iscsiCredentialsFile,
                                                   service: "iSCSI", seedKey: "iscsi")
+        // The portals the target has now (a gateway taken out by `node remove`, one added since), from this node's
+        // rbd-target-api; the file's are those of the last run.
+        let api = ISCSIAPI(user: ISCSIGatewayConfig.apiUser, password: credentials.apiPassword, maxTime: 10)
+        if let target = (try? api.config())?.targets[credentials.target] {
+            credentials.portals = Self.portals(stored: credentials.portals, live: target.portals.values.flatMap(\.addresses))
+        } else {
+            FileHandle.standardError.write(Data(("rbd-target-api on this node does not answer: the portals are those of "
+                + "the last run of aquarium-provision\n").utf8))
+        }
         if json {
             struct Login: Encodable {
                 var target: String
@@ -72,6 +81,14 @@ public struct ISCSICredentialsCommand: ParsableCommand {
         } else {
             print(Self.text(credentials))
         }
+    }
+
+    /// The portals of the target's gateways (`live`, addresses), in the order of the file's (`stored`), then the new
+    /// ones sorted.
+    static func portals(stored: [String], live: [String]) -> [String] {
+        let current = Set(live.map(Provisioner.iscsiPortal))
+        let kept = stored.filter(current.contains)
+        return kept + current.subtracting(kept).sorted()
     }
 
     /// The target and portals, then either the target's CHAP credentials or each initiator's (per-initiator ACLs),

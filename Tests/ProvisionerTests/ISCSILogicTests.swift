@@ -78,6 +78,19 @@ import Testing
         #expect(Operations.isGatewayName(name, of: host) == matches)
     }
 
+    /// `iscsi-credentials` shows the target's gateways as rbd-target-api has them now: a gateway `node remove` took
+    /// out is gone, one added since is there, the file's order is kept.
+    @Test("the portals shown are the target's gateways now", arguments: [
+        (["10.77.0.1:3260", "10.77.0.2:3260", "10.77.0.3:3260"], ["10.77.0.3", "10.77.0.2"], ["10.77.0.2:3260", "10.77.0.3:3260"]),
+        (["10.77.0.2:3260"], ["10.77.0.4", "10.77.0.2", "10.77.0.3"], ["10.77.0.2:3260", "10.77.0.3:3260", "10.77.0.4:3260"]),
+        (["10.0.0.11:3260"], ["10.0.0.11"], ["10.0.0.11:3260"]),
+        (["[fd77::1]:3260", "[fd77::2]:3260"], ["fd77::2"], ["[fd77::2]:3260"]),
+        (["10.0.0.11:3260"], [], []),
+    ])
+    func livePortals(stored: [String], live: [String], shown: [String]) {
+        #expect(ISCSICredentialsCommand.portals(stored: stored, live: live) == shown)
+    }
+
     @Test("rbd-target-api's error messages are shown, or the start of the body")
     func apiMessages() {
         #expect(ISCSIAPI.message(#"{"message":"Gateway already exists in configuration"}"#) == "Gateway already exists in configuration")
@@ -101,6 +114,9 @@ import Testing
             try JSONEncoder().encode(credentials).write(to: URL(fileURLWithPath: layout.iscsiCredentialsFile))
             let text = try Products.run("aquarium-provision", ["iscsi-credentials", "--root", root])
             #expect(text.status == 0, "\(text.errorOutput)")
+            // No rbd-target-api on this machine: the file's portals, and the command says so.
+            #expect(text.errorOutput.contains("rbd-target-api on this node does not answer: the portals are those of the last run"),
+                    "\(text.errorOutput)")
             #expect(text.output == "target:   iqn.2026-01.local.aquarium:storage\nportals:  10.0.0.11:3260\n"
                     + "user:     aquarium-abcdefgh\npassword: Chap1234567890ab\n", "\(text.output)")
             let json = try Products.run("aquarium-provision", ["iscsi-credentials", "--root", root, "--json"])
