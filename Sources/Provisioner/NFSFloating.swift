@@ -156,8 +156,8 @@ public struct NFSReleaseCommand: ParsableCommand {
         let layout = Layout(root: rootOptions.root, cluster: rootOptions.cluster)
         try appendNotifyLog(to: log, "nfs-release")
         let logger = global.logger("aquarium.provision")
-        guard let config = Files.read(layout.floatingGaneshaConf), let address = NFSConfig.bindAddress(in: config),
-              let server = try FloatingNFSServer(address: address, filesystem: filesystem, layout: layout, logger: logger)
+        guard let configured = FloatingNFSServer.configured(layout),
+              let server = try FloatingNFSServer(address: configured.address, filesystem: filesystem, layout: layout, logger: logger)
         else { return }
         let lock = try FloatingServerLock(layout)
         defer { lock.release() }
@@ -222,6 +222,13 @@ struct FloatingNFSServer {
          tools: CephTools, logger: Logger) {
         (self.address, self.filesystem, self.nodeAddress, self.layout) = (address, filesystem, nodeAddress, layout)
         (self.launcher, self.tools, self.logger) = (launcher, tools, logger)
+    }
+
+    /// The address and file system of the floating server configured on this node (its ganesha.conf, written by the
+    /// `nfs` step); nil on a node without one.
+    static func configured(_ layout: Layout) -> (address: IPAddress, filesystem: String)? {
+        guard let config = Files.read(layout.floatingGaneshaConf), let address = NFSConfig.bindAddress(in: config) else { return nil }
+        return (address, NFSConfig.filesystem(in: config) ?? "cephfs")
     }
 
     /// How long a live previous holder of the address has to stop its floating server (keepalived told it to).
@@ -316,12 +323,12 @@ extension Operations {
     /// the address and the server is not running (it exited; systemd does not restart it: only where the address is).
     /// What it did; nil when nothing.
     func keepFloatingNFSServer() -> String? {
-        guard let config = Files.read(layout.floatingGaneshaConf), let address = NFSConfig.bindAddress(in: config),
-              NFSConfig.holds(address), let lock = try? FloatingServerLock(layout) else { return nil }
+        guard let configured = FloatingNFSServer.configured(layout), NFSConfig.holds(configured.address),
+              let lock = try? FloatingServerLock(layout) else { return nil }
         defer { lock.release() }
-        let server = FloatingNFSServer(address: address, filesystem: NFSConfig.filesystem(in: config) ?? "cephfs",
-                                       nodeAddress: identity.address, layout: layout, launcher: launcher, tools: tools,
-                                       logger: logger)
+        let address = configured.address
+        let server = FloatingNFSServer(address: address, filesystem: configured.filesystem, nodeAddress: identity.address,
+                                       layout: layout, launcher: launcher, tools: tools, logger: logger)
         do {
             guard try server.start(holding: lock) else { return nil }
         } catch {
