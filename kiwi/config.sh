@@ -25,6 +25,11 @@ systemctl enable systemd-networkd.service systemd-networkd-wait-online.service
 : > /etc/machine-id
 rm -f /var/lib/dbus/machine-id /etc/hostname /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub
 printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' > /etc/hosts
+# open-iscsi's initiator name: made per node when iscsid first starts (the one its postinst made would be shared).
+if [ -f /etc/iscsi/initiatorname.iscsi ]; then
+    printf 'GenerateName=yes\n' > /etc/iscsi/initiatorname.iscsi
+    chmod 0600 /etc/iscsi/initiatorname.iscsi
+fi
 
 # Public seed keys go here (FirstBoot refuses unsigned seeds when any *.pub is present).
 mkdir -p /etc/aquarium/trusted-seed-keys
