@@ -47,8 +47,6 @@ struct ISCSIAPI {
 
         enum CodingKeys: String, CodingKey { case addresses = "portal_ip_addresses" }
 
-        init(addresses: [String]) { self.addresses = addresses }
-
         init(from decoder: any Decoder) throws {
             addresses = try decoder.container(keyedBy: CodingKeys.self).decodeIfPresent([String].self, forKey: .addresses) ?? []
         }
